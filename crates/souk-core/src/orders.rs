@@ -1,0 +1,57 @@
+//! Orders: what a buyer paid for, and what happened to it.
+
+use crate::accounts::string_enum;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+string_enum! {
+    /// Why an order was placed.
+    OrderKind { New = "new", Renew = "renew" }
+}
+
+string_enum! {
+    /// Where an order's money stands.
+    OrderState {
+        /// Paid from the balance.
+        Paid = "paid",
+        /// Refunded in full (provisioning failed).
+        Refunded = "refunded",
+    }
+}
+
+impl OrderState {
+    /// The order's money goes back to the buyer.
+    pub fn refund(self) -> Result<OrderState, Error> {
+        match self {
+            OrderState::Paid => Ok(OrderState::Refunded),
+            other => Err(Error::refused(other, "refund")),
+        }
+    }
+}
+
+/// The longest `Idempotency-Key` souk keeps.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// Checks an `Idempotency-Key` header value: printable ASCII, 1 to 128 characters.
+pub fn idempotency_key(value: &str) -> Result<String, Error> {
+    if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY || !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Error::invalid("Idempotency-Key", "must be 1 to 128 printable ASCII characters"));
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refunds_happen_once() {
+        assert_eq!(OrderState::Paid.refund().unwrap(), OrderState::Refunded);
+        assert!(OrderState::Refunded.refund().is_err());
+        assert!(idempotency_key("a b").is_err());
+        assert!(idempotency_key("").is_err());
+        assert!(idempotency_key("retry-7f3a").is_ok());
+    }
+}

@@ -1,0 +1,173 @@
+//! Plans and their prices: what a buyer pays for N months or N years of a plan.
+
+use crate::money::{parse_unit_price, Currency, Money};
+use crate::Error;
+use chrono::{DateTime, Months, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The most months one order may buy.
+pub const MAX_MONTHS: u32 = 36;
+/// The most years one order may buy.
+pub const MAX_YEARS: u32 = 5;
+
+/// The unit a periodic plan is bought in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Month,
+    Year,
+}
+
+impl Period {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Month => "month",
+            Period::Year => "year",
+        }
+    }
+
+    /// How many of this period one order may buy.
+    pub fn max_count(self) -> u32 {
+        match self {
+            Period::Month => MAX_MONTHS,
+            Period::Year => MAX_YEARS,
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Period {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "month" => Ok(Period::Month),
+            "year" => Ok(Period::Year),
+            _ => Err(Error::invalid("period", "must be \"month\" or \"year\"")),
+        }
+    }
+}
+
+/// The prices of one plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPrices {
+    /// The currency every price of the plan is in.
+    pub currency: Currency,
+    /// Price of one month, if the plan is sold by the month.
+    pub monthly: Option<Decimal>,
+    /// Price of one year, if the plan is sold by the year.
+    pub yearly: Option<Decimal>,
+}
+
+impl PlanPrices {
+    /// Validates prices as a merchant enters them: at least one period, exact decimals.
+    pub fn parse(field: &str, currency: &str, monthly: Option<&str>, yearly: Option<&str>) -> Result<Self, Error> {
+        let currency: Currency =
+            currency.parse().map_err(|e: Error| relabel(e, &format!("{field}.currency")))?;
+        let monthly = monthly.map(|p| parse_unit_price(&format!("{field}.monthly_price"), p)).transpose()?;
+        let yearly = yearly.map(|p| parse_unit_price(&format!("{field}.yearly_price"), p)).transpose()?;
+        if monthly.is_none() && yearly.is_none() {
+            return Err(Error::invalid(format!("{field}.monthly_price"), "a plan needs a monthly or a yearly price"));
+        }
+        Ok(PlanPrices { currency, monthly, yearly })
+    }
+
+    /// The unit price for `period`, if the plan is sold that way.
+    pub fn unit_price(&self, period: Period) -> Option<Decimal> {
+        match period {
+            Period::Month => self.monthly,
+            Period::Year => self.yearly,
+        }
+    }
+
+    /// What `count` periods cost, rounded half-up to the minor unit once, at the charge.
+    pub fn price(&self, period: Period, count: u32) -> Result<Money, Error> {
+        if count == 0 || count > period.max_count() {
+            return Err(Error::invalid("periods", format!("buy between 1 and {} {}s", period.max_count(), period)));
+        }
+        let unit = self
+            .unit_price(period)
+            .ok_or_else(|| Error::invalid("period", format!("this plan is not sold by the {period}")))?;
+        Money::round(unit * Decimal::from(count), self.currency)
+    }
+
+    /// The lowest price of one month of this plan (a yearly price counts as a twelfth), for
+    /// sorting and price-range filters in the catalog.
+    pub fn monthly_equivalent(&self) -> Decimal {
+        match (self.monthly, self.yearly) {
+            (Some(m), Some(y)) => m.min(y / Decimal::from(12)),
+            (Some(m), None) => m,
+            (None, Some(y)) => y / Decimal::from(12),
+            (None, None) => Decimal::ZERO,
+        }
+    }
+}
+
+fn relabel(e: Error, field: &str) -> Error {
+    match e {
+        Error::Invalid { message, .. } => Error::invalid(field, message),
+        other => other,
+    }
+}
+
+/// The instant `count` periods after `from`; month ends clamp (31 Jan + 1 month = 28/29 Feb).
+pub fn add_periods(from: DateTime<Utc>, period: Period, count: u32) -> DateTime<Utc> {
+    let months = match period {
+        Period::Month => count,
+        Period::Year => count.saturating_mul(12),
+    };
+    from.checked_add_months(Months::new(months)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn prices() -> PlanPrices {
+        PlanPrices::parse("plans[0]", "CNY", Some("99.995"), Some("999")).unwrap()
+    }
+
+    #[test]
+    fn price_rounds_once_at_the_charge() {
+        assert_eq!(prices().price(Period::Month, 1).unwrap().minor, 10000);
+        assert_eq!(prices().price(Period::Month, 3).unwrap().minor, 29999);
+        assert_eq!(prices().price(Period::Year, 2).unwrap().minor, 199800);
+    }
+
+    #[test]
+    fn refuses_unsold_periods_and_bad_counts() {
+        let monthly_only = PlanPrices::parse("p", "CNY", Some("10"), None).unwrap();
+        assert!(matches!(monthly_only.price(Period::Year, 1), Err(Error::Invalid { field, .. }) if field == "period"));
+        assert!(matches!(prices().price(Period::Month, 0), Err(Error::Invalid { field, .. }) if field == "periods"));
+        assert!(prices().price(Period::Month, MAX_MONTHS + 1).is_err());
+        assert!(PlanPrices::parse("p", "CNY", None, None).is_err());
+        assert!(matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency"));
+    }
+
+    #[test]
+    fn month_ends_clamp() {
+        let jan31 = Utc.with_ymd_and_hms(2027, 1, 31, 12, 0, 0).unwrap();
+        assert_eq!(add_periods(jan31, Period::Month, 1), Utc.with_ymd_and_hms(2027, 2, 28, 12, 0, 0).unwrap());
+        assert_eq!(add_periods(jan31, Period::Year, 1), Utc.with_ymd_and_hms(2028, 1, 31, 12, 0, 0).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn more_periods_never_cost_less_and_never_end_sooner(n in 1u32..MAX_MONTHS, cents in 0i64..10_000_000) {
+            let p = PlanPrices { currency: crate::money::Currency::Cny, monthly: Some(Decimal::new(cents, 2)), yearly: None };
+            prop_assert!(p.price(Period::Month, n + 1).unwrap().minor >= p.price(Period::Month, n).unwrap().minor);
+            let t = Utc.with_ymd_and_hms(2027, 1, 31, 0, 0, 0).unwrap();
+            prop_assert!(add_periods(t, Period::Month, n) > t);
+        }
+    }
+}

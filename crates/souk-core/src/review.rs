@@ -1,0 +1,267 @@
+//! Publishing: a product's content is edited in a revision (a draft, then an application under
+//! review); an approved revision becomes the listed version. While a change to a listed product is
+//! reviewed, the listed version stays what buyers see.
+
+use crate::accounts::string_enum;
+use crate::plans::PlanPrices;
+use crate::validate;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Working days a reviewer has for an application.
+pub const REVIEW_WORKING_DAYS: u32 = 3;
+
+/// Categories a product can be listed under.
+pub const CATEGORIES: &[&str] = &[
+    "collaboration",
+    "security",
+    "developer-tools",
+    "data-analytics",
+    "ai",
+    "industry",
+    "finance",
+    "marketing",
+    "it-operations",
+];
+
+string_enum! {
+    /// Whether buyers can find and buy a product.
+    ProductState {
+        /// Never listed yet.
+        Draft = "draft",
+        /// Listed: buyers can find and buy it.
+        Listed = "listed",
+        /// Delisted by its merchant: no new purchases; running instances go on.
+        Delisted = "delisted",
+    }
+}
+
+string_enum! {
+    /// Where one revision (draft or application) of a product stands.
+    RevisionState { Draft = "draft", InReview = "in_review", Approved = "approved", Rejected = "rejected" }
+}
+
+string_enum! {
+    /// What a product is; this version of souk sells SaaS.
+    ProductType { Saas = "saas" }
+}
+
+impl RevisionState {
+    /// Whether the merchant may still change this revision.
+    pub fn is_open(self) -> bool {
+        matches!(self, RevisionState::Draft | RevisionState::Rejected | RevisionState::InReview)
+    }
+
+    /// The merchant edits the revision; a rejected one becomes a draft again.
+    pub fn edit(self) -> Result<RevisionState, Error> {
+        match self {
+            RevisionState::Draft | RevisionState::Rejected => Ok(RevisionState::Draft),
+            other => Err(Error::refused(other, "edit")),
+        }
+    }
+
+    /// The merchant submits the revision for review.
+    pub fn submit(self) -> Result<RevisionState, Error> {
+        match self {
+            RevisionState::Draft | RevisionState::Rejected => Ok(RevisionState::InReview),
+            other => Err(Error::refused(other, "submit")),
+        }
+    }
+
+    /// A reviewer decides; a rejection must say why.
+    pub fn decide(self, approve: bool, reasons: &[String]) -> Result<RevisionState, Error> {
+        if self != RevisionState::InReview {
+            return Err(Error::refused(self, "review"));
+        }
+        if approve {
+            Ok(RevisionState::Approved)
+        } else if reasons.iter().all(|r| r.trim().is_empty()) {
+            Err(Error::invalid("reasons", "a rejection needs at least one reason"))
+        } else {
+            Ok(RevisionState::Rejected)
+        }
+    }
+}
+
+impl ProductState {
+    /// The merchant delists the product.
+    pub fn delist(self) -> Result<ProductState, Error> {
+        match self {
+            ProductState::Listed => Ok(ProductState::Delisted),
+            other => Err(Error::refused(other, "delist")),
+        }
+    }
+}
+
+/// One plan as the merchant writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDraft {
+    /// The plan's id when it already exists (kept across revisions so orders keep pointing at it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The plan's name, e.g. "Team, 20 users".
+    pub name: String,
+    /// What the plan includes.
+    #[serde(default)]
+    pub description: String,
+    /// ISO currency of the prices.
+    pub currency: String,
+    /// Price per month, a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_price: Option<String>,
+    /// Price per year, a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_price: Option<String>,
+}
+
+/// Everything a merchant edits about a product, reviewed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductContent {
+    /// The product's name.
+    pub name: String,
+    /// One line shown in lists.
+    pub summary: String,
+    /// The full description.
+    #[serde(default)]
+    pub description: String,
+    /// One of [`CATEGORIES`].
+    pub category: String,
+    /// Search tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// URL of the product's logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// How buyers reach support for this product.
+    pub support_contact: String,
+    /// The licence the buyer accepts.
+    #[serde(default)]
+    pub licence: String,
+    /// The seller's production endpoint that souk calls to provision.
+    pub endpoint_url: String,
+    /// The plans; at least one.
+    pub plans: Vec<PlanDraft>,
+}
+
+/// Where the content may point its endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EndpointRules {
+    /// Plain HTTP is allowed to loopback addresses (development and tests).
+    pub allow_loopback_http: bool,
+}
+
+impl ProductContent {
+    /// Checks and trims everything; errors name the field (`plans[1].monthly_price`).
+    pub fn validated(&self, rules: EndpointRules) -> Result<ProductContent, Error> {
+        let category = self.category.trim().to_owned();
+        if !CATEGORIES.contains(&category.as_str()) {
+            return Err(Error::invalid("category", format!("must be one of: {}", CATEGORIES.join(", "))));
+        }
+        if self.tags.len() > 10 {
+            return Err(Error::invalid("tags", "at most 10 tags"));
+        }
+        let mut tags = Vec::new();
+        for (i, t) in self.tags.iter().enumerate() {
+            let t = validate::text(&format!("tags[{i}]"), t, 30)?.to_lowercase();
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        if self.plans.is_empty() {
+            return Err(Error::invalid("plans", "a product needs at least one plan"));
+        }
+        if self.plans.len() > 20 {
+            return Err(Error::invalid("plans", "at most 20 plans"));
+        }
+        let mut plans = Vec::with_capacity(self.plans.len());
+        for (i, p) in self.plans.iter().enumerate() {
+            let f = format!("plans[{i}]");
+            let prices = PlanPrices::parse(&f, &p.currency, p.monthly_price.as_deref(), p.yearly_price.as_deref())?;
+            plans.push(PlanDraft {
+                id: p.id.clone(),
+                name: validate::text(&format!("{f}.name"), &p.name, 100)?,
+                description: validate::optional_text(&format!("{f}.description"), &p.description, 1000)?,
+                currency: prices.currency.code().to_owned(),
+                monthly_price: prices.monthly.map(|d| d.to_string()),
+                yearly_price: prices.yearly.map(|d| d.to_string()),
+            });
+        }
+        Ok(ProductContent {
+            name: validate::text("name", &self.name, 100)?,
+            summary: validate::text("summary", &self.summary, 200)?,
+            description: validate::optional_text("description", &self.description, 20_000)?,
+            category,
+            tags,
+            logo_url: match self.logo_url.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(u) => Some(validate::url("logo_url", u, false, true)?),
+            },
+            support_contact: validate::text("support_contact", &self.support_contact, 200)?,
+            licence: validate::optional_text("licence", &self.licence, 50_000)?,
+            endpoint_url: validate::url("endpoint_url", &self.endpoint_url, true, rules.allow_loopback_http)?,
+            plans,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn content() -> ProductContent {
+        ProductContent {
+            name: "Acme Notes".into(),
+            summary: "Notes for teams".into(),
+            description: String::new(),
+            category: "collaboration".into(),
+            tags: vec!["Notes".into(), "notes".into()],
+            logo_url: None,
+            support_contact: "support@acme.example".into(),
+            licence: "Use it well.".into(),
+            endpoint_url: "https://acme.example/souk".into(),
+            plans: vec![PlanDraft {
+                id: None,
+                name: "Team".into(),
+                description: String::new(),
+                currency: "CNY".into(),
+                monthly_price: Some("99.00".into()),
+                yearly_price: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ok = content().validated(EndpointRules::default()).unwrap();
+        assert_eq!(ok.tags, vec!["notes"]);
+        assert_eq!(ok.plans[0].monthly_price.as_deref(), Some("99"));
+        let mut c = content();
+        c.plans[0].monthly_price = Some("x".into());
+        assert!(matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "plans[0].monthly_price"));
+        let mut c = content();
+        c.category = "toys".into();
+        assert!(matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "category"));
+        let mut c = content();
+        c.endpoint_url = "http://127.0.0.1:9/x".into();
+        assert!(c.validated(EndpointRules::default()).is_err());
+        assert!(c.validated(EndpointRules { allow_loopback_http: true }).is_ok());
+    }
+
+    #[test]
+    fn revisions_walk_draft_review_decision() {
+        use RevisionState::*;
+        assert_eq!(Draft.submit().unwrap(), InReview);
+        assert!(InReview.edit().is_err());
+        assert!(InReview.submit().is_err());
+        assert_eq!(InReview.decide(true, &[]).unwrap(), Approved);
+        assert!(InReview.decide(false, &[" ".into()]).is_err());
+        assert_eq!(InReview.decide(false, &["logo missing".into()]).unwrap(), Rejected);
+        assert_eq!(Rejected.edit().unwrap(), Draft);
+        assert!(Approved.edit().is_err());
+        assert!(Draft.decide(true, &[]).is_err());
+        assert_eq!(ProductState::Listed.delist().unwrap(), ProductState::Delisted);
+        assert!(ProductState::Draft.delist().is_err());
+    }
+}

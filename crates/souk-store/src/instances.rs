@@ -1,0 +1,215 @@
+//! Instances and their lifecycle. Each row carries `next_transition_at` (indexed), so the
+//! scheduler reads only the rows that are due; every transition applies only to the version it
+//! was decided on, so two schedulers (or a scheduler and a renewal) never both apply one.
+
+use crate::events::{self, NewEvent};
+use crate::jobs::enqueue;
+use crate::ledger::{self, Movement};
+use crate::orders::{JobSpec, OrderRow};
+use crate::{ms, Error, Result, Store};
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+/// An instance as stored; `access_enc` is the seller's access data, encrypted by the server.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: String,
+    pub buyer_id: String,
+    pub product_id: String,
+    pub plan_id: String,
+    pub merchant_id: String,
+    pub order_id: String,
+    pub state: String,
+    pub period: String,
+    pub expires_at: i64,
+    pub next_transition_at: Option<i64>,
+    pub version: i64,
+    pub business_id: String,
+    pub seller_instance_id: Option<String>,
+    pub access_enc: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const INSTANCE: &str = "id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
+    version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at";
+
+/// A transition decided by core, to store with its seller calls and timeline event.
+pub struct Change<'a> {
+    pub state: &'a str,
+    pub next_transition_at: Option<DateTime<Utc>>,
+    pub jobs: Vec<JobSpec>,
+    pub event_kind: &'a str,
+    pub event_detail: String,
+}
+
+pub(crate) async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
+    sqlx::query(&format!("INSERT INTO instances ({INSTANCE}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"))
+        .bind(&i.id)
+        .bind(&i.buyer_id)
+        .bind(&i.product_id)
+        .bind(&i.plan_id)
+        .bind(&i.merchant_id)
+        .bind(&i.order_id)
+        .bind(&i.state)
+        .bind(&i.period)
+        .bind(i.expires_at)
+        .bind(i.next_transition_at)
+        .bind(i.version)
+        .bind(&i.business_id)
+        .bind(&i.seller_instance_id)
+        .bind(&i.access_enc)
+        .bind(&i.failure_reason)
+        .bind(i.created_at)
+        .bind(i.updated_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn set_state(conn: &mut AnyConnection, i: &InstanceRow, state: &str, next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+    let n = sqlx::query("UPDATE instances SET state = $1, next_transition_at = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
+        .bind(state)
+        .bind(next.map(ms))
+        .bind(ms(now))
+        .bind(&i.id)
+        .bind(i.version)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(Error::Stale);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// One instance by id.
+    pub async fn instance(&self, id: &str) -> Result<InstanceRow> {
+        sqlx::query_as(&format!("SELECT {INSTANCE} FROM instances WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("instance"))
+    }
+
+    /// A buyer's instances, newest first.
+    pub async fn instances_of_buyer(&self, buyer_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {INSTANCE} FROM instances WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
+            .bind(buyer_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Instances whose next transition is due at `now`, most overdue first. Reads only the due
+    /// rows through the partial index on `next_transition_at`.
+    pub async fn due_instances(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {INSTANCE} FROM instances WHERE next_transition_at IS NOT NULL AND next_transition_at <= $1 \
+             ORDER BY next_transition_at LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Stores a transition with its jobs and event, if the instance is unchanged since read.
+    pub async fn transition(&self, i: &InstanceRow, c: Change<'_>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        set_state(&mut tx, i, c.state, c.next_transition_at, now).await?;
+        for job in &c.jobs {
+            enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
+        }
+        events::record(&mut tx, NewEvent { order_id: None, instance_id: Some(&i.id), kind: c.event_kind, detail: c.event_detail, actor: None }, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The seller created the instance: store what it returned and finish the job, together.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn provisioned(&self, i: &InstanceRow, job_id: &str, attempts: i64, seller_instance_id: &str, access_enc: Option<&str>, next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $5 AND version = $6 AND state = 'provisioning'",
+        )
+        .bind(seller_instance_id)
+        .bind(access_enc)
+        .bind(next.map(ms))
+        .bind(ms(now))
+        .bind(&i.id)
+        .bind(i.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(Error::Stale);
+        }
+        self.finish_job(&mut tx, job_id, attempts, now).await?;
+        events::record(
+            &mut tx,
+            NewEvent { order_id: Some(&i.order_id), instance_id: Some(&i.id), kind: "instance.active", detail: format!("the seller created instance {seller_instance_id}"), actor: None },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Updates the stored access data of an instance (a later `queryInstance` answer).
+    pub async fn set_access(&self, id: &str, access_enc: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3").bind(access_enc).bind(ms(now)).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The seller could not create the instance: mark it failed, refund the order in full and
+    /// end the job, in one transaction.
+    pub async fn provisioning_failed(&self, i: &InstanceRow, order: &OrderRow, job_id: &str, attempts: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE instances SET state = 'failed', failure_reason = $1, next_transition_at = NULL, version = version + 1, updated_at = $2 \
+             WHERE id = $3 AND version = $4 AND state = 'provisioning'",
+        )
+        .bind(reason)
+        .bind(ms(now))
+        .bind(&i.id)
+        .bind(i.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(Error::Stale);
+        }
+        let refunded = sqlx::query("UPDATE orders SET state = 'refunded' WHERE id = $1 AND state = 'paid'").bind(&order.id).execute(&mut *tx).await?.rows_affected();
+        if refunded == 1 && order.amount_minor > 0 {
+            ledger::apply(
+                &mut tx,
+                &Movement {
+                    account_id: &order.buyer_id,
+                    currency: &order.currency,
+                    amount_minor: order.amount_minor,
+                    kind: "refund",
+                    order_id: Some(&order.id),
+                    reference: None,
+                    memo: &format!("refund: provisioning failed ({reason})"),
+                    created_by: None,
+                },
+                now,
+            )
+            .await?;
+        }
+        self.bury_job(&mut tx, job_id, attempts, reason, now).await?;
+        events::record(
+            &mut tx,
+            NewEvent { order_id: Some(&order.id), instance_id: Some(&i.id), kind: "instance.failed", detail: format!("{reason}; the order was refunded"), actor: None },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
