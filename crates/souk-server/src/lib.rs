@@ -1,1 +1,99 @@
-//! placeholder
+//! souk's HTTP application: the JSON API under `/v1`, sessions, and the background workers that
+//! call sellers and walk instances through their lifecycle. Handlers validate input, ask
+//! `souk-core` what to do and let `souk-store` keep it; no rule is decided here twice.
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod crypto;
+pub mod demo;
+pub mod demo_seller;
+pub mod error;
+pub mod extract;
+pub mod settings;
+pub mod workers;
+
+use souk_core::clock::{Clock, SystemClock, TestClock};
+use souk_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use settings::Settings;
+
+/// Everything a request handler or worker needs.
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The same clock when it is a test clock (`--test-clock`), so the API can move it.
+    pub test_clock: Option<Arc<TestClock>>,
+    /// Configuration.
+    pub settings: Settings,
+    /// Encrypts secrets at rest.
+    pub secrets: crypto::SecretBox,
+    /// The in-memory catalog.
+    pub catalog: catalog::CatalogCache,
+    /// Wakes the workers early: after a purchase, or when the test clock moves.
+    pub wake: Arc<Notify>,
+    /// The HTTP client for seller calls.
+    pub http: reqwest::Client,
+}
+
+/// Shared application state.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Builds the state; with `settings.test_clock` time starts now and moves only when told.
+    pub fn new(store: Store, settings: Settings) -> SharedState {
+        let (clock, test_clock): (Arc<dyn Clock>, Option<Arc<TestClock>>) = if settings.test_clock {
+            let tc = Arc::new(TestClock::new(SystemClock.now()));
+            (tc.clone(), Some(tc))
+        } else {
+            (Arc::new(SystemClock), None)
+        };
+        let http = reqwest::Client::builder()
+            .timeout(settings.seller_timeout)
+            .connect_timeout(settings.seller_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("souk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Arc::new(AppState {
+            secrets: crypto::SecretBox::new(&settings.secret_key),
+            catalog: catalog::CatalogCache::new(settings.catalog_ttl),
+            store,
+            clock,
+            test_clock,
+            settings,
+            wake: Arc::new(Notify::new()),
+            http,
+        })
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+/// A running souk: the API on `addr`, the workers beside it.
+pub struct Running {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub state: SharedState,
+    /// Finishes when the server stops.
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the API on `listener` and starts the workers.
+pub fn start(state: SharedState, listener: TcpListener) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    workers::spawn(state.clone());
+    let app = api::router(state.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app.into_make_service()).await });
+    Ok(Running { addr, state, server })
+}

@@ -40,8 +40,8 @@ pub struct Change<'a> {
     pub state: &'a str,
     pub next_transition_at: Option<DateTime<Utc>>,
     pub jobs: Vec<JobSpec>,
-    pub event_kind: &'a str,
-    pub event_detail: String,
+    /// The timeline event (kind, detail); `None` when only the schedule moves.
+    pub event: Option<(&'a str, String)>,
 }
 
 pub(crate) async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
@@ -124,7 +124,9 @@ impl Store {
         for job in &c.jobs {
             enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
         }
-        events::record(&mut tx, NewEvent { order_id: None, instance_id: Some(&i.id), kind: c.event_kind, detail: c.event_detail, actor: None }, now).await?;
+        if let Some((kind, detail)) = c.event {
+            events::record(&mut tx, NewEvent { order_id: None, instance_id: Some(&i.id), kind, detail, actor: None }, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

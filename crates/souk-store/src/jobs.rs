@@ -2,6 +2,7 @@
 //! same transaction as the change that causes it, then claimed and run by a worker. Jobs of one
 //! instance run in the order they were written.
 
+use crate::events::{self, NewEvent};
 use crate::{ms, new_id, Backend, Error, Result, Store};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
@@ -75,6 +76,15 @@ impl Store {
     /// Gives up on a job: it stays visible as dead for operators.
     pub async fn bury_job(&self, conn: &mut AnyConnection, id: &str, attempts: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
         settle(conn, id, attempts, "dead", None, Some(error), now).await
+    }
+
+    /// Ends a claimed job as `done` or `dead` and records what it did on the timeline, together.
+    pub async fn end_job(&self, id: &str, attempts: i64, dead: bool, error: Option<&str>, event: NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        settle(&mut tx, id, attempts, if dead { "dead" } else { "done" }, None, error, now).await?;
+        events::record(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// An instance's jobs, oldest first.

@@ -1,0 +1,107 @@
+//! The JSON API under `/v1`, one module per area; the OpenAPI document is generated from the
+//! handlers' annotations so it cannot drift from the code.
+
+pub mod accounts;
+pub mod catalog;
+pub mod instances;
+pub mod ledger;
+pub mod merchants;
+pub mod orders;
+pub mod products;
+pub mod reviews;
+pub mod system;
+
+use crate::error::ApiError;
+use crate::SharedState;
+use axum::response::IntoResponse;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "souk", description = "The souk cloud marketplace API. Errors are application/problem+json (RFC 9457)."),
+    tags(
+        (name = "accounts", description = "Sign-up, sessions, real-name verification"),
+        (name = "merchants", description = "Becoming a merchant"),
+        (name = "seller", description = "A merchant's products, drafts and applications"),
+        (name = "catalog", description = "Listed products"),
+        (name = "orders", description = "Buying and renewing"),
+        (name = "instances", description = "What a buyer bought, and its lifecycle"),
+        (name = "balance", description = "Balances and the ledger"),
+        (name = "operator", description = "Review queues, decisions and top-ups"),
+        (name = "system", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The whole HTTP application.
+pub fn router(state: SharedState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::sign_up))
+        .routes(routes!(accounts::log_in))
+        .routes(routes!(accounts::log_out))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::submit_verification))
+        .routes(routes!(accounts::verification_queue))
+        .routes(routes!(accounts::decide_verification))
+        .routes(routes!(merchants::apply, merchants::mine))
+        .routes(routes!(merchants::queue))
+        .routes(routes!(merchants::decide))
+        .routes(routes!(products::create, products::list))
+        .routes(routes!(products::get))
+        .routes(routes!(products::edit_draft))
+        .routes(routes!(products::submit))
+        .routes(routes!(products::delist))
+        .routes(routes!(reviews::queue))
+        .routes(routes!(reviews::decide))
+        .routes(routes!(catalog::search))
+        .routes(routes!(catalog::product))
+        .routes(routes!(catalog::categories))
+        .routes(routes!(ledger::balance))
+        .routes(routes!(ledger::entries))
+        .routes(routes!(ledger::top_up))
+        .routes(routes!(orders::place, orders::list))
+        .routes(routes!(orders::get))
+        .routes(routes!(instances::list))
+        .routes(routes!(instances::get))
+        .routes(routes!(instances::renew))
+        .routes(routes!(system::healthz))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let mut app = api.route("/v1/openapi.json", axum::routing::get(move || system::openapi(openapi.clone())));
+    if state.test_clock.is_some() {
+        app = app.route("/v1/test/clock", axum::routing::get(system::clock).post(system::move_clock));
+    }
+    if state.settings.demo_seller {
+        app = app.nest_service("/demo-seller", crate::demo_seller::router());
+    }
+    app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::NotFound("this path".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let mut res = ApiError::BadRequest("this method is not allowed on this path".into()).into_response();
+    *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    res
+}
+
+/// Converts stored milliseconds for a view.
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    souk_store::at(ms)
+}
+
+/// Page size: 20 by default, at most 100.
+pub(crate) fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(20),
+        Some(n @ 1..=100) => Ok(i64::from(n)),
+        Some(_) => Err(ApiError::invalid("limit", "must be between 1 and 100")),
+    }
+}

@@ -1,0 +1,78 @@
+//! Health, the OpenAPI document, and the test clock (`souk serve --test-clock` only).
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::Body;
+use crate::SharedState;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Health of this node.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}
+
+/// Answers when the node and its database are up.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health), (status = 500, body = Problem)))]
+pub async fn healthz(State(state): State<SharedState>) -> ApiResult<Json<Health>> {
+    sqlx_ping(&state).await?;
+    let database = match state.store.backend() {
+        souk_store::Backend::Sqlite => "sqlite",
+        souk_store::Backend::Postgres => "postgres",
+    };
+    Ok(Json(Health { status: "ok".into(), database: database.into() }))
+}
+
+async fn sqlx_ping(state: &SharedState) -> ApiResult<()> {
+    state.store.has_accounts().await.map(|_| ()).map_err(ApiError::from)
+}
+
+/// The OpenAPI 3.1 document.
+pub async fn openapi(doc: Arc<utoipa::openapi::OpenApi>) -> impl IntoResponse {
+    Json(doc.as_ref().clone())
+}
+
+/// The test clock's time.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ClockView {
+    pub now: DateTime<Utc>,
+}
+
+/// Moves the test clock forward.
+#[derive(Deserialize, ToSchema)]
+pub struct MoveClock {
+    /// Seconds to move forward.
+    pub advance_seconds: Option<i64>,
+    /// An instant to move to (never backwards).
+    pub to: Option<DateTime<Utc>>,
+}
+
+fn test_clock(state: &SharedState) -> ApiResult<&souk_core::clock::TestClock> {
+    state.test_clock.as_deref().ok_or(ApiError::NotFound("test clock".into()))
+}
+
+/// The test clock's time.
+pub async fn clock(State(state): State<SharedState>) -> ApiResult<Json<ClockView>> {
+    Ok(Json(ClockView { now: souk_core::clock::Clock::now(test_clock(&state)?) }))
+}
+
+/// Moves the test clock and wakes the workers so due work runs at once.
+pub async fn move_clock(State(state): State<SharedState>, Body(m): Body<MoveClock>) -> ApiResult<Json<ClockView>> {
+    let clock = test_clock(&state)?;
+    let now = match (m.advance_seconds, m.to) {
+        (Some(s), None) if (0..=100 * 366 * 86_400).contains(&s) => clock.advance(chrono::Duration::seconds(s)),
+        (Some(_), None) => return Err(ApiError::invalid("advance_seconds", "must be between 0 and 100 years")),
+        (None, Some(to)) => clock.set(to),
+        _ => return Err(ApiError::invalid("advance_seconds", "give either advance_seconds or to")),
+    };
+    state.wake.notify_waiters();
+    Ok(Json(ClockView { now }))
+}
