@@ -41,6 +41,9 @@ pub enum ApiError {
     /// Logged in, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The path exists, but not with this method.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     /// Nothing here (or not yours).
     #[error("{0} not found")]
     NotFound(String),
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad-credentials", "Invalid credentials"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Not possible in the current state"),
             ApiError::InsufficientBalance { .. } => (StatusCode::PAYMENT_REQUIRED, "insufficient-balance", "Insufficient balance"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),

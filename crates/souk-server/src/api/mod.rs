@@ -87,9 +87,7 @@ async fn not_found() -> impl IntoResponse {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    let mut res = ApiError::BadRequest("this method is not allowed on this path".into()).into_response();
-    *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    res
+    ApiError::MethodNotAllowed
 }
 
 /// Converts stored milliseconds for a view.

@@ -4,7 +4,7 @@
 use super::merchants::approved_merchant;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::Body;
+use crate::extract::{parse_json, Body};
 use crate::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -74,7 +74,8 @@ impl ContentInput {
 }
 
 /// A new product: its first draft, and optionally the signing key the seller already uses.
-#[derive(Deserialize, ToSchema)]
+/// (This type documents the body; the handler reads `signing_key` and the content apart.)
+#[derive(Serialize, ToSchema)]
 pub struct NewProduct {
     #[serde(flatten)]
     pub content: ContentInput,
@@ -195,10 +196,18 @@ fn signing_key(given: Option<String>) -> ApiResult<String> {
 /// Creates a SaaS product as a draft (approved merchants only).
 #[utoipa::path(post, path = "/v1/seller/products", tag = "seller", request_body = NewProduct,
     responses((status = 201, body = SellerProductView), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create(State(state): State<SharedState>, caller: Caller, Body(input): Body<NewProduct>) -> ApiResult<(StatusCode, Json<SellerProductView>)> {
+pub async fn create(State(state): State<SharedState>, caller: Caller, Body(mut input): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<SellerProductView>)> {
     let merchant = approved_merchant(&state, &caller).await?;
-    let content = validated(&state, None, input.content).await?;
-    let key = signing_key(input.signing_key)?;
+    // The key and the content arrive side by side; each is read on its own so that a bad
+    // content field is reported by its exact path.
+    let key = match input.as_object_mut().and_then(|o| o.remove("signing_key")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(k)) => Some(k),
+        Some(_) => return Err(ApiError::invalid("signing_key", "must be a string")),
+    };
+    let content: ContentInput = parse_json(input.to_string().as_bytes())?;
+    let content = validated(&state, None, content).await?;
+    let key = signing_key(key)?;
     let (product, _) = state.store.create_product(&merchant.id, "saas", &state.secrets.seal(&key), &content, state.now()).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &product, true).await?)))
 }
