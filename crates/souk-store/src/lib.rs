@@ -203,11 +203,25 @@ async fn migrate_on(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     Ok(())
 }
 
-/// A new id with `prefix`, sortable by `now` and unguessable.
+/// A new id with `prefix`, sortable by `now` and unguessable. Within one process ids are
+/// monotonic: a second id in the same millisecond (or after the clock stepped back) takes the
+/// previous one's time and random part plus one, so timelines ordered by id keep their order.
 pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
-    let mut random = [0u8; 10];
-    rand::thread_rng().fill_bytes(&mut random);
-    souk_core::ids::make_id(prefix, now.timestamp_millis(), random)
+    static LAST: std::sync::Mutex<(i64, u128)> = std::sync::Mutex::new((i64::MIN, 0));
+    let mut fresh = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut fresh[6..]);
+    let fresh = u128::from_be_bytes(fresh);
+    let (ms, random) = {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = now.timestamp_millis();
+        let next = if ms > last.0 { (ms, fresh) } else { (last.0, (last.1 + 1) & ((1u128 << 80) - 1)) };
+        *last = next;
+        next
+    };
+    let bytes = random.to_be_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&bytes[6..]);
+    souk_core::ids::make_id(prefix, ms, tail)
 }
 
 /// Milliseconds since the UNIX epoch, as stored.
