@@ -77,7 +77,9 @@ impl VerificationState {
     /// The account submits (or resubmits) its details.
     pub fn submit(self) -> Result<VerificationState, Error> {
         match self {
-            VerificationState::Unverified | VerificationState::Rejected => Ok(VerificationState::Pending),
+            VerificationState::Unverified | VerificationState::Rejected => {
+                Ok(VerificationState::Pending)
+            }
             other => Err(Error::refused(other, "submit verification")),
         }
     }
@@ -114,17 +116,29 @@ impl VerificationDetails {
     /// Checks the details for an account of `kind`, trimming them.
     pub fn validated(&self, kind: AccountKind) -> Result<VerificationDetails, Error> {
         let phone = validate::text("phone", &self.phone, 32)?;
-        if !phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')')) {
-            return Err(Error::invalid("phone", "must be a phone number (digits, +, -, spaces)"));
+        if !phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'))
+        {
+            return Err(Error::invalid(
+                "phone",
+                "must be a phone number (digits, +, -, spaces)",
+            ));
         }
         let legal_name = validate::text("legal_name", &self.legal_name, 100)?;
-        let required = |field: &str, v: &Option<String>, max: usize| -> Result<Option<String>, Error> {
-            let v = v.as_deref().ok_or_else(|| Error::invalid(field, format!("is required for {kind} accounts")))?;
-            Ok(Some(validate::text(field, v, max)?))
-        };
+        let required =
+            |field: &str, v: &Option<String>, max: usize| -> Result<Option<String>, Error> {
+                let v = v.as_deref().ok_or_else(|| {
+                    Error::invalid(field, format!("is required for {kind} accounts"))
+                })?;
+                Ok(Some(validate::text(field, v, max)?))
+            };
         let forbidden = |field: &str, v: &Option<String>| -> Result<Option<String>, Error> {
             match v {
-                Some(_) => Err(Error::invalid(field, format!("does not apply to {kind} accounts"))),
+                Some(_) => Err(Error::invalid(
+                    field,
+                    format!("does not apply to {kind} accounts"),
+                )),
                 None => Ok(None),
             }
         };
@@ -140,7 +154,11 @@ impl VerificationDetails {
                 legal_name,
                 id_number: forbidden("id_number", &self.id_number)?,
                 company_name: required("company_name", &self.company_name, 200)?,
-                registration_number: required("registration_number", &self.registration_number, 40)?,
+                registration_number: required(
+                    "registration_number",
+                    &self.registration_number,
+                    40,
+                )?,
                 phone,
             },
         })
@@ -174,9 +192,16 @@ mod tests {
             ..Default::default()
         };
         assert!(ent.validated(AccountKind::Enterprise).is_ok());
-        assert!(matches!(ent.validated(AccountKind::Individual), Err(Error::Invalid { field, .. }) if field == "id_number"));
-        let bad_phone = VerificationDetails { phone: "call me".into(), ..ent };
-        assert!(matches!(bad_phone.validated(AccountKind::Enterprise), Err(Error::Invalid { field, .. }) if field == "phone"));
+        assert!(
+            matches!(ent.validated(AccountKind::Individual), Err(Error::Invalid { field, .. }) if field == "id_number")
+        );
+        let bad_phone = VerificationDetails {
+            phone: "call me".into(),
+            ..ent
+        };
+        assert!(
+            matches!(bad_phone.validated(AccountKind::Enterprise), Err(Error::Invalid { field, .. }) if field == "phone")
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub struct WorkCalendar {
 impl WorkCalendar {
     /// A calendar with these public holidays besides weekends.
     pub fn new(holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
-        WorkCalendar { holidays: holidays.into_iter().collect() }
+        WorkCalendar {
+            holidays: holidays.into_iter().collect(),
+        }
     }
 
     /// Whether `day` is a working day.
@@ -61,7 +63,10 @@ mod tests {
 
     #[test]
     fn skips_configured_holidays() {
-        let cal = WorkCalendar::new([NaiveDate::from_ymd_opt(2027, 3, 2).unwrap(), NaiveDate::from_ymd_opt(2027, 3, 3).unwrap()]);
+        let cal = WorkCalendar::new([
+            NaiveDate::from_ymd_opt(2027, 3, 2).unwrap(),
+            NaiveDate::from_ymd_opt(2027, 3, 3).unwrap(),
+        ]);
         assert_eq!(cal.add_working_days(at(2027, 3, 1), 3), at(2027, 3, 8));
     }
 }

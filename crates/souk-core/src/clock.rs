@@ -28,7 +28,9 @@ pub struct TestClock {
 impl TestClock {
     /// A test clock standing at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
-        TestClock { millis: AtomicI64::new(start.timestamp_millis()) }
+        TestClock {
+            millis: AtomicI64::new(start.timestamp_millis()),
+        }
     }
 
     /// Moves the clock forward by `by` (never backwards: a negative duration is ignored).
@@ -54,7 +56,9 @@ impl Clock for TestClock {
 
 /// Converts UNIX milliseconds to an instant, clamping values outside chrono's range.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]

@@ -31,11 +31,17 @@ pub enum Error {
 impl Error {
     /// Shorthand for an [`Error::Invalid`].
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), message: message.into() }
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for an [`Error::Refused`].
     pub fn refused(state: impl fmt::Display, event: impl Into<String>) -> Self {
-        Error::Refused(Refused { state: state.to_string(), event: event.into() })
+        Error::Refused(Refused {
+            state: state.to_string(),
+            event: event.into(),
+        })
     }
 }

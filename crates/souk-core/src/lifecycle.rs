@@ -80,7 +80,10 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { grace: Duration::days(15), retention: Duration::days(15) }
+        Policy {
+            grace: Duration::days(15),
+            retention: Duration::days(15),
+        }
     }
 }
 
@@ -109,7 +112,11 @@ pub struct Transition {
 }
 
 /// The state an instance that expires at `expiry` is in at `now`, and when that changes.
-fn by_time(expiry: DateTime<Utc>, now: DateTime<Utc>, policy: Policy) -> (InstanceState, Option<DateTime<Utc>>) {
+fn by_time(
+    expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: Policy,
+) -> (InstanceState, Option<DateTime<Utc>>) {
     let grace_end = expiry + policy.grace;
     let retention_end = grace_end + policy.retention;
     if now < expiry {
@@ -140,7 +147,11 @@ pub fn provisioned(state: InstanceState, expiry: DateTime<Utc>) -> Result<Transi
 /// The seller refused or never managed to create the instance.
 pub fn provisioning_failed(state: InstanceState) -> Result<Transition, Error> {
     match state {
-        InstanceState::Provisioning => Ok(Transition { state: InstanceState::Failed, next_at: None, calls: vec![] }),
+        InstanceState::Provisioning => Ok(Transition {
+            state: InstanceState::Failed,
+            next_at: None,
+            calls: vec![],
+        }),
         other => Err(Error::refused(other, "fail provisioning")),
     }
 }
@@ -149,7 +160,12 @@ pub fn provisioning_failed(state: InstanceState) -> Result<Transition, Error> {
 ///
 /// Returns `None` when the instance is not due after all (for example renewed since it was
 /// read); the caller then only reschedules it at `next_at` of [`reschedule`].
-pub fn due(state: InstanceState, expiry: DateTime<Utc>, now: DateTime<Utc>, policy: Policy) -> Option<Transition> {
+pub fn due(
+    state: InstanceState,
+    expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: Policy,
+) -> Option<Transition> {
     let grace_end = expiry + policy.grace;
     let retention_end = grace_end + policy.retention;
     match state {
@@ -173,7 +189,11 @@ pub fn due(state: InstanceState, expiry: DateTime<Utc>, now: DateTime<Utc>, poli
 }
 
 /// When the scheduler must next look at an instance in `state` that expires at `expiry`.
-pub fn reschedule(state: InstanceState, expiry: DateTime<Utc>, policy: Policy) -> Option<DateTime<Utc>> {
+pub fn reschedule(
+    state: InstanceState,
+    expiry: DateTime<Utc>,
+    policy: Policy,
+) -> Option<DateTime<Utc>> {
     match state {
         InstanceState::Active => Some(expiry),
         InstanceState::Grace => Some(expiry + policy.grace),
@@ -184,19 +204,32 @@ pub fn reschedule(state: InstanceState, expiry: DateTime<Utc>, policy: Policy) -
 
 /// A renewal moved the expiry to `new_expiry`: restore the instance as far as the new expiry
 /// allows, unfreezing it at the seller when it was frozen.
-pub fn renewed(state: InstanceState, new_expiry: DateTime<Utc>, now: DateTime<Utc>, policy: Policy) -> Result<Transition, Error> {
+pub fn renewed(
+    state: InstanceState,
+    new_expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: Policy,
+) -> Result<Transition, Error> {
     match state {
         InstanceState::Active | InstanceState::Grace | InstanceState::Frozen => {
             let (target, next_at) = by_time(new_expiry, now, policy);
             // A renewal always reaches at least as far as the old expiry did, so an instance that
             // was not yet released cannot come out of this released.
-            let target = if target == InstanceState::Released { InstanceState::Frozen } else { target };
+            let target = if target == InstanceState::Released {
+                InstanceState::Frozen
+            } else {
+                target
+            };
             let mut calls = Vec::new();
             if state == InstanceState::Frozen && target != InstanceState::Frozen {
                 calls.push(SellerCall::Unfreeze);
             }
             calls.push(SellerCall::RefreshRenewal);
-            Ok(Transition { state: target, next_at, calls })
+            Ok(Transition {
+                state: target,
+                next_at,
+                calls,
+            })
         }
         other => Err(Error::refused(other, "renew")),
     }
@@ -218,13 +251,22 @@ mod tests {
         let expiry = t0();
         assert_eq!(due(Active, expiry, expiry - Duration::seconds(1), p), None);
         let g = due(Active, expiry, expiry, p).unwrap();
-        assert_eq!((g.state, g.next_at, g.calls.clone()), (Grace, Some(expiry + Duration::days(15)), vec![]));
+        assert_eq!(
+            (g.state, g.next_at, g.calls.clone()),
+            (Grace, Some(expiry + Duration::days(15)), vec![])
+        );
         assert_eq!(due(Grace, expiry, expiry + Duration::days(14), p), None);
         let f = due(Grace, expiry, expiry + Duration::days(15), p).unwrap();
-        assert_eq!((f.state, f.calls.clone()), (Frozen, vec![SellerCall::Freeze]));
+        assert_eq!(
+            (f.state, f.calls.clone()),
+            (Frozen, vec![SellerCall::Freeze])
+        );
         assert_eq!(f.next_at, Some(expiry + Duration::days(30)));
         let r = due(Frozen, expiry, expiry + Duration::days(30), p).unwrap();
-        assert_eq!((r.state, r.next_at, r.calls), (Released, None, vec![SellerCall::Release]));
+        assert_eq!(
+            (r.state, r.next_at, r.calls),
+            (Released, None, vec![SellerCall::Release])
+        );
         assert_eq!(due(Released, expiry, expiry + Duration::days(900), p), None);
     }
 
@@ -234,14 +276,26 @@ mod tests {
         let now = t0() + Duration::days(20);
         let t = renewed(Frozen, t0() + Duration::days(31), now, p).unwrap();
         assert_eq!(t.state, Active);
-        assert_eq!(t.calls, vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]);
+        assert_eq!(
+            t.calls,
+            vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]
+        );
         assert_eq!(t.next_at, Some(t0() + Duration::days(31)));
     }
 
     #[test]
     fn renewal_during_grace_reactivates_without_unfreeze() {
-        let t = renewed(Grace, t0() + Duration::days(30), t0() + Duration::days(3), Policy::default()).unwrap();
-        assert_eq!((t.state, t.calls), (Active, vec![SellerCall::RefreshRenewal]));
+        let t = renewed(
+            Grace,
+            t0() + Duration::days(30),
+            t0() + Duration::days(3),
+            Policy::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.state, t.calls),
+            (Active, vec![SellerCall::RefreshRenewal])
+        );
     }
 
     #[test]
@@ -249,11 +303,26 @@ mod tests {
         let p = Policy::default();
         // Frozen 25 days after expiry; renewed by 12 days: the new expiry is 13 days ago, so the
         // instance is back in grace and must be unfrozen.
-        let t = renewed(Frozen, t0() + Duration::days(12), t0() + Duration::days(25), p).unwrap();
+        let t = renewed(
+            Frozen,
+            t0() + Duration::days(12),
+            t0() + Duration::days(25),
+            p,
+        )
+        .unwrap();
         assert_eq!(t.state, Grace);
-        assert_eq!(t.calls, vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]);
+        assert_eq!(
+            t.calls,
+            vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]
+        );
         // Renewed by 1 day: still past the new grace end, stays frozen, nothing to unfreeze.
-        let t = renewed(Frozen, t0() + Duration::days(1), t0() + Duration::days(25), p).unwrap();
+        let t = renewed(
+            Frozen,
+            t0() + Duration::days(1),
+            t0() + Duration::days(25),
+            p,
+        )
+        .unwrap();
         assert_eq!(t.state, Frozen);
         assert_eq!(t.calls, vec![SellerCall::RefreshRenewal]);
     }
@@ -261,7 +330,10 @@ mod tests {
     #[test]
     fn released_failed_and_provisioning_cannot_be_renewed() {
         for s in [Released, Failed, Provisioning] {
-            assert!(matches!(renewed(s, t0(), t0(), Policy::default()), Err(Error::Refused(_))));
+            assert!(matches!(
+                renewed(s, t0(), t0(), Policy::default()),
+                Err(Error::Refused(_))
+            ));
         }
     }
 
@@ -278,7 +350,7 @@ mod tests {
         let p = Policy::default();
         for s in [Active, Grace, Frozen] {
             let next = reschedule(s, t0(), p).unwrap();
-            assert_eq!(due(s, t0(), next, p).map(|t| t.state).is_some(), true);
+            assert!(due(s, t0(), next, p).is_some());
             assert!(due(s, t0(), next - Duration::milliseconds(1), p).is_none());
         }
         assert_eq!(reschedule(Released, t0(), p), None);

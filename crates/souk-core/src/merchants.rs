@@ -34,10 +34,16 @@ impl MerchantState {
 /// Only accounts whose enterprise verification passed may apply.
 pub fn may_apply(kind: AccountKind, verification: VerificationState) -> Result<(), Error> {
     if kind != AccountKind::Enterprise {
-        return Err(Error::refused("an individual account", "apply to become a merchant (enterprise accounts only)"));
+        return Err(Error::refused(
+            "an individual account",
+            "apply to become a merchant (enterprise accounts only)",
+        ));
     }
     if verification != VerificationState::Verified {
-        return Err(Error::refused(format!("verification {verification}"), "apply to become a merchant before enterprise verification passes"));
+        return Err(Error::refused(
+            format!("verification {verification}"),
+            "apply to become a merchant before enterprise verification passes",
+        ));
     }
     Ok(())
 }
@@ -65,7 +71,11 @@ impl MerchantApplication {
             company_name: validate::text("company_name", &self.company_name, 200)?,
             support_email: validate::email("support_email", &self.support_email)?,
             support_phone: validate::text("support_phone", &self.support_phone, 32)?,
-            business_licence_number: validate::text("business_licence_number", &self.business_licence_number, 64)?,
+            business_licence_number: validate::text(
+                "business_licence_number",
+                &self.business_licence_number,
+                64,
+            )?,
             description: validate::optional_text("description", &self.description, 2000)?,
         })
     }
@@ -81,9 +91,15 @@ mod tests {
         assert!(may_apply(AccountKind::Individual, VerificationState::Verified).is_err());
         assert!(may_apply(AccountKind::Enterprise, VerificationState::Pending).is_err());
         assert_eq!(MerchantState::apply(None).unwrap(), MerchantState::Pending);
-        assert_eq!(MerchantState::apply(Some(MerchantState::Rejected)).unwrap(), MerchantState::Pending);
+        assert_eq!(
+            MerchantState::apply(Some(MerchantState::Rejected)).unwrap(),
+            MerchantState::Pending
+        );
         assert!(MerchantState::apply(Some(MerchantState::Approved)).is_err());
-        assert_eq!(MerchantState::Pending.decide(true).unwrap(), MerchantState::Approved);
+        assert_eq!(
+            MerchantState::Pending.decide(true).unwrap(),
+            MerchantState::Approved
+        );
         assert!(MerchantState::Approved.decide(false).is_err());
     }
 }

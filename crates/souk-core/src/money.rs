@@ -69,7 +69,14 @@ impl FromStr for Currency {
         Currency::ALL
             .into_iter()
             .find(|c| c.code() == s)
-            .ok_or_else(|| Error::invalid("currency", format!("unsupported currency {s:?}; use one of CNY, USD, EUR, GBP, JPY, HKD, SGD")))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "currency",
+                    format!(
+                        "unsupported currency {s:?}; use one of CNY, USD, EUR, GBP, JPY, HKD, SGD"
+                    ),
+                )
+            })
     }
 }
 
@@ -108,18 +115,29 @@ impl Money {
 
     /// Rounds a decimal amount half-up to the currency's minor unit: the rule at every charge.
     pub fn round(amount: Decimal, currency: Currency) -> Result<Self, Error> {
-        let rounded = amount.round_dp_with_strategy(currency.minor_digits(), RoundingStrategy::MidpointAwayFromZero);
+        let rounded = amount.round_dp_with_strategy(
+            currency.minor_digits(),
+            RoundingStrategy::MidpointAwayFromZero,
+        );
         let scaled = rounded * Decimal::from(10i64.pow(currency.minor_digits()));
-        let minor = i64::try_from(scaled.trunc()).map_err(|_| Error::invalid("amount", "amount is too large"))?;
+        let minor = i64::try_from(scaled.trunc())
+            .map_err(|_| Error::invalid("amount", "amount is too large"))?;
         Ok(Money { minor, currency })
     }
 
     /// Parses an amount the way a person writes it (`"12.50"`), refusing more decimals than the
     /// currency's minor unit: balances and top-ups are whole minor units.
     pub fn parse(field: &str, text: &str, currency: Currency) -> Result<Self, Error> {
-        let amount = Decimal::from_str(text.trim()).map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal amount")))?;
+        let amount = Decimal::from_str(text.trim())
+            .map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal amount")))?;
         if amount.normalize().scale() > currency.minor_digits() {
-            return Err(Error::invalid(field, format!("{currency} amounts have at most {} decimals", currency.minor_digits())));
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{currency} amounts have at most {} decimals",
+                    currency.minor_digits()
+                ),
+            ));
         }
         Money::round(amount, currency).map_err(|_| Error::invalid(field, "amount is too large"))
     }
@@ -131,12 +149,19 @@ impl Money {
 
     /// The amount written with exactly the currency's decimals, e.g. `"12.50"`.
     pub fn amount_string(self) -> String {
-        format!("{:.*}", self.currency.minor_digits() as usize, self.amount())
+        format!(
+            "{:.*}",
+            self.currency.minor_digits() as usize,
+            self.amount()
+        )
     }
 
     /// The negated amount (a debit of the same size).
     pub fn negate(self) -> Self {
-        Money { minor: -self.minor, currency: self.currency }
+        Money {
+            minor: -self.minor,
+            currency: self.currency,
+        }
     }
 }
 
@@ -148,12 +173,16 @@ impl fmt::Display for Money {
 
 /// Parses a unit price: non-negative, at most [`MAX_PRICE_DECIMALS`] decimals, below a sane cap.
 pub fn parse_unit_price(field: &str, text: &str) -> Result<Decimal, Error> {
-    let price = Decimal::from_str(text.trim()).map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal price")))?;
+    let price = Decimal::from_str(text.trim())
+        .map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal price")))?;
     if price.is_sign_negative() {
         return Err(Error::invalid(field, "a price cannot be negative"));
     }
     if price.normalize().scale() > MAX_PRICE_DECIMALS {
-        return Err(Error::invalid(field, format!("a price has at most {MAX_PRICE_DECIMALS} decimals")));
+        return Err(Error::invalid(
+            field,
+            format!("a price has at most {MAX_PRICE_DECIMALS} decimals"),
+        ));
     }
     if price > Decimal::from(1_000_000_000i64) {
         return Err(Error::invalid(field, "a price must be below 1,000,000,000"));
@@ -170,15 +199,24 @@ mod tests {
     fn rounding_is_half_up_at_the_minor_unit() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
         assert_eq!(Money::round(d("1.005"), Currency::Cny).unwrap().minor, 101);
-        assert_eq!(Money::round(d("1.00499999"), Currency::Cny).unwrap().minor, 100);
+        assert_eq!(
+            Money::round(d("1.00499999"), Currency::Cny).unwrap().minor,
+            100
+        );
         assert_eq!(Money::round(d("99.5"), Currency::Jpy).unwrap().minor, 100);
-        assert_eq!(Money::from_minor(1250, Currency::Cny).amount_string(), "12.50");
+        assert_eq!(
+            Money::from_minor(1250, Currency::Cny).amount_string(),
+            "12.50"
+        );
         assert_eq!(Money::from_minor(7, Currency::Jpy).amount_string(), "7");
     }
 
     #[test]
     fn parsing_refuses_sub_minor_amounts_and_junk() {
-        assert_eq!(Money::parse("amount", "12.5", Currency::Cny).unwrap().minor, 1250);
+        assert_eq!(
+            Money::parse("amount", "12.5", Currency::Cny).unwrap().minor,
+            1250
+        );
         assert!(Money::parse("amount", "12.505", Currency::Cny).is_err());
         assert!(Money::parse("amount", "1.5", Currency::Jpy).is_err());
         assert!(Money::parse("amount", "abc", Currency::Cny).is_err());

@@ -36,8 +36,14 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 /// Checks an `Idempotency-Key` header value: printable ASCII, 1 to 128 characters.
 pub fn idempotency_key(value: &str) -> Result<String, Error> {
-    if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY || !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(Error::invalid("Idempotency-Key", "must be 1 to 128 printable ASCII characters"));
+    if value.is_empty()
+        || value.len() > MAX_IDEMPOTENCY_KEY
+        || !value.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        return Err(Error::invalid(
+            "Idempotency-Key",
+            "must be 1 to 128 printable ASCII characters",
+        ));
     }
     Ok(value.to_owned())
 }

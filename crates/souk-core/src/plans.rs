@@ -69,15 +69,32 @@ pub struct PlanPrices {
 
 impl PlanPrices {
     /// Validates prices as a merchant enters them: at least one period, exact decimals.
-    pub fn parse(field: &str, currency: &str, monthly: Option<&str>, yearly: Option<&str>) -> Result<Self, Error> {
-        let currency: Currency =
-            currency.parse().map_err(|e: Error| relabel(e, &format!("{field}.currency")))?;
-        let monthly = monthly.map(|p| parse_unit_price(&format!("{field}.monthly_price"), p)).transpose()?;
-        let yearly = yearly.map(|p| parse_unit_price(&format!("{field}.yearly_price"), p)).transpose()?;
+    pub fn parse(
+        field: &str,
+        currency: &str,
+        monthly: Option<&str>,
+        yearly: Option<&str>,
+    ) -> Result<Self, Error> {
+        let currency: Currency = currency
+            .parse()
+            .map_err(|e: Error| relabel(e, &format!("{field}.currency")))?;
+        let monthly = monthly
+            .map(|p| parse_unit_price(&format!("{field}.monthly_price"), p))
+            .transpose()?;
+        let yearly = yearly
+            .map(|p| parse_unit_price(&format!("{field}.yearly_price"), p))
+            .transpose()?;
         if monthly.is_none() && yearly.is_none() {
-            return Err(Error::invalid(format!("{field}.monthly_price"), "a plan needs a monthly or a yearly price"));
+            return Err(Error::invalid(
+                format!("{field}.monthly_price"),
+                "a plan needs a monthly or a yearly price",
+            ));
         }
-        Ok(PlanPrices { currency, monthly, yearly })
+        Ok(PlanPrices {
+            currency,
+            monthly,
+            yearly,
+        })
     }
 
     /// The unit price for `period`, if the plan is sold that way.
@@ -91,11 +108,14 @@ impl PlanPrices {
     /// What `count` periods cost, rounded half-up to the minor unit once, at the charge.
     pub fn price(&self, period: Period, count: u32) -> Result<Money, Error> {
         if count == 0 || count > period.max_count() {
-            return Err(Error::invalid("periods", format!("buy between 1 and {} {}s", period.max_count(), period)));
+            return Err(Error::invalid(
+                "periods",
+                format!("buy between 1 and {} {}s", period.max_count(), period),
+            ));
         }
-        let unit = self
-            .unit_price(period)
-            .ok_or_else(|| Error::invalid("period", format!("this plan is not sold by the {period}")))?;
+        let unit = self.unit_price(period).ok_or_else(|| {
+            Error::invalid("period", format!("this plan is not sold by the {period}"))
+        })?;
         Money::round(unit * Decimal::from(count), self.currency)
     }
 
@@ -124,7 +144,8 @@ pub fn add_periods(from: DateTime<Utc>, period: Period, count: u32) -> DateTime<
         Period::Month => count,
         Period::Year => count.saturating_mul(12),
     };
-    from.checked_add_months(Months::new(months)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    from.checked_add_months(Months::new(months))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]
@@ -147,18 +168,30 @@ mod tests {
     #[test]
     fn refuses_unsold_periods_and_bad_counts() {
         let monthly_only = PlanPrices::parse("p", "CNY", Some("10"), None).unwrap();
-        assert!(matches!(monthly_only.price(Period::Year, 1), Err(Error::Invalid { field, .. }) if field == "period"));
-        assert!(matches!(prices().price(Period::Month, 0), Err(Error::Invalid { field, .. }) if field == "periods"));
+        assert!(
+            matches!(monthly_only.price(Period::Year, 1), Err(Error::Invalid { field, .. }) if field == "period")
+        );
+        assert!(
+            matches!(prices().price(Period::Month, 0), Err(Error::Invalid { field, .. }) if field == "periods")
+        );
         assert!(prices().price(Period::Month, MAX_MONTHS + 1).is_err());
         assert!(PlanPrices::parse("p", "CNY", None, None).is_err());
-        assert!(matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency"));
+        assert!(
+            matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency")
+        );
     }
 
     #[test]
     fn month_ends_clamp() {
         let jan31 = Utc.with_ymd_and_hms(2027, 1, 31, 12, 0, 0).unwrap();
-        assert_eq!(add_periods(jan31, Period::Month, 1), Utc.with_ymd_and_hms(2027, 2, 28, 12, 0, 0).unwrap());
-        assert_eq!(add_periods(jan31, Period::Year, 1), Utc.with_ymd_and_hms(2028, 1, 31, 12, 0, 0).unwrap());
+        assert_eq!(
+            add_periods(jan31, Period::Month, 1),
+            Utc.with_ymd_and_hms(2027, 2, 28, 12, 0, 0).unwrap()
+        );
+        assert_eq!(
+            add_periods(jan31, Period::Year, 1),
+            Utc.with_ymd_and_hms(2028, 1, 31, 12, 0, 0).unwrap()
+        );
     }
 
     proptest! {

@@ -51,7 +51,10 @@ string_enum! {
 impl RevisionState {
     /// Whether the merchant may still change this revision.
     pub fn is_open(self) -> bool {
-        matches!(self, RevisionState::Draft | RevisionState::Rejected | RevisionState::InReview)
+        matches!(
+            self,
+            RevisionState::Draft | RevisionState::Rejected | RevisionState::InReview
+        )
     }
 
     /// The merchant edits the revision; a rejected one becomes a draft again.
@@ -78,7 +81,10 @@ impl RevisionState {
         if approve {
             Ok(RevisionState::Approved)
         } else if reasons.iter().all(|r| r.trim().is_empty()) {
-            Err(Error::invalid("reasons", "a rejection needs at least one reason"))
+            Err(Error::invalid(
+                "reasons",
+                "a rejection needs at least one reason",
+            ))
         } else {
             Ok(RevisionState::Rejected)
         }
@@ -157,7 +163,10 @@ impl ProductContent {
     pub fn validated(&self, rules: EndpointRules) -> Result<ProductContent, Error> {
         let category = self.category.trim().to_owned();
         if !CATEGORIES.contains(&category.as_str()) {
-            return Err(Error::invalid("category", format!("must be one of: {}", CATEGORIES.join(", "))));
+            return Err(Error::invalid(
+                "category",
+                format!("must be one of: {}", CATEGORIES.join(", ")),
+            ));
         }
         if self.tags.len() > 10 {
             return Err(Error::invalid("tags", "at most 10 tags"));
@@ -178,11 +187,20 @@ impl ProductContent {
         let mut plans = Vec::with_capacity(self.plans.len());
         for (i, p) in self.plans.iter().enumerate() {
             let f = format!("plans[{i}]");
-            let prices = PlanPrices::parse(&f, &p.currency, p.monthly_price.as_deref(), p.yearly_price.as_deref())?;
+            let prices = PlanPrices::parse(
+                &f,
+                &p.currency,
+                p.monthly_price.as_deref(),
+                p.yearly_price.as_deref(),
+            )?;
             plans.push(PlanDraft {
                 id: p.id.clone(),
                 name: validate::text(&format!("{f}.name"), &p.name, 100)?,
-                description: validate::optional_text(&format!("{f}.description"), &p.description, 1000)?,
+                description: validate::optional_text(
+                    &format!("{f}.description"),
+                    &p.description,
+                    1000,
+                )?,
                 currency: prices.currency.code().to_owned(),
                 monthly_price: prices.monthly.map(|d| d.to_string()),
                 yearly_price: prices.yearly.map(|d| d.to_string()),
@@ -200,7 +218,12 @@ impl ProductContent {
             },
             support_contact: validate::text("support_contact", &self.support_contact, 200)?,
             licence: validate::optional_text("licence", &self.licence, 50_000)?,
-            endpoint_url: validate::url("endpoint_url", &self.endpoint_url, true, rules.allow_loopback_http)?,
+            endpoint_url: validate::url(
+                "endpoint_url",
+                &self.endpoint_url,
+                true,
+                rules.allow_loopback_http,
+            )?,
             plans,
         })
     }
@@ -239,14 +262,22 @@ mod tests {
         assert_eq!(ok.plans[0].monthly_price.as_deref(), Some("99"));
         let mut c = content();
         c.plans[0].monthly_price = Some("x".into());
-        assert!(matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "plans[0].monthly_price"));
+        assert!(
+            matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "plans[0].monthly_price")
+        );
         let mut c = content();
         c.category = "toys".into();
-        assert!(matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "category"));
+        assert!(
+            matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "category")
+        );
         let mut c = content();
         c.endpoint_url = "http://127.0.0.1:9/x".into();
         assert!(c.validated(EndpointRules::default()).is_err());
-        assert!(c.validated(EndpointRules { allow_loopback_http: true }).is_ok());
+        assert!(c
+            .validated(EndpointRules {
+                allow_loopback_http: true
+            })
+            .is_ok());
     }
 
     #[test]
@@ -257,11 +288,17 @@ mod tests {
         assert!(InReview.submit().is_err());
         assert_eq!(InReview.decide(true, &[]).unwrap(), Approved);
         assert!(InReview.decide(false, &[" ".into()]).is_err());
-        assert_eq!(InReview.decide(false, &["logo missing".into()]).unwrap(), Rejected);
+        assert_eq!(
+            InReview.decide(false, &["logo missing".into()]).unwrap(),
+            Rejected
+        );
         assert_eq!(Rejected.edit().unwrap(), Draft);
         assert!(Approved.edit().is_err());
         assert!(Draft.decide(true, &[]).is_err());
-        assert_eq!(ProductState::Listed.delist().unwrap(), ProductState::Delisted);
+        assert_eq!(
+            ProductState::Listed.delist().unwrap(),
+            ProductState::Delisted
+        );
         assert!(ProductState::Draft.delist().is_err());
     }
 }

@@ -16,9 +16,14 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, Error> {
 pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
     let v = value.trim();
     if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(v.to_owned())
@@ -39,7 +44,10 @@ pub fn email(field: &str, value: &str) -> Result<String, Error> {
     if ok {
         Ok(v)
     } else {
-        Err(Error::invalid(field, "must be an e-mail address such as name@example.com"))
+        Err(Error::invalid(
+            field,
+            "must be an e-mail address such as name@example.com",
+        ))
     }
 }
 
@@ -53,19 +61,34 @@ pub fn password(field: &str, value: &str) -> Result<(), Error> {
 }
 
 /// An absolute http(s) URL; `loopback_http` allows plain HTTP to 127.0.0.0/8, ::1 and localhost.
-pub fn url(field: &str, value: &str, require_https: bool, loopback_http: bool) -> Result<String, Error> {
+pub fn url(
+    field: &str,
+    value: &str,
+    require_https: bool,
+    loopback_http: bool,
+) -> Result<String, Error> {
     let v = value.trim();
-    let (scheme, rest) = v
-        .split_once("://")
-        .ok_or_else(|| Error::invalid(field, "must be an absolute URL such as https://example.com/path"))?;
+    let (scheme, rest) = v.split_once("://").ok_or_else(|| {
+        Error::invalid(
+            field,
+            "must be an absolute URL such as https://example.com/path",
+        )
+    })?;
     let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = if let Some(h) = host_port.strip_prefix('[') {
         h.split(']').next().unwrap_or_default()
     } else {
         host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
     };
-    if host.is_empty() || v.len() > 2000 || v.chars().any(|c| c.is_whitespace() || c.is_control()) || host_port.contains('@') {
-        return Err(Error::invalid(field, "must be an absolute URL with a host and no credentials"));
+    if host.is_empty()
+        || v.len() > 2000
+        || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        || host_port.contains('@')
+    {
+        return Err(Error::invalid(
+            field,
+            "must be an absolute URL with a host and no credentials",
+        ));
     }
     let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
     match scheme {
@@ -83,11 +106,16 @@ mod tests {
 
     #[test]
     fn checks_name_the_field() {
-        assert!(matches!(text("name", "  ", 10), Err(Error::Invalid { field, .. }) if field == "name"));
+        assert!(
+            matches!(text("name", "  ", 10), Err(Error::Invalid { field, .. }) if field == "name")
+        );
         assert_eq!(text("name", " Ada ", 10).unwrap(), "Ada");
         assert!(text("name", "x\u{0}y", 10).is_err());
         assert!(text("name", &"x".repeat(11), 10).is_err());
-        assert_eq!(email("email", "Ada@Example.COM").unwrap(), "ada@example.com");
+        assert_eq!(
+            email("email", "Ada@Example.COM").unwrap(),
+            "ada@example.com"
+        );
         for bad in ["ada", "ada@", "@x.com", "a@b", "a b@c.d", "a@@b.c"] {
             assert!(email("email", bad).is_err(), "{bad}");
         }

@@ -75,7 +75,12 @@ pub fn derive_key(access_key: &str, kind: EncryptType) -> Vec<u8> {
 }
 
 /// Encrypts `plaintext` with a 16-character printable `iv`, as a seller does.
-pub fn encrypt(access_key: &str, kind: EncryptType, iv: &str, plaintext: &str) -> Result<String, Error> {
+pub fn encrypt(
+    access_key: &str,
+    kind: EncryptType,
+    iv: &str,
+    plaintext: &str,
+) -> Result<String, Error> {
     if iv.len() != 16 {
         return Err(Error::InvalidParameter("iv".into()));
     }
@@ -127,7 +132,8 @@ mod tests {
     }
 
     fn vectors() -> Vec<Vector> {
-        let doc: serde_json::Value = serde_json::from_str(include_str!("../tests/protocol-vectors.json")).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/protocol-vectors.json")).unwrap();
         serde_json::from_value(doc["aes"].clone()).unwrap()
     }
 
@@ -137,17 +143,36 @@ mod tests {
         assert!(vs.len() >= 18);
         for v in vs {
             let kind = EncryptType::from_wire(Some(&v.encrypt_type)).unwrap();
-            assert_eq!(hex::encode(derive_key(&v.access_key, kind)), v.key_hex, "key for {}", v.access_key);
-            assert_eq!(encrypt(&v.access_key, kind, &v.iv, &v.plaintext).unwrap(), v.ciphertext);
-            assert_eq!(decrypt(&v.access_key, kind, &v.ciphertext).unwrap(), v.plaintext);
+            assert_eq!(
+                hex::encode(derive_key(&v.access_key, kind)),
+                v.key_hex,
+                "key for {}",
+                v.access_key
+            );
+            assert_eq!(
+                encrypt(&v.access_key, kind, &v.iv, &v.plaintext).unwrap(),
+                v.ciphertext
+            );
+            assert_eq!(
+                decrypt(&v.access_key, kind, &v.ciphertext).unwrap(),
+                v.plaintext
+            );
         }
     }
 
     #[test]
     fn wrong_key_or_garbage_does_not_decrypt() {
         let ct = encrypt("right", EncryptType::Aes256, "abcdefgh12345678", "secret").unwrap();
-        assert!(decrypt("wrong", EncryptType::Aes256, &ct).map(|p| p != "secret").unwrap_or(true));
-        assert_eq!(decrypt("right", EncryptType::Aes256, "short"), Err(Error::Decrypt));
-        assert_eq!(decrypt("right", EncryptType::Aes256, "abcdefgh12345678!!notbase64"), Err(Error::Decrypt));
+        assert!(decrypt("wrong", EncryptType::Aes256, &ct)
+            .map(|p| p != "secret")
+            .unwrap_or(true));
+        assert_eq!(
+            decrypt("right", EncryptType::Aes256, "short"),
+            Err(Error::Decrypt)
+        );
+        assert_eq!(
+            decrypt("right", EncryptType::Aes256, "abcdefgh12345678!!notbase64"),
+            Err(Error::Decrypt)
+        );
     }
 }

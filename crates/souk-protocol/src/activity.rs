@@ -51,7 +51,11 @@ impl RefreshScene {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
     /// Create an instance for a paid order; `business_id` makes a repeat harmless.
-    NewInstance { order_id: String, order_line_id: String, business_id: String },
+    NewInstance {
+        order_id: String,
+        order_line_id: String,
+        business_id: String,
+    },
     /// Ask for the access data of up to 100 instances.
     QueryInstance { instance_ids: Vec<String> },
     /// The expiry changed.
@@ -65,11 +69,23 @@ pub enum Activity {
         scene: RefreshScene,
     },
     /// Freeze or unfreeze.
-    UpdateInstanceStatus { instance_id: String, status: StatusChange },
+    UpdateInstanceStatus {
+        instance_id: String,
+        status: StatusChange,
+    },
     /// Release for good.
-    ReleaseInstance { instance_id: String, order_id: String, order_line_id: String },
+    ReleaseInstance {
+        instance_id: String,
+        order_id: String,
+        order_line_id: String,
+    },
     /// The plan changed within the product.
-    UpgradeInstance { instance_id: String, order_id: String, order_line_id: String, product_id: String },
+    UpgradeInstance {
+        instance_id: String,
+        order_id: String,
+        order_line_id: String,
+        product_id: String,
+    },
 }
 
 impl Activity {
@@ -91,7 +107,11 @@ impl Activity {
         m.insert("activity", self.name().to_owned());
         m.insert("testFlag", if test { "1" } else { "0" }.to_owned());
         match self {
-            Activity::NewInstance { order_id, order_line_id, business_id } => {
+            Activity::NewInstance {
+                order_id,
+                order_line_id,
+                business_id,
+            } => {
                 m.insert("orderId", order_id.clone());
                 m.insert("orderLineId", order_line_id.clone());
                 m.insert("businessId", business_id.clone());
@@ -99,7 +119,14 @@ impl Activity {
             Activity::QueryInstance { instance_ids } => {
                 m.insert("instanceId", instance_ids.join(","));
             }
-            Activity::RefreshInstance { instance_id, order_id, order_line_id, product_id, expire_time, scene } => {
+            Activity::RefreshInstance {
+                instance_id,
+                order_id,
+                order_line_id,
+                product_id,
+                expire_time,
+                scene,
+            } => {
                 m.insert("instanceId", instance_id.clone());
                 m.insert("orderId", order_id.clone());
                 m.insert("orderLineId", order_line_id.clone());
@@ -107,16 +134,28 @@ impl Activity {
                 m.insert("expireTime", expire_time.clone());
                 m.insert("scene", scene.wire().to_owned());
             }
-            Activity::UpdateInstanceStatus { instance_id, status } => {
+            Activity::UpdateInstanceStatus {
+                instance_id,
+                status,
+            } => {
                 m.insert("instanceId", instance_id.clone());
                 m.insert("status", status.wire().to_owned());
             }
-            Activity::ReleaseInstance { instance_id, order_id, order_line_id } => {
+            Activity::ReleaseInstance {
+                instance_id,
+                order_id,
+                order_line_id,
+            } => {
                 m.insert("instanceId", instance_id.clone());
                 m.insert("orderId", order_id.clone());
                 m.insert("orderLineId", order_line_id.clone());
             }
-            Activity::UpgradeInstance { instance_id, order_id, order_line_id, product_id } => {
+            Activity::UpgradeInstance {
+                instance_id,
+                order_id,
+                order_line_id,
+                product_id,
+            } => {
                 m.insert("instanceId", instance_id.clone());
                 m.insert("orderId", order_id.clone());
                 m.insert("orderLineId", order_line_id.clone());
@@ -149,7 +188,11 @@ impl Activity {
                 business_id: get("businessId")?,
             },
             "queryInstance" => {
-                let ids: Vec<String> = get("instanceId")?.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                let ids: Vec<String> = get("instanceId")?
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if ids.is_empty() || ids.len() > 100 {
                     return Err(Error::InvalidParameter("instanceId".into()));
                 }
@@ -251,7 +294,11 @@ pub struct SellerAnswer {
 impl SellerAnswer {
     /// An answer with only a code and message.
     pub fn code(code: crate::ResultCode, msg: impl Into<String>) -> Self {
-        SellerAnswer { result_code: code.wire().to_owned(), result_msg: msg.into(), ..Default::default() }
+        SellerAnswer {
+            result_code: code.wire().to_owned(),
+            result_msg: msg.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -276,7 +323,9 @@ mod tests {
     #[test]
     fn every_activity_round_trips() {
         let all = vec![
-            Activity::QueryInstance { instance_ids: vec!["a".into(), "b".into()] },
+            Activity::QueryInstance {
+                instance_ids: vec!["a".into(), "b".into()],
+            },
             Activity::RefreshInstance {
                 instance_id: "i".into(),
                 order_id: "o".into(),
@@ -285,9 +334,21 @@ mod tests {
                 expire_time: "20270101000000".into(),
                 scene: RefreshScene::Renewal,
             },
-            Activity::UpdateInstanceStatus { instance_id: "i".into(), status: StatusChange::Unfreeze },
-            Activity::ReleaseInstance { instance_id: "i".into(), order_id: "o".into(), order_line_id: "l".into() },
-            Activity::UpgradeInstance { instance_id: "i".into(), order_id: "o".into(), order_line_id: "l".into(), product_id: "p".into() },
+            Activity::UpdateInstanceStatus {
+                instance_id: "i".into(),
+                status: StatusChange::Unfreeze,
+            },
+            Activity::ReleaseInstance {
+                instance_id: "i".into(),
+                order_id: "o".into(),
+                order_line_id: "l".into(),
+            },
+            Activity::UpgradeInstance {
+                instance_id: "i".into(),
+                order_id: "o".into(),
+                order_line_id: "l".into(),
+                product_id: "p".into(),
+            },
         ];
         for a in all {
             assert_eq!(Activity::parse(&a.body(false)).unwrap(), (a, false));
@@ -296,10 +357,18 @@ mod tests {
 
     #[test]
     fn malformed_bodies_name_the_parameter() {
-        assert_eq!(Activity::parse(b"nope"), Err(Error::InvalidParameter("body".into())));
-        assert_eq!(Activity::parse(br#"{"activity":"dance"}"#), Err(Error::InvalidParameter("activity".into())));
         assert_eq!(
-            Activity::parse(br#"{"activity":"updateInstanceStatus","instanceId":"i","status":"MELT"}"#),
+            Activity::parse(b"nope"),
+            Err(Error::InvalidParameter("body".into()))
+        );
+        assert_eq!(
+            Activity::parse(br#"{"activity":"dance"}"#),
+            Err(Error::InvalidParameter("activity".into()))
+        );
+        assert_eq!(
+            Activity::parse(
+                br#"{"activity":"updateInstanceStatus","instanceId":"i","status":"MELT"}"#
+            ),
             Err(Error::InvalidParameter("status".into()))
         );
     }

@@ -8,8 +8,8 @@ pub mod activity;
 pub mod result;
 pub mod signature;
 
-pub use activity::{Activity, AppInfo, InstanceInfo, SellerAnswer, StatusChange};
 pub use activity::RefreshScene;
+pub use activity::{Activity, AppInfo, InstanceInfo, SellerAnswer, StatusChange};
 pub use result::{outcome, Outcome, ResultCode};
 
 /// What can go wrong reading the wire.

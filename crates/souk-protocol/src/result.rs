@@ -61,11 +61,15 @@ impl ResultCode {
             ResultCode::CreationRefused(1) => "a phone number is missing or already taken",
             ResultCode::CreationRefused(2) => "an e-mail address is missing or already taken",
             ResultCode::CreationRefused(3) => "the buyer already bought this product",
-            ResultCode::CreationRefused(4) => "the seller had an internal error creating the instance",
+            ResultCode::CreationRefused(4) => {
+                "the seller had an internal error creating the instance"
+            }
             ResultCode::CreationRefused(5) => "the buyer is already subscribed",
             ResultCode::CreationRefused(6) => "the product is sold out",
             ResultCode::CreationRefused(7) => "the e-mail domain is already taken",
-            ResultCode::AuthFailed => "the seller could not authenticate the marketplace (wrong signing key)",
+            ResultCode::AuthFailed => {
+                "the seller could not authenticate the marketplace (wrong signing key)"
+            }
             ResultCode::InvalidParameter => "the seller reported an invalid parameter",
             _ => "the seller could not create the instance",
         }
@@ -93,9 +97,12 @@ pub fn outcome(code: Option<ResultCode>, activity: &str) -> Outcome {
         Some(ResultCode::InstanceNotFound) if activity == "releaseInstance" => Outcome::Done,
         Some(ResultCode::Processing) => Outcome::Pending,
         Some(ResultCode::InternalError) | None => Outcome::Retry,
-        Some(ResultCode::AuthFailed | ResultCode::InvalidParameter | ResultCode::InstanceNotFound | ResultCode::CreationRefused(_)) => {
-            Outcome::Final
-        }
+        Some(
+            ResultCode::AuthFailed
+            | ResultCode::InvalidParameter
+            | ResultCode::InstanceNotFound
+            | ResultCode::CreationRefused(_),
+        ) => Outcome::Final,
     }
 }
 
@@ -105,16 +112,33 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_classify() {
-        for c in ["000000", "000001", "000002", "000003", "000004", "000005", "000100", "000107"] {
+        for c in [
+            "000000", "000001", "000002", "000003", "000004", "000005", "000100", "000107",
+        ] {
             assert_eq!(ResultCode::parse(c).unwrap().wire(), c);
         }
         assert_eq!(ResultCode::parse("000108"), None);
         assert_eq!(ResultCode::parse("abc"), None);
-        assert_eq!(outcome(ResultCode::parse("000003"), "releaseInstance"), Outcome::Done);
-        assert_eq!(outcome(ResultCode::parse("000003"), "updateInstanceStatus"), Outcome::Final);
-        assert_eq!(outcome(ResultCode::parse("000005"), "newInstance"), Outcome::Retry);
+        assert_eq!(
+            outcome(ResultCode::parse("000003"), "releaseInstance"),
+            Outcome::Done
+        );
+        assert_eq!(
+            outcome(ResultCode::parse("000003"), "updateInstanceStatus"),
+            Outcome::Final
+        );
+        assert_eq!(
+            outcome(ResultCode::parse("000005"), "newInstance"),
+            Outcome::Retry
+        );
         assert_eq!(outcome(None, "newInstance"), Outcome::Retry);
-        assert_eq!(outcome(ResultCode::parse("000104"), "newInstance"), Outcome::Final);
-        assert_eq!(outcome(ResultCode::parse("000004"), "newInstance"), Outcome::Pending);
+        assert_eq!(
+            outcome(ResultCode::parse("000104"), "newInstance"),
+            Outcome::Final
+        );
+        assert_eq!(
+            outcome(ResultCode::parse("000004"), "newInstance"),
+            Outcome::Pending
+        );
     }
 }

@@ -28,7 +28,10 @@ pub fn body_hmac(access_key: &str, body: &[u8]) -> String {
 
 /// The upper-case hex signature of a call.
 pub fn sign(access_key: &str, body: &[u8], timestamp: &str, nonce: &str) -> String {
-    let message = format!("{access_key}{nonce}{timestamp}{}", body_hmac(access_key, body));
+    let message = format!(
+        "{access_key}{nonce}{timestamp}{}",
+        body_hmac(access_key, body)
+    );
     hex::encode_upper(hmac(access_key.as_bytes(), message.as_bytes()))
 }
 
@@ -55,12 +58,19 @@ impl SignedParams {
     pub fn new(access_key: &str, body: &[u8], now_ms: i64) -> Self {
         let timestamp = now_ms.to_string();
         let nonce = new_nonce();
-        SignedParams { signature: sign(access_key, body, &timestamp, &nonce), timestamp, nonce }
+        SignedParams {
+            signature: sign(access_key, body, &timestamp, &nonce),
+            timestamp,
+            nonce,
+        }
     }
 
     /// `signature=…&timestamp=…&nonce=…`; all three are URL-safe as they are.
     pub fn query(&self) -> String {
-        format!("signature={}&timestamp={}&nonce={}", self.signature, self.timestamp, self.nonce)
+        format!(
+            "signature={}&timestamp={}&nonce={}",
+            self.signature, self.timestamp, self.nonce
+        )
     }
 }
 
@@ -74,7 +84,10 @@ pub fn signed_url(endpoint: &str, params: &SignedParams) -> String {
 /// time) against each key accepted now (two during a key rotation), and the timestamp against
 /// `now_ms`. Replay protection by nonce is the caller's, who remembers nonces.
 pub fn verify(keys: &[&str], body: &[u8], params: &SignedParams, now_ms: i64) -> Result<(), Error> {
-    let ts: i64 = params.timestamp.parse().map_err(|_| Error::StaleTimestamp)?;
+    let ts: i64 = params
+        .timestamp
+        .parse()
+        .map_err(|_| Error::StaleTimestamp)?;
     if (now_ms - ts).abs() > TIMESTAMP_WINDOW_MS {
         return Err(Error::StaleTimestamp);
     }
@@ -129,15 +142,34 @@ mod tests {
     fn verify_accepts_any_case_and_refuses_tampering_and_stale_calls() {
         let (key, body, ts, nonce, _, sig) = VECTORS[0];
         let now: i64 = ts.parse().unwrap();
-        let p = SignedParams { signature: sig.to_lowercase(), timestamp: ts.into(), nonce: nonce.into() };
+        let p = SignedParams {
+            signature: sig.to_lowercase(),
+            timestamp: ts.into(),
+            nonce: nonce.into(),
+        };
         assert_eq!(verify(&[key], body.as_bytes(), &p, now + 59_000), Ok(()));
         assert_eq!(verify(&["old-key", key], body.as_bytes(), &p, now), Ok(()));
-        assert_eq!(verify(&[key], body.as_bytes(), &p, now + 61_000), Err(Error::StaleTimestamp));
-        assert_eq!(verify(&["wrong"], body.as_bytes(), &p, now), Err(Error::BadSignature));
+        assert_eq!(
+            verify(&[key], body.as_bytes(), &p, now + 61_000),
+            Err(Error::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&["wrong"], body.as_bytes(), &p, now),
+            Err(Error::BadSignature)
+        );
         let tampered = body.replace("newInstance", "releaseInstance");
-        assert_eq!(verify(&[key], tampered.as_bytes(), &p, now), Err(Error::BadSignature));
-        let other_nonce = SignedParams { nonce: new_nonce(), ..p.clone() };
-        assert_eq!(verify(&[key], body.as_bytes(), &other_nonce, now), Err(Error::BadSignature));
+        assert_eq!(
+            verify(&[key], tampered.as_bytes(), &p, now),
+            Err(Error::BadSignature)
+        );
+        let other_nonce = SignedParams {
+            nonce: new_nonce(),
+            ..p.clone()
+        };
+        assert_eq!(
+            verify(&[key], body.as_bytes(), &other_nonce, now),
+            Err(Error::BadSignature)
+        );
     }
 
     #[test]
@@ -145,6 +177,9 @@ mod tests {
         let p = SignedParams::new("k", b"{}", 1_000);
         assert_eq!(p.nonce.len(), 64);
         assert_eq!(verify(&["k"], b"{}", &p, 1_000), Ok(()));
-        assert_eq!(signed_url("https://s.example/x?a=1", &p), format!("https://s.example/x?a=1&{}", p.query()));
+        assert_eq!(
+            signed_url("https://s.example/x?a=1", &p),
+            format!("https://s.example/x?a=1&{}", p.query())
+        );
     }
 }

@@ -54,17 +54,38 @@ pub trait Seller: Send + Sync + 'static {
     /// Create an instance; answer its `instanceId` and, ideally, its `appInfo`.
     fn new_instance(&self, req: NewInstance) -> impl Future<Output = SellerAnswer> + Send;
     /// Answer the access data of these instances in `info`.
-    fn query_instance(&self, instance_ids: Vec<String>) -> impl Future<Output = SellerAnswer> + Send;
+    fn query_instance(
+        &self,
+        instance_ids: Vec<String>,
+    ) -> impl Future<Output = SellerAnswer> + Send;
     /// Record a new expiry.
     fn refresh_instance(&self, req: Refresh) -> impl Future<Output = SellerAnswer> + Send;
     /// Freeze (stop serving, keep data) or unfreeze.
-    fn update_instance_status(&self, instance_id: String, status: StatusChange) -> impl Future<Output = SellerAnswer> + Send;
+    fn update_instance_status(
+        &self,
+        instance_id: String,
+        status: StatusChange,
+    ) -> impl Future<Output = SellerAnswer> + Send;
     /// Release for good.
-    fn release_instance(&self, instance_id: String, order_id: String) -> impl Future<Output = SellerAnswer> + Send;
+    fn release_instance(
+        &self,
+        instance_id: String,
+        order_id: String,
+    ) -> impl Future<Output = SellerAnswer> + Send;
     /// The buyer changed plan; sellers without plan changes keep the default, which refuses.
-    fn upgrade_instance(&self, instance_id: String, order_id: String, product_id: String) -> impl Future<Output = SellerAnswer> + Send {
+    fn upgrade_instance(
+        &self,
+        instance_id: String,
+        order_id: String,
+        product_id: String,
+    ) -> impl Future<Output = SellerAnswer> + Send {
         let _ = (instance_id, order_id, product_id);
-        async { SellerAnswer::code(ResultCode::InvalidParameter, "plan changes are not supported") }
+        async {
+            SellerAnswer::code(
+                ResultCode::InvalidParameter,
+                "plan changes are not supported",
+            )
+        }
     }
 }
 
@@ -94,31 +115,56 @@ struct Params {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The endpoint as an axum router answering `POST /`; mount it at the URL registered with souk.
 pub fn router<S: Seller>(seller: Arc<S>, keys: Keys) -> Router {
-    let endpoint = Arc::new(Endpoint { seller, keys, nonces: Mutex::new(HashMap::new()) });
-    Router::new().route("/", post(handle::<S>)).with_state(endpoint)
+    let endpoint = Arc::new(Endpoint {
+        seller,
+        keys,
+        nonces: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/", post(handle::<S>))
+        .with_state(endpoint)
 }
 
-async fn handle<S: Seller>(State(ep): State<Arc<Endpoint<S>>>, Query(params): Query<Params>, body: Bytes) -> Json<SellerAnswer> {
+async fn handle<S: Seller>(
+    State(ep): State<Arc<Endpoint<S>>>,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Json<SellerAnswer> {
     Json(answer(&ep, params, &body).await)
 }
 
 async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> SellerAnswer {
-    let (Some(signature), Some(timestamp), Some(nonce)) = (params.signature, params.timestamp, params.nonce) else {
-        return SellerAnswer::code(ResultCode::AuthFailed, "signature, timestamp and nonce are required");
+    let (Some(signature), Some(timestamp), Some(nonce)) =
+        (params.signature, params.timestamp, params.nonce)
+    else {
+        return SellerAnswer::code(
+            ResultCode::AuthFailed,
+            "signature, timestamp and nonce are required",
+        );
     };
-    let signed = SignedParams { signature, timestamp, nonce };
+    let signed = SignedParams {
+        signature,
+        timestamp,
+        nonce,
+    };
     let now = now_ms();
     let keys: Vec<&str> = ep.keys.0.iter().map(String::as_str).collect();
     if let Err(e) = signature::verify(&keys, body, &signed, now) {
         return SellerAnswer::code(ResultCode::AuthFailed, e.to_string());
     }
     {
-        let mut seen = ep.nonces.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = ep
+            .nonces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         seen.retain(|_, at| now - *at <= 2 * TIMESTAMP_WINDOW_MS);
         if seen.insert(signed.nonce.clone(), now).is_some() {
             return SellerAnswer::code(ResultCode::AuthFailed, "nonce already used");
@@ -130,16 +176,59 @@ async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> Sel
     };
     let seller = &ep.seller;
     match activity {
-        Activity::NewInstance { order_id, order_line_id, business_id } => {
-            seller.new_instance(NewInstance { order_id, order_line_id, business_id, test }).await
+        Activity::NewInstance {
+            order_id,
+            order_line_id,
+            business_id,
+        } => {
+            seller
+                .new_instance(NewInstance {
+                    order_id,
+                    order_line_id,
+                    business_id,
+                    test,
+                })
+                .await
         }
         Activity::QueryInstance { instance_ids } => seller.query_instance(instance_ids).await,
-        Activity::RefreshInstance { instance_id, order_id, order_line_id, product_id, expire_time, scene } => {
-            seller.refresh_instance(Refresh { instance_id, order_id, order_line_id, product_id, expire_time, scene }).await
+        Activity::RefreshInstance {
+            instance_id,
+            order_id,
+            order_line_id,
+            product_id,
+            expire_time,
+            scene,
+        } => {
+            seller
+                .refresh_instance(Refresh {
+                    instance_id,
+                    order_id,
+                    order_line_id,
+                    product_id,
+                    expire_time,
+                    scene,
+                })
+                .await
         }
-        Activity::UpdateInstanceStatus { instance_id, status } => seller.update_instance_status(instance_id, status).await,
-        Activity::ReleaseInstance { instance_id, order_id, .. } => seller.release_instance(instance_id, order_id).await,
-        Activity::UpgradeInstance { instance_id, order_id, product_id, .. } => seller.upgrade_instance(instance_id, order_id, product_id).await,
+        Activity::UpdateInstanceStatus {
+            instance_id,
+            status,
+        } => seller.update_instance_status(instance_id, status).await,
+        Activity::ReleaseInstance {
+            instance_id,
+            order_id,
+            ..
+        } => seller.release_instance(instance_id, order_id).await,
+        Activity::UpgradeInstance {
+            instance_id,
+            order_id,
+            product_id,
+            ..
+        } => {
+            seller
+                .upgrade_instance(instance_id, order_id, product_id)
+                .await
+        }
     }
 }
 
@@ -158,7 +247,10 @@ mod tests {
     struct Echo;
     impl Seller for Echo {
         async fn new_instance(&self, req: NewInstance) -> SellerAnswer {
-            SellerAnswer { instance_id: Some(format!("i-{}", req.business_id)), ..SellerAnswer::code(ResultCode::Success, "ok") }
+            SellerAnswer {
+                instance_id: Some(format!("i-{}", req.business_id)),
+                ..SellerAnswer::code(ResultCode::Success, "ok")
+            }
         }
         async fn query_instance(&self, _: Vec<String>) -> SellerAnswer {
             SellerAnswer::code(ResultCode::Success, "ok")
@@ -175,25 +267,43 @@ mod tests {
     }
 
     async fn call(app: &Router, query: &str, body: &[u8]) -> SellerAnswer {
-        let req = Request::post(format!("/?{query}")).body(Body::from(body.to_vec())).unwrap();
+        let req = Request::post(format!("/?{query}"))
+            .body(Body::from(body.to_vec()))
+            .unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
     #[tokio::test]
     async fn verifies_dispatches_and_refuses_replays_and_bad_signatures() {
         let app = router(Arc::new(Echo), Keys::new(["key-1"]));
-        let body = Activity::NewInstance { order_id: "o".into(), order_line_id: "o-1".into(), business_id: "b".into() }.body(false);
+        let body = Activity::NewInstance {
+            order_id: "o".into(),
+            order_line_id: "o-1".into(),
+            business_id: "b".into(),
+        }
+        .body(false);
         let params = SignedParams::new("key-1", &body, now_ms());
         let ok = call(&app, &params.query(), &body).await;
-        assert_eq!((ok.result_code.as_str(), ok.instance_id.as_deref()), ("000000", Some("i-b")));
+        assert_eq!(
+            (ok.result_code.as_str(), ok.instance_id.as_deref()),
+            ("000000", Some("i-b"))
+        );
         let replay = call(&app, &params.query(), &body).await;
         assert_eq!(replay.result_code, "000001");
         let wrong_key = SignedParams::new("key-2", &body, now_ms());
-        assert_eq!(call(&app, &wrong_key.query(), &body).await.result_code, "000001");
+        assert_eq!(
+            call(&app, &wrong_key.query(), &body).await.result_code,
+            "000001"
+        );
         let stale = SignedParams::new("key-1", &body, now_ms() - 120_000);
-        assert_eq!(call(&app, &stale.query(), &body).await.result_code, "000001");
+        assert_eq!(
+            call(&app, &stale.query(), &body).await.result_code,
+            "000001"
+        );
         assert_eq!(call(&app, "", &body).await.result_code, "000001");
         let junk = br#"{"activity":"dance","testFlag":"0"}"#;
         let p = SignedParams::new("key-1", junk, now_ms());

@@ -22,7 +22,9 @@ pub const SESSION_COOKIE: &str = "souk_session";
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -33,7 +35,11 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// the answer takes as long and does not tell which e-mails have accounts.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || match hash {
-        Some(stored) => PasswordHash::new(&stored).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()),
+        Some(stored) => PasswordHash::new(&stored).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        }),
         None => {
             let salt = SaltString::generate(&mut OsRng);
             let _ = Argon2::default().hash_password(password.as_bytes(), &salt);
@@ -60,7 +66,9 @@ pub fn token_hash(token: &str) -> String {
 /// The `Set-Cookie` value that starts a session.
 pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    )
 }
 
 /// The `Set-Cookie` value that ends a session.
@@ -89,7 +97,11 @@ impl FromRequestParts<SharedState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let token = session_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         // Sessions expire in real time: a test clock moving months ahead must not log people out.
-        let account = state.store.session_account(&token_hash(&token), chrono::Utc::now()).await?.ok_or(ApiError::Unauthenticated)?;
+        let account = state
+            .store
+            .session_account(&token_hash(&token), chrono::Utc::now())
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         Ok(Caller(account))
     }
 }
@@ -100,7 +112,9 @@ impl Caller {
         if self.0.roles().contains(&role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!("this needs the operator role {role}")))
+            Err(ApiError::Forbidden(format!(
+                "this needs the operator role {role}"
+            )))
         }
     }
 

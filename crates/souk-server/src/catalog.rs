@@ -77,14 +77,21 @@ pub struct Search {
 
 impl Entry {
     fn from_listed(p: ListedProduct) -> Result<Entry, ApiError> {
-        let content: ProductContent = serde_json::from_str(p.product.listed_content.as_deref().unwrap_or("null"))
-            .map_err(|e| ApiError::Internal(format!("listed content of {}: {e}", p.product.id)))?;
+        let content: ProductContent = serde_json::from_str(
+            p.product.listed_content.as_deref().unwrap_or("null"),
+        )
+        .map_err(|e| ApiError::Internal(format!("listed content of {}: {e}", p.product.id)))?;
         let mut monthly = Vec::new();
         let plans = p
             .plans
             .iter()
             .map(|pl| {
-                if let Ok(prices) = PlanPrices::parse("plan", &pl.currency, pl.monthly_price.as_deref(), pl.yearly_price.as_deref()) {
+                if let Ok(prices) = PlanPrices::parse(
+                    "plan",
+                    &pl.currency,
+                    pl.monthly_price.as_deref(),
+                    pl.yearly_price.as_deref(),
+                ) {
                     monthly.push((pl.currency.clone(), prices.monthly_equivalent()));
                 }
                 PlanView {
@@ -118,7 +125,10 @@ impl Entry {
                 logo_url: content.logo_url,
                 support_contact: content.support_contact,
                 licence: content.licence,
-                merchant: MerchantRef { id: p.product.merchant_id.clone(), company_name: p.company_name },
+                merchant: MerchantRef {
+                    id: p.product.merchant_id.clone(),
+                    company_name: p.company_name,
+                },
                 plans,
             },
             haystack,
@@ -128,14 +138,23 @@ impl Entry {
 
     fn matches(&self, s: &Search) -> bool {
         if let Some(text) = &s.text {
-            if !text.split_whitespace().all(|word| self.haystack.contains(&word.to_lowercase())) {
+            if !text
+                .split_whitespace()
+                .all(|word| self.haystack.contains(&word.to_lowercase()))
+            {
                 return false;
             }
         }
-        if s.category.as_ref().is_some_and(|c| *c != self.view.category) {
+        if s.category
+            .as_ref()
+            .is_some_and(|c| *c != self.view.category)
+        {
             return false;
         }
-        if s.product_type.as_ref().is_some_and(|t| *t != self.view.product_type) {
+        if s.product_type
+            .as_ref()
+            .is_some_and(|t| *t != self.view.product_type)
+        {
             return false;
         }
         if s.min_price.is_some() || s.max_price.is_some() || s.currency.is_some() {
@@ -163,7 +182,10 @@ pub struct CatalogCache {
 impl CatalogCache {
     /// An empty cache that re-reads after `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        CatalogCache { ttl, snapshot: RwLock::new(None) }
+        CatalogCache {
+            ttl,
+            snapshot: RwLock::new(None),
+        }
     }
 
     /// Forgets the snapshot; the next read loads the catalog again.
@@ -184,26 +206,53 @@ impl CatalogCache {
                 return Ok(s.entries.clone());
             }
         }
-        let entries = Arc::new(store.listed_products().await?.into_iter().map(Entry::from_listed).collect::<Result<Vec<_>, _>>()?);
-        *guard = Some(Snapshot { loaded: Instant::now(), entries: entries.clone() });
+        let entries = Arc::new(
+            store
+                .listed_products()
+                .await?
+                .into_iter()
+                .map(Entry::from_listed)
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        *guard = Some(Snapshot {
+            loaded: Instant::now(),
+            entries: entries.clone(),
+        });
         Ok(entries)
     }
 
     /// Listed products matching `search`, newest listing first.
-    pub async fn search(&self, store: &Store, search: &Search) -> Result<Vec<ProductView>, ApiError> {
+    pub async fn search(
+        &self,
+        store: &Store,
+        search: &Search,
+    ) -> Result<Vec<ProductView>, ApiError> {
         let entries = self.entries(store).await?;
-        Ok(entries.iter().rev().filter(|e| e.matches(search)).map(|e| e.view.clone()).collect())
+        Ok(entries
+            .iter()
+            .rev()
+            .filter(|e| e.matches(search))
+            .map(|e| e.view.clone())
+            .collect())
     }
 
     /// One listed product.
     pub async fn product(&self, store: &Store, id: &str) -> Result<Option<ProductView>, ApiError> {
-        Ok(self.entries(store).await?.iter().find(|e| e.view.id == id).map(|e| e.view.clone()))
+        Ok(self
+            .entries(store)
+            .await?
+            .iter()
+            .find(|e| e.view.id == id)
+            .map(|e| e.view.clone()))
     }
 }
 
 /// Parses a price filter.
 pub fn parse_price(field: &str, value: Option<&str>) -> Result<Option<Decimal>, ApiError> {
     value
-        .map(|v| Decimal::from_str(v.trim()).map_err(|_| ApiError::invalid(field, format!("{v:?} is not a decimal number"))))
+        .map(|v| {
+            Decimal::from_str(v.trim())
+                .map_err(|_| ApiError::invalid(field, format!("{v:?} is not a decimal number")))
+        })
         .transpose()
 }

@@ -20,13 +20,18 @@ pub struct OpenError;
 impl SecretBox {
     /// A box with this 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {
-        SecretBox { cipher: Aes256Gcm::new(key.into()) }
+        SecretBox {
+            cipher: Aes256Gcm::new(key.into()),
+        }
     }
 
     /// Encrypts `plaintext` with a fresh random nonce.
     pub fn seal(&self, plaintext: &str) -> String {
         let nonce: [u8; 12] = rand::random();
-        let ct = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).expect("AES-GCM encryption does not fail for in-memory data");
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .expect("AES-GCM encryption does not fail for in-memory data");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         format!("v1:{}", STANDARD.encode(out))
@@ -34,12 +39,17 @@ impl SecretBox {
 
     /// Decrypts what [`SecretBox::seal`] produced.
     pub fn open(&self, sealed: &str) -> Result<String, OpenError> {
-        let raw = STANDARD.decode(sealed.strip_prefix("v1:").ok_or(OpenError)?).map_err(|_| OpenError)?;
+        let raw = STANDARD
+            .decode(sealed.strip_prefix("v1:").ok_or(OpenError)?)
+            .map_err(|_| OpenError)?;
         if raw.len() < 12 {
             return Err(OpenError);
         }
         let (nonce, ct) = raw.split_at(12);
-        let pt = self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| OpenError)?;
+        let pt = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| OpenError)?;
         String::from_utf8(pt).map_err(|_| OpenError)
     }
 }

@@ -2,7 +2,10 @@
 //! marketplace provisions purchases without any other program running. It keeps its tenants in
 //! memory and answers every lifecycle call through the seller kit, exactly as a real seller would.
 
-use souk_seller::{access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh, ResultCode, Seller, SellerAnswer, StatusChange};
+use souk_seller::{
+    access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh,
+    ResultCode, Seller, SellerAnswer, StatusChange,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -29,13 +32,15 @@ impl DemoSeller {
     }
 
     fn set_status(&self, instance_id: &str, status: &'static str) -> SellerAnswer {
-        self.with(|t| match t.values_mut().find(|t| t.instance_id == instance_id) {
-            Some(t) => {
-                t.status = status;
-                SellerAnswer::code(ResultCode::Success, "ok")
-            }
-            None => SellerAnswer::code(ResultCode::InstanceNotFound, "no such instance"),
-        })
+        self.with(
+            |t| match t.values_mut().find(|t| t.instance_id == instance_id) {
+                Some(t) => {
+                    t.status = status;
+                    SellerAnswer::code(ResultCode::Success, "ok")
+                }
+                None => SellerAnswer::code(ResultCode::InstanceNotFound, "no such instance"),
+            },
+        )
     }
 
     fn app_info(t: &Tenant) -> AppInfo {
@@ -43,7 +48,13 @@ impl DemoSeller {
             front_end_url: Some(format!("https://demo.souk.invalid/{}", t.instance_id)),
             admin_url: Some(format!("https://demo.souk.invalid/{}/admin", t.instance_id)),
             user_name: Some(t.user_name.clone()),
-            password: access_crypto::encrypt(DEMO_SIGNING_KEY, EncryptType::Aes256, &random_iv(), &t.password).ok(),
+            password: access_crypto::encrypt(
+                DEMO_SIGNING_KEY,
+                EncryptType::Aes256,
+                &random_iv(),
+                &t.password,
+            )
+            .ok(),
             memo: Some(format!("demo tenant, {}", t.status)),
         }
     }
@@ -77,18 +88,36 @@ impl Seller for DemoSeller {
         let info = self.with(|t| {
             t.values()
                 .filter(|t| ids.contains(&t.instance_id))
-                .map(|t| InstanceInfo { instance_id: t.instance_id.clone(), app_info: Some(Self::app_info(t)) })
+                .map(|t| InstanceInfo {
+                    instance_id: t.instance_id.clone(),
+                    app_info: Some(Self::app_info(t)),
+                })
                 .collect()
         });
-        SellerAnswer { info: Some(info), encrypt_type: Some(EncryptType::Aes256.wire().to_owned()), ..SellerAnswer::code(ResultCode::Success, "ok") }
+        SellerAnswer {
+            info: Some(info),
+            encrypt_type: Some(EncryptType::Aes256.wire().to_owned()),
+            ..SellerAnswer::code(ResultCode::Success, "ok")
+        }
     }
 
     async fn refresh_instance(&self, req: Refresh) -> SellerAnswer {
         self.set_status(&req.instance_id, "active")
     }
 
-    async fn update_instance_status(&self, instance_id: String, status: StatusChange) -> SellerAnswer {
-        self.set_status(&instance_id, if status == StatusChange::Freeze { "frozen" } else { "active" })
+    async fn update_instance_status(
+        &self,
+        instance_id: String,
+        status: StatusChange,
+    ) -> SellerAnswer {
+        self.set_status(
+            &instance_id,
+            if status == StatusChange::Freeze {
+                "frozen"
+            } else {
+                "active"
+            },
+        )
     }
 
     async fn release_instance(&self, instance_id: String, _order_id: String) -> SellerAnswer {
@@ -99,10 +128,20 @@ impl Seller for DemoSeller {
 
 /// A short, stable tenant number derived from the business id.
 fn tenants_len_hint(business_id: &str) -> String {
-    business_id.chars().rev().take(8).collect::<String>().chars().rev().collect()
+    business_id
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect()
 }
 
 /// The demo seller's endpoint.
 pub fn router() -> axum::Router {
-    souk_seller::router(Arc::new(DemoSeller::default()), Keys::new([DEMO_SIGNING_KEY]))
+    souk_seller::router(
+        Arc::new(DemoSeller::default()),
+        Keys::new([DEMO_SIGNING_KEY]),
+    )
 }

@@ -61,21 +61,54 @@ pub enum ApiError {
 impl ApiError {
     /// Bad input in `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Validation { field: field.into(), message: message.into() }
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
-            ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad-credentials", "Invalid credentials"),
+            ApiError::Validation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid input",
+            ),
+            ApiError::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Malformed request")
+            }
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            ApiError::BadCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "bad-credentials",
+                "Invalid credentials",
+            ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Not possible in the current state"),
-            ApiError::InsufficientBalance { .. } => (StatusCode::PAYMENT_REQUIRED, "insufficient-balance", "Insufficient balance"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Not possible in the current state",
+            ),
+            ApiError::InsufficientBalance { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient-balance",
+                "Insufficient balance",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 
@@ -104,9 +137,15 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -125,10 +164,13 @@ impl From<souk_store::Error> for ApiError {
         match e {
             E::NotFound(what) => ApiError::NotFound(what.to_owned()),
             E::Conflict(msg) => ApiError::Conflict(msg),
-            E::InsufficientBalance { available_minor } => {
-                ApiError::InsufficientBalance { price: "more".into(), available: available_minor.to_string() }
-            }
-            E::Stale => ApiError::Conflict("it changed while this request ran; read it again and retry".into()),
+            E::InsufficientBalance { available_minor } => ApiError::InsufficientBalance {
+                price: "more".into(),
+                available: available_minor.to_string(),
+            },
+            E::Stale => ApiError::Conflict(
+                "it changed while this request ran; read it again and retry".into(),
+            ),
             E::Corrupt(msg) => ApiError::Internal(msg),
             E::Database(err) => ApiError::Internal(err.to_string()),
         }

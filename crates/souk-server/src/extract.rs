@@ -3,8 +3,8 @@
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 /// The largest JSON body souk accepts.
@@ -21,12 +21,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !json {
             // Requiring JSON also keeps plain HTML forms on other sites from posting here.
-            return Err(ApiError::BadRequest("send a JSON body with Content-Type: application/json".into()));
+            return Err(ApiError::BadRequest(
+                "send a JSON body with Content-Type: application/json".into(),
+            ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         if bytes.len() > MAX_BODY {
             return Err(ApiError::BadRequest("the body is larger than 1 MiB".into()));
         }
@@ -36,7 +44,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn field_of(path: &str, message: &str) -> String {
     // serde reports a missing field at its parent's path; name the field itself.
-    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
     match (path, missing) {
         (".", Some(f)) | ("", Some(f)) => f.to_owned(),
         (p, Some(f)) => format!("{p}.{f}"),
@@ -55,7 +65,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
         } else {
             let message = inner.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
             ApiError::invalid(field_of(&path, &message), message)
         }
     })
@@ -70,11 +84,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            ApiError::invalid(field_of(&path, &message), message)
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                ApiError::invalid(field_of(&path, &message), message)
+            })
     }
 }
 
@@ -105,8 +121,17 @@ mod tests {
     #[test]
     fn names_the_field_at_fault() {
         assert_eq!(field(r#"{"plans":[]}"#), "name");
-        assert_eq!(field(r#"{"name":"x","plans":[{"name":"a","price":"x"}]}"#), "plans[0].price");
-        assert_eq!(field(r#"{"name":"x","plans":[{"price":1}]}"#), "plans[0].name");
-        assert!(matches!(parse_json::<Product>(b"{"), Err(ApiError::BadRequest(_))));
+        assert_eq!(
+            field(r#"{"name":"x","plans":[{"name":"a","price":"x"}]}"#),
+            "plans[0].price"
+        );
+        assert_eq!(
+            field(r#"{"name":"x","plans":[{"price":1}]}"#),
+            "plans[0].name"
+        );
+        assert!(matches!(
+            parse_json::<Product>(b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

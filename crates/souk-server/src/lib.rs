@@ -95,5 +95,9 @@ pub fn start(state: SharedState, listener: TcpListener) -> std::io::Result<Runni
     workers::spawn(state.clone());
     let app = api::router(state.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app.into_make_service()).await });
-    Ok(Running { addr, state, server })
+    Ok(Running {
+        addr,
+        state,
+        server,
+    })
 }

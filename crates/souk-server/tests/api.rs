@@ -5,7 +5,10 @@ mod common;
 use common::{assert_problem, product_body, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use souk_seller::{InstanceInfo, Keys, NewInstance, Refresh, ResultCode, Seller, SellerAnswer, StatusChange};
+use souk_seller::{
+    AppInfo, InstanceInfo, Keys, NewInstance, Refresh, ResultCode, Seller, SellerAnswer,
+    StatusChange,
+};
 use souk_store::testing::backends;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,10 +23,29 @@ struct StubSeller {
 
 impl Seller for StubSeller {
     async fn new_instance(&self, req: NewInstance) -> SellerAnswer {
-        SellerAnswer { instance_id: Some(format!("stub-{}", &req.business_id[4..12])), ..SellerAnswer { result_code: self.code.into(), ..Default::default() } }
+        SellerAnswer {
+            instance_id: Some(format!("stub-{}", &req.business_id[4..12])),
+            ..SellerAnswer {
+                result_code: self.code.into(),
+                ..Default::default()
+            }
+        }
     }
     async fn query_instance(&self, ids: Vec<String>) -> SellerAnswer {
-        SellerAnswer { info: Some(ids.into_iter().map(|i| InstanceInfo { instance_id: i, app_info: None }).collect()), ..SellerAnswer::code(ResultCode::Success, "ok") }
+        SellerAnswer {
+            info: Some(
+                ids.into_iter()
+                    .map(|i| InstanceInfo {
+                        app_info: Some(AppInfo {
+                            front_end_url: Some(format!("https://stub.test/{i}")),
+                            ..Default::default()
+                        }),
+                        instance_id: i,
+                    })
+                    .collect(),
+            ),
+            ..SellerAnswer::code(ResultCode::Success, "ok")
+        }
     }
     async fn refresh_instance(&self, _: Refresh) -> SellerAnswer {
         SellerAnswer::code(ResultCode::Success, "ok")
@@ -37,20 +59,34 @@ impl Seller for StubSeller {
 }
 
 /// Serves a stub seller; returns its endpoint URL. The first `fail_first` calls get HTTP 500.
-async fn stub_seller(code: &'static str, fail_first: usize, key: &str) -> (String, Arc<StubSeller>) {
-    let stub = Arc::new(StubSeller { code, fail_first, calls: AtomicUsize::new(0) });
+async fn stub_seller(
+    code: &'static str,
+    fail_first: usize,
+    key: &str,
+) -> (String, Arc<StubSeller>) {
+    let stub = Arc::new(StubSeller {
+        code,
+        fail_first,
+        calls: AtomicUsize::new(0),
+    });
     let counter = stub.clone();
     let endpoint = souk_seller::router(stub.clone(), Keys::new([key.to_owned()]));
-    let app = axum::Router::new().nest_service("/souk", endpoint).layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-        let counter = counter.clone();
-        async move {
-            let n = counter.calls.fetch_add(1, Ordering::SeqCst);
-            if n < counter.fail_first {
-                return axum::response::IntoResponse::into_response(StatusCode::INTERNAL_SERVER_ERROR);
-            }
-            next.run(req).await
-        }
-    }));
+    let app = axum::Router::new()
+        .nest_service("/souk", endpoint)
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.calls.fetch_add(1, Ordering::SeqCst);
+                    if n < counter.fail_first {
+                        return axum::response::IntoResponse::into_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                        );
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -59,16 +95,38 @@ async fn stub_seller(code: &'static str, fail_first: usize, key: &str) -> (Strin
 
 const KEY: &str = "stub-signing-key-0123456789";
 
-async fn product_with(app: &TestApp, op: &common::User, endpoint: &str, monthly: &str) -> (common::User, String, String) {
+async fn product_with(
+    app: &TestApp,
+    op: &common::User,
+    endpoint: &str,
+    monthly: &str,
+) -> (common::User, String, String) {
     let seller = app.merchant(op, "seller@acme.test").await;
     let res = seller.post("/v1/seller/products", json!({"signing_key": KEY, "name": "Stub", "summary": "s", "category": "security", "support_contact": "x", "endpoint_url": endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": monthly}]})).await;
-    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
     let p: Value = res.json().await.unwrap();
     let id = p["id"].as_str().unwrap().to_owned();
-    seller.post(&format!("/v1/seller/products/{id}/submit"), json!({})).await;
+    seller
+        .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+        .await;
     let rev = p["current"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(op.post(&format!("/v1/operator/reviews/{rev}/decision"), json!({"approve": true})).await.status(), StatusCode::OK);
-    let plan = app.state.store.active_plans(&id).await.unwrap()[0].id.clone();
+    assert_eq!(
+        op.post(
+            &format!("/v1/operator/reviews/{rev}/decision"),
+            json!({"approve": true})
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    let plan = app.state.store.active_plans(&id).await.unwrap()[0]
+        .id
+        .clone();
     (seller, id, plan)
 }
 
@@ -85,7 +143,12 @@ async fn twenty_concurrent_purchases_against_a_balance_for_five_sell_exactly_fiv
         for i in 0..20 {
             let buyer = buyer.clone();
             let plan = plan.clone();
-            tasks.push(tokio::spawn(async move { buyer.order(&plan, 1, Some(&format!("k-{i}"))).await.status() }));
+            tasks.push(tokio::spawn(async move {
+                buyer
+                    .order(&plan, 1, Some(&format!("k-{i}")))
+                    .await
+                    .status()
+            }));
         }
         let mut created = 0;
         let mut refused = 0;
@@ -99,8 +162,20 @@ async fn twenty_concurrent_purchases_against_a_balance_for_five_sell_exactly_fiv
         assert_eq!((created, refused), (5, 15), "{backend:?}");
         let balance = buyer.json("/v1/balance").await;
         assert_eq!(balance["balances"][0]["amount"], "0.00");
-        assert_eq!(buyer.json("/v1/orders?limit=100").await["items"].as_array().unwrap().len(), 5);
-        assert!(app.state.store.ledger_mismatches().await.unwrap().is_empty());
+        assert_eq!(
+            buyer.json("/v1/orders?limit=100").await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert!(app
+            .state
+            .store
+            .ledger_mismatches()
+            .await
+            .unwrap()
+            .is_empty());
         app.cleanup().await;
     }
 }
@@ -117,17 +192,35 @@ async fn an_idempotent_retry_returns_the_same_order_and_charges_once() {
         let first = buyer.order(&plan, 2, Some("retry-1")).await;
         assert_eq!(first.status(), StatusCode::CREATED);
         let first: Value = first.json().await.unwrap();
-        assert_eq!(first["amount"], json!({"amount": "241.00", "currency": "CNY"}));
+        assert_eq!(
+            first["amount"],
+            json!({"amount": "241.00", "currency": "CNY"})
+        );
         let again = buyer.order(&plan, 2, Some("retry-1")).await;
         assert_eq!(again.status(), StatusCode::OK);
         let again: Value = again.json().await.unwrap();
         assert_eq!(again["id"], first["id"]);
-        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "759.00");
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "759.00"
+        );
         // The same key for a different request is refused and changes nothing.
-        assert_problem(buyer.order(&plan, 3, Some("retry-1")).await, StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")).await;
-        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "759.00");
+        assert_problem(
+            buyer.order(&plan, 3, Some("retry-1")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Idempotency-Key"),
+        )
+        .await;
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "759.00"
+        );
         let ledger = buyer.json("/v1/ledger").await;
-        assert_eq!(ledger["items"].as_array().unwrap().len(), 2, "one top-up and one charge");
+        assert_eq!(
+            ledger["items"].as_array().unwrap().len(),
+            2,
+            "one top-up and one charge"
+        );
         app.cleanup().await;
     }
 }
@@ -141,11 +234,34 @@ async fn too_little_balance_is_a_402_that_changes_nothing() {
         let (_, _, plan) = product_with(&app, &op, &endpoint, "99.00").await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
         app.top_up(&op, &buyer, "50.00").await;
-        let body = assert_problem(buyer.order(&plan, 1, None).await, StatusCode::PAYMENT_REQUIRED, None).await;
-        assert!(body["detail"].as_str().unwrap().contains("99.00 CNY"), "{body}");
-        assert_eq!(buyer.json("/v1/orders").await["items"].as_array().unwrap().len(), 0);
-        assert_eq!(buyer.json("/v1/instances").await["items"].as_array().unwrap().len(), 0);
-        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "50.00");
+        let body = assert_problem(
+            buyer.order(&plan, 1, None).await,
+            StatusCode::PAYMENT_REQUIRED,
+            None,
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("99.00 CNY"),
+            "{body}"
+        );
+        assert_eq!(
+            buyer.json("/v1/orders").await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            buyer.json("/v1/instances").await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "50.00"
+        );
         app.cleanup().await;
     }
 }
@@ -161,14 +277,38 @@ async fn a_seller_refusal_fails_the_instance_and_refunds_the_order() {
         app.top_up(&op, &buyer, "100.00").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let ins = order["instance_id"].as_str().unwrap();
-        let i = buyer.wait_for(&format!("/v1/instances/{ins}"), |v| v["state"] == "failed").await;
-        assert!(i["failure_reason"].as_str().unwrap().contains("sold out"), "{i}");
-        let order = buyer.json(&format!("/v1/orders/{}", order["id"].as_str().unwrap())).await;
+        let i = buyer
+            .wait_for(&format!("/v1/instances/{ins}"), |v| v["state"] == "failed")
+            .await;
+        assert!(
+            i["failure_reason"].as_str().unwrap().contains("sold out"),
+            "{i}"
+        );
+        let order = buyer
+            .json(&format!("/v1/orders/{}", order["id"].as_str().unwrap()))
+            .await;
         assert_eq!(order["state"], "refunded");
-        assert!(order["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "instance.failed"));
-        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "100.00");
-        assert_eq!(stub.calls.load(Ordering::SeqCst), 1, "a final refusal is not retried");
-        assert!(app.state.store.ledger_mismatches().await.unwrap().is_empty());
+        assert!(order["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "instance.failed"));
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "100.00"
+        );
+        assert_eq!(
+            stub.calls.load(Ordering::SeqCst),
+            1,
+            "a final refusal is not retried"
+        );
+        assert!(app
+            .state
+            .store
+            .ledger_mismatches()
+            .await
+            .unwrap()
+            .is_empty());
         app.cleanup().await;
     }
 }
@@ -196,8 +336,18 @@ async fn a_failing_seller_is_retried_with_backoff_until_it_answers() {
             app.advance(600).await;
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let i = buyer.wait_for(&path, |v| v["state"] == "active").await;
-        assert!(i["seller_instance_id"].as_str().unwrap().starts_with("stub-"));
+        // Active; its newInstance answer had no access data, so queryInstance fills it in.
+        let i = buyer
+            .wait_for(&path, |v| {
+                v["state"] == "active" && v["access"]["front_end_url"].is_string()
+            })
+            .await;
+        let sid = i["seller_instance_id"].as_str().unwrap();
+        assert!(sid.starts_with("stub-"));
+        assert_eq!(
+            i["access"]["front_end_url"],
+            format!("https://stub.test/{sid}")
+        );
         // Two failed attempts, the successful newInstance, then queryInstance for the access data.
         assert_eq!(stub.calls.load(Ordering::SeqCst), 4);
         app.cleanup().await;
@@ -224,9 +374,15 @@ async fn a_seller_that_never_answers_fails_after_the_retry_budget_and_refunds() 
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let i = buyer.wait_for(&path, |v| v["state"] == "failed").await;
-        assert!(i["failure_reason"].as_str().unwrap().contains("attempts"), "{i}");
+        assert!(
+            i["failure_reason"].as_str().unwrap().contains("attempts"),
+            "{i}"
+        );
         assert_eq!(stub.calls.load(Ordering::SeqCst), budget);
-        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "10.00");
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "10.00"
+        );
         app.cleanup().await;
     }
 }
@@ -239,44 +395,223 @@ async fn bad_input_names_the_field_and_changes_nothing() {
         let url = |p: &str| format!("{}{p}", app.base);
         let post = |p: &str, body: Value| c.post(url(p)).json(&body).send();
         assert_problem(post("/v1/accounts", json!({"kind": "individual", "name": "A", "email": "nope", "password": "correct horse battery"})).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("email")).await;
-        assert_problem(post("/v1/accounts", json!({"kind": "individual", "name": "A", "email": "a@b.co"})).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("password")).await;
+        assert_problem(
+            post(
+                "/v1/accounts",
+                json!({"kind": "individual", "name": "A", "email": "a@b.co"}),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("password"),
+        )
+        .await;
         assert_problem(post("/v1/accounts", json!({"kind": "robot", "name": "A", "email": "a@b.co", "password": "correct horse battery"})).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("kind")).await;
-        assert_problem(post("/v1/accounts", json!({"kind": "individual", "name": "A", "email": "a@b.co", "password": "short"})).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("password")).await;
-        assert_problem(c.post(url("/v1/accounts")).header("content-type", "application/json").body("{").send().await.unwrap(), StatusCode::BAD_REQUEST, None).await;
-        assert_problem(c.post(url("/v1/accounts")).body("kind=individual").send().await.unwrap(), StatusCode::BAD_REQUEST, None).await;
-        assert_problem(c.get(url("/v1/nowhere")).send().await.unwrap(), StatusCode::NOT_FOUND, None).await;
-        assert_problem(c.delete(url("/v1/products")).send().await.unwrap(), StatusCode::METHOD_NOT_ALLOWED, None).await;
-        assert_problem(c.get(url("/v1/products?limit=0")).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("limit")).await;
-        assert_problem(c.get(url("/v1/products?limit=abc")).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("limit")).await;
-        assert_problem(c.get(url("/v1/products?category=toys")).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("category")).await;
-        assert_problem(c.get(url("/v1/products?min_price=cheap")).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("min_price")).await;
-        assert_problem(c.get(url("/v1/me")).send().await.unwrap(), StatusCode::UNAUTHORIZED, None).await;
-        assert_problem(post("/v1/sessions", json!({"email": "a@b.co", "password": "whatever-password"})).await.unwrap(), StatusCode::UNAUTHORIZED, None).await;
-        assert!(!app.state.store.has_accounts().await.unwrap(), "nothing was created");
+        assert_problem(
+            post(
+                "/v1/accounts",
+                json!({"kind": "individual", "name": "A", "email": "a@b.co", "password": "short"}),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("password"),
+        )
+        .await;
+        assert_problem(
+            c.post(url("/v1/accounts"))
+                .header("content-type", "application/json")
+                .body("{")
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            None,
+        )
+        .await;
+        assert_problem(
+            c.post(url("/v1/accounts"))
+                .body("kind=individual")
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            None,
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/nowhere")).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            c.delete(url("/v1/products")).send().await.unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/products?limit=0")).send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/products?limit=abc")).send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/products?category=toys"))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("category"),
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/products?min_price=cheap"))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("min_price"),
+        )
+        .await;
+        assert_problem(
+            c.get(url("/v1/me")).send().await.unwrap(),
+            StatusCode::UNAUTHORIZED,
+            None,
+        )
+        .await;
+        assert_problem(
+            post(
+                "/v1/sessions",
+                json!({"email": "a@b.co", "password": "whatever-password"}),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNAUTHORIZED,
+            None,
+        )
+        .await;
+        assert!(
+            !app.state.store.has_accounts().await.unwrap(),
+            "nothing was created"
+        );
 
         let op = app.operator().await;
         let seller = app.merchant(&op, "seller@acme.test").await;
         let mut body = product_body("Notes", "https://acme.test/souk", "x");
-        assert_problem(seller.post("/v1/seller/products", body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[0].monthly_price")).await;
+        assert_problem(
+            seller.post("/v1/seller/products", body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plans[0].monthly_price"),
+        )
+        .await;
         body["plans"][0]["monthly_price"] = json!("10");
         body["endpoint_url"] = json!("http://acme.test/souk");
-        assert_problem(seller.post("/v1/seller/products", body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, Some("endpoint_url")).await;
+        assert_problem(
+            seller.post("/v1/seller/products", body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("endpoint_url"),
+        )
+        .await;
         body["endpoint_url"] = json!("https://acme.test/souk");
         body["plans"][0]["currency"] = json!("XYZ");
-        assert_problem(seller.post("/v1/seller/products", body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[0].currency")).await;
+        assert_problem(
+            seller.post("/v1/seller/products", body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plans[0].currency"),
+        )
+        .await;
         body["plans"][0]["currency"] = json!("CNY");
         body["plans"][0].as_object_mut().unwrap().remove("name");
-        assert_problem(seller.post("/v1/seller/products", body).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[0].name")).await;
-        assert_eq!(seller.json("/v1/seller/products").await.as_array().unwrap().len(), 0);
+        assert_problem(
+            seller.post("/v1/seller/products", body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plans[0].name"),
+        )
+        .await;
+        assert_eq!(
+            seller
+                .json("/v1/seller/products")
+                .await
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
 
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        assert_problem(buyer.order("pln_nothing", 1, None).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plan_id")).await;
-        assert_problem(buyer.post("/v1/orders", json!({"plan_id": "p", "period": "week", "periods": 1})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("period")).await;
-        assert_problem(buyer.post("/v1/orders", json!({"plan_id": "p", "period": "month", "periods": -1})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("periods")).await;
-        assert_problem(op.post("/v1/operator/top-ups", json!({"account_id": buyer.id, "amount": "-5", "currency": "CNY"})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("amount")).await;
-        assert_problem(op.post("/v1/operator/top-ups", json!({"account_id": buyer.id, "amount": "1.001", "currency": "CNY"})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("amount")).await;
-        assert_problem(op.post("/v1/operator/top-ups", json!({"account_id": buyer.id, "amount": "1", "currency": "BTC"})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("currency")).await;
-        assert_eq!(buyer.json("/v1/balance").await["balances"].as_array().unwrap().len(), 0);
+        assert_problem(
+            buyer.order("pln_nothing", 1, None).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plan_id"),
+        )
+        .await;
+        assert_problem(
+            buyer
+                .post(
+                    "/v1/orders",
+                    json!({"plan_id": "p", "period": "week", "periods": 1}),
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("period"),
+        )
+        .await;
+        assert_problem(
+            buyer
+                .post(
+                    "/v1/orders",
+                    json!({"plan_id": "p", "period": "month", "periods": -1}),
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("periods"),
+        )
+        .await;
+        assert_problem(
+            op.post(
+                "/v1/operator/top-ups",
+                json!({"account_id": buyer.id, "amount": "-5", "currency": "CNY"}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("amount"),
+        )
+        .await;
+        assert_problem(
+            op.post(
+                "/v1/operator/top-ups",
+                json!({"account_id": buyer.id, "amount": "1.001", "currency": "CNY"}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("amount"),
+        )
+        .await;
+        assert_problem(
+            op.post(
+                "/v1/operator/top-ups",
+                json!({"account_id": buyer.id, "amount": "1", "currency": "BTC"}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("currency"),
+        )
+        .await;
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
         app.cleanup().await;
     }
 }
@@ -286,36 +621,137 @@ async fn roles_and_ownership_are_enforced() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
-        let finance_only = app.operator_with_roles("finance@souk.test", "finance").await;
+        let finance_only = app
+            .operator_with_roles("finance@souk.test", "finance")
+            .await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        for path in ["/v1/operator/verifications", "/v1/operator/merchants", "/v1/operator/reviews"] {
+        for path in [
+            "/v1/operator/verifications",
+            "/v1/operator/merchants",
+            "/v1/operator/reviews",
+        ] {
             assert_problem(buyer.get(path).await, StatusCode::FORBIDDEN, None).await;
         }
-        assert_problem(finance_only.get("/v1/operator/reviews").await, StatusCode::FORBIDDEN, None).await;
-        assert_problem(buyer.post("/v1/operator/top-ups", json!({"account_id": buyer.id, "amount": "5", "currency": "CNY"})).await, StatusCode::FORBIDDEN, None).await;
-        assert_eq!(finance_only.post("/v1/operator/top-ups", json!({"email": "buyer@souk.test", "amount": "5", "currency": "CNY"})).await.status(), StatusCode::CREATED);
+        assert_problem(
+            finance_only.get("/v1/operator/reviews").await,
+            StatusCode::FORBIDDEN,
+            None,
+        )
+        .await;
+        assert_problem(
+            buyer
+                .post(
+                    "/v1/operator/top-ups",
+                    json!({"account_id": buyer.id, "amount": "5", "currency": "CNY"}),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            None,
+        )
+        .await;
+        assert_eq!(
+            finance_only
+                .post(
+                    "/v1/operator/top-ups",
+                    json!({"email": "buyer@souk.test", "amount": "5", "currency": "CNY"})
+                )
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
         // Individuals cannot become merchants; non-merchants cannot sell.
         assert_problem(buyer.post("/v1/merchant", json!({"company_name": "X", "support_email": "x@x.co", "support_phone": "1", "business_licence_number": "1"})).await, StatusCode::CONFLICT, None).await;
-        assert_problem(buyer.post("/v1/seller/products", product_body("X", "https://x.co", "1")).await, StatusCode::FORBIDDEN, None).await;
+        assert_problem(
+            buyer
+                .post(
+                    "/v1/seller/products",
+                    product_body("X", "https://x.co", "1"),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            None,
+        )
+        .await;
 
         let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
         let seller = app.merchant(&op, "seller@acme.test").await;
         let other_seller = app.merchant(&op, "seller@other.test").await;
-        let (product, plan, _) = app.listed_product(&op, &seller, "Notes", &endpoint, "10").await;
-        assert_problem(other_seller.get(&format!("/v1/seller/products/{product}")).await, StatusCode::NOT_FOUND, None).await;
-        assert_problem(other_seller.post(&format!("/v1/seller/products/{product}/delist"), json!({})).await, StatusCode::NOT_FOUND, None).await;
-        assert_problem(other_seller.put(&format!("/v1/seller/products/{product}/draft"), product_body("Mine now", "https://x.co", "1")).await, StatusCode::NOT_FOUND, None).await;
+        let (product, plan, _) = app
+            .listed_product(&op, &seller, "Notes", &endpoint, "10")
+            .await;
+        assert_problem(
+            other_seller
+                .get(&format!("/v1/seller/products/{product}"))
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            other_seller
+                .post(&format!("/v1/seller/products/{product}/delist"), json!({}))
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            other_seller
+                .put(
+                    &format!("/v1/seller/products/{product}/draft"),
+                    product_body("Mine now", "https://x.co", "1"),
+                )
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
 
         app.top_up(&op, &buyer, "100").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let other_buyer = app.verified_buyer(&op, "other@souk.test").await;
-        assert_problem(other_buyer.get(&format!("/v1/orders/{}", order["id"].as_str().unwrap())).await, StatusCode::NOT_FOUND, None).await;
-        assert_problem(other_buyer.get(&format!("/v1/instances/{}", order["instance_id"].as_str().unwrap())).await, StatusCode::NOT_FOUND, None).await;
-        assert_problem(other_buyer.post(&format!("/v1/instances/{}/renew", order["instance_id"].as_str().unwrap()), json!({"periods": 1})).await, StatusCode::NOT_FOUND, None).await;
+        assert_problem(
+            other_buyer
+                .get(&format!("/v1/orders/{}", order["id"].as_str().unwrap()))
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            other_buyer
+                .get(&format!(
+                    "/v1/instances/{}",
+                    order["instance_id"].as_str().unwrap()
+                ))
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            other_buyer
+                .post(
+                    &format!(
+                        "/v1/instances/{}/renew",
+                        order["instance_id"].as_str().unwrap()
+                    ),
+                    json!({"periods": 1}),
+                )
+                .await,
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
 
         // An unverified buyer cannot buy.
         let unverified = app.sign_up("individual", "new@souk.test").await;
-        assert_problem(unverified.order(&plan, 1, None).await, StatusCode::FORBIDDEN, None).await;
+        assert_problem(
+            unverified.order(&plan, 1, None).await,
+            StatusCode::FORBIDDEN,
+            None,
+        )
+        .await;
         app.cleanup().await;
     }
 }
@@ -326,19 +762,46 @@ async fn review_is_due_in_three_working_days_and_change_requests_keep_the_listed
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let seller = app.merchant(&op, "seller@acme.test").await;
-        let created: Value = seller.post("/v1/seller/products", product_body("Notes", "https://acme.test/souk", "10")).await.json().await.unwrap();
+        let created: Value = seller
+            .post(
+                "/v1/seller/products",
+                product_body("Notes", "https://acme.test/souk", "10"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         let id = created["id"].as_str().unwrap().to_owned();
         assert_eq!(created["state"], "draft");
         assert_eq!(created["current"]["state"], "draft");
         assert_eq!(created["signing_key"].as_str().unwrap().len(), 64);
-        let submitted: Value = seller.post(&format!("/v1/seller/products/{id}/submit"), json!({})).await.json().await.unwrap();
+        let submitted: Value = seller
+            .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
         let rev = &submitted["current"];
-        let submitted_at: chrono::DateTime<chrono::Utc> = rev["submitted_at"].as_str().unwrap().parse().unwrap();
+        let submitted_at: chrono::DateTime<chrono::Utc> =
+            rev["submitted_at"].as_str().unwrap().parse().unwrap();
         let due: chrono::DateTime<chrono::Utc> = rev["due_at"].as_str().unwrap().parse().unwrap();
-        assert_eq!(due, souk_core::calendar::WorkCalendar::default().add_working_days(submitted_at, 3));
+        assert_eq!(
+            due,
+            souk_core::calendar::WorkCalendar::default().add_working_days(submitted_at, 3)
+        );
         assert!(due - submitted_at >= chrono::Duration::days(3));
         // Editing while in review is refused.
-        assert_problem(seller.put(&format!("/v1/seller/products/{id}/draft"), product_body("Notes 2", "https://acme.test/souk", "10")).await, StatusCode::CONFLICT, None).await;
+        assert_problem(
+            seller
+                .put(
+                    &format!("/v1/seller/products/{id}/draft"),
+                    product_body("Notes 2", "https://acme.test/souk", "10"),
+                )
+                .await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
         let queue = op.json("/v1/operator/reviews").await;
         assert_eq!(queue[0]["overdue"], false);
         assert_eq!(queue[0]["kind"], "new");
@@ -346,46 +809,161 @@ async fn review_is_due_in_three_working_days_and_change_requests_keep_the_listed
         let queue = op.json("/v1/operator/reviews").await;
         assert_eq!(queue[0]["overdue"], true);
         let rev_id = queue[0]["revision_id"].as_str().unwrap().to_owned();
-        assert_problem(op.post(&format!("/v1/operator/reviews/{rev_id}/decision"), json!({"approve": false})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("reasons")).await;
-        let rejected: Value = op.post(&format!("/v1/operator/reviews/{rev_id}/decision"), json!({"approve": false, "reasons": ["the logo is missing"]})).await.json().await.unwrap();
+        assert_problem(
+            op.post(
+                &format!("/v1/operator/reviews/{rev_id}/decision"),
+                json!({"approve": false}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("reasons"),
+        )
+        .await;
+        let rejected: Value = op
+            .post(
+                &format!("/v1/operator/reviews/{rev_id}/decision"),
+                json!({"approve": false, "reasons": ["the logo is missing"]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(rejected["state"], "rejected");
         let mine = seller.json(&format!("/v1/seller/products/{id}")).await;
         assert_eq!(mine["current"]["reasons"], json!(["the logo is missing"]));
         // Rejected: editable again, resubmitted, approved, listed.
-        assert_eq!(seller.put(&format!("/v1/seller/products/{id}/draft"), product_body("Notes", "https://acme.test/souk", "12")).await.status(), StatusCode::OK);
-        seller.post(&format!("/v1/seller/products/{id}/submit"), json!({})).await;
-        let rev_id = op.json("/v1/operator/reviews").await[0]["revision_id"].as_str().unwrap().to_owned();
-        assert_eq!(op.post(&format!("/v1/operator/reviews/{rev_id}/decision"), json!({"approve": true})).await.status(), StatusCode::OK);
+        assert_eq!(
+            seller
+                .put(
+                    &format!("/v1/seller/products/{id}/draft"),
+                    product_body("Notes", "https://acme.test/souk", "12")
+                )
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        seller
+            .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+            .await;
+        let rev_id = op.json("/v1/operator/reviews").await[0]["revision_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            op.post(
+                &format!("/v1/operator/reviews/{rev_id}/decision"),
+                json!({"approve": true})
+            )
+            .await
+            .status(),
+            StatusCode::OK
+        );
         let public = TestApp::client();
-        let listed: Value = public.get(format!("{}/v1/products/{id}", app.base)).send().await.unwrap().json().await.unwrap();
+        let listed: Value = public
+            .get(format!("{}/v1/products/{id}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(listed["plans"][0]["monthly_price"], "12");
         let plan_id = listed["plans"][0]["id"].as_str().unwrap().to_owned();
 
         // A change request: the listed version stays until the change is approved.
         let mut change = product_body("Notes Pro", "https://acme.test/souk", "15");
         change["plans"][0]["id"] = json!(plan_id);
-        let res = seller.put(&format!("/v1/seller/products/{id}/draft"), change).await;
+        let res = seller
+            .put(&format!("/v1/seller/products/{id}/draft"), change)
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         let mine: Value = res.json().await.unwrap();
-        assert_eq!((mine["current"]["kind"].as_str(), mine["current"]["state"].as_str(), mine["state"].as_str()), (Some("change"), Some("draft"), Some("listed")));
-        seller.post(&format!("/v1/seller/products/{id}/submit"), json!({})).await;
+        assert_eq!(
+            (
+                mine["current"]["kind"].as_str(),
+                mine["current"]["state"].as_str(),
+                mine["state"].as_str()
+            ),
+            (Some("change"), Some("draft"), Some("listed"))
+        );
+        seller
+            .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+            .await;
         let queue = op.json("/v1/operator/reviews").await;
         assert_eq!(queue[0]["kind"], "change");
         app.state.catalog.invalidate().await;
-        let still: Value = public.get(format!("{}/v1/products/{id}", app.base)).send().await.unwrap().json().await.unwrap();
+        let still: Value = public
+            .get(format!("{}/v1/products/{id}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(still["name"], "Notes");
-        op.post(&format!("/v1/operator/reviews/{}/decision", queue[0]["revision_id"].as_str().unwrap()), json!({"approve": true})).await;
-        let changed: Value = public.get(format!("{}/v1/products/{id}", app.base)).send().await.unwrap().json().await.unwrap();
-        assert_eq!((changed["name"].as_str(), changed["plans"][0]["monthly_price"].as_str()), (Some("Notes Pro"), Some("15")));
-        assert_eq!(changed["plans"][0]["id"], json!(plan_id), "the plan keeps its id");
+        op.post(
+            &format!(
+                "/v1/operator/reviews/{}/decision",
+                queue[0]["revision_id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+        )
+        .await;
+        let changed: Value = public
+            .get(format!("{}/v1/products/{id}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                changed["name"].as_str(),
+                changed["plans"][0]["monthly_price"].as_str()
+            ),
+            (Some("Notes Pro"), Some("15"))
+        );
+        assert_eq!(
+            changed["plans"][0]["id"],
+            json!(plan_id),
+            "the plan keeps its id"
+        );
 
         // Delisting stops new purchases.
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
         app.top_up(&op, &buyer, "100").await;
-        assert_eq!(seller.post(&format!("/v1/seller/products/{id}/delist"), json!({})).await.status(), StatusCode::OK);
-        assert_problem(public.get(format!("{}/v1/products/{id}", app.base)).send().await.unwrap(), StatusCode::NOT_FOUND, None).await;
-        assert_problem(buyer.order(&plan_id, 1, None).await, StatusCode::CONFLICT, None).await;
-        assert_problem(seller.post(&format!("/v1/seller/products/{id}/delist"), json!({})).await, StatusCode::CONFLICT, None).await;
+        assert_eq!(
+            seller
+                .post(&format!("/v1/seller/products/{id}/delist"), json!({}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_problem(
+            public
+                .get(format!("{}/v1/products/{id}", app.base))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+        assert_problem(
+            buyer.order(&plan_id, 1, None).await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
+        assert_problem(
+            seller
+                .post(&format!("/v1/seller/products/{id}/delist"), json!({}))
+                .await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
         app.cleanup().await;
     }
 }
@@ -396,8 +974,13 @@ async fn catalog_searches_filters_and_pages() {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let seller = app.merchant(&op, "seller@acme.test").await;
-        for (name, price) in [("Alpha Notes", "10"), ("Beta Vault", "50"), ("Gamma Notes", "200")] {
-            app.listed_product(&op, &seller, name, "https://acme.test/souk", price).await;
+        for (name, price) in [
+            ("Alpha Notes", "10"),
+            ("Beta Vault", "50"),
+            ("Gamma Notes", "200"),
+        ] {
+            app.listed_product(&op, &seller, name, "https://acme.test/souk", price)
+                .await;
             // Newest listings come first; a second apart keeps that order certain.
             app.advance(1).await;
         }
@@ -405,18 +988,46 @@ async fn catalog_searches_filters_and_pages() {
         let get = |q: &str| {
             let c = c.clone();
             let url = format!("{}/v1/products{q}", app.base);
-            async move { c.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                c.get(url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         };
-        let names = |v: &Value| v["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        let names = |v: &Value| {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(get("").await["total"], 3);
-        assert_eq!(names(&get("?q=notes").await), vec!["Gamma Notes", "Alpha Notes"]);
+        assert_eq!(
+            names(&get("?q=notes").await),
+            vec!["Gamma Notes", "Alpha Notes"]
+        );
         assert_eq!(names(&get("?q=vault%20beta").await), vec!["Beta Vault"]);
-        assert_eq!(names(&get("?min_price=20&max_price=60").await), vec!["Beta Vault"]);
-        assert_eq!(names(&get("?category=collaboration&currency=CNY&max_price=10").await), vec!["Alpha Notes"]);
+        assert_eq!(
+            names(&get("?min_price=20&max_price=60").await),
+            vec!["Beta Vault"]
+        );
+        assert_eq!(
+            names(&get("?category=collaboration&currency=CNY&max_price=10").await),
+            vec!["Alpha Notes"]
+        );
         assert_eq!(get("?category=security").await["total"], 0);
         let page1 = get("?limit=2").await;
         assert_eq!(page1["items"].as_array().unwrap().len(), 2);
-        let page2 = get(&format!("?limit=2&cursor={}", page1["next_cursor"].as_str().unwrap())).await;
+        let page2 = get(&format!(
+            "?limit=2&cursor={}",
+            page1["next_cursor"].as_str().unwrap()
+        ))
+        .await;
         assert_eq!(page2["items"].as_array().unwrap().len(), 1);
         assert!(page2["next_cursor"].is_null());
         app.cleanup().await;
@@ -425,16 +1036,55 @@ async fn catalog_searches_filters_and_pages() {
 
 #[tokio::test]
 async fn openapi_document_is_served_and_the_test_clock_needs_its_flag() {
-    let app = TestApp::spawn_with(souk_store::Backend::Sqlite, souk_server::Settings { test_clock: false, ..souk_server::Settings::for_tests() }).await;
+    let app = TestApp::spawn_with(
+        souk_store::Backend::Sqlite,
+        souk_server::Settings {
+            test_clock: false,
+            ..souk_server::Settings::for_tests()
+        },
+    )
+    .await;
     let c = TestApp::client();
-    let doc: Value = c.get(format!("{}/v1/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let doc: Value = c
+        .get(format!("{}/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/orders", "/v1/instances/{instance_id}/renew", "/v1/operator/reviews/{revision_id}/decision", "/v1/products", "/healthz"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/v1/orders",
+        "/v1/instances/{instance_id}/renew",
+        "/v1/operator/reviews/{revision_id}/decision",
+        "/v1/products",
+        "/healthz",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
-    assert_problem(c.post(format!("{}/v1/test/clock", app.base)).json(&json!({"advance_seconds": 1})).send().await.unwrap(), StatusCode::NOT_FOUND, None).await;
-    let health: Value = c.get(format!("{}/healthz", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_problem(
+        c.post(format!("{}/v1/test/clock", app.base))
+            .json(&json!({"advance_seconds": 1}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    let health: Value = c
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     app.cleanup().await;
 }

@@ -23,11 +23,15 @@ pub struct AccountRow {
 impl AccountRow {
     /// The operator roles, parsed; unknown names are ignored.
     pub fn roles(&self) -> Vec<souk_core::accounts::Role> {
-        self.roles.split(',').filter_map(|r| r.trim().parse().ok()).collect()
+        self.roles
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect()
     }
 }
 
-const COLUMNS: &str = "id, kind, name, email, password_hash, roles, verification_state, verification_details, \
+const COLUMNS: &str =
+    "id, kind, name, email, password_hash, roles, verification_state, verification_details, \
     verification_reason, verification_submitted_at, verification_decided_at, created_at";
 
 /// What sign-up stores.
@@ -41,7 +45,11 @@ pub struct NewAccount<'a> {
 
 impl Store {
     /// Creates an account; a taken e-mail is a [`Error::Conflict`].
-    pub async fn create_account(&self, a: NewAccount<'_>, now: DateTime<Utc>) -> Result<AccountRow> {
+    pub async fn create_account(
+        &self,
+        a: NewAccount<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<AccountRow> {
         let id = new_id("acc", now);
         sqlx::query("INSERT INTO accounts (id, kind, name, email, password_hash, roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&id)
@@ -71,12 +79,22 @@ impl Store {
 
     /// One account by (lower-case) e-mail.
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1")).bind(email).fetch_optional(&self.pool).await?)
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Sets an account's operator roles (comma-separated).
     pub async fn set_roles(&self, id: &str, roles: &str) -> Result<()> {
-        let n = sqlx::query("UPDATE accounts SET roles = $1 WHERE id = $2").bind(roles).bind(id).execute(&self.pool).await?.rows_affected();
+        let n = sqlx::query("UPDATE accounts SET roles = $1 WHERE id = $2")
+            .bind(roles)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Err(Error::NotFound("account"));
         }
@@ -84,7 +102,13 @@ impl Store {
     }
 
     /// Stores a new session for `account_id`; only the token's hash is kept.
-    pub async fn create_session(&self, token_hash: &str, account_id: &str, now: DateTime<Utc>, expires: DateTime<Utc>) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        account_id: &str,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(account_id)
@@ -96,8 +120,16 @@ impl Store {
     }
 
     /// The account of a live session.
-    pub async fn session_account(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AccountRow>> {
-        let cols = COLUMNS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    pub async fn session_account(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountRow>> {
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
         Ok(sqlx::query_as(&format!(
             "SELECT {cols} FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1 AND s.expires_at > $2"
         ))
@@ -109,12 +141,22 @@ impl Store {
 
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Records submitted verification details, if the account is still in `from_state`.
-    pub async fn submit_verification(&self, id: &str, from_state: &str, to_state: &str, details_json: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn submit_verification(
+        &self,
+        id: &str,
+        from_state: &str,
+        to_state: &str,
+        details_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let n = sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_details = $2, verification_reason = NULL, \
              verification_submitted_at = $3, verification_decided_at = NULL, verification_decided_by = NULL \
@@ -135,7 +177,14 @@ impl Store {
     }
 
     /// Records a reviewer's decision, if the verification is still pending.
-    pub async fn decide_verification(&self, id: &str, to_state: &str, reason: Option<&str>, by: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn decide_verification(
+        &self,
+        id: &str,
+        to_state: &str,
+        reason: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let n = sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_reason = $2, verification_decided_at = $3, \
              verification_decided_by = $4 WHERE id = $5 AND verification_state = 'pending'",
@@ -166,7 +215,9 @@ impl Store {
 
     /// Whether any account exists (demo data only fills an empty marketplace).
     pub async fn has_accounts(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n > 0)
     }
 }

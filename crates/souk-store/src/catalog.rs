@@ -37,7 +37,10 @@ impl Store {
         .await?;
         let mut by_product: HashMap<String, Vec<PlanRow>> = HashMap::new();
         for plan in plans {
-            by_product.entry(plan.product_id.clone()).or_default().push(plan);
+            by_product
+                .entry(plan.product_id.clone())
+                .or_default()
+                .push(plan);
         }
         Ok(rows
             .into_iter()

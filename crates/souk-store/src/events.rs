@@ -42,7 +42,12 @@ pub async fn record(conn: &mut AnyConnection, e: NewEvent<'_>, now: DateTime<Utc
 
 impl Store {
     /// An order's timeline, oldest first: its own events and those of the instance it bought.
-    pub async fn order_timeline(&self, order_id: &str, instance_id: &str, order_created_at: i64) -> Result<Vec<EventRow>> {
+    pub async fn order_timeline(
+        &self,
+        order_id: &str,
+        instance_id: &str,
+        order_created_at: i64,
+    ) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(
             "SELECT id, order_id, instance_id, at, kind, detail, actor FROM events \
              WHERE order_id = $1 OR (instance_id = $2 AND order_id IS NULL AND at >= $3) ORDER BY id",

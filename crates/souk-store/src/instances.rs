@@ -68,7 +68,13 @@ pub(crate) async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<
     Ok(())
 }
 
-async fn set_state(conn: &mut AnyConnection, i: &InstanceRow, state: &str, next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+async fn set_state(
+    conn: &mut AnyConnection,
+    i: &InstanceRow,
+    state: &str,
+    next: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let n = sqlx::query("UPDATE instances SET state = $1, next_transition_at = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
         .bind(state)
         .bind(next.map(ms))
@@ -95,7 +101,12 @@ impl Store {
     }
 
     /// A buyer's instances, newest first.
-    pub async fn instances_of_buyer(&self, buyer_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<InstanceRow>> {
+    pub async fn instances_of_buyer(
+        &self,
+        buyer_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<InstanceRow>> {
         Ok(sqlx::query_as(&format!("SELECT {INSTANCE} FROM instances WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
             .bind(buyer_id)
             .bind(before)
@@ -118,22 +129,49 @@ impl Store {
     }
 
     /// Stores a transition with its jobs and event, if the instance is unchanged since read.
-    pub async fn transition(&self, i: &InstanceRow, c: Change<'_>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn transition(
+        &self,
+        i: &InstanceRow,
+        c: Change<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         set_state(&mut tx, i, c.state, c.next_transition_at, now).await?;
         for job in &c.jobs {
             enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
         }
         if let Some((kind, detail)) = c.event {
-            events::record(&mut tx, NewEvent { order_id: None, instance_id: Some(&i.id), kind, detail, actor: None }, now).await?;
+            events::record(
+                &mut tx,
+                NewEvent {
+                    order_id: None,
+                    instance_id: Some(&i.id),
+                    kind,
+                    detail,
+                    actor: None,
+                },
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// The seller created the instance: store what it returned and finish the job, together.
+    /// The seller created the instance: store what it returned and finish the job, together,
+    /// with a `follow_up` job when the access data must still be asked for.
     #[allow(clippy::too_many_arguments)]
-    pub async fn provisioned(&self, i: &InstanceRow, job_id: &str, attempts: i64, seller_instance_id: &str, access_enc: Option<&str>, next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn provisioned(
+        &self,
+        i: &InstanceRow,
+        job_id: &str,
+        attempts: i64,
+        seller_instance_id: &str,
+        access_enc: Option<&str>,
+        next: Option<DateTime<Utc>>,
+        follow_up: Option<&JobSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
@@ -152,9 +190,18 @@ impl Store {
             return Err(Error::Stale);
         }
         self.finish_job(&mut tx, job_id, attempts, now).await?;
+        if let Some(job) = follow_up {
+            enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
+        }
         events::record(
             &mut tx,
-            NewEvent { order_id: Some(&i.order_id), instance_id: Some(&i.id), kind: "instance.active", detail: format!("the seller created instance {seller_instance_id}"), actor: None },
+            NewEvent {
+                order_id: Some(&i.order_id),
+                instance_id: Some(&i.id),
+                kind: "instance.active",
+                detail: format!("the seller created instance {seller_instance_id}"),
+                actor: None,
+            },
             now,
         )
         .await?;
@@ -164,13 +211,26 @@ impl Store {
 
     /// Updates the stored access data of an instance (a later `queryInstance` answer).
     pub async fn set_access(&self, id: &str, access_enc: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3").bind(access_enc).bind(ms(now)).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3")
+            .bind(access_enc)
+            .bind(ms(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// The seller could not create the instance: mark it failed, refund the order in full and
     /// end the job, in one transaction.
-    pub async fn provisioning_failed(&self, i: &InstanceRow, order: &OrderRow, job_id: &str, attempts: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn provisioning_failed(
+        &self,
+        i: &InstanceRow,
+        order: &OrderRow,
+        job_id: &str,
+        attempts: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE instances SET state = 'failed', failure_reason = $1, next_transition_at = NULL, version = version + 1, updated_at = $2 \
@@ -186,7 +246,12 @@ impl Store {
         if n == 0 {
             return Err(Error::Stale);
         }
-        let refunded = sqlx::query("UPDATE orders SET state = 'refunded' WHERE id = $1 AND state = 'paid'").bind(&order.id).execute(&mut *tx).await?.rows_affected();
+        let refunded =
+            sqlx::query("UPDATE orders SET state = 'refunded' WHERE id = $1 AND state = 'paid'")
+                .bind(&order.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if refunded == 1 && order.amount_minor > 0 {
             ledger::apply(
                 &mut tx,
@@ -204,10 +269,17 @@ impl Store {
             )
             .await?;
         }
-        self.bury_job(&mut tx, job_id, attempts, reason, now).await?;
+        self.bury_job(&mut tx, job_id, attempts, reason, now)
+            .await?;
         events::record(
             &mut tx,
-            NewEvent { order_id: Some(&order.id), instance_id: Some(&i.id), kind: "instance.failed", detail: format!("{reason}; the order was refunded"), actor: None },
+            NewEvent {
+                order_id: Some(&order.id),
+                instance_id: Some(&i.id),
+                kind: "instance.failed",
+                detail: format!("{reason}; the order was refunded"),
+                actor: None,
+            },
             now,
         )
         .await?;

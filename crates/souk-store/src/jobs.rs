@@ -22,10 +22,18 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
-const JOB: &str = "id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at";
+const JOB: &str =
+    "id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at";
 
 /// Writes a job inside the caller's transaction, to run at `run_at`.
-pub async fn enqueue(conn: &mut AnyConnection, kind: &str, instance_id: Option<&str>, payload: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<String> {
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    kind: &str,
+    instance_id: Option<&str>,
+    payload: &str,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<String> {
     let id = new_id("job", now);
     sqlx::query(&format!("INSERT INTO jobs ({JOB}, locked_until) VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $6, $6, NULL)"))
         .bind(&id)
@@ -40,9 +48,17 @@ pub async fn enqueue(conn: &mut AnyConnection, kind: &str, instance_id: Option<&
 }
 
 impl Store {
-    /// Claims up to `limit` due jobs for `lease`; a job whose worker died is claimed again once
-    /// its lease ends. On PostgreSQL concurrent workers skip each other's rows.
-    pub async fn claim_jobs(&self, now: DateTime<Utc>, lease: Duration, limit: i64) -> Result<Vec<JobRow>> {
+    /// Claims up to `limit` jobs due at `now` (the injected clock) for `lease`; a job whose
+    /// worker died is claimed again once its lease ends. Leases run on `wall` (real time): they
+    /// track live workers, which a test clock jumping ahead must not declare dead. On PostgreSQL
+    /// concurrent workers skip each other's rows.
+    pub async fn claim_jobs(
+        &self,
+        now: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<JobRow>> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -50,38 +66,90 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id IN ( \
                SELECT j.id FROM jobs j \
-               WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.locked_until <= $2)) \
+               WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.locked_until <= $4)) \
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.instance_id = j.instance_id AND e.id < j.id AND e.state IN ('pending', 'running')) \
                ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
              RETURNING {JOB}"
         );
         let mut tx = self.begin().await?;
-        let mut jobs: Vec<JobRow> = sqlx::query_as(&sql).bind(ms(now + lease)).bind(ms(now)).bind(limit).fetch_all(&mut *tx).await?;
+        let mut jobs: Vec<JobRow> = sqlx::query_as(&sql)
+            .bind(ms(wall + lease))
+            .bind(ms(now))
+            .bind(limit)
+            .bind(ms(wall))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         jobs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(jobs)
     }
 
     /// Marks a claimed job done (only the claim that ran it, identified by its attempt).
-    pub async fn finish_job(&self, conn: &mut AnyConnection, id: &str, attempts: i64, now: DateTime<Utc>) -> Result<()> {
+    pub async fn finish_job(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        attempts: i64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         settle(conn, id, attempts, "done", None, None, now).await
     }
 
     /// Schedules another attempt at `run_at`.
-    pub async fn retry_job(&self, id: &str, attempts: i64, run_at: DateTime<Utc>, error: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn retry_job(
+        &self,
+        id: &str,
+        attempts: i64,
+        run_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        settle(&mut conn, id, attempts, "pending", Some(run_at), Some(error), now).await
+        settle(
+            &mut conn,
+            id,
+            attempts,
+            "pending",
+            Some(run_at),
+            Some(error),
+            now,
+        )
+        .await
     }
 
     /// Gives up on a job: it stays visible as dead for operators.
-    pub async fn bury_job(&self, conn: &mut AnyConnection, id: &str, attempts: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn bury_job(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        attempts: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         settle(conn, id, attempts, "dead", None, Some(error), now).await
     }
 
     /// Ends a claimed job as `done` or `dead` and records what it did on the timeline, together.
-    pub async fn end_job(&self, id: &str, attempts: i64, dead: bool, error: Option<&str>, event: NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn end_job(
+        &self,
+        id: &str,
+        attempts: i64,
+        dead: bool,
+        error: Option<&str>,
+        event: NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        settle(&mut tx, id, attempts, if dead { "dead" } else { "done" }, None, error, now).await?;
+        settle(
+            &mut tx,
+            id,
+            attempts,
+            if dead { "dead" } else { "done" },
+            None,
+            error,
+            now,
+        )
+        .await?;
         events::record(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(())
@@ -89,20 +157,34 @@ impl Store {
 
     /// An instance's jobs, oldest first.
     pub async fn jobs_of_instance(&self, instance_id: &str) -> Result<Vec<JobRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {JOB} FROM jobs WHERE instance_id = $1 ORDER BY id"))
-            .bind(instance_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB} FROM jobs WHERE instance_id = $1 ORDER BY id"
+        ))
+        .bind(instance_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The earliest instant a pending job is due, so an idle worker knows when to look again.
     pub async fn next_job_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'running')").fetch_one(&self.pool).await?;
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'running')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(at.map(crate::at))
     }
 }
 
-async fn settle(conn: &mut AnyConnection, id: &str, attempts: i64, state: &str, run_at: Option<DateTime<Utc>>, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+async fn settle(
+    conn: &mut AnyConnection,
+    id: &str,
+    attempts: i64,
+    state: &str,
+    run_at: Option<DateTime<Utc>>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let n = sqlx::query(
         "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
          WHERE id = $5 AND attempts = $6 AND state = 'running'",

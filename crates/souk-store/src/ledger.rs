@@ -55,7 +55,11 @@ const ENTRY: &str = "id, account_id, currency, kind, amount_minor, balance_after
 /// Applies a movement inside the caller's transaction. A debit only happens when the balance
 /// covers it (one conditional UPDATE, so concurrent debits can never overdraw); otherwise
 /// [`Error::InsufficientBalance`].
-pub async fn apply(conn: &mut AnyConnection, m: &Movement<'_>, now: DateTime<Utc>) -> Result<EntryRow> {
+pub async fn apply(
+    conn: &mut AnyConnection,
+    m: &Movement<'_>,
+    now: DateTime<Utc>,
+) -> Result<EntryRow> {
     let after: Option<i64> = if m.amount_minor >= 0 {
         sqlx::query_scalar(
             "INSERT INTO balances (account_id, currency, amount_minor) VALUES ($1, $2, $3) \
@@ -79,12 +83,16 @@ pub async fn apply(conn: &mut AnyConnection, m: &Movement<'_>, now: DateTime<Utc
         .await?
     };
     let Some(after) = after else {
-        let available: Option<i64> = sqlx::query_scalar("SELECT amount_minor FROM balances WHERE account_id = $1 AND currency = $2")
-            .bind(m.account_id)
-            .bind(m.currency)
-            .fetch_optional(&mut *conn)
-            .await?;
-        return Err(Error::InsufficientBalance { available_minor: available.unwrap_or(0) });
+        let available: Option<i64> = sqlx::query_scalar(
+            "SELECT amount_minor FROM balances WHERE account_id = $1 AND currency = $2",
+        )
+        .bind(m.account_id)
+        .bind(m.currency)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return Err(Error::InsufficientBalance {
+            available_minor: available.unwrap_or(0),
+        });
     };
     let entry = EntryRow {
         id: new_id("led", now),
@@ -126,14 +134,21 @@ impl Store {
 
     /// An account's balances, one per currency it ever held.
     pub async fn balances(&self, account_id: &str) -> Result<Vec<BalanceRow>> {
-        Ok(sqlx::query_as("SELECT currency, amount_minor FROM balances WHERE account_id = $1 ORDER BY currency")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT currency, amount_minor FROM balances WHERE account_id = $1 ORDER BY currency",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// An account's entries, newest first, starting after the entry id `before` when given.
-    pub async fn ledger_entries(&self, account_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<EntryRow>> {
+    pub async fn ledger_entries(
+        &self,
+        account_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {ENTRY} FROM ledger_entries WHERE account_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
         ))

@@ -9,12 +9,12 @@
 pub mod accounts;
 pub mod catalog;
 pub mod events;
+pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
-pub mod instances;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -85,7 +85,8 @@ pub struct Store {
     backend: Backend,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "spine", include_str!("../migrations/0001_spine.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "spine", include_str!("../migrations/0001_spine.sql"))];
 
 impl Store {
     /// Connects to `url`: `sqlite://path` (the file is created if missing) or `postgres://…`.
@@ -123,7 +124,13 @@ impl Store {
                     .connect_with(options)
                     .await?
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?,
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
         };
         Ok(Store { pool, backend })
     }
@@ -170,23 +177,30 @@ async fn migrate_on(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     conn.execute("CREATE TABLE IF NOT EXISTS souk_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
         .await?;
     for (version, name, sql) in MIGRATIONS {
-        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM souk_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM souk_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
         if done.is_some() {
             continue;
         }
-        let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        let begin = if backend == Backend::Sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
         conn.execute(begin).await?;
         let applied = async {
             sqlx::raw_sql(sql).execute(&mut *conn).await?;
-            sqlx::query("INSERT INTO souk_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(version)
-                .bind(*name)
-                .bind(Utc::now().timestamp_millis())
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO souk_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(*name)
+            .bind(Utc::now().timestamp_millis())
+            .execute(&mut *conn)
+            .await?;
             Ok::<_, sqlx::Error>(())
         }
         .await;
@@ -214,7 +228,11 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
     let (ms, random) = {
         let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
         let ms = now.timestamp_millis();
-        let next = if ms > last.0 { (ms, fresh) } else { (last.0, (last.1 + 1) & ((1u128 << 80) - 1)) };
+        let next = if ms > last.0 {
+            (ms, fresh)
+        } else {
+            (last.0, (last.1 + 1) & ((1u128 << 80) - 1))
+        };
         *last = next;
         next
     };
@@ -236,5 +254,7 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 
 /// Parses a stored enum value, reporting unreadable data rather than panicking.
 pub fn parse<T: FromStr<Err = souk_core::Error>>(value: &str) -> Result<T> {
-    value.parse().map_err(|e: souk_core::Error| Error::Corrupt(e.to_string()))
+    value
+        .parse()
+        .map_err(|e: souk_core::Error| Error::Corrupt(e.to_string()))
 }

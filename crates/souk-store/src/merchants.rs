@@ -20,16 +20,19 @@ pub struct MerchantRow {
     pub decided_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, account_id, state, company_name, support_email, support_phone, business_licence_number, \
+const COLUMNS: &str =
+    "id, account_id, state, company_name, support_email, support_phone, business_licence_number, \
     description, reason, submitted_at, decided_at";
 
 impl Store {
     /// The merchant record of an account, if it ever applied.
     pub async fn merchant_of(&self, account_id: &str) -> Result<Option<MerchantRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM merchants WHERE account_id = $1"))
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM merchants WHERE account_id = $1"
+        ))
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// One merchant by id.
@@ -42,7 +45,13 @@ impl Store {
     }
 
     /// Files an application: a new row, or the rejected one again (`previous_state` guards races).
-    pub async fn apply_merchant(&self, account_id: &str, previous_state: Option<&str>, app: &MerchantApplication, now: DateTime<Utc>) -> Result<MerchantRow> {
+    pub async fn apply_merchant(
+        &self,
+        account_id: &str,
+        previous_state: Option<&str>,
+        app: &MerchantApplication,
+        now: DateTime<Utc>,
+    ) -> Result<MerchantRow> {
         match previous_state {
             None => {
                 sqlx::query(&format!(
@@ -85,11 +94,20 @@ impl Store {
                 }
             }
         }
-        self.merchant_of(account_id).await?.ok_or(Error::NotFound("merchant application"))
+        self.merchant_of(account_id)
+            .await?
+            .ok_or(Error::NotFound("merchant application"))
     }
 
     /// Records a decision on a pending application.
-    pub async fn decide_merchant(&self, id: &str, to_state: &str, reason: Option<&str>, by: &str, now: DateTime<Utc>) -> Result<MerchantRow> {
+    pub async fn decide_merchant(
+        &self,
+        id: &str,
+        to_state: &str,
+        reason: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<MerchantRow> {
         let n = sqlx::query("UPDATE merchants SET state = $1, reason = $2, decided_at = $3, decided_by = $4 WHERE id = $5 AND state = 'pending'")
             .bind(to_state)
             .bind(reason)

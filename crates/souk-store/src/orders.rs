@@ -82,7 +82,12 @@ async fn insert_order(conn: &mut AnyConnection, o: &OrderRow) -> Result<()> {
     Ok(())
 }
 
-async fn charge(conn: &mut AnyConnection, o: &OrderRow, memo: &str, now: DateTime<Utc>) -> Result<()> {
+async fn charge(
+    conn: &mut AnyConnection,
+    o: &OrderRow,
+    memo: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if o.amount_minor > 0 {
         ledger::apply(
             conn,
@@ -106,15 +111,36 @@ async fn charge(conn: &mut AnyConnection, o: &OrderRow, memo: &str, now: DateTim
 impl Store {
     /// Takes the price from the balance and creates the order, the instance and its provisioning
     /// job, all in one transaction; nothing is written when the balance is short.
-    pub async fn purchase(&self, order: &OrderRow, instance: &InstanceRow, job: &JobSpec, memo: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn purchase(
+        &self,
+        order: &OrderRow,
+        instance: &InstanceRow,
+        job: &JobSpec,
+        memo: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         charge(&mut tx, order, memo, now).await?;
         insert_order(&mut tx, order).await?;
         crate::instances::insert(&mut tx, instance).await?;
-        enqueue(&mut tx, job.kind, Some(&instance.id), &job.payload, now, now).await?;
+        enqueue(
+            &mut tx,
+            job.kind,
+            Some(&instance.id),
+            &job.payload,
+            now,
+            now,
+        )
+        .await?;
         events::record(
             &mut tx,
-            NewEvent { order_id: Some(&order.id), instance_id: Some(&instance.id), kind: "order.paid", detail: memo.to_owned(), actor: Some(&order.buyer_id) },
+            NewEvent {
+                order_id: Some(&order.id),
+                instance_id: Some(&instance.id),
+                kind: "order.paid",
+                detail: memo.to_owned(),
+                actor: Some(&order.buyer_id),
+            },
             now,
         )
         .await?;
@@ -145,11 +171,25 @@ impl Store {
             return Err(Error::Stale);
         }
         for job in &r.jobs {
-            enqueue(&mut tx, job.kind, Some(&r.instance.id), &job.payload, now, now).await?;
+            enqueue(
+                &mut tx,
+                job.kind,
+                Some(&r.instance.id),
+                &job.payload,
+                now,
+                now,
+            )
+            .await?;
         }
         events::record(
             &mut tx,
-            NewEvent { order_id: Some(&r.order.id), instance_id: Some(&r.instance.id), kind: "order.paid", detail: memo.to_owned(), actor: Some(&r.order.buyer_id) },
+            NewEvent {
+                order_id: Some(&r.order.id),
+                instance_id: Some(&r.instance.id),
+                kind: "order.paid",
+                detail: memo.to_owned(),
+                actor: Some(&r.order.buyer_id),
+            },
             now,
         )
         .await?;
@@ -168,15 +208,22 @@ impl Store {
 
     /// The order a buyer placed with an idempotency key, if any.
     pub async fn order_by_key(&self, buyer_id: &str, key: &str) -> Result<Option<OrderRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND idempotency_key = $2"))
-            .bind(buyer_id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(buyer_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// A buyer's orders, newest first, after the order id `before` when given.
-    pub async fn orders_of_buyer(&self, buyer_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<OrderRow>> {
+    pub async fn orders_of_buyer(
+        &self,
+        buyer_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>> {
         Ok(sqlx::query_as(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
             .bind(buyer_id)
             .bind(before)
@@ -187,9 +234,11 @@ impl Store {
 
     /// Every order of an instance, oldest first.
     pub async fn orders_of_instance(&self, instance_id: &str) -> Result<Vec<OrderRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {ORDER} FROM orders WHERE instance_id = $1 ORDER BY id"))
-            .bind(instance_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ORDER} FROM orders WHERE instance_id = $1 ORDER BY id"
+        ))
+        .bind(instance_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

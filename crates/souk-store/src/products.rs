@@ -74,11 +74,19 @@ pub struct PlanWrite {
 
 const PRODUCT: &str = "id, merchant_id, product_type, state, signing_key_enc, listed_content, endpoint_url, created_at, updated_at, listed_at";
 const REVISION: &str = "id, product_id, number, state, content, submitted_at, due_at, decided_at, reasons, created_at, updated_at";
-const PLAN: &str = "id, product_id, name, description, currency, monthly_price, yearly_price, position, active";
+const PLAN: &str =
+    "id, product_id, name, description, currency, monthly_price, yearly_price, position, active";
 
 impl Store {
     /// Creates a never-listed product with its first draft.
-    pub async fn create_product(&self, merchant_id: &str, product_type: &str, signing_key_enc: &str, content_json: &str, now: DateTime<Utc>) -> Result<(ProductRow, RevisionRow)> {
+    pub async fn create_product(
+        &self,
+        merchant_id: &str,
+        product_type: &str,
+        signing_key_enc: &str,
+        content_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ProductRow, RevisionRow)> {
         let id = new_id("prd", now);
         let mut tx = self.begin().await?;
         sqlx::query(&format!("INSERT INTO products ({PRODUCT}) VALUES ($1, $2, $3, 'draft', $4, NULL, NULL, $5, $5, NULL)"))
@@ -98,7 +106,10 @@ impl Store {
             .await?;
         tx.commit().await?;
         let product = self.product(&id).await?;
-        let revision = self.latest_revision(&id).await?.ok_or(Error::NotFound("revision"))?;
+        let revision = self
+            .latest_revision(&id)
+            .await?
+            .ok_or(Error::NotFound("revision"))?;
         Ok((product, revision))
     }
 
@@ -113,10 +124,12 @@ impl Store {
 
     /// A merchant's products, newest first.
     pub async fn products_of_merchant(&self, merchant_id: &str) -> Result<Vec<ProductRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {PRODUCT} FROM products WHERE merchant_id = $1 ORDER BY id DESC"))
-            .bind(merchant_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PRODUCT} FROM products WHERE merchant_id = $1 ORDER BY id DESC"
+        ))
+        .bind(merchant_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The newest revision of a product.
@@ -129,23 +142,33 @@ impl Store {
 
     /// One revision by id.
     pub async fn revision(&self, id: &str) -> Result<RevisionRow> {
-        sqlx::query_as(&format!("SELECT {REVISION} FROM product_revisions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("revision"))
+        sqlx::query_as(&format!(
+            "SELECT {REVISION} FROM product_revisions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("revision"))
     }
 
     /// Every revision of a product, newest first: the merchant's drafts and applications.
     pub async fn revisions(&self, product_id: &str) -> Result<Vec<RevisionRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {REVISION} FROM product_revisions WHERE product_id = $1 ORDER BY number DESC"))
-            .bind(product_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {REVISION} FROM product_revisions WHERE product_id = $1 ORDER BY number DESC"
+        ))
+        .bind(product_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Replaces the content of a revision that is still in `from_state`, leaving it as a draft.
-    pub async fn update_revision(&self, id: &str, from_state: &str, content_json: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn update_revision(
+        &self,
+        id: &str,
+        from_state: &str,
+        content_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let n = sqlx::query("UPDATE product_revisions SET state = 'draft', content = $1, reasons = NULL, updated_at = $2 WHERE id = $3 AND state = $4")
             .bind(content_json)
             .bind(ms(now))
@@ -161,7 +184,13 @@ impl Store {
     }
 
     /// Opens a new draft revision numbered `number` (a change request to a listed product).
-    pub async fn insert_revision(&self, product_id: &str, number: i64, content_json: &str, now: DateTime<Utc>) -> Result<RevisionRow> {
+    pub async fn insert_revision(
+        &self,
+        product_id: &str,
+        number: i64,
+        content_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RevisionRow> {
         let id = new_id("rev", now);
         sqlx::query(&format!("INSERT INTO product_revisions ({REVISION}) VALUES ($1, $2, $3, 'draft', $4, NULL, NULL, NULL, NULL, $5, $5)"))
             .bind(&id)
@@ -179,7 +208,13 @@ impl Store {
     }
 
     /// Puts a revision in the review queue, due at `due_at`.
-    pub async fn submit_revision(&self, id: &str, from_state: &str, now: DateTime<Utc>, due_at: DateTime<Utc>) -> Result<()> {
+    pub async fn submit_revision(
+        &self,
+        id: &str,
+        from_state: &str,
+        now: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<()> {
         let n = sqlx::query("UPDATE product_revisions SET state = 'in_review', submitted_at = $1, due_at = $2, updated_at = $1 WHERE id = $3 AND state = $4")
             .bind(ms(now))
             .bind(ms(due_at))
@@ -207,7 +242,13 @@ impl Store {
     }
 
     /// Rejects a revision in review with the reviewer's reasons (JSON array).
-    pub async fn reject_revision(&self, id: &str, reasons_json: &str, by: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn reject_revision(
+        &self,
+        id: &str,
+        reasons_json: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let n = sqlx::query("UPDATE product_revisions SET state = 'rejected', reasons = $1, decided_at = $2, decided_by = $3, updated_at = $2 WHERE id = $4 AND state = 'in_review'")
             .bind(reasons_json)
             .bind(ms(now))
@@ -224,7 +265,14 @@ impl Store {
 
     /// Approves a revision in review: its content becomes the listed version and its plans the
     /// listed plans (kept by id; plans left out stop being sold but stay for existing orders).
-    pub async fn approve_revision(&self, revision: &RevisionRow, endpoint_url: &str, plans: &[PlanWrite], by: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn approve_revision(
+        &self,
+        revision: &RevisionRow,
+        endpoint_url: &str,
+        plans: &[PlanWrite],
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE product_revisions SET state = 'approved', decided_at = $1, decided_by = $2, updated_at = $1 WHERE id = $3 AND state = 'in_review'")
             .bind(ms(now))
@@ -236,7 +284,10 @@ impl Store {
         if n == 0 {
             return Err(Error::Stale);
         }
-        sqlx::query("UPDATE plans SET active = 0 WHERE product_id = $1").bind(&revision.product_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE plans SET active = 0 WHERE product_id = $1")
+            .bind(&revision.product_id)
+            .execute(&mut *tx)
+            .await?;
         let mut listed_plans = Vec::with_capacity(plans.len());
         for (position, p) in plans.iter().enumerate() {
             let updated = match &p.id {
@@ -261,30 +312,37 @@ impl Store {
                 p.id.clone().expect("only existing plans are updated")
             } else {
                 let id = new_id("pln", now);
-                sqlx::query(&format!("INSERT INTO plans ({PLAN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)"))
-                    .bind(&id)
-                    .bind(&revision.product_id)
-                    .bind(&p.name)
-                    .bind(&p.description)
-                    .bind(&p.currency)
-                    .bind(&p.monthly_price)
-                    .bind(&p.yearly_price)
-                    .bind(position as i64)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&format!(
+                    "INSERT INTO plans ({PLAN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)"
+                ))
+                .bind(&id)
+                .bind(&revision.product_id)
+                .bind(&p.name)
+                .bind(&p.description)
+                .bind(&p.currency)
+                .bind(&p.monthly_price)
+                .bind(&p.yearly_price)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
                 id
             };
             listed_plans.push(id);
         }
         // The listed content records the plan ids it lists, so the next draft edits them in place.
-        let mut content: serde_json::Value = serde_json::from_str(&revision.content).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut content: serde_json::Value =
+            serde_json::from_str(&revision.content).map_err(|e| Error::Corrupt(e.to_string()))?;
         if let Some(arr) = content.get_mut("plans").and_then(|p| p.as_array_mut()) {
             for (plan, id) in arr.iter_mut().zip(&listed_plans) {
                 plan["id"] = serde_json::Value::String(id.clone());
             }
         }
         let content = content.to_string();
-        sqlx::query("UPDATE product_revisions SET content = $1 WHERE id = $2").bind(&content).bind(&revision.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE product_revisions SET content = $1 WHERE id = $2")
+            .bind(&content)
+            .bind(&revision.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE products SET state = 'listed', listed_content = $1, endpoint_url = $2, listed_at = $3, updated_at = $3 WHERE id = $4")
             .bind(&content)
             .bind(endpoint_url)
@@ -297,15 +355,23 @@ impl Store {
     }
 
     /// Moves a product from `from_state` to `to_state` (delisting).
-    pub async fn set_product_state(&self, id: &str, from_state: &str, to_state: &str, now: DateTime<Utc>) -> Result<()> {
-        let n = sqlx::query("UPDATE products SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(to_state)
-            .bind(ms(now))
-            .bind(id)
-            .bind(from_state)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+    pub async fn set_product_state(
+        &self,
+        id: &str,
+        from_state: &str,
+        to_state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE products SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+        )
+        .bind(to_state)
+        .bind(ms(now))
+        .bind(id)
+        .bind(from_state)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(Error::Stale);
         }
@@ -323,9 +389,11 @@ impl Store {
 
     /// The plans a product sells now, in the merchant's order.
     pub async fn active_plans(&self, product_id: &str) -> Result<Vec<PlanRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {PLAN} FROM plans WHERE product_id = $1 AND active = 1 ORDER BY position"))
-            .bind(product_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PLAN} FROM plans WHERE product_id = $1 AND active = 1 ORDER BY position"
+        ))
+        .bind(product_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

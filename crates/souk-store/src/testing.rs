@@ -36,7 +36,9 @@ pub struct TestDb {
 }
 
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -56,20 +58,35 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("temp dir");
-                (format!("sqlite://{}", dir.join("souk.db").display()), Some(dir))
+                (
+                    format!("sqlite://{}", dir.join("souk.db").display()),
+                    Some(dir),
+                )
             }
             Backend::Postgres => {
                 let admin = std::env::var(POSTGRES_ENV).expect("SOUK_TEST_POSTGRES_URL");
                 sqlx::any::install_default_drivers();
-                let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to the PostgreSQL test server");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .expect("connect to the PostgreSQL test server");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
                 conn.close().await.ok();
                 (replace_database(&admin, &name), None)
             }
         };
-        let store = Store::connect(&url).await.expect("connect to the test database");
+        let store = Store::connect(&url)
+            .await
+            .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
-        TestDb { url, store, backend, name, dir }
+        TestDb {
+            url,
+            store,
+            backend,
+            name,
+            dir,
+        }
     }
 
     /// Drops the database.
@@ -84,7 +101,11 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = std::env::var(POSTGRES_ENV).expect("SOUK_TEST_POSTGRES_URL");
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await.ok();
+                    conn.execute(
+                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str(),
+                    )
+                    .await
+                    .ok();
                 }
             }
         }
@@ -95,8 +116,17 @@ impl TestDb {
 mod tests {
     #[test]
     fn database_name_is_replaced_keeping_the_query() {
-        assert_eq!(super::replace_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::replace_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-        assert_eq!(super::replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            super::replace_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
     }
 }

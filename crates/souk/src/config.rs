@@ -94,29 +94,48 @@ impl FileConfig {
             None => (PathBuf::from("souk.toml"), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("reading configuration file {}", path.display())),
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-            Err(e) => Err(e).with_context(|| format!("reading configuration file {}", path.display())),
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("reading configuration file {}", path.display())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(FileConfig::default())
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("reading configuration file {}", path.display()))
+            }
         }
     }
 }
 
 /// The database URL in force.
 pub fn database_url(common: &Common, file: &FileConfig) -> String {
-    common.database_url.clone().or_else(|| file.database_url.clone()).unwrap_or_else(|| "sqlite://./souk.db".to_owned())
+    common
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| "sqlite://./souk.db".to_owned())
 }
 
 /// The secret key: given directly, or read from its file, which is created on first use.
 pub fn secret_key(common: &Common, file: &FileConfig) -> Result<[u8; 32]> {
-    if let Some(hex_key) = common.secret_key.clone().or_else(|| file.secret_key.clone()) {
+    if let Some(hex_key) = common
+        .secret_key
+        .clone()
+        .or_else(|| file.secret_key.clone())
+    {
         return parse_key(&hex_key).context("the secret key must be 64 hex digits");
     }
-    let path = common.secret_key_file.clone().or_else(|| file.secret_key_file.clone()).unwrap_or_else(|| PathBuf::from("souk.key"));
+    let path = common
+        .secret_key_file
+        .clone()
+        .or_else(|| file.secret_key_file.clone())
+        .unwrap_or_else(|| PathBuf::from("souk.key"));
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse_key(text.trim()).with_context(|| format!("{} must hold 64 hex digits", path.display())),
+        Ok(text) => parse_key(text.trim())
+            .with_context(|| format!("{} must hold 64 hex digits", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            write_private(&path, &hex_string(&key)).with_context(|| format!("creating the secret key file {}", path.display()))?;
+            write_private(&path, &hex_string(&key))
+                .with_context(|| format!("creating the secret key file {}", path.display()))?;
             tracing::info!(path = %path.display(), "created a new secret key file; back it up with the database");
             Ok(key)
         }
@@ -163,22 +182,45 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
     if !(0..=365).contains(&grace) || !(0..=365).contains(&retention) {
         bail!("grace_days and retention_days must be between 0 and 365");
     }
-    let max_attempts = pick(serve_opt(|s| s.job_max_attempts), file.job_max_attempts).unwrap_or(d.job_max_attempts);
+    let max_attempts = pick(serve_opt(|s| s.job_max_attempts), file.job_max_attempts)
+        .unwrap_or(d.job_max_attempts);
     if !(1..=100).contains(&max_attempts) {
         bail!("job_max_attempts must be between 1 and 100");
     }
     let demo = serve.is_some_and(|s| s.demo);
     Ok(Settings {
-        policy: souk_core::lifecycle::Policy { grace: chrono::Duration::days(grace), retention: chrono::Duration::days(retention) },
+        policy: souk_core::lifecycle::Policy {
+            grace: chrono::Duration::days(grace),
+            retention: chrono::Duration::days(retention),
+        },
         holidays: file.review_holidays.clone().unwrap_or_default(),
-        allow_loopback_http: demo || serve.and_then(|s| s.allow_loopback_http).or(file.allow_loopback_http).unwrap_or(false),
-        seller_timeout: Duration::from_secs(serve.and_then(|s| s.seller_timeout_secs).or(file.seller_timeout_secs).unwrap_or(5).clamp(1, 60)),
+        allow_loopback_http: demo
+            || serve
+                .and_then(|s| s.allow_loopback_http)
+                .or(file.allow_loopback_http)
+                .unwrap_or(false),
+        seller_timeout: Duration::from_secs(
+            serve
+                .and_then(|s| s.seller_timeout_secs)
+                .or(file.seller_timeout_secs)
+                .unwrap_or(5)
+                .clamp(1, 60),
+        ),
         job_max_attempts: max_attempts,
-        job_backoff: chrono::Duration::seconds(pick(serve_opt(|s| s.job_backoff_secs), file.job_backoff_secs).unwrap_or(5).clamp(1, 3600)),
+        job_backoff: chrono::Duration::seconds(
+            pick(serve_opt(|s| s.job_backoff_secs), file.job_backoff_secs)
+                .unwrap_or(5)
+                .clamp(1, 3600),
+        ),
         job_backoff_cap: d.job_backoff_cap,
         secret_key: secret_key(common, file)?,
-        session_ttl: chrono::Duration::hours(file.session_ttl_hours.unwrap_or(168).clamp(1, 24 * 365)),
-        cookie_secure: serve.and_then(|s| s.cookie_secure).or(file.cookie_secure).unwrap_or(false),
+        session_ttl: chrono::Duration::hours(
+            file.session_ttl_hours.unwrap_or(168).clamp(1, 24 * 365),
+        ),
+        cookie_secure: serve
+            .and_then(|s| s.cookie_secure)
+            .or(file.cookie_secure)
+            .unwrap_or(false),
         test_clock: serve.is_some_and(|s| s.test_clock),
         demo_seller: demo,
         catalog_ttl: Duration::from_secs(file.catalog_ttl_secs.unwrap_or(5)),
@@ -187,5 +229,9 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
 
 /// The listen address in force.
 pub fn listen(serve: &ServeArgs, file: &FileConfig) -> String {
-    serve.listen.clone().or_else(|| file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".to_owned())
+    serve
+        .listen
+        .clone()
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
 }

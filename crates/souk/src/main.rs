@@ -80,10 +80,19 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let json_logs = cli.common.log_format.as_deref().or(file.log_format.as_deref()) == Some("json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SOUK_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let json_logs = cli
+        .common
+        .log_format
+        .as_deref()
+        .or(file.log_format.as_deref())
+        == Some("json");
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOUK_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
     if json_logs {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -95,7 +104,9 @@ async fn main() {
 
 async fn open(common: &Common, file: &FileConfig) -> Result<Store> {
     let url = config::database_url(common, file);
-    let store = Store::connect(&url).await.with_context(|| format!("connecting to {url}"))?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     store.migrate().await.context("migrating the database")?;
     Ok(store)
 }
@@ -109,24 +120,35 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
             Ok(())
         }
         Command::Demo { seller_endpoint } => {
-            let state = AppState::new(open(&cli.common, &file).await?, config::settings(&cli.common, None, &file)?);
+            let state = AppState::new(
+                open(&cli.common, &file).await?,
+                config::settings(&cli.common, None, &file)?,
+            );
             demo(&state, &seller_endpoint).await
         }
         Command::Admin(admin) => {
-            let state = AppState::new(open(&cli.common, &file).await?, config::settings(&cli.common, None, &file)?);
+            let state = AppState::new(
+                open(&cli.common, &file).await?,
+                config::settings(&cli.common, None, &file)?,
+            );
             run_admin(&state, admin).await
         }
     }
 }
 
 async fn demo(state: &SharedState, seller_endpoint: &str) -> Result<()> {
-    if souk_server::demo::fill(state, seller_endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+    if souk_server::demo::fill(state, seller_endpoint)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
         println!("Demo marketplace created: 3 merchants, 13 listed products, 2 buyers with balances.\nLog in with:");
         for l in souk_server::demo::LOGINS {
             println!("  {:<36} {:<22} password {}", l.role, l.email, l.password);
         }
     } else {
-        println!("The database already has accounts; demo data is only added to an empty marketplace.");
+        println!(
+            "The database already has accounts; demo data is only added to an empty marketplace."
+        );
     }
     Ok(())
 }
@@ -134,14 +156,18 @@ async fn demo(state: &SharedState, seller_endpoint: &str) -> Result<()> {
 async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<()> {
     let settings = config::settings(common, Some(args), file)?;
     let listen = config::listen(args, file);
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(open(common, file).await?, settings);
     if args.demo {
         demo(&state, &format!("http://{addr}/demo-seller")).await?;
     }
     if args.test_clock {
-        tracing::warn!("the test clock is on: POST /v1/test/clock moves time; never use this in production");
+        tracing::warn!(
+            "the test clock is on: POST /v1/test/clock moves time; never use this in production"
+        );
     }
     let running = souk_server::start(state, listener)?;
     println!("souk is listening on http://{addr} (API under /v1, OpenAPI at /v1/openapi.json)");
@@ -154,23 +180,59 @@ async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<(
 
 async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
     match admin {
-        Admin::CreateOperator { email, name, password, roles } => {
+        Admin::CreateOperator {
+            email,
+            name,
+            password,
+            roles,
+        } => {
             let email = validate::email("email", &email)?;
             let name = validate::text("name", &name, 100)?;
             validate::password("password", &password)?;
-            let roles: Vec<Role> = if roles.is_empty() { Role::ALL.to_vec() } else { roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()? };
-            let roles = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
-            let hash = souk_server::auth::hash_password(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let a = state.store.create_account(NewAccount { kind: "individual", name: &name, email: &email, password_hash: &hash, roles: &roles }, state.now()).await?;
+            let roles: Vec<Role> = if roles.is_empty() {
+                Role::ALL.to_vec()
+            } else {
+                roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?
+            };
+            let roles = roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let hash = souk_server::auth::hash_password(password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let a = state
+                .store
+                .create_account(
+                    NewAccount {
+                        kind: "individual",
+                        name: &name,
+                        email: &email,
+                        password_hash: &hash,
+                        roles: &roles,
+                    },
+                    state.now(),
+                )
+                .await?;
             println!("operator {} created ({email}) with roles {roles}", a.id);
         }
-        Admin::TopUp { email, amount, currency, reference } => {
+        Admin::TopUp {
+            email,
+            amount,
+            currency,
+            reference,
+        } => {
             let currency: Currency = currency.parse()?;
             let amount = Money::parse("amount", &amount, currency)?;
             if amount.minor <= 0 {
                 bail!("a top-up must be positive");
             }
-            let account = state.store.account_by_email(&email.trim().to_lowercase()).await?.with_context(|| format!("no account with e-mail {email}"))?;
+            let account = state
+                .store
+                .account_by_email(&email.trim().to_lowercase())
+                .await?
+                .with_context(|| format!("no account with e-mail {email}"))?;
             let entry = state
                 .store
                 .record_movement(
@@ -187,7 +249,11 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
                     state.now(),
                 )
                 .await?;
-            println!("{} credited with {amount}; balance now {}", account.email, Money::from_minor(entry.balance_after_minor, currency));
+            println!(
+                "{} credited with {amount}; balance now {}",
+                account.email,
+                Money::from_minor(entry.balance_after_minor, currency)
+            );
         }
         Admin::VerifyLedger => {
             let mismatches = state.store.ledger_mismatches().await?;
@@ -195,7 +261,10 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
                 println!("ledger balances: every balance equals the sum of its entries");
             } else {
                 for m in &mismatches {
-                    println!("MISMATCH {} {}: balance {} but entries sum to {}", m.account_id, m.currency, m.balance_minor, m.entries_minor);
+                    println!(
+                        "MISMATCH {} {}: balance {} but entries sum to {}",
+                        m.account_id, m.currency, m.balance_minor, m.entries_minor
+                    );
                 }
                 bail!("{} balance(s) do not match their ledger", mismatches.len());
             }

@@ -23,7 +23,11 @@ impl Drop for Process {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn souk_bin() -> PathBuf {
@@ -32,18 +36,33 @@ fn souk_bin() -> PathBuf {
 
 fn seller_app_bin() -> PathBuf {
     let path = souk_bin().with_file_name(format!("seller-app{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} is missing: run the workspace's tests (cargo test --workspace), which build it", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the workspace's tests (cargo test --workspace), which build it",
+        path.display()
+    );
     path
 }
 
 fn souk(args: &[&str], db: &str, key: &str) -> Output {
-    Command::new(souk_bin()).args(args).env("SOUK_DATABASE_URL", db).env("SOUK_SECRET_KEY", key).env("SOUK_CONFIG", "/dev/null").output().unwrap()
+    Command::new(souk_bin())
+        .args(args)
+        .env("SOUK_DATABASE_URL", db)
+        .env("SOUK_SECRET_KEY", key)
+        .env("SOUK_CONFIG", "/dev/null")
+        .output()
+        .unwrap()
 }
 
 async fn wait_until_up(url: &str) {
     let http = Client::new();
     for _ in 0..400 {
-        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -58,10 +77,21 @@ struct Api {
 
 impl Api {
     fn new(base: &str) -> Api {
-        Api { base: base.to_owned(), client: Client::builder().cookie_store(true).build().unwrap() }
+        Api {
+            base: base.to_owned(),
+            client: Client::builder().cookie_store(true).build().unwrap(),
+        }
     }
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, expect: StatusCode) -> Value {
-        let mut req = self.client.request(method.clone(), format!("{}{path}", self.base));
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -72,10 +102,12 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
     async fn get(&self, path: &str) -> Value {
-        self.send(reqwest::Method::GET, path, None, StatusCode::OK).await
+        self.send(reqwest::Method::GET, path, None, StatusCode::OK)
+            .await
     }
     async fn post(&self, path: &str, body: Value, expect: StatusCode) -> Value {
-        self.send(reqwest::Method::POST, path, Some(body), expect).await
+        self.send(reqwest::Method::POST, path, Some(body), expect)
+            .await
     }
     async fn wait_for(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..400 {
@@ -90,15 +122,30 @@ impl Api {
 }
 
 async fn tenant(seller_app: &str, instance_id: &str) -> Value {
-    let tenants: Vec<Value> = Client::new().get(format!("{seller_app}/admin/tenants")).send().await.unwrap().json().await.unwrap();
-    tenants.into_iter().find(|t| t["instance_id"] == instance_id).unwrap_or(Value::Null)
+    let tenants: Vec<Value> = Client::new()
+        .get(format!("{seller_app}/admin/tenants"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tenants
+        .into_iter()
+        .find(|t| t["instance_id"] == instance_id)
+        .unwrap_or(Value::Null)
 }
 
 async fn wait_tenant(seller_app: &str, instance_id: &str, status: &str) -> Value {
     wait_tenant_until(seller_app, instance_id, status, |t| t["status"] == status).await
 }
 
-async fn wait_tenant_until(seller_app: &str, instance_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_tenant_until(
+    seller_app: &str,
+    instance_id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..400 {
         let t = tenant(seller_app, instance_id).await;
         if done(&t) {
@@ -106,7 +153,10 @@ async fn wait_tenant_until(seller_app: &str, instance_id: &str, what: &str, done
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("tenant {instance_id} never became {what}: {}", tenant(seller_app, instance_id).await);
+    panic!(
+        "tenant {instance_id} never became {what}: {}",
+        tenant(seller_app, instance_id).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +173,13 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         let seller_app = format!("http://127.0.0.1:{seller_port}");
         let _seller = Process(
             Command::new(&seller_app_bin)
-                .args(["--listen", &format!("127.0.0.1:{seller_port}"), "--signing-key", SIGNING_KEY, "--database"])
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{seller_port}"),
+                    "--signing-key",
+                    SIGNING_KEY,
+                    "--database",
+                ])
                 .arg(dir.join(format!("tenants-{backend:?}.db")))
                 .stdout(Stdio::null())
                 .spawn()
@@ -133,7 +189,16 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         let base = format!("http://127.0.0.1:{port}");
         let _souk = Process(
             Command::new(souk_bin())
-                .args(["serve", "--test-clock", "--listen", &format!("127.0.0.1:{port}"), "--allow-loopback-http", "true", "--job-backoff-secs", "1"])
+                .args([
+                    "serve",
+                    "--test-clock",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--allow-loopback-http",
+                    "true",
+                    "--job-backoff-secs",
+                    "1",
+                ])
                 .env("SOUK_DATABASE_URL", &db.url)
                 .env("SOUK_SECRET_KEY", secret)
                 .env("SOUK_CONFIG", "/dev/null")
@@ -146,10 +211,32 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         wait_until_up(&format!("{base}/healthz")).await;
 
         // The first operator comes from the command line.
-        let out = souk(&["admin", "create-operator", "--email", "ops@souk.test", "--name", "Olga", "--password", "operator password"], &db.url, secret);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = souk(
+            &[
+                "admin",
+                "create-operator",
+                "--email",
+                "ops@souk.test",
+                "--name",
+                "Olga",
+                "--password",
+                "operator password",
+            ],
+            &db.url,
+            secret,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let op = Api::new(&base);
-        op.post("/v1/sessions", json!({"email": "ops@souk.test", "password": "operator password"}), StatusCode::OK).await;
+        op.post(
+            "/v1/sessions",
+            json!({"email": "ops@souk.test", "password": "operator password"}),
+            StatusCode::OK,
+        )
+        .await;
 
         // A seller: sign-up, enterprise verification, merchant application.
         let seller = Api::new(&base);
@@ -159,12 +246,28 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             .await;
         let queue = op.get("/v1/operator/verifications").await;
         assert_eq!(queue[0]["id"], s["id"]);
-        op.post(&format!("/v1/operator/verifications/{}/decision", s["id"].as_str().unwrap()), json!({"approve": true}), StatusCode::OK).await;
+        op.post(
+            &format!(
+                "/v1/operator/verifications/{}/decision",
+                s["id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+            StatusCode::OK,
+        )
+        .await;
         let m = seller
             .post("/v1/merchant", json!({"company_name": "Acme Ltd", "support_email": "support@acme.test", "support_phone": "400-800-0000", "business_licence_number": "BL-2026-001"}), StatusCode::CREATED)
             .await;
         assert_eq!(m["state"], "pending");
-        op.post(&format!("/v1/operator/merchants/{}/decision", m["id"].as_str().unwrap()), json!({"approve": true}), StatusCode::OK).await;
+        op.post(
+            &format!(
+                "/v1/operator/merchants/{}/decision",
+                m["id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+            StatusCode::OK,
+        )
+        .await;
 
         // The product: draft, submit, review.
         let product = seller
@@ -180,25 +283,58 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             )
             .await;
         let product_id = product["id"].as_str().unwrap();
-        seller.post(&format!("/v1/seller/products/{product_id}/submit"), json!({}), StatusCode::OK).await;
+        seller
+            .post(
+                &format!("/v1/seller/products/{product_id}/submit"),
+                json!({}),
+                StatusCode::OK,
+            )
+            .await;
         let reviews = op.get("/v1/operator/reviews").await;
-        op.post(&format!("/v1/operator/reviews/{}/decision", reviews[0]["revision_id"].as_str().unwrap()), json!({"approve": true}), StatusCode::OK).await;
+        op.post(
+            &format!(
+                "/v1/operator/reviews/{}/decision",
+                reviews[0]["revision_id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+            StatusCode::OK,
+        )
+        .await;
 
         // A buyer: verification, top-up, search, two purchases.
         let buyer = Api::new(&base);
         let b = buyer.post("/v1/accounts", json!({"kind": "individual", "name": "Bao", "email": "bao@buyer.test", "password": "buyer password"}), StatusCode::CREATED).await;
         buyer.post("/v1/me/verification", json!({"legal_name": "Bao Lin", "phone": "13800000000", "id_number": "110101199001010000"}), StatusCode::ACCEPTED).await;
-        op.post(&format!("/v1/operator/verifications/{}/decision", b["id"].as_str().unwrap()), json!({"approve": true}), StatusCode::OK).await;
+        op.post(
+            &format!(
+                "/v1/operator/verifications/{}/decision",
+                b["id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+            StatusCode::OK,
+        )
+        .await;
         op.post("/v1/operator/top-ups", json!({"email": "bao@buyer.test", "amount": "500.00", "currency": "CNY", "reference": "bank-0001"}), StatusCode::CREATED).await;
-        let found = buyer.get("/v1/products?q=notebooks&category=collaboration").await;
+        let found = buyer
+            .get("/v1/products?q=notebooks&category=collaboration")
+            .await;
         assert_eq!(found["items"][0]["id"], product_id);
-        let plan = found["items"][0]["plans"][0]["id"].as_str().unwrap().to_owned();
+        let plan = found["items"][0]["plans"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let order = |key: &'static str| {
             let plan = plan.clone();
             let client = buyer.client.clone();
             let url = format!("{base}/v1/orders");
             async move {
-                let res = client.post(url).header("Idempotency-Key", key).json(&json!({"plan_id": plan, "period": "month", "periods": 1})).send().await.unwrap();
+                let res = client
+                    .post(url)
+                    .header("Idempotency-Key", key)
+                    .json(&json!({"plan_id": plan, "period": "month", "periods": 1}))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(res.status(), StatusCode::CREATED);
                 res.json::<Value>().await.unwrap()
             }
@@ -209,60 +345,159 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         let r = format!("/v1/instances/{}", second["instance_id"].as_str().unwrap());
 
         // Provisioned at the seller; the access data souk shows is what the seller holds.
-        let ia = buyer.wait_for(&a, "active", |v| v["state"] == "active").await;
-        let ir = buyer.wait_for(&r, "active", |v| v["state"] == "active").await;
-        let (ta, tr) = (ia["seller_instance_id"].as_str().unwrap().to_owned(), ir["seller_instance_id"].as_str().unwrap().to_owned());
+        let ia = buyer
+            .wait_for(&a, "active", |v| v["state"] == "active")
+            .await;
+        let ir = buyer
+            .wait_for(&r, "active", |v| v["state"] == "active")
+            .await;
+        let (ta, tr) = (
+            ia["seller_instance_id"].as_str().unwrap().to_owned(),
+            ir["seller_instance_id"].as_str().unwrap().to_owned(),
+        );
         let tenant_a = tenant(&seller_app, &ta).await;
         assert_eq!(tenant_a["status"], "active");
-        assert_eq!(ia["access"]["password"], tenant_a["password"], "souk decrypted the seller's AES-encrypted password");
-        assert_eq!(ia["access"]["front_end_url"], format!("{seller_app}/t/{ta}"));
-        assert_eq!(buyer.get("/v1/balance").await["balances"][0]["amount"], "302.00");
+        assert_eq!(
+            ia["access"]["password"], tenant_a["password"],
+            "souk decrypted the seller's AES-encrypted password"
+        );
+        assert_eq!(
+            ia["access"]["front_end_url"],
+            format!("{seller_app}/t/{ta}")
+        );
+        assert_eq!(
+            buyer.get("/v1/balance").await["balances"][0]["amount"],
+            "302.00"
+        );
 
         // A month later both have expired: grace, still running at the seller.
         let clock = Api::new(&base);
-        clock.post("/v1/test/clock", json!({"advance_seconds": 31 * DAY + 60}), StatusCode::OK).await;
+        clock
+            .post(
+                "/v1/test/clock",
+                json!({"advance_seconds": 31 * DAY + 60}),
+                StatusCode::OK,
+            )
+            .await;
         buyer.wait_for(&a, "grace", |v| v["state"] == "grace").await;
         buyer.wait_for(&r, "grace", |v| v["state"] == "grace").await;
         assert_eq!(tenant(&seller_app, &ta).await["status"], "active");
 
         // The grace period ends: frozen at the seller, retention starts.
-        clock.post("/v1/test/clock", json!({"advance_seconds": 15 * DAY}), StatusCode::OK).await;
-        buyer.wait_for(&a, "frozen", |v| v["state"] == "frozen").await;
-        buyer.wait_for(&r, "frozen", |v| v["state"] == "frozen").await;
+        clock
+            .post(
+                "/v1/test/clock",
+                json!({"advance_seconds": 15 * DAY}),
+                StatusCode::OK,
+            )
+            .await;
+        buyer
+            .wait_for(&a, "frozen", |v| v["state"] == "frozen")
+            .await;
+        buyer
+            .wait_for(&r, "frozen", |v| v["state"] == "frozen")
+            .await;
         wait_tenant(&seller_app, &ta, "frozen").await;
         wait_tenant(&seller_app, &tr, "frozen").await;
 
         // A renewal during retention restores one: unfrozen at the seller, expiry from the old expiry.
-        let old_expiry: chrono::DateTime<chrono::Utc> = ir["expires_at"].as_str().unwrap().parse().unwrap();
-        let renewal = buyer.post(&format!("{r}/renew"), json!({"periods": 2}), StatusCode::CREATED).await;
+        let old_expiry: chrono::DateTime<chrono::Utc> =
+            ir["expires_at"].as_str().unwrap().parse().unwrap();
+        let renewal = buyer
+            .post(
+                &format!("{r}/renew"),
+                json!({"periods": 2}),
+                StatusCode::CREATED,
+            )
+            .await;
         assert_eq!(renewal["kind"], "renew");
         assert_eq!(renewal["amount"]["amount"], "198.00");
-        let restored = buyer.wait_for(&r, "active", |v| v["state"] == "active").await;
-        let new_expiry: chrono::DateTime<chrono::Utc> = restored["expires_at"].as_str().unwrap().parse().unwrap();
-        assert_eq!(new_expiry, old_expiry.checked_add_months(chrono::Months::new(2)).unwrap());
+        let restored = buyer
+            .wait_for(&r, "active", |v| v["state"] == "active")
+            .await;
+        let new_expiry: chrono::DateTime<chrono::Utc> =
+            restored["expires_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            new_expiry,
+            old_expiry
+                .checked_add_months(chrono::Months::new(2))
+                .unwrap()
+        );
         let expire_time = new_expiry.format("%Y%m%d%H%M%S").to_string();
         // updateInstanceStatus UNFREEZE, then refreshInstance RENEWAL with the new expiry.
-        wait_tenant_until(&seller_app, &tr, "active with the new expiry", |t| t["status"] == "active" && t["expire_time"] == expire_time.as_str()).await;
+        wait_tenant_until(&seller_app, &tr, "active with the new expiry", |t| {
+            t["status"] == "active" && t["expire_time"] == expire_time.as_str()
+        })
+        .await;
 
         // Retention ends for the other: released at the seller; the renewed one runs on.
-        clock.post("/v1/test/clock", json!({"advance_seconds": 15 * DAY}), StatusCode::OK).await;
+        clock
+            .post(
+                "/v1/test/clock",
+                json!({"advance_seconds": 15 * DAY}),
+                StatusCode::OK,
+            )
+            .await;
         wait_tenant(&seller_app, &ta, "released").await;
         let released = buyer
-            .wait_for(&a, "released at the seller", |v| v["state"] == "released" && v["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "seller.released"))
+            .wait_for(&a, "released at the seller", |v| {
+                v["state"] == "released"
+                    && v["timeline"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e["kind"] == "seller.released")
+            })
             .await;
         assert_eq!(buyer.get(&r).await["state"], "active");
         assert_eq!(tenant(&seller_app, &tr).await["status"], "active");
-        let kinds: Vec<&str> = released["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["order.paid", "instance.active", "instance.grace", "instance.frozen", "seller.frozen", "instance.released", "seller.released"]);
+        let kinds: Vec<&str> = released["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "order.paid",
+                "instance.active",
+                "instance.grace",
+                "instance.frozen",
+                "seller.frozen",
+                "instance.released",
+                "seller.released"
+            ]
+        );
         // A released instance cannot be renewed, and that changes nothing.
-        let refused = buyer.send(reqwest::Method::POST, &format!("{a}/renew"), Some(json!({"periods": 1})), StatusCode::CONFLICT).await;
+        let refused = buyer
+            .send(
+                reqwest::Method::POST,
+                &format!("{a}/renew"),
+                Some(json!({"periods": 1})),
+                StatusCode::CONFLICT,
+            )
+            .await;
         assert_eq!(refused["type"], "urn:souk:problem:conflict");
 
         // Money: 500 - 99 - 99 - 198; every balance equals its entries.
-        assert_eq!(buyer.get("/v1/balance").await["balances"][0]["amount"], "104.00");
-        assert_eq!(buyer.get("/v1/ledger").await["items"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            buyer.get("/v1/balance").await["balances"][0]["amount"],
+            "104.00"
+        );
+        assert_eq!(
+            buyer.get("/v1/ledger").await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
         let out = souk(&["admin", "verify-ledger"], &db.url, secret);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
 
         drop(_souk);
         drop(_seller);

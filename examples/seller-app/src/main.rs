@@ -14,7 +14,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use serde::Serialize;
-use souk_seller::{access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh, ResultCode, Seller, SellerAnswer, StatusChange};
+use souk_seller::{
+    access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh,
+    ResultCode, Seller, SellerAnswer, StatusChange,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -57,16 +60,26 @@ struct Notes {
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 impl Notes {
     async fn tenant(&self, instance_id: &str) -> Option<Tenant> {
-        sqlx::query_as("SELECT * FROM tenants WHERE instance_id = ?").bind(instance_id).fetch_optional(&self.db).await.ok().flatten()
+        sqlx::query_as("SELECT * FROM tenants WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.db)
+            .await
+            .ok()
+            .flatten()
     }
 
     fn app_info(&self, t: &Tenant) -> AppInfo {
@@ -74,13 +87,24 @@ impl Notes {
             front_end_url: Some(format!("{}/t/{}", self.public_url, t.instance_id)),
             admin_url: Some(format!("{}/t/{}/admin", self.public_url, t.instance_id)),
             user_name: Some(t.user_name.clone()),
-            password: access_crypto::encrypt(&self.key, EncryptType::Aes256, &random_iv(), &t.password).ok(),
+            password: access_crypto::encrypt(
+                &self.key,
+                EncryptType::Aes256,
+                &random_iv(),
+                &t.password,
+            )
+            .ok(),
             memo: Some("Sign in with this user; add colleagues under Admin.".into()),
         }
     }
 
     async fn set_status(&self, instance_id: &str, status: &str) -> SellerAnswer {
-        match sqlx::query("UPDATE tenants SET status = ? WHERE instance_id = ?").bind(status).bind(instance_id).execute(&self.db).await {
+        match sqlx::query("UPDATE tenants SET status = ? WHERE instance_id = ?")
+            .bind(status)
+            .bind(instance_id)
+            .execute(&self.db)
+            .await
+        {
             Ok(r) if r.rows_affected() == 1 => SellerAnswer::code(ResultCode::Success, "success"),
             Ok(_) => SellerAnswer::code(ResultCode::InstanceNotFound, "no such tenant"),
             Err(e) => SellerAnswer::code(ResultCode::InternalError, e.to_string()),
@@ -108,7 +132,12 @@ impl Seller for Notes {
         if let Err(e) = inserted {
             return SellerAnswer::code(ResultCode::InternalError, e.to_string());
         }
-        let tenant: Option<Tenant> = sqlx::query_as("SELECT * FROM tenants WHERE business_id = ?").bind(&req.business_id).fetch_optional(&self.db).await.ok().flatten();
+        let tenant: Option<Tenant> = sqlx::query_as("SELECT * FROM tenants WHERE business_id = ?")
+            .bind(&req.business_id)
+            .fetch_optional(&self.db)
+            .await
+            .ok()
+            .flatten();
         match tenant {
             Some(t) => SellerAnswer {
                 instance_id: Some(t.instance_id.clone()),
@@ -124,22 +153,46 @@ impl Seller for Notes {
         let mut info = Vec::new();
         for id in instance_ids {
             if let Some(t) = self.tenant(&id).await {
-                info.push(InstanceInfo { instance_id: t.instance_id.clone(), app_info: Some(self.app_info(&t)) });
+                info.push(InstanceInfo {
+                    instance_id: t.instance_id.clone(),
+                    app_info: Some(self.app_info(&t)),
+                });
             }
         }
-        SellerAnswer { info: Some(info), encrypt_type: Some(EncryptType::Aes256.wire().into()), ..SellerAnswer::code(ResultCode::Success, "success") }
+        SellerAnswer {
+            info: Some(info),
+            encrypt_type: Some(EncryptType::Aes256.wire().into()),
+            ..SellerAnswer::code(ResultCode::Success, "success")
+        }
     }
 
     async fn refresh_instance(&self, req: Refresh) -> SellerAnswer {
-        match sqlx::query("UPDATE tenants SET expire_time = ? WHERE instance_id = ?").bind(&req.expire_time).bind(&req.instance_id).execute(&self.db).await {
+        match sqlx::query("UPDATE tenants SET expire_time = ? WHERE instance_id = ?")
+            .bind(&req.expire_time)
+            .bind(&req.instance_id)
+            .execute(&self.db)
+            .await
+        {
             Ok(r) if r.rows_affected() == 1 => SellerAnswer::code(ResultCode::Success, "success"),
             Ok(_) => SellerAnswer::code(ResultCode::InstanceNotFound, "no such tenant"),
             Err(e) => SellerAnswer::code(ResultCode::InternalError, e.to_string()),
         }
     }
 
-    async fn update_instance_status(&self, instance_id: String, status: StatusChange) -> SellerAnswer {
-        self.set_status(&instance_id, if status == StatusChange::Freeze { "frozen" } else { "active" }).await
+    async fn update_instance_status(
+        &self,
+        instance_id: String,
+        status: StatusChange,
+    ) -> SellerAnswer {
+        self.set_status(
+            &instance_id,
+            if status == StatusChange::Freeze {
+                "frozen"
+            } else {
+                "active"
+            },
+        )
+        .await
     }
 
     async fn release_instance(&self, instance_id: String, _order_id: String) -> SellerAnswer {
@@ -163,28 +216,53 @@ async fn tenant_page(State(app): State<Arc<Notes>>, Path(instance_id): Path<Stri
 }
 
 async fn tenants(State(app): State<Arc<Notes>>) -> Result<Json<Vec<Tenant>>, StatusCode> {
-    sqlx::query_as("SELECT * FROM tenants ORDER BY created_at").fetch_all(&app.db).await.map(Json).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    sqlx::query_as("SELECT * FROM tenants ORDER BY created_at")
+        .fetch_all(&app.db)
+        .await
+        .map(Json)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SELLER_APP_LOG").unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SELLER_APP_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let args = Args::parse();
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", args.database))?.create_if_missing(true);
-    let db = SqlitePool::connect_with(options).await.with_context(|| format!("opening {}", args.database))?;
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", args.database))?
+        .create_if_missing(true);
+    let db = SqlitePool::connect_with(options)
+        .await
+        .with_context(|| format!("opening {}", args.database))?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS tenants (instance_id TEXT PRIMARY KEY, business_id TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, \
          status TEXT NOT NULL, expire_time TEXT, user_name TEXT NOT NULL, password TEXT NOT NULL, created_at INTEGER NOT NULL)",
     )
     .execute(&db)
     .await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let key = args.signing_keys.first().cloned().context("a signing key is required")?;
-    let notes = Arc::new(Notes { db, public_url, key });
+    let key = args
+        .signing_keys
+        .first()
+        .cloned()
+        .context("a signing key is required")?;
+    let notes = Arc::new(Notes {
+        db,
+        public_url,
+        key,
+    });
     let app = Router::new()
-        .nest_service("/souk", souk_seller::router(notes.clone(), Keys::new(args.signing_keys)))
+        .nest_service(
+            "/souk",
+            souk_seller::router(notes.clone(), Keys::new(args.signing_keys)),
+        )
         .route("/t/{instance_id}", get(tenant_page))
         .route("/admin/tenants", get(tenants))
         .route("/healthz", get(|| async { "ok" }))

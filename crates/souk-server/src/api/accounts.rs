@@ -85,7 +85,10 @@ impl From<&AccountRow> for AccountView {
                 reason: a.verification_reason.clone(),
                 submitted_at: a.verification_submitted_at.map(super::time),
                 decided_at: a.verification_decided_at.map(super::time),
-                details: a.verification_details.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+                details: a
+                    .verification_details
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok()),
             },
             created_at: super::time(a.created_at),
         }
@@ -112,12 +115,28 @@ impl Decision {
     }
 }
 
-async fn start_session(state: &SharedState, account: &AccountRow, status: StatusCode) -> ApiResult<Response> {
+async fn start_session(
+    state: &SharedState,
+    account: &AccountRow,
+    status: StatusCode,
+) -> ApiResult<Response> {
     let (token, hash) = auth::new_session_token();
     let now = Utc::now();
-    state.store.create_session(&hash, &account.id, now, now + state.settings.session_ttl).await?;
-    let cookie = auth::session_cookie(&token, state.settings.session_ttl.num_seconds(), state.settings.cookie_secure);
-    Ok((status, [(header::SET_COOKIE, cookie)], Json(AccountView::from(account))).into_response())
+    state
+        .store
+        .create_session(&hash, &account.id, now, now + state.settings.session_ttl)
+        .await?;
+    let cookie = auth::session_cookie(
+        &token,
+        state.settings.session_ttl.num_seconds(),
+        state.settings.cookie_secure,
+    );
+    Ok((
+        status,
+        [(header::SET_COOKIE, cookie)],
+        Json(AccountView::from(account)),
+    )
+        .into_response())
 }
 
 /// Creates an account and logs it in.
@@ -125,15 +144,30 @@ async fn start_session(state: &SharedState, account: &AccountRow, status: Status
     responses((status = 201, body = AccountView, description = "Created and logged in (session cookie set)"),
               (status = 409, body = Problem, description = "E-mail already registered"),
               (status = 422, body = Problem, description = "Invalid input")))]
-pub async fn sign_up(State(state): State<SharedState>, Body(input): Body<SignUp>) -> ApiResult<Response> {
-    let kind: AccountKind = input.kind.parse().map_err(|_| ApiError::invalid("kind", "must be \"individual\" or \"enterprise\""))?;
+pub async fn sign_up(
+    State(state): State<SharedState>,
+    Body(input): Body<SignUp>,
+) -> ApiResult<Response> {
+    let kind: AccountKind = input
+        .kind
+        .parse()
+        .map_err(|_| ApiError::invalid("kind", "must be \"individual\" or \"enterprise\""))?;
     let name = validate::text("name", &input.name, 100)?;
     let email = validate::email("email", &input.email)?;
     validate::password("password", &input.password)?;
     let hash = auth::hash_password(input.password).await?;
     let account = state
         .store
-        .create_account(NewAccount { kind: kind.as_str(), name: &name, email: &email, password_hash: &hash, roles: "" }, state.now())
+        .create_account(
+            NewAccount {
+                kind: kind.as_str(),
+                name: &name,
+                email: &email,
+                password_hash: &hash,
+                roles: "",
+            },
+            state.now(),
+        )
         .await?;
     start_session(&state, &account, StatusCode::CREATED).await
 }
@@ -141,10 +175,17 @@ pub async fn sign_up(State(state): State<SharedState>, Body(input): Body<SignUp>
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LogIn,
     responses((status = 200, body = AccountView), (status = 401, body = Problem)))]
-pub async fn log_in(State(state): State<SharedState>, Body(input): Body<LogIn>) -> ApiResult<Response> {
+pub async fn log_in(
+    State(state): State<SharedState>,
+    Body(input): Body<LogIn>,
+) -> ApiResult<Response> {
     let email = input.email.trim().to_lowercase();
     let account = state.store.account_by_email(&email).await?;
-    let ok = auth::verify_password(input.password, account.as_ref().map(|a| a.password_hash.clone())).await;
+    let ok = auth::verify_password(
+        input.password,
+        account.as_ref().map(|a| a.password_hash.clone()),
+    )
+    .await;
     match account {
         Some(a) if ok => start_session(&state, &a, StatusCode::OK).await,
         _ => Err(ApiError::BadCredentials),
@@ -153,11 +194,21 @@ pub async fn log_in(State(state): State<SharedState>, Body(input): Body<LogIn>) 
 
 /// Logs out.
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "accounts", responses((status = 204)))]
-pub async fn log_out(State(state): State<SharedState>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+pub async fn log_out(
+    State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
-        state.store.delete_session(&auth::token_hash(&token)).await?;
+        state
+            .store
+            .delete_session(&auth::token_hash(&token))
+            .await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, auth::clear_cookie())]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, auth::clear_cookie())],
+    )
+        .into_response())
 }
 
 /// The logged-in account.
@@ -169,7 +220,11 @@ pub async fn me(caller: Caller) -> Json<AccountView> {
 /// Submits (or, after a rejection, resubmits) real-name verification.
 #[utoipa::path(post, path = "/v1/me/verification", tag = "accounts", request_body = VerificationInput,
     responses((status = 202, body = AccountView, description = "Waiting for a reviewer"), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn submit_verification(State(state): State<SharedState>, caller: Caller, Body(input): Body<VerificationInput>) -> ApiResult<(StatusCode, Json<AccountView>)> {
+pub async fn submit_verification(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Body(input): Body<VerificationInput>,
+) -> ApiResult<(StatusCode, Json<AccountView>)> {
     let kind: AccountKind = souk_store::parse(&caller.0.kind)?;
     let current: VerificationState = souk_store::parse(&caller.0.verification_state)?;
     let next = current.submit()?;
@@ -182,28 +237,67 @@ pub async fn submit_verification(State(state): State<SharedState>, caller: Calle
     }
     .validated(kind)?;
     let json = serde_json::to_string(&details).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.submit_verification(caller.id(), current.as_str(), next.as_str(), &json, state.now()).await?;
-    Ok((StatusCode::ACCEPTED, Json(AccountView::from(&state.store.account(caller.id()).await?))))
+    state
+        .store
+        .submit_verification(
+            caller.id(),
+            current.as_str(),
+            next.as_str(),
+            &json,
+            state.now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AccountView::from(&state.store.account(caller.id()).await?)),
+    ))
 }
 
 /// Verifications waiting for a reviewer, oldest first (role `reviewer`).
 #[utoipa::path(get, path = "/v1/operator/verifications", tag = "operator",
     responses((status = 200, body = Vec<AccountView>), (status = 403, body = Problem)))]
-pub async fn verification_queue(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<Vec<AccountView>>> {
+pub async fn verification_queue(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<AccountView>>> {
     caller.require(Role::Reviewer)?;
-    Ok(Json(state.store.pending_verifications(200).await?.iter().map(AccountView::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .pending_verifications(200)
+            .await?
+            .iter()
+            .map(AccountView::from)
+            .collect(),
+    ))
 }
 
 /// Approves or rejects a pending verification (role `reviewer`).
 #[utoipa::path(post, path = "/v1/operator/verifications/{account_id}/decision", tag = "operator", request_body = Decision,
     params(("account_id" = String, Path)),
     responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn decide_verification(State(state): State<SharedState>, caller: Caller, Path(account_id): Path<String>, Body(d): Body<Decision>) -> ApiResult<Json<AccountView>> {
+pub async fn decide_verification(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    Body(d): Body<Decision>,
+) -> ApiResult<Json<AccountView>> {
     caller.require(Role::Reviewer)?;
     let reason = d.reason()?;
     let account = state.store.account(&account_id).await?;
     let current: VerificationState = souk_store::parse(&account.verification_state)?;
     let next = current.decide(d.approve)?;
-    state.store.decide_verification(&account_id, next.as_str(), reason.as_deref(), caller.id(), state.now()).await?;
-    Ok(Json(AccountView::from(&state.store.account(&account_id).await?)))
+    state
+        .store
+        .decide_verification(
+            &account_id,
+            next.as_str(),
+            reason.as_deref(),
+            caller.id(),
+            state.now(),
+        )
+        .await?;
+    Ok(Json(AccountView::from(
+        &state.store.account(&account_id).await?,
+    )))
 }

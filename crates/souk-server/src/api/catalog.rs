@@ -45,18 +45,26 @@ pub struct ProductPage {
 /// Lists and searches listed products, newest first.
 #[utoipa::path(get, path = "/v1/products", tag = "catalog", params(SearchParams),
     responses((status = 200, body = ProductPage), (status = 422, body = Problem)))]
-pub async fn search(State(state): State<SharedState>, Query(p): Query<SearchParams>) -> ApiResult<Json<ProductPage>> {
+pub async fn search(
+    State(state): State<SharedState>,
+    Query(p): Query<SearchParams>,
+) -> ApiResult<Json<ProductPage>> {
     let limit = super::page_size(p.limit)? as usize;
     if let Some(c) = &p.category {
         if !CATEGORIES.contains(&c.as_str()) {
-            return Err(ApiError::invalid("category", format!("must be one of: {}", CATEGORIES.join(", "))));
+            return Err(ApiError::invalid(
+                "category",
+                format!("must be one of: {}", CATEGORIES.join(", ")),
+            ));
         }
     }
     if let Some(c) = &p.currency {
         c.parse::<souk_core::money::Currency>()?;
     }
     let offset = match &p.cursor {
-        Some(c) => c.parse::<usize>().map_err(|_| ApiError::invalid("cursor", "is not a cursor this API gave out"))?,
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("cursor", "is not a cursor this API gave out"))?,
         None => 0,
     };
     let search = Search {
@@ -71,14 +79,26 @@ pub async fn search(State(state): State<SharedState>, Query(p): Query<SearchPara
     let total = all.len();
     let items: Vec<ProductView> = all.into_iter().skip(offset).take(limit).collect();
     let next = offset + items.len();
-    Ok(Json(ProductPage { next_cursor: (next < total).then(|| next.to_string()), items, total }))
+    Ok(Json(ProductPage {
+        next_cursor: (next < total).then(|| next.to_string()),
+        items,
+        total,
+    }))
 }
 
 /// One listed product with its plans.
 #[utoipa::path(get, path = "/v1/products/{product_id}", tag = "catalog", params(("product_id" = String, Path)),
     responses((status = 200, body = ProductView), (status = 404, body = Problem)))]
-pub async fn product(State(state): State<SharedState>, Path(product_id): Path<String>) -> ApiResult<Json<ProductView>> {
-    state.catalog.product(&state.store, &product_id).await?.map(Json).ok_or(ApiError::NotFound("product".into()))
+pub async fn product(
+    State(state): State<SharedState>,
+    Path(product_id): Path<String>,
+) -> ApiResult<Json<ProductView>> {
+    state
+        .catalog
+        .product(&state.store, &product_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("product".into()))
 }
 
 /// The categories products are listed under.

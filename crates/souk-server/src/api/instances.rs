@@ -82,12 +82,29 @@ async fn view(state: &SharedState, i: InstanceRow, with_timeline: bool) -> ApiRe
         .unwrap_or_default();
     let access = match &i.access_enc {
         Some(enc) => {
-            let info: AppInfo = serde_json::from_str(&state.secrets.open(enc)?).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Some(AccessView { front_end_url: info.front_end_url, admin_url: info.admin_url, user_name: info.user_name, password: info.password, memo: info.memo })
+            let info: AppInfo = serde_json::from_str(&state.secrets.open(enc)?)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Some(AccessView {
+                front_end_url: info.front_end_url,
+                admin_url: info.admin_url,
+                user_name: info.user_name,
+                password: info.password,
+                memo: info.memo,
+            })
         }
         None => None,
     };
-    let timeline = if with_timeline { state.store.instance_timeline(&i.id).await?.into_iter().map(Into::into).collect() } else { vec![] };
+    let timeline = if with_timeline {
+        state
+            .store
+            .instance_timeline(&i.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    } else {
+        vec![]
+    };
     let expires = super::time(i.expires_at);
     let policy = state.settings.policy;
     Ok(InstanceView {
@@ -118,22 +135,37 @@ async fn own_instance(state: &SharedState, caller: &Caller, id: &str) -> ApiResu
 
 /// The caller's instances, newest first.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", params(PageParams), responses((status = 200, body = InstancePage), (status = 401, body = Problem)))]
-pub async fn list(State(state): State<SharedState>, caller: Caller, Query(p): Query<PageParams>) -> ApiResult<Json<InstancePage>> {
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<InstancePage>> {
     let limit = super::page_size(p.limit)?;
-    let rows = state.store.instances_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1).await?;
+    let rows = state
+        .store
+        .instances_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
     let mut items = Vec::new();
     for i in rows.into_iter().take(limit as usize) {
         items.push(view(&state, i, false).await?);
     }
-    let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
+    let next_cursor = if more {
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
     Ok(Json(InstancePage { items, next_cursor }))
 }
 
 /// One of the caller's instances, with access data and timeline.
 #[utoipa::path(get, path = "/v1/instances/{instance_id}", tag = "instances", params(("instance_id" = String, Path)),
     responses((status = 200, body = InstanceView), (status = 404, body = Problem)))]
-pub async fn get(State(state): State<SharedState>, caller: Caller, Path(instance_id): Path<String>) -> ApiResult<Json<InstanceView>> {
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+) -> ApiResult<Json<InstanceView>> {
     let i = own_instance(&state, &caller, &instance_id).await?;
     Ok(Json(view(&state, i, true).await?))
 }
@@ -144,11 +176,20 @@ pub async fn get(State(state): State<SharedState>, caller: Caller, Path(instance
     params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the same order")),
     responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "The renewal an earlier request with this key made"),
               (status = 402, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn renew(State(state): State<SharedState>, caller: Caller, headers: HeaderMap, Path(instance_id): Path<String>, Body(input): Body<RenewInput>) -> ApiResult<(StatusCode, Json<OrderView>)> {
+pub async fn renew(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(instance_id): Path<String>,
+    Body(input): Body<RenewInput>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let key = key_of(&headers)?;
     let fingerprint = format!("renew:{instance_id}:{}", input.periods);
     if let Some(order) = replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
-        let timeline = state.store.order_timeline(&order.id, &order.instance_id, order.created_at).await?;
+        let timeline = state
+            .store
+            .order_timeline(&order.id, &order.instance_id, order.created_at)
+            .await?;
         return Ok((StatusCode::OK, Json(OrderView::new(order, timeline))));
     }
     require_verified(&caller)?;
@@ -159,7 +200,12 @@ pub async fn renew(State(state): State<SharedState>, caller: Caller, headers: He
         let current: InstanceState = souk_store::parse(&instance.state)?;
         let period: Period = souk_store::parse(&instance.period)?;
         let plan = state.store.plan(&instance.plan_id).await?;
-        let prices = PlanPrices::parse("plan", &plan.currency, plan.monthly_price.as_deref(), plan.yearly_price.as_deref())?;
+        let prices = PlanPrices::parse(
+            "plan",
+            &plan.currency,
+            plan.monthly_price.as_deref(),
+            plan.yearly_price.as_deref(),
+        )?;
         let price = prices.price(period, input.periods)?;
         let now = state.now();
         let new_expiry = add_periods(souk_store::at(instance.expires_at), period, input.periods);
@@ -177,29 +223,59 @@ pub async fn renew(State(state): State<SharedState>, caller: Caller, headers: He
             period: period.as_str().to_owned(),
             periods: i64::from(input.periods),
             currency: price.currency.code().to_owned(),
-            unit_price: prices.unit_price(period).map(|p| p.to_string()).unwrap_or_default(),
+            unit_price: prices
+                .unit_price(period)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             amount_minor: price.minor,
             idempotency_key: key.clone(),
             request_fingerprint: Some(fingerprint.clone()),
             created_at: ms(now),
         };
-        let jobs = t.calls.iter().map(|c| SellerJob::from_call(*c).spec(&order_id)).collect();
-        let memo = format!("renewal of {} for {} {}(s): {}, expires {}", instance.id, input.periods, period, price, new_expiry.format("%Y-%m-%d %H:%M UTC"));
-        let renewal = Renewal { order, instance: &instance, new_expiry, new_state: t.state.as_str(), next_transition_at: t.next_at, jobs };
+        let jobs = t
+            .calls
+            .iter()
+            .map(|c| SellerJob::from_call(*c).spec(&order_id))
+            .collect();
+        let memo = format!(
+            "renewal of {} for {} {}(s): {}, expires {}",
+            instance.id,
+            input.periods,
+            period,
+            price,
+            new_expiry.format("%Y-%m-%d %H:%M UTC")
+        );
+        let renewal = Renewal {
+            order,
+            instance: &instance,
+            new_expiry,
+            new_state: t.state.as_str(),
+            next_transition_at: t.next_at,
+            jobs,
+        };
         match state.store.renew(renewal, &memo, now).await {
             Ok(()) => {
                 state.wake.notify_waiters();
                 let order = state.store.order(&order_id).await?;
-                let timeline = state.store.order_timeline(&order.id, &order.instance_id, order.created_at).await?;
+                let timeline = state
+                    .store
+                    .order_timeline(&order.id, &order.instance_id, order.created_at)
+                    .await?;
                 return Ok((StatusCode::CREATED, Json(OrderView::new(order, timeline))));
             }
             Err(souk_store::Error::Stale) => continue,
             Err(souk_store::Error::Conflict(_)) if key.is_some() => {
-                let existing = state.store.order_by_key(caller.id(), key.as_deref().unwrap_or_default()).await?.ok_or(ApiError::Conflict("retry the request".into()))?;
+                let existing = state
+                    .store
+                    .order_by_key(caller.id(), key.as_deref().unwrap_or_default())
+                    .await?
+                    .ok_or(ApiError::Conflict("retry the request".into()))?;
                 return Ok((StatusCode::OK, Json(OrderView::new(existing, vec![]))));
             }
             Err(e) => return Err(short_balance(e, price)),
         }
     }
-    Err(ApiError::Conflict("the instance kept changing; retry the renewal".into()))
+    Err(ApiError::Conflict(
+        "the instance kept changing; retry the renewal".into(),
+    ))
 }

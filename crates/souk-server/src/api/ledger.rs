@@ -27,8 +27,14 @@ impl MoneyView {
     /// Formats stored minor units.
     pub fn new(minor: i64, currency: &str) -> Self {
         match currency.parse::<Currency>() {
-            Ok(c) => MoneyView { amount: Money::from_minor(minor, c).amount_string(), currency: c.code().to_owned() },
-            Err(_) => MoneyView { amount: minor.to_string(), currency: currency.to_owned() },
+            Ok(c) => MoneyView {
+                amount: Money::from_minor(minor, c).amount_string(),
+                currency: c.code().to_owned(),
+            },
+            Err(_) => MoneyView {
+                amount: minor.to_string(),
+                currency: currency.to_owned(),
+            },
         }
     }
 }
@@ -105,26 +111,54 @@ pub struct TopUp {
 
 /// The caller's balances.
 #[utoipa::path(get, path = "/v1/balance", tag = "balance", responses((status = 200, body = BalanceView), (status = 401, body = Problem)))]
-pub async fn balance(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<BalanceView>> {
-    let balances = state.store.balances(caller.id()).await?.into_iter().map(|b| MoneyView::new(b.amount_minor, &b.currency)).collect();
+pub async fn balance(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<BalanceView>> {
+    let balances = state
+        .store
+        .balances(caller.id())
+        .await?
+        .into_iter()
+        .map(|b| MoneyView::new(b.amount_minor, &b.currency))
+        .collect();
     Ok(Json(BalanceView { balances }))
 }
 
 /// The caller's ledger, newest first.
 #[utoipa::path(get, path = "/v1/ledger", tag = "balance", params(PageParams), responses((status = 200, body = EntryPage), (status = 401, body = Problem)))]
-pub async fn entries(State(state): State<SharedState>, caller: Caller, Query(p): Query<PageParams>) -> ApiResult<Json<EntryPage>> {
+pub async fn entries(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<EntryPage>> {
     let limit = super::page_size(p.limit)?;
-    let rows = state.store.ledger_entries(caller.id(), p.cursor.as_deref(), limit + 1).await?;
+    let rows = state
+        .store
+        .ledger_entries(caller.id(), p.cursor.as_deref(), limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<EntryView> = rows.into_iter().take(limit as usize).map(Into::into).collect();
-    let next_cursor = if more { items.last().map(|e| e.id.clone()) } else { None };
+    let items: Vec<EntryView> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(Into::into)
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
     Ok(Json(EntryPage { items, next_cursor }))
 }
 
 /// Records a top-up for an account (role `finance`).
 #[utoipa::path(post, path = "/v1/operator/top-ups", tag = "operator", request_body = TopUp,
     responses((status = 201, body = EntryView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn top_up(State(state): State<SharedState>, caller: Caller, Body(t): Body<TopUp>) -> ApiResult<(StatusCode, Json<EntryView>)> {
+pub async fn top_up(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Body(t): Body<TopUp>,
+) -> ApiResult<(StatusCode, Json<EntryView>)> {
     caller.require(Role::Finance)?;
     let currency: Currency = t.currency.parse()?;
     let amount = Money::parse("amount", &t.amount, currency)?;
@@ -132,16 +166,36 @@ pub async fn top_up(State(state): State<SharedState>, caller: Caller, Body(t): B
         return Err(ApiError::invalid("amount", "a top-up must be positive"));
     }
     if amount.minor > 1_000_000_000_000 {
-        return Err(ApiError::invalid("amount", "a single top-up is at most 10,000,000,000"));
+        return Err(ApiError::invalid(
+            "amount",
+            "a single top-up is at most 10,000,000,000",
+        ));
     }
     let account = match (&t.account_id, &t.email) {
         (Some(id), None) => state.store.account(id).await?,
-        (None, Some(email)) => state.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(ApiError::NotFound("account".into()))?,
-        _ => return Err(ApiError::invalid("account_id", "give either account_id or email")),
+        (None, Some(email)) => state
+            .store
+            .account_by_email(&email.trim().to_lowercase())
+            .await?
+            .ok_or(ApiError::NotFound("account".into()))?,
+        _ => {
+            return Err(ApiError::invalid(
+                "account_id",
+                "give either account_id or email",
+            ))
+        }
     };
-    let reference = t.reference.as_deref().map(|r| validate::text("reference", r, 200)).transpose()?;
+    let reference = t
+        .reference
+        .as_deref()
+        .map(|r| validate::text("reference", r, 200))
+        .transpose()?;
     let memo = validate::optional_text("memo", &t.memo, 500)?;
-    let memo = if memo.is_empty() { "top-up".to_owned() } else { memo };
+    let memo = if memo.is_empty() {
+        "top-up".to_owned()
+    } else {
+        memo
+    };
     let entry = state
         .store
         .record_movement(

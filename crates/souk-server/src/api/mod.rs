@@ -72,14 +72,22 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(system::healthz))
         .split_for_parts();
     let openapi = Arc::new(openapi);
-    let mut app = api.route("/v1/openapi.json", axum::routing::get(move || system::openapi(openapi.clone())));
+    let mut app = api.route(
+        "/v1/openapi.json",
+        axum::routing::get(move || system::openapi(openapi.clone())),
+    );
     if state.test_clock.is_some() {
-        app = app.route("/v1/test/clock", axum::routing::get(system::clock).post(system::move_clock));
+        app = app.route(
+            "/v1/test/clock",
+            axum::routing::get(system::clock).post(system::move_clock),
+        );
     }
     if state.settings.demo_seller {
         app = app.nest_service("/demo-seller", crate::demo_seller::router());
     }
-    app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -45,7 +45,11 @@ pub struct EventView {
 
 impl From<EventRow> for EventView {
     fn from(e: EventRow) -> Self {
-        EventView { at: super::time(e.at), kind: e.kind, detail: e.detail }
+        EventView {
+            at: super::time(e.at),
+            kind: e.kind,
+            detail: e.detail,
+        }
     }
 }
 
@@ -102,16 +106,28 @@ pub struct OrderPage {
 pub(crate) fn key_of(headers: &HeaderMap) -> ApiResult<Option<String>> {
     headers
         .get("idempotency-key")
-        .map(|v| v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII")).and_then(|v| Ok(idempotency_key(v)?)))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))
+                .and_then(|v| Ok(idempotency_key(v)?))
+        })
         .transpose()
 }
 
 /// The order an earlier request with this key created, if the request was the same one.
-pub(crate) async fn replayed(state: &SharedState, buyer: &str, key: Option<&str>, fingerprint: &str) -> ApiResult<Option<OrderRow>> {
+pub(crate) async fn replayed(
+    state: &SharedState,
+    buyer: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+) -> ApiResult<Option<OrderRow>> {
     let Some(key) = key else { return Ok(None) };
     match state.store.order_by_key(buyer, key).await? {
         Some(o) if o.request_fingerprint.as_deref() == Some(fingerprint) => Ok(Some(o)),
-        Some(_) => Err(ApiError::invalid("Idempotency-Key", "was already used for a different request")),
+        Some(_) => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "was already used for a different request",
+        )),
         None => Ok(None),
     }
 }
@@ -121,23 +137,34 @@ pub(crate) fn require_verified(caller: &Caller) -> ApiResult<()> {
     if caller.0.verification_state == VerificationState::Verified.as_str() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("complete real-name verification before buying".into()))
+        Err(ApiError::Forbidden(
+            "complete real-name verification before buying".into(),
+        ))
     }
 }
 
 /// The 402 answer for a short balance.
 pub(crate) fn short_balance(e: souk_store::Error, price: Money) -> ApiError {
     match e {
-        souk_store::Error::InsufficientBalance { available_minor } => ApiError::InsufficientBalance {
-            price: price.to_string(),
-            available: Money::from_minor(available_minor, price.currency).to_string(),
-        },
+        souk_store::Error::InsufficientBalance { available_minor } => {
+            ApiError::InsufficientBalance {
+                price: price.to_string(),
+                available: Money::from_minor(available_minor, price.currency).to_string(),
+            }
+        }
         other => other.into(),
     }
 }
 
-async fn answer(state: &SharedState, order: OrderRow, status: StatusCode) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    let timeline = state.store.order_timeline(&order.id, &order.instance_id, order.created_at).await?;
+async fn answer(
+    state: &SharedState,
+    order: OrderRow,
+    status: StatusCode,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    let timeline = state
+        .store
+        .order_timeline(&order.id, &order.instance_id, order.created_at)
+        .await?;
     Ok((status, Json(OrderView::new(order, timeline))))
 }
 
@@ -148,7 +175,12 @@ async fn answer(state: &SharedState, order: OrderRow, status: StatusCode) -> Api
               (status = 200, body = OrderView, description = "The order an earlier request with this key created"),
               (status = 402, body = Problem, description = "The balance does not cover the price"),
               (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn place(State(state): State<SharedState>, caller: Caller, headers: HeaderMap, Body(input): Body<OrderInput>) -> ApiResult<(StatusCode, Json<OrderView>)> {
+pub async fn place(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(input): Body<OrderInput>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let key = key_of(&headers)?;
     let fingerprint = format!("new:{}:{}:{}", input.plan_id, input.period, input.periods);
     if let Some(order) = replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
@@ -158,16 +190,26 @@ pub async fn place(State(state): State<SharedState>, caller: Caller, headers: He
     let period: Period = input.period.parse()?;
     let plan = match state.store.plan(&input.plan_id).await {
         Ok(p) => p,
-        Err(souk_store::Error::NotFound(_)) => return Err(ApiError::invalid("plan_id", "no such plan")),
+        Err(souk_store::Error::NotFound(_)) => {
+            return Err(ApiError::invalid("plan_id", "no such plan"))
+        }
         Err(e) => return Err(e.into()),
     };
     let product = state.store.product(&plan.product_id).await?;
     if product.state != ProductState::Listed.as_str() || plan.active != 1 {
         return Err(ApiError::Conflict("this plan is not on sale".into()));
     }
-    let prices = PlanPrices::parse("plan", &plan.currency, plan.monthly_price.as_deref(), plan.yearly_price.as_deref())?;
+    let prices = PlanPrices::parse(
+        "plan",
+        &plan.currency,
+        plan.monthly_price.as_deref(),
+        plan.yearly_price.as_deref(),
+    )?;
     let price = prices.price(period, input.periods)?;
-    let unit_price = prices.unit_price(period).map(|p| p.to_string()).unwrap_or_default();
+    let unit_price = prices
+        .unit_price(period)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let now = state.now();
     let order_id = new_id("ord", now);
     let instance_id = new_id("ins", now);
@@ -196,7 +238,9 @@ pub async fn place(State(state): State<SharedState>, caller: Caller, headers: He
         plan_id: plan.id.clone(),
         merchant_id: product.merchant_id.clone(),
         order_id: order_id.clone(),
-        state: souk_core::lifecycle::InstanceState::Provisioning.as_str().to_owned(),
+        state: souk_core::lifecycle::InstanceState::Provisioning
+            .as_str()
+            .to_owned(),
         period: period.as_str().to_owned(),
         expires_at: ms(add_periods(now, period, input.periods)),
         next_transition_at: None,
@@ -208,38 +252,81 @@ pub async fn place(State(state): State<SharedState>, caller: Caller, headers: He
         created_at: ms(now),
         updated_at: ms(now),
     };
-    let memo = format!("{} x {} {} of {}: {}", input.periods, period, plan.name, product.id, price);
-    match state.store.purchase(&order, &instance, &SellerJob::NewInstance.spec(&order_id), &memo, now).await {
+    let memo = format!(
+        "{} x {} {} of {}: {}",
+        input.periods, period, plan.name, product.id, price
+    );
+    match state
+        .store
+        .purchase(
+            &order,
+            &instance,
+            &SellerJob::NewInstance.spec(&order_id),
+            &memo,
+            now,
+        )
+        .await
+    {
         Ok(()) => {}
         Err(souk_store::Error::Conflict(_)) if key.is_some() => {
             // A concurrent retry with the same key won the race; answer with its order.
-            let existing = state.store.order_by_key(caller.id(), key.as_deref().unwrap_or_default()).await?.ok_or(ApiError::Conflict("retry the request".into()))?;
+            let existing = state
+                .store
+                .order_by_key(caller.id(), key.as_deref().unwrap_or_default())
+                .await?
+                .ok_or(ApiError::Conflict("retry the request".into()))?;
             return answer(&state, existing, StatusCode::OK).await;
         }
         Err(e) => return Err(short_balance(e, price)),
     }
     state.wake.notify_waiters();
-    answer(&state, state.store.order(&order_id).await?, StatusCode::CREATED).await
+    answer(
+        &state,
+        state.store.order(&order_id).await?,
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", params(PageParams), responses((status = 200, body = OrderPage), (status = 401, body = Problem)))]
-pub async fn list(State(state): State<SharedState>, caller: Caller, Query(p): Query<PageParams>) -> ApiResult<Json<OrderPage>> {
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<OrderPage>> {
     let limit = super::page_size(p.limit)?;
-    let rows = state.store.orders_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1).await?;
+    let rows = state
+        .store
+        .orders_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<OrderView> = rows.into_iter().take(limit as usize).map(|o| OrderView::new(o, vec![])).collect();
-    let next_cursor = if more { items.last().map(|o| o.id.clone()) } else { None };
+    let items: Vec<OrderView> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|o| OrderView::new(o, vec![]))
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|o| o.id.clone())
+    } else {
+        None
+    };
     Ok(Json(OrderPage { items, next_cursor }))
 }
 
 /// One of the caller's orders with its timeline.
 #[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "orders", params(("order_id" = String, Path)),
     responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
-pub async fn get(State(state): State<SharedState>, caller: Caller, Path(order_id): Path<String>) -> ApiResult<Json<OrderView>> {
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
     let order = match state.store.order(&order_id).await {
         Ok(o) if o.buyer_id == caller.id() => o,
-        Ok(_) | Err(souk_store::Error::NotFound(_)) => return Err(ApiError::NotFound("order".into())),
+        Ok(_) | Err(souk_store::Error::NotFound(_)) => {
+            return Err(ApiError::NotFound("order".into()))
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(answer(&state, order, StatusCode::OK).await?.1)

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use souk_core::review::{EndpointRules, PlanDraft, ProductContent, ProductState, RevisionState, REVIEW_WORKING_DAYS};
+use souk_core::review::{
+    EndpointRules, PlanDraft, ProductContent, ProductState, RevisionState, REVIEW_WORKING_DAYS,
+};
 use souk_store::merchants::MerchantRow;
 use souk_store::products::{ProductRow, RevisionRow};
 use utoipa::ToSchema;
@@ -67,7 +69,14 @@ impl ContentInput {
             plans: self
                 .plans
                 .into_iter()
-                .map(|p| PlanDraft { id: p.id, name: p.name, description: p.description, currency: p.currency, monthly_price: p.monthly_price, yearly_price: p.yearly_price })
+                .map(|p| PlanDraft {
+                    id: p.id,
+                    name: p.name,
+                    description: p.description,
+                    currency: p.currency,
+                    monthly_price: p.monthly_price,
+                    yearly_price: p.yearly_price,
+                })
                 .collect(),
         }
     }
@@ -113,7 +122,11 @@ impl RevisionView {
             content: serde_json::from_str(&r.content).unwrap_or(serde_json::Value::Null),
             submitted_at: r.submitted_at.map(super::time),
             due_at: r.due_at.map(super::time),
-            reasons: r.reasons.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
+            reasons: r
+                .reasons
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
             decided_at: r.decided_at.map(super::time),
         }
     }
@@ -141,23 +154,47 @@ pub struct SellerProductView {
     pub created_at: DateTime<Utc>,
 }
 
-async fn view(state: &SharedState, p: &ProductRow, all_revisions: bool) -> ApiResult<SellerProductView> {
-    let revisions = if all_revisions { state.store.revisions(&p.id).await? } else { state.store.latest_revision(&p.id).await?.into_iter().collect() };
+async fn view(
+    state: &SharedState,
+    p: &ProductRow,
+    all_revisions: bool,
+) -> ApiResult<SellerProductView> {
+    let revisions = if all_revisions {
+        state.store.revisions(&p.id).await?
+    } else {
+        state
+            .store
+            .latest_revision(&p.id)
+            .await?
+            .into_iter()
+            .collect()
+    };
     Ok(SellerProductView {
         id: p.id.clone(),
         product_type: p.product_type.clone(),
         state: p.state.clone(),
         signing_key: state.secrets.open(&p.signing_key_enc)?,
         endpoint_url: p.endpoint_url.clone(),
-        listed: p.listed_content.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        listed: p
+            .listed_content
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
         listed_at: p.listed_at.map(super::time),
         current: revisions.first().map(RevisionView::new),
-        revisions: if all_revisions { revisions.iter().map(RevisionView::new).collect() } else { vec![] },
+        revisions: if all_revisions {
+            revisions.iter().map(RevisionView::new).collect()
+        } else {
+            vec![]
+        },
         created_at: super::time(p.created_at),
     })
 }
 
-async fn own_product(state: &SharedState, merchant: &MerchantRow, id: &str) -> ApiResult<ProductRow> {
+async fn own_product(
+    state: &SharedState,
+    merchant: &MerchantRow,
+    id: &str,
+) -> ApiResult<ProductRow> {
     match state.store.product(id).await {
         Ok(p) if p.merchant_id == merchant.id => Ok(p),
         Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(ApiError::NotFound("product".into())),
@@ -165,8 +202,14 @@ async fn own_product(state: &SharedState, merchant: &MerchantRow, id: &str) -> A
     }
 }
 
-async fn validated(state: &SharedState, product_id: Option<&str>, content: ContentInput) -> ApiResult<String> {
-    let content = content.into_core().validated(EndpointRules { allow_loopback_http: state.settings.allow_loopback_http })?;
+async fn validated(
+    state: &SharedState,
+    product_id: Option<&str>,
+    content: ContentInput,
+) -> ApiResult<String> {
+    let content = content.into_core().validated(EndpointRules {
+        allow_loopback_http: state.settings.allow_loopback_http,
+    })?;
     for (i, plan) in content.plans.iter().enumerate() {
         if let Some(id) = &plan.id {
             let belongs = match (product_id, state.store.plan(id).await) {
@@ -174,7 +217,10 @@ async fn validated(state: &SharedState, product_id: Option<&str>, content: Conte
                 _ => false,
             };
             if !belongs {
-                return Err(ApiError::invalid(format!("plans[{i}].id"), "is not a plan of this product"));
+                return Err(ApiError::invalid(
+                    format!("plans[{i}].id"),
+                    "is not a plan of this product",
+                ));
             }
         }
     }
@@ -185,7 +231,10 @@ fn signing_key(given: Option<String>) -> ApiResult<String> {
     match given {
         Some(k) => {
             if !(16..=128).contains(&k.len()) || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                return Err(ApiError::invalid("signing_key", "must be 16 to 128 printable ASCII characters"));
+                return Err(ApiError::invalid(
+                    "signing_key",
+                    "must be 16 to 128 printable ASCII characters",
+                ));
             }
             Ok(k)
         }
@@ -196,7 +245,11 @@ fn signing_key(given: Option<String>) -> ApiResult<String> {
 /// Creates a SaaS product as a draft (approved merchants only).
 #[utoipa::path(post, path = "/v1/seller/products", tag = "seller", request_body = NewProduct,
     responses((status = 201, body = SellerProductView), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create(State(state): State<SharedState>, caller: Caller, Body(mut input): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<SellerProductView>)> {
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Body(mut input): Body<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<SellerProductView>)> {
     let merchant = approved_merchant(&state, &caller).await?;
     // The key and the content arrive side by side; each is read on its own so that a bad
     // content field is reported by its exact path.
@@ -208,13 +261,28 @@ pub async fn create(State(state): State<SharedState>, caller: Caller, Body(mut i
     let content: ContentInput = parse_json(input.to_string().as_bytes())?;
     let content = validated(&state, None, content).await?;
     let key = signing_key(key)?;
-    let (product, _) = state.store.create_product(&merchant.id, "saas", &state.secrets.seal(&key), &content, state.now()).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &product, true).await?)))
+    let (product, _) = state
+        .store
+        .create_product(
+            &merchant.id,
+            "saas",
+            &state.secrets.seal(&key),
+            &content,
+            state.now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &product, true).await?),
+    ))
 }
 
 /// The merchant's products with their current draft or application.
 #[utoipa::path(get, path = "/v1/seller/products", tag = "seller", responses((status = 200, body = Vec<SellerProductView>), (status = 403, body = Problem)))]
-pub async fn list(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<Vec<SellerProductView>>> {
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SellerProductView>>> {
     let merchant = approved_merchant(&state, &caller).await?;
     let mut out = Vec::new();
     for p in state.store.products_of_merchant(&merchant.id).await? {
@@ -226,7 +294,11 @@ pub async fn list(State(state): State<SharedState>, caller: Caller) -> ApiResult
 /// One of the merchant's products with every revision.
 #[utoipa::path(get, path = "/v1/seller/products/{product_id}", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem)))]
-pub async fn get(State(state): State<SharedState>, caller: Caller, Path(product_id): Path<String>) -> ApiResult<Json<SellerProductView>> {
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> ApiResult<Json<SellerProductView>> {
     let merchant = approved_merchant(&state, &caller).await?;
     let p = own_product(&state, &merchant, &product_id).await?;
     Ok(Json(view(&state, &p, true).await?))
@@ -236,17 +308,32 @@ pub async fn get(State(state): State<SharedState>, caller: Caller, Path(product_
 /// opens a change request for a listed product.
 #[utoipa::path(put, path = "/v1/seller/products/{product_id}/draft", tag = "seller", request_body = ContentInput, params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn edit_draft(State(state): State<SharedState>, caller: Caller, Path(product_id): Path<String>, Body(input): Body<ContentInput>) -> ApiResult<Json<SellerProductView>> {
+pub async fn edit_draft(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+    Body(input): Body<ContentInput>,
+) -> ApiResult<Json<SellerProductView>> {
     let merchant = approved_merchant(&state, &caller).await?;
     let p = own_product(&state, &merchant, &product_id).await?;
     let content = validated(&state, Some(&p.id), input).await?;
-    let latest = state.store.latest_revision(&p.id).await?.ok_or(ApiError::NotFound("revision".into()))?;
+    let latest = state
+        .store
+        .latest_revision(&p.id)
+        .await?
+        .ok_or(ApiError::NotFound("revision".into()))?;
     let latest_state: RevisionState = souk_store::parse(&latest.state)?;
     if latest_state == RevisionState::Approved {
-        state.store.insert_revision(&p.id, latest.number + 1, &content, state.now()).await?;
+        state
+            .store
+            .insert_revision(&p.id, latest.number + 1, &content, state.now())
+            .await?;
     } else {
         latest_state.edit()?;
-        state.store.update_revision(&latest.id, &latest.state, &content, state.now()).await?;
+        state
+            .store
+            .update_revision(&latest.id, &latest.state, &content, state.now())
+            .await?;
     }
     Ok(Json(view(&state, &p, true).await?))
 }
@@ -254,30 +341,54 @@ pub async fn edit_draft(State(state): State<SharedState>, caller: Caller, Path(p
 /// Submits the draft for review; the review is due 3 working days later.
 #[utoipa::path(post, path = "/v1/seller/products/{product_id}/submit", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn submit(State(state): State<SharedState>, caller: Caller, Path(product_id): Path<String>) -> ApiResult<Json<SellerProductView>> {
+pub async fn submit(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> ApiResult<Json<SellerProductView>> {
     let merchant = approved_merchant(&state, &caller).await?;
     let p = own_product(&state, &merchant, &product_id).await?;
-    let latest = state.store.latest_revision(&p.id).await?.ok_or(ApiError::NotFound("revision".into()))?;
+    let latest = state
+        .store
+        .latest_revision(&p.id)
+        .await?
+        .ok_or(ApiError::NotFound("revision".into()))?;
     let current: RevisionState = souk_store::parse(&latest.state)?;
     current.submit()?;
     // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
-    let content: ProductContent = serde_json::from_str(&latest.content).map_err(|e| ApiError::Internal(e.to_string()))?;
-    content.validated(EndpointRules { allow_loopback_http: state.settings.allow_loopback_http })?;
+    let content: ProductContent =
+        serde_json::from_str(&latest.content).map_err(|e| ApiError::Internal(e.to_string()))?;
+    content.validated(EndpointRules {
+        allow_loopback_http: state.settings.allow_loopback_http,
+    })?;
     let now = state.now();
-    let due = state.settings.calendar().add_working_days(now, REVIEW_WORKING_DAYS);
-    state.store.submit_revision(&latest.id, current.as_str(), now, due).await?;
+    let due = state
+        .settings
+        .calendar()
+        .add_working_days(now, REVIEW_WORKING_DAYS);
+    state
+        .store
+        .submit_revision(&latest.id, current.as_str(), now, due)
+        .await?;
     Ok(Json(view(&state, &p, true).await?))
 }
 
 /// Delists a listed product: no new purchases; running instances go on.
 #[utoipa::path(post, path = "/v1/seller/products/{product_id}/delist", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn delist(State(state): State<SharedState>, caller: Caller, Path(product_id): Path<String>) -> ApiResult<Json<SellerProductView>> {
+pub async fn delist(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> ApiResult<Json<SellerProductView>> {
     let merchant = approved_merchant(&state, &caller).await?;
     let p = own_product(&state, &merchant, &product_id).await?;
     let current: ProductState = souk_store::parse(&p.state)?;
     let next = current.delist()?;
-    state.store.set_product_state(&p.id, current.as_str(), next.as_str(), state.now()).await?;
+    state
+        .store
+        .set_product_state(&p.id, current.as_str(), next.as_str(), state.now())
+        .await?;
     state.catalog.invalidate().await;
     let p = state.store.product(&p.id).await?;
     Ok(Json(view(&state, &p, true).await?))

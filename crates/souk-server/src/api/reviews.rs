@@ -43,7 +43,10 @@ pub struct ReviewDecision {
 
 /// Applications in review, overdue first, then by due date (role `reviewer`).
 #[utoipa::path(get, path = "/v1/operator/reviews", tag = "operator", responses((status = 200, body = Vec<ReviewItem>), (status = 403, body = Problem)))]
-pub async fn queue(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<Vec<ReviewItem>>> {
+pub async fn queue(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ReviewItem>>> {
     caller.require(Role::Reviewer)?;
     let now = state.now();
     let items = state
@@ -54,7 +57,12 @@ pub async fn queue(State(state): State<SharedState>, caller: Caller) -> ApiResul
         .map(|r| ReviewItem {
             revision_id: r.id,
             product_id: r.product_id,
-            kind: if r.product_state == "draft" { "new" } else { "change" }.to_owned(),
+            kind: if r.product_state == "draft" {
+                "new"
+            } else {
+                "change"
+            }
+            .to_owned(),
             merchant: r.company_name,
             content: serde_json::from_str(&r.content).unwrap_or(serde_json::Value::Null),
             submitted_at: r.submitted_at.map(super::time),
@@ -69,7 +77,12 @@ pub async fn queue(State(state): State<SharedState>, caller: Caller) -> ApiResul
 #[utoipa::path(post, path = "/v1/operator/reviews/{revision_id}/decision", tag = "operator", request_body = ReviewDecision,
     params(("revision_id" = String, Path)),
     responses((status = 200, body = RevisionView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn decide(State(state): State<SharedState>, caller: Caller, Path(revision_id): Path<String>, Body(d): Body<ReviewDecision>) -> ApiResult<Json<RevisionView>> {
+pub async fn decide(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(revision_id): Path<String>,
+    Body(d): Body<ReviewDecision>,
+) -> ApiResult<Json<RevisionView>> {
     caller.require(Role::Reviewer)?;
     let revision = state.store.revision(&revision_id).await?;
     let current: RevisionState = souk_store::parse(&revision.state)?;
@@ -82,8 +95,11 @@ pub async fn decide(State(state): State<SharedState>, caller: Caller, Path(revis
     current.decide(d.approve, &reasons)?;
     let now = state.now();
     if d.approve {
-        let content: ProductContent = serde_json::from_str(&revision.content).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let content = content.validated(EndpointRules { allow_loopback_http: state.settings.allow_loopback_http })?;
+        let content: ProductContent = serde_json::from_str(&revision.content)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let content = content.validated(EndpointRules {
+            allow_loopback_http: state.settings.allow_loopback_http,
+        })?;
         let plans: Vec<PlanWrite> = content
             .plans
             .iter()
@@ -96,11 +112,20 @@ pub async fn decide(State(state): State<SharedState>, caller: Caller, Path(revis
                 yearly_price: p.yearly_price.clone(),
             })
             .collect();
-        state.store.approve_revision(&revision, &content.endpoint_url, &plans, caller.id(), now).await?;
+        state
+            .store
+            .approve_revision(&revision, &content.endpoint_url, &plans, caller.id(), now)
+            .await?;
         state.catalog.invalidate().await;
     } else {
-        let json = serde_json::to_string(&reasons).map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.store.reject_revision(&revision.id, &json, caller.id(), now).await?;
+        let json =
+            serde_json::to_string(&reasons).map_err(|e| ApiError::Internal(e.to_string()))?;
+        state
+            .store
+            .reject_revision(&revision.id, &json, caller.id(), now)
+            .await?;
     }
-    Ok(Json(RevisionView::new(&state.store.revision(&revision.id).await?)))
+    Ok(Json(RevisionView::new(
+        &state.store.revision(&revision.id).await?,
+    )))
 }

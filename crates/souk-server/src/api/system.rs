@@ -28,11 +28,19 @@ pub async fn healthz(State(state): State<SharedState>) -> ApiResult<Json<Health>
         souk_store::Backend::Sqlite => "sqlite",
         souk_store::Backend::Postgres => "postgres",
     };
-    Ok(Json(Health { status: "ok".into(), database: database.into() }))
+    Ok(Json(Health {
+        status: "ok".into(),
+        database: database.into(),
+    }))
 }
 
 async fn sqlx_ping(state: &SharedState) -> ApiResult<()> {
-    state.store.has_accounts().await.map(|_| ()).map_err(ApiError::from)
+    state
+        .store
+        .has_accounts()
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from)
 }
 
 /// The OpenAPI 3.1 document.
@@ -56,22 +64,42 @@ pub struct MoveClock {
 }
 
 fn test_clock(state: &SharedState) -> ApiResult<&souk_core::clock::TestClock> {
-    state.test_clock.as_deref().ok_or(ApiError::NotFound("test clock".into()))
+    state
+        .test_clock
+        .as_deref()
+        .ok_or(ApiError::NotFound("test clock".into()))
 }
 
 /// The test clock's time.
 pub async fn clock(State(state): State<SharedState>) -> ApiResult<Json<ClockView>> {
-    Ok(Json(ClockView { now: souk_core::clock::Clock::now(test_clock(&state)?) }))
+    Ok(Json(ClockView {
+        now: souk_core::clock::Clock::now(test_clock(&state)?),
+    }))
 }
 
 /// Moves the test clock and wakes the workers so due work runs at once.
-pub async fn move_clock(State(state): State<SharedState>, Body(m): Body<MoveClock>) -> ApiResult<Json<ClockView>> {
+pub async fn move_clock(
+    State(state): State<SharedState>,
+    Body(m): Body<MoveClock>,
+) -> ApiResult<Json<ClockView>> {
     let clock = test_clock(&state)?;
     let now = match (m.advance_seconds, m.to) {
-        (Some(s), None) if (0..=100 * 366 * 86_400).contains(&s) => clock.advance(chrono::Duration::seconds(s)),
-        (Some(_), None) => return Err(ApiError::invalid("advance_seconds", "must be between 0 and 100 years")),
+        (Some(s), None) if (0..=100 * 366 * 86_400).contains(&s) => {
+            clock.advance(chrono::Duration::seconds(s))
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "advance_seconds",
+                "must be between 0 and 100 years",
+            ))
+        }
         (None, Some(to)) => clock.set(to),
-        _ => return Err(ApiError::invalid("advance_seconds", "give either advance_seconds or to")),
+        _ => {
+            return Err(ApiError::invalid(
+                "advance_seconds",
+                "give either advance_seconds or to",
+            ))
+        }
     };
     state.wake.notify_waiters();
     Ok(Json(ClockView { now }))

@@ -9,7 +9,9 @@ use rand::Rng;
 use souk_core::lifecycle::{self, SellerCall};
 use souk_protocol::access_crypto::{self, EncryptType};
 use souk_protocol::signature::{signed_url, SignedParams};
-use souk_protocol::{outcome, Activity, AppInfo, Outcome, RefreshScene, ResultCode, SellerAnswer, StatusChange};
+use souk_protocol::{
+    outcome, Activity, AppInfo, Outcome, RefreshScene, ResultCode, SellerAnswer, StatusChange,
+};
 use souk_store::events::NewEvent;
 use souk_store::jobs::JobRow;
 use souk_store::orders::JobSpec;
@@ -31,10 +33,19 @@ pub enum SellerJob {
     Release,
     /// `refreshInstance` RENEWAL with the new expiry.
     Refresh,
+    /// `queryInstance` until the seller has the access data (it may create asynchronously).
+    QueryAccess,
 }
 
 impl SellerJob {
-    const ALL: [SellerJob; 5] = [SellerJob::NewInstance, SellerJob::Freeze, SellerJob::Unfreeze, SellerJob::Release, SellerJob::Refresh];
+    const ALL: [SellerJob; 6] = [
+        SellerJob::NewInstance,
+        SellerJob::Freeze,
+        SellerJob::Unfreeze,
+        SellerJob::Release,
+        SellerJob::Refresh,
+        SellerJob::QueryAccess,
+    ];
 
     /// The job kind stored in the queue.
     pub fn kind(self) -> &'static str {
@@ -44,6 +55,7 @@ impl SellerJob {
             SellerJob::Unfreeze => "seller.unfreeze",
             SellerJob::Release => "seller.release",
             SellerJob::Refresh => "seller.refresh",
+            SellerJob::QueryAccess => "seller.query_instance",
         }
     }
 
@@ -59,7 +71,10 @@ impl SellerJob {
 
     /// The job to enqueue; `order_id` is the order that caused it.
     pub fn spec(self, order_id: &str) -> JobSpec {
-        JobSpec { kind: self.kind(), payload: serde_json::json!({ "order_id": order_id }).to_string() }
+        JobSpec {
+            kind: self.kind(),
+            payload: serde_json::json!({ "order_id": order_id }).to_string(),
+        }
     }
 
     fn done_event(self) -> (&'static str, &'static str) {
@@ -69,6 +84,7 @@ impl SellerJob {
             SellerJob::Unfreeze => ("seller.unfrozen", "the seller unfroze the instance"),
             SellerJob::Release => ("seller.released", "the seller released the instance"),
             SellerJob::Refresh => ("seller.refreshed", "the seller recorded the new expiry"),
+            SellerJob::QueryAccess => ("seller.access", "the seller gave the access data"),
         }
     }
 }
@@ -89,8 +105,12 @@ pub async fn run(state: SharedState) {
 /// Claims a batch of due jobs and runs them concurrently; returns how many ran.
 pub async fn round(state: &SharedState) -> Result<usize, souk_store::Error> {
     // The lease outlasts every attempt a call can make, so a live worker keeps its job.
-    let lease = Duration::from_std(state.settings.seller_timeout * 4).unwrap_or(Duration::seconds(60));
-    let jobs = state.store.claim_jobs(state.now(), lease, BATCH).await?;
+    let lease =
+        Duration::from_std(state.settings.seller_timeout * 4).unwrap_or(Duration::seconds(60));
+    let jobs = state
+        .store
+        .claim_jobs(state.now(), Utc::now(), lease, BATCH)
+        .await?;
     let n = jobs.len();
     let mut set = JoinSet::new();
     for job in jobs {
@@ -100,7 +120,11 @@ pub async fn round(state: &SharedState) -> Result<usize, souk_store::Error> {
             if let Err(e) = handle(&state, &job).await {
                 tracing::error!(job = %id, error = %e, "job failed");
                 let retry_at = state.now() + backoff(&state, job.attempts);
-                if let Err(e) = state.store.retry_job(&job.id, job.attempts, retry_at, &e.to_string(), state.now()).await {
+                if let Err(e) = state
+                    .store
+                    .retry_job(&job.id, job.attempts, retry_at, &e.to_string(), state.now())
+                    .await
+                {
                     tracing::warn!(job = %id, error = %e, "could not reschedule job");
                 }
             }
@@ -126,38 +150,88 @@ struct Payload {
 }
 
 async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Error> {
-    let kind = SellerJob::ALL.into_iter().find(|k| k.kind() == job.kind).ok_or_else(|| souk_store::Error::Corrupt(format!("unknown job kind {}", job.kind)))?;
-    let payload: Payload = serde_json::from_str(&job.payload).map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
-    let instance_id = job.instance_id.as_deref().ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
+    let kind = SellerJob::ALL
+        .into_iter()
+        .find(|k| k.kind() == job.kind)
+        .ok_or_else(|| souk_store::Error::Corrupt(format!("unknown job kind {}", job.kind)))?;
+    let payload: Payload = serde_json::from_str(&job.payload)
+        .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
+    let instance_id = job
+        .instance_id
+        .as_deref()
+        .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
     let instance = state.store.instance(instance_id).await?;
     let product = state.store.product(&instance.product_id).await?;
-    let endpoint = product.endpoint_url.clone().ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
-    let key = state.secrets.open(&product.signing_key_enc).map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
+    let endpoint = product
+        .endpoint_url
+        .clone()
+        .ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
+    let key = state
+        .secrets
+        .open(&product.signing_key_enc)
+        .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
     let now = state.now();
     let line = |order: &str| format!("{order}-000001");
 
     let activity = match kind {
         SellerJob::NewInstance => {
             if instance.state != lifecycle::InstanceState::Provisioning.as_str() {
-                return end_with(state, job, instance_id, "job.skipped", "provisioning already settled".into(), false, None).await;
+                return end_with(
+                    state,
+                    job,
+                    instance_id,
+                    "job.skipped",
+                    "provisioning already settled".into(),
+                    false,
+                    None,
+                )
+                .await;
             }
-            Activity::NewInstance { order_id: instance.order_id.clone(), order_line_id: line(&instance.order_id), business_id: instance.business_id.clone() }
+            Activity::NewInstance {
+                order_id: instance.order_id.clone(),
+                order_line_id: line(&instance.order_id),
+                business_id: instance.business_id.clone(),
+            }
         }
         other => {
             let Some(seller_id) = instance.seller_instance_id.clone() else {
                 // Nothing exists at the seller (provisioning never finished): nothing to tell it.
-                return end_with(state, job, instance_id, "job.skipped", format!("{} skipped: the seller has no instance", other.kind()), false, None).await;
+                return end_with(
+                    state,
+                    job,
+                    instance_id,
+                    "job.skipped",
+                    format!("{} skipped: the seller has no instance", other.kind()),
+                    false,
+                    None,
+                )
+                .await;
             };
             match other {
-                SellerJob::Freeze => Activity::UpdateInstanceStatus { instance_id: seller_id, status: StatusChange::Freeze },
-                SellerJob::Unfreeze => Activity::UpdateInstanceStatus { instance_id: seller_id, status: StatusChange::Unfreeze },
-                SellerJob::Release => Activity::ReleaseInstance { instance_id: seller_id, order_id: instance.order_id.clone(), order_line_id: line(&instance.order_id) },
+                SellerJob::Freeze => Activity::UpdateInstanceStatus {
+                    instance_id: seller_id,
+                    status: StatusChange::Freeze,
+                },
+                SellerJob::Unfreeze => Activity::UpdateInstanceStatus {
+                    instance_id: seller_id,
+                    status: StatusChange::Unfreeze,
+                },
+                SellerJob::QueryAccess => Activity::QueryInstance {
+                    instance_ids: vec![seller_id],
+                },
+                SellerJob::Release => Activity::ReleaseInstance {
+                    instance_id: seller_id,
+                    order_id: instance.order_id.clone(),
+                    order_line_id: line(&instance.order_id),
+                },
                 _ => Activity::RefreshInstance {
                     instance_id: seller_id,
                     order_id: payload.order_id.clone(),
                     order_line_id: line(&payload.order_id),
                     product_id: instance.product_id.clone(),
-                    expire_time: souk_store::at(instance.expires_at).format("%Y%m%d%H%M%S").to_string(),
+                    expire_time: souk_store::at(instance.expires_at)
+                        .format("%Y%m%d%H%M%S")
+                        .to_string(),
                     scene: RefreshScene::Renewal,
                 },
             }
@@ -165,89 +239,233 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
     };
 
     let answer = call(state, &endpoint, &key, &activity).await;
-    let code = answer.as_ref().ok().and_then(|a| ResultCode::parse(&a.result_code));
+    let code = answer
+        .as_ref()
+        .ok()
+        .and_then(|a| ResultCode::parse(&a.result_code));
     let what = match &answer {
-        Ok(a) => format!("{} answered {} {}", activity.name(), a.result_code, a.result_msg),
+        Ok(a) => format!(
+            "{} answered {} {}",
+            activity.name(),
+            a.result_code,
+            a.result_msg
+        ),
         Err(e) => format!("{} failed: {e}", activity.name()),
     };
     let mut verdict = outcome(code, activity.name());
     if kind == SellerJob::NewInstance && verdict == Outcome::Done {
-        let sid = answer.as_ref().ok().and_then(|a| a.instance_id.clone()).unwrap_or_default();
+        let sid = answer
+            .as_ref()
+            .ok()
+            .and_then(|a| a.instance_id.clone())
+            .unwrap_or_default();
         if sid.is_empty() || sid.len() > 64 {
             verdict = Outcome::Retry;
         }
     }
+    // queryInstance succeeds only once the seller has the instance's access data.
+    let queried_access = match (kind, &answer) {
+        (SellerJob::QueryAccess, Ok(a)) if verdict == Outcome::Done => {
+            let found = a
+                .info
+                .iter()
+                .flatten()
+                .find(|i| Some(&i.instance_id) == instance.seller_instance_id.as_ref());
+            match found.and_then(|i| i.app_info.clone()) {
+                Some(info) => Some(decrypt_access(&key, a.encrypt_type.as_deref(), info)),
+                None => {
+                    verdict = Outcome::Pending;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let out_of_attempts = job.attempts >= state.settings.job_max_attempts;
     match (kind, verdict) {
         (SellerJob::NewInstance, Outcome::Done) => {
             let answer = answer.expect("a Done outcome has an answer");
             let seller_id = answer.instance_id.clone().unwrap_or_default();
-            let access = match answer.app_info.clone() {
-                Some(info) => Some(decrypt_access(&key, answer.encrypt_type.as_deref(), info)),
-                None => query_access(state, &endpoint, &key, &seller_id).await,
-            };
-            let sealed = access.map(|a| state.secrets.seal(&serde_json::to_string(&a).unwrap_or_default()));
-            let t = lifecycle::provisioned(lifecycle::InstanceState::Provisioning, souk_store::at(instance.expires_at))?;
-            state.store.provisioned(&instance, &job.id, job.attempts, &seller_id, sealed.as_deref(), t.next_at, now).await?;
+            let access = answer
+                .app_info
+                .clone()
+                .map(|info| decrypt_access(&key, answer.encrypt_type.as_deref(), info));
+            // A seller that creates asynchronously answers the access data later, to queryInstance.
+            let follow_up = access
+                .is_none()
+                .then(|| SellerJob::QueryAccess.spec(&instance.order_id));
+            let sealed = access.map(|a| {
+                state
+                    .secrets
+                    .seal(&serde_json::to_string(&a).unwrap_or_default())
+            });
+            let t = lifecycle::provisioned(
+                lifecycle::InstanceState::Provisioning,
+                souk_store::at(instance.expires_at),
+            )?;
+            state
+                .store
+                .provisioned(
+                    &instance,
+                    &job.id,
+                    job.attempts,
+                    &seller_id,
+                    sealed.as_deref(),
+                    t.next_at,
+                    follow_up.as_ref(),
+                    now,
+                )
+                .await?;
             state.wake.notify_waiters();
             Ok(())
         }
         (SellerJob::NewInstance, Outcome::Final) => {
             let order = state.store.order(&instance.order_id).await?;
-            let reason = format!("{} ({what})", code.map_or("the seller could not create the instance", |c| c.refusal_reason()));
-            state.store.provisioning_failed(&instance, &order, &job.id, job.attempts, &reason, now).await
+            let reason = format!(
+                "{} ({what})",
+                code.map_or("the seller could not create the instance", |c| c
+                    .refusal_reason())
+            );
+            state
+                .store
+                .provisioning_failed(&instance, &order, &job.id, job.attempts, &reason, now)
+                .await
         }
         (SellerJob::NewInstance, Outcome::Retry | Outcome::Pending) if out_of_attempts => {
             let order = state.store.order(&instance.order_id).await?;
-            let reason = format!("the seller did not create the instance after {} attempts; last: {what}", job.attempts);
-            state.store.provisioning_failed(&instance, &order, &job.id, job.attempts, &reason, now).await
+            let reason = format!(
+                "the seller did not create the instance after {} attempts; last: {what}",
+                job.attempts
+            );
+            state
+                .store
+                .provisioning_failed(&instance, &order, &job.id, job.attempts, &reason, now)
+                .await
+        }
+        (SellerJob::QueryAccess, Outcome::Done) => {
+            let info = queried_access.expect("a Done queryInstance carries the access data");
+            let sealed = state
+                .secrets
+                .seal(&serde_json::to_string(&info).unwrap_or_default());
+            state.store.set_access(instance_id, &sealed, now).await?;
+            let (kind_name, detail) = kind.done_event();
+            end_with(
+                state,
+                job,
+                instance_id,
+                kind_name,
+                detail.to_owned(),
+                false,
+                None,
+            )
+            .await
         }
         (_, Outcome::Done) => {
             let (kind_name, detail) = kind.done_event();
-            end_with(state, job, instance_id, kind_name, detail.to_owned(), false, None).await
+            end_with(
+                state,
+                job,
+                instance_id,
+                kind_name,
+                detail.to_owned(),
+                false,
+                None,
+            )
+            .await
         }
-        (_, Outcome::Final) => end_with(state, job, instance_id, "seller.call_failed", what.clone(), true, Some(&what)).await,
+        (_, Outcome::Final) => {
+            end_with(
+                state,
+                job,
+                instance_id,
+                "seller.call_failed",
+                what.clone(),
+                true,
+                Some(&what),
+            )
+            .await
+        }
         (_, Outcome::Retry | Outcome::Pending) if out_of_attempts => {
-            end_with(state, job, instance_id, "seller.call_failed", format!("gave up after {} attempts; last: {what}", job.attempts), true, Some(&what)).await
+            end_with(
+                state,
+                job,
+                instance_id,
+                "seller.call_failed",
+                format!("gave up after {} attempts; last: {what}", job.attempts),
+                true,
+                Some(&what),
+            )
+            .await
         }
         (_, Outcome::Retry | Outcome::Pending) => {
             let at: DateTime<Utc> = now + backoff(state, job.attempts);
             tracing::info!(job = %job.id, attempt = job.attempts, retry_at = %at, "{what}");
-            state.store.retry_job(&job.id, job.attempts, at, &what, now).await
+            state
+                .store
+                .retry_job(&job.id, job.attempts, at, &what, now)
+                .await
         }
     }
 }
 
-async fn end_with(state: &SharedState, job: &JobRow, instance_id: &str, kind: &str, detail: String, dead: bool, error: Option<&str>) -> Result<(), souk_store::Error> {
-    let event = NewEvent { order_id: None, instance_id: Some(instance_id), kind, detail, actor: None };
-    state.store.end_job(&job.id, job.attempts, dead, error, event, state.now()).await
+async fn end_with(
+    state: &SharedState,
+    job: &JobRow,
+    instance_id: &str,
+    kind: &str,
+    detail: String,
+    dead: bool,
+    error: Option<&str>,
+) -> Result<(), souk_store::Error> {
+    let event = NewEvent {
+        order_id: None,
+        instance_id: Some(instance_id),
+        kind,
+        detail,
+        actor: None,
+    };
+    state
+        .store
+        .end_job(&job.id, job.attempts, dead, error, event, state.now())
+        .await
 }
 
 /// Signs and posts one call. The signature's timestamp is real time, not the injected clock: it
 /// proves freshness to the seller, whose clock is real.
-pub async fn call(state: &SharedState, endpoint: &str, key: &str, activity: &Activity) -> Result<SellerAnswer, String> {
+pub async fn call(
+    state: &SharedState,
+    endpoint: &str,
+    key: &str,
+    activity: &Activity,
+) -> Result<SellerAnswer, String> {
     let body = activity.body(false);
     let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
     let res = state
         .http
         .post(signed_url(endpoint, &params))
-        .header(reqwest::header::CONTENT_TYPE, "application/json;charset=utf8")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json;charset=utf8",
+        )
         .body(body)
         .send()
         .await
-        .map_err(|e| if e.is_timeout() { "timed out".to_owned() } else { format!("connection failed: {e}") })?;
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                format!("connection failed: {e}")
+            }
+        })?;
     let status = res.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = res.bytes().await.map_err(|e| format!("reading the answer failed: {e}"))?;
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the answer failed: {e}"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
-}
-
-async fn query_access(state: &SharedState, endpoint: &str, key: &str, seller_id: &str) -> Option<AppInfo> {
-    let answer = call(state, endpoint, key, &Activity::QueryInstance { instance_ids: vec![seller_id.to_owned()] }).await.ok()?;
-    let info = answer.info?.into_iter().find(|i| i.instance_id == seller_id)?.app_info?;
-    Some(decrypt_access(key, answer.encrypt_type.as_deref(), info))
 }
 
 /// Decrypts the fields a seller may encrypt; a value that does not decrypt stays as given.

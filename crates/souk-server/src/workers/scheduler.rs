@@ -32,7 +32,9 @@ pub async fn tick(state: &SharedState) -> Result<usize, souk_store::Error> {
     for instance in due {
         match step(state, &instance, now).await {
             Ok(()) | Err(souk_store::Error::Stale) => {}
-            Err(e) => tracing::error!(instance = %instance.id, error = %e, "lifecycle transition failed"),
+            Err(e) => {
+                tracing::error!(instance = %instance.id, error = %e, "lifecycle transition failed")
+            }
         }
     }
     Ok(n)
@@ -42,27 +44,49 @@ fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-async fn step(state: &SharedState, i: &InstanceRow, now: DateTime<Utc>) -> Result<(), souk_store::Error> {
+async fn step(
+    state: &SharedState,
+    i: &InstanceRow,
+    now: DateTime<Utc>,
+) -> Result<(), souk_store::Error> {
     let current: InstanceState = souk_store::parse(&i.state)?;
     let expiry = souk_store::at(i.expires_at);
     let policy = state.settings.policy;
     let change = match lifecycle::due(current, expiry, now, policy) {
         Some(t) => {
             let detail = match t.state {
-                InstanceState::Grace => format!("expired {}; it keeps running in the grace period until {}", day(expiry), day(expiry + policy.grace)),
-                InstanceState::Frozen => format!("grace period ended; frozen at the seller; data kept until {}", day(expiry + policy.grace + policy.retention)),
-                InstanceState::Released => "retention period ended; released at the seller".to_owned(),
+                InstanceState::Grace => format!(
+                    "expired {}; it keeps running in the grace period until {}",
+                    day(expiry),
+                    day(expiry + policy.grace)
+                ),
+                InstanceState::Frozen => format!(
+                    "grace period ended; frozen at the seller; data kept until {}",
+                    day(expiry + policy.grace + policy.retention)
+                ),
+                InstanceState::Released => {
+                    "retention period ended; released at the seller".to_owned()
+                }
                 other => format!("now {other}"),
             };
             Change {
                 state: t.state.as_str(),
                 next_transition_at: t.next_at,
-                jobs: t.calls.iter().map(|c| SellerJob::from_call(*c).spec(&i.order_id)).collect(),
+                jobs: t
+                    .calls
+                    .iter()
+                    .map(|c| SellerJob::from_call(*c).spec(&i.order_id))
+                    .collect(),
                 event: Some((event_kind(t.state), detail)),
             }
         }
         // Not due after all (changed since it was scheduled): only move the schedule.
-        None => Change { state: current.as_str(), next_transition_at: lifecycle::reschedule(current, expiry, policy), jobs: vec![], event: None },
+        None => Change {
+            state: current.as_str(),
+            next_transition_at: lifecycle::reschedule(current, expiry, policy),
+            jobs: vec![],
+            event: None,
+        },
     };
     let calls_seller = !change.jobs.is_empty();
     state.store.transition(i, change, now).await?;

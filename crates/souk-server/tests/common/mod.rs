@@ -34,7 +34,12 @@ impl TestApp {
         let state = AppState::new(db.store.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = souk_server::start(state.clone(), listener).unwrap();
-        TestApp { base: format!("http://{}", running.addr), state, db: Some(db), backend }
+        TestApp {
+            base: format!("http://{}", running.addr),
+            state,
+            db: Some(db),
+            backend,
+        }
     }
 
     pub async fn cleanup(mut self) {
@@ -56,28 +61,60 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap()
+        );
         let body: Value = res.json().await.unwrap();
-        User { client, base: self.base.clone(), id: body["id"].as_str().unwrap().to_owned(), email: email.to_owned() }
+        User {
+            client,
+            base: self.base.clone(),
+            id: body["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
     }
 
     /// An operator with all roles, created as `souk admin create-operator` does, then logged in.
     pub async fn operator(&self) -> User {
-        self.operator_with_roles("operator@souk.test", "reviewer,operations,finance,support").await
+        self.operator_with_roles("operator@souk.test", "reviewer,operations,finance,support")
+            .await
     }
 
     pub async fn operator_with_roles(&self, email: &str, roles: &str) -> User {
-        let hash = souk_server::auth::hash_password("operator password".into()).await.unwrap();
+        let hash = souk_server::auth::hash_password("operator password".into())
+            .await
+            .unwrap();
         let a = self
             .state
             .store
-            .create_account(NewAccount { kind: "individual", name: "Operator", email, password_hash: &hash, roles }, self.state.now())
+            .create_account(
+                NewAccount {
+                    kind: "individual",
+                    name: "Operator",
+                    email,
+                    password_hash: &hash,
+                    roles,
+                },
+                self.state.now(),
+            )
             .await
             .unwrap();
         let client = Self::client();
-        let res = client.post(format!("{}/v1/sessions", self.base)).json(&json!({"email": email, "password": "operator password"})).send().await.unwrap();
+        let res = client
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&json!({"email": email, "password": "operator password"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        User { client, base: self.base.clone(), id: a.id, email: email.to_owned() }
+        User {
+            client,
+            base: self.base.clone(),
+            id: a.id,
+            email: email.to_owned(),
+        }
     }
 
     /// A buyer whose verification an operator approved.
@@ -85,7 +122,12 @@ impl TestApp {
         let u = self.sign_up("individual", email).await;
         let res = u.post("/v1/me/verification", json!({"legal_name": "Bao", "phone": "+86 138 0000 0000", "id_number": "110101199001010000"})).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
-        let res = op.post(&format!("/v1/operator/verifications/{}/decision", u.id), json!({"approve": true})).await;
+        let res = op
+            .post(
+                &format!("/v1/operator/verifications/{}/decision", u.id),
+                json!({"approve": true}),
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         u
     }
@@ -97,41 +139,115 @@ impl TestApp {
             .post("/v1/me/verification", json!({"legal_name": "Li", "phone": "+86 21 0000 0000", "company_name": "Acme Ltd", "registration_number": "91310000MA1FL0000X"}))
             .await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
-        assert_eq!(op.post(&format!("/v1/operator/verifications/{}/decision", u.id), json!({"approve": true})).await.status(), StatusCode::OK);
+        assert_eq!(
+            op.post(
+                &format!("/v1/operator/verifications/{}/decision", u.id),
+                json!({"approve": true})
+            )
+            .await
+            .status(),
+            StatusCode::OK
+        );
         let res = u
             .post("/v1/merchant", json!({"company_name": "Acme Ltd", "support_email": "support@acme.test", "support_phone": "400-000", "business_licence_number": "BL-1"}))
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         let m: Value = res.json().await.unwrap();
-        let res = op.post(&format!("/v1/operator/merchants/{}/decision", m["id"].as_str().unwrap()), json!({"approve": true})).await;
+        let res = op
+            .post(
+                &format!(
+                    "/v1/operator/merchants/{}/decision",
+                    m["id"].as_str().unwrap()
+                ),
+                json!({"approve": true}),
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         u
     }
 
     /// A listed product by `seller` whose endpoint is `endpoint`; returns (product id, plan id, signing key).
-    pub async fn listed_product(&self, op: &User, seller: &User, name: &str, endpoint: &str, monthly: &str) -> (String, String, String) {
-        let res = seller.post("/v1/seller/products", product_body(name, endpoint, monthly)).await;
-        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+    pub async fn listed_product(
+        &self,
+        op: &User,
+        seller: &User,
+        name: &str,
+        endpoint: &str,
+        monthly: &str,
+    ) -> (String, String, String) {
+        let res = seller
+            .post("/v1/seller/products", product_body(name, endpoint, monthly))
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap()
+        );
         let p: Value = res.json().await.unwrap();
         let id = p["id"].as_str().unwrap().to_owned();
         let key = p["signing_key"].as_str().unwrap().to_owned();
-        assert_eq!(seller.post(&format!("/v1/seller/products/{id}/submit"), json!({})).await.status(), StatusCode::OK);
+        assert_eq!(
+            seller
+                .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
         let queue: Value = op.get("/v1/operator/reviews").await.json().await.unwrap();
-        let rev = queue.as_array().unwrap().iter().find(|r| r["product_id"] == id.as_str()).unwrap()["revision_id"].as_str().unwrap().to_owned();
-        assert_eq!(op.post(&format!("/v1/operator/reviews/{rev}/decision"), json!({"approve": true})).await.status(), StatusCode::OK);
-        let product: Value = Self::client().get(format!("{}/v1/products/{id}", self.base)).send().await.unwrap().json().await.unwrap();
+        let rev = queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["product_id"] == id.as_str())
+            .unwrap()["revision_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            op.post(
+                &format!("/v1/operator/reviews/{rev}/decision"),
+                json!({"approve": true})
+            )
+            .await
+            .status(),
+            StatusCode::OK
+        );
+        let product: Value = Self::client()
+            .get(format!("{}/v1/products/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
         (id, plan, key)
     }
 
     pub async fn top_up(&self, op: &User, user: &User, amount: &str) {
-        let res = op.post("/v1/operator/top-ups", json!({"account_id": user.id, "amount": amount, "currency": "CNY"})).await;
-        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        let res = op
+            .post(
+                "/v1/operator/top-ups",
+                json!({"account_id": user.id, "amount": amount, "currency": "CNY"}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap()
+        );
     }
 
     /// Moves the test clock forward.
     pub async fn advance(&self, seconds: i64) {
-        let res = Self::client().post(format!("{}/v1/test/clock", self.base)).json(&json!({"advance_seconds": seconds})).send().await.unwrap();
+        let res = Self::client()
+            .post(format!("{}/v1/test/clock", self.base))
+            .json(&json!({"advance_seconds": seconds}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
 }
@@ -152,19 +268,36 @@ pub fn product_body(name: &str, endpoint: &str, monthly: &str) -> Value {
 
 impl User {
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Response {
-        self.client.put(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.client
+            .put(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn order(&self, plan: &str, periods: u32, key: Option<&str>) -> Response {
-        let mut req = self.client.post(format!("{}/v1/orders", self.base)).json(&json!({"plan_id": plan, "period": "month", "periods": periods}));
+        let mut req = self
+            .client
+            .post(format!("{}/v1/orders", self.base))
+            .json(&json!({"plan_id": plan, "period": "month", "periods": periods}));
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
@@ -186,7 +319,10 @@ impl User {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("{path} never reached the expected state: {}", self.json(path).await);
+        panic!(
+            "{path} never reached the expected state: {}",
+            self.json(path).await
+        );
     }
 }
 
@@ -196,7 +332,10 @@ pub async fn assert_problem(res: Response, status: StatusCode, field: Option<&st
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
-    assert!(body["type"].as_str().unwrap().starts_with("urn:souk:problem:"));
+    assert!(body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:souk:problem:"));
     if let Some(f) = field {
         assert_eq!(body["field"], f, "{body}");
     }
