@@ -87,20 +87,6 @@ impl Store {
         )
     }
 
-    /// Sets an account's operator roles (comma-separated).
-    pub async fn set_roles(&self, id: &str, roles: &str) -> Result<()> {
-        let n = sqlx::query("UPDATE accounts SET roles = $1 WHERE id = $2")
-            .bind(roles)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::NotFound("account"));
-        }
-        Ok(())
-    }
-
     /// Stores a new session for `account_id`; only the token's hash is kept.
     pub async fn create_session(
         &self,

@@ -154,26 +154,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// An instance's jobs, oldest first.
-    pub async fn jobs_of_instance(&self, instance_id: &str) -> Result<Vec<JobRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {JOB} FROM jobs WHERE instance_id = $1 ORDER BY id"
-        ))
-        .bind(instance_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// The earliest instant a pending job is due, so an idle worker knows when to look again.
-    pub async fn next_job_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'running')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(at.map(crate::at))
-    }
 }
 
 async fn settle(

@@ -231,14 +231,4 @@ impl Store {
             .fetch_all(&self.pool)
             .await?)
     }
-
-    /// Every order of an instance, oldest first.
-    pub async fn orders_of_instance(&self, instance_id: &str) -> Result<Vec<OrderRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {ORDER} FROM orders WHERE instance_id = $1 ORDER BY id"
-        ))
-        .bind(instance_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
 }

@@ -18,6 +18,17 @@ pub struct ProductRow {
     pub listed_at: Option<i64>,
 }
 
+impl ProductRow {
+    /// The name buyers see (from the listed version), or the id for a never-listed product.
+    pub fn listed_name(&self) -> String {
+        self.listed_content
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .and_then(|v| v["name"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| self.id.clone())
+    }
+}
+
 /// One revision of a product's content.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RevisionRow {

@@ -14,7 +14,7 @@ use souk_store::Store;
 
 /// souk: a self-hostable cloud marketplace.
 #[derive(Parser)]
-#[command(name = "souk", version, about, long_about = None)]
+#[command(name = "souk", version, about = "souk: a self-hostable cloud marketplace", long_about = None)]
 struct Cli {
     #[command(flatten)]
     common: Common,

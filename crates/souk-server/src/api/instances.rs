@@ -74,12 +74,7 @@ pub struct RenewInput {
 
 async fn view(state: &SharedState, i: InstanceRow, with_timeline: bool) -> ApiResult<InstanceView> {
     let product = state.store.product(&i.product_id).await?;
-    let product_name = product
-        .listed_content
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-        .and_then(|v| v["name"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let product_name = product.listed_name();
     let access = match &i.access_enc {
         Some(enc) => {
             let info: AppInfo = serde_json::from_str(&state.secrets.open(enc)?)

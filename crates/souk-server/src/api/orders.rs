@@ -253,8 +253,12 @@ pub async fn place(
         updated_at: ms(now),
     };
     let memo = format!(
-        "{} x {} {} of {}: {}",
-        input.periods, period, plan.name, product.id, price
+        "{} {}(s) of {}, plan {}: {}",
+        input.periods,
+        period,
+        product.listed_name(),
+        plan.name,
+        price
     );
     match state
         .store
