@@ -26,18 +26,31 @@ pub struct NewEvent<'a> {
 }
 
 /// Records an event inside the caller's transaction.
-pub async fn record(conn: &mut AnyConnection, e: NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
+pub async fn record(
+    conn: &mut AnyConnection,
+    e: NewEvent<'_>,
+    now: DateTime<Utc>,
+) -> Result<EventRow> {
+    let row = EventRow {
+        id: new_id("evt", now),
+        order_id: e.order_id.map(str::to_owned),
+        instance_id: e.instance_id.map(str::to_owned),
+        at: ms(now),
+        kind: e.kind.to_owned(),
+        detail: e.detail,
+        actor: e.actor.map(str::to_owned),
+    };
     sqlx::query("INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(new_id("evt", now))
-        .bind(e.order_id)
-        .bind(e.instance_id)
-        .bind(ms(now))
-        .bind(e.kind)
-        .bind(&e.detail)
-        .bind(e.actor)
+        .bind(&row.id)
+        .bind(&row.order_id)
+        .bind(&row.instance_id)
+        .bind(row.at)
+        .bind(&row.kind)
+        .bind(&row.detail)
+        .bind(&row.actor)
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(row)
 }
 
 impl Store {

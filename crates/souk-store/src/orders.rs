@@ -2,7 +2,7 @@
 //! instance and the provisioning job in the same transaction as the debit; a renewal extends the
 //! instance in the same transaction as its debit.
 
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventRow, NewEvent};
 use crate::instances::InstanceRow;
 use crate::jobs::enqueue;
 use crate::ledger::{self, Movement};
@@ -110,7 +110,9 @@ async fn charge(
 
 impl Store {
     /// Takes the price from the balance and creates the order, the instance and its provisioning
-    /// job, all in one transaction; nothing is written when the balance is short.
+    /// job, all in one transaction; nothing is written when the balance is short. The order goes
+    /// in first, so a retry with a used idempotency key stops at once, before any debit.
+    /// Returns the timeline's first event.
     pub async fn purchase(
         &self,
         order: &OrderRow,
@@ -118,10 +120,10 @@ impl Store {
         job: &JobSpec,
         memo: &str,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<EventRow> {
         let mut tx = self.begin().await?;
-        charge(&mut tx, order, memo, now).await?;
         insert_order(&mut tx, order).await?;
+        charge(&mut tx, order, memo, now).await?;
         crate::instances::insert(&mut tx, instance).await?;
         enqueue(
             &mut tx,
@@ -132,7 +134,7 @@ impl Store {
             now,
         )
         .await?;
-        events::record(
+        let event = events::record(
             &mut tx,
             NewEvent {
                 order_id: Some(&order.id),
@@ -145,15 +147,15 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(event)
     }
 
     /// Takes the renewal's price and extends the instance, if the instance is still at the
     /// version the renewal was decided on ([`Error::Stale`] otherwise: decide again).
     pub async fn renew(&self, r: Renewal<'_>, memo: &str, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
-        charge(&mut tx, &r.order, memo, now).await?;
         insert_order(&mut tx, &r.order).await?;
+        charge(&mut tx, &r.order, memo, now).await?;
         let n = sqlx::query(
             "UPDATE instances SET expires_at = $1, state = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
              WHERE id = $5 AND version = $6",

@@ -13,17 +13,32 @@ async fn due_instances_are_read_through_the_partial_index() {
         let sql = "SELECT id FROM instances WHERE next_transition_at IS NOT NULL AND next_transition_at <= 1 ORDER BY next_transition_at LIMIT 200";
         let plan: String = match backend {
             Backend::Sqlite => {
-                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(&mut *conn).await.unwrap();
-                rows.iter().map(|r| r.get::<String, _>(3)).collect::<Vec<_>>().join("\n")
+                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>(3))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
             Backend::Postgres => {
                 // On an empty table the planner may prefer a scan; forbid it to show the index applies.
                 conn.execute("SET enable_seqscan = off").await.unwrap();
-                let rows = sqlx::query(&format!("EXPLAIN {sql}")).fetch_all(&mut *conn).await.unwrap();
-                rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n")
+                let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
         };
-        assert!(plan.contains("instances_due"), "{backend:?} plan does not use the index:\n{plan}");
+        assert!(
+            plan.contains("instances_due"),
+            "{backend:?} plan does not use the index:\n{plan}"
+        );
         drop(conn);
         db.cleanup().await;
     }

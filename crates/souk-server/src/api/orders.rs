@@ -183,10 +183,27 @@ pub async fn place(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let key = key_of(&headers)?;
     let fingerprint = format!("new:{}:{}:{}", input.plan_id, input.period, input.periods);
-    if let Some(order) = replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
-        return answer(&state, order, StatusCode::OK).await;
+    match buy(&state, &caller, key.clone(), fingerprint.clone(), input).await {
+        // A used key refuses the new order (before any debit); answer with what the first
+        // request did, so a retry sees the same order even if the plan has left sale since.
+        Err(e) if key.is_some() => {
+            match replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
+                Some(order) => answer(&state, order, StatusCode::OK).await,
+                None => Err(e),
+            }
+        }
+        other => other,
     }
-    require_verified(&caller)?;
+}
+
+async fn buy(
+    state: &SharedState,
+    caller: &Caller,
+    key: Option<String>,
+    fingerprint: String,
+    input: OrderInput,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    require_verified(caller)?;
     let period: Period = input.period.parse()?;
     let plan = match state.store.plan(&input.plan_id).await {
         Ok(p) => p,
@@ -260,36 +277,14 @@ pub async fn place(
         plan.name,
         price
     );
-    match state
+    let job = SellerJob::NewInstance.spec(&order_id);
+    let paid = state
         .store
-        .purchase(
-            &order,
-            &instance,
-            &SellerJob::NewInstance.spec(&order_id),
-            &memo,
-            now,
-        )
+        .purchase(&order, &instance, &job, &memo, now)
         .await
-    {
-        Ok(()) => {}
-        Err(souk_store::Error::Conflict(_)) if key.is_some() => {
-            // A concurrent retry with the same key won the race; answer with its order.
-            let existing = state
-                .store
-                .order_by_key(caller.id(), key.as_deref().unwrap_or_default())
-                .await?
-                .ok_or(ApiError::Conflict("retry the request".into()))?;
-            return answer(&state, existing, StatusCode::OK).await;
-        }
-        Err(e) => return Err(short_balance(e, price)),
-    }
+        .map_err(|e| short_balance(e, price))?;
     state.wake.notify_waiters();
-    answer(
-        &state,
-        state.store.order(&order_id).await?,
-        StatusCode::CREATED,
-    )
-    .await
+    Ok((StatusCode::CREATED, Json(OrderView::new(order, vec![paid]))))
 }
 
 /// The caller's orders, newest first.

@@ -1,0 +1,296 @@
+//! `cargo run --release -p souk-bench`: measures souk against the raw limit of the same machine
+//! in the same run, and prints the ratios.
+//!
+//! - catalog: `GET /v1/products?limit=20` with 16 connections, against a bare HTTP server
+//!   answering the same bytes from memory;
+//! - orders: `POST /v1/orders` paid from the balance with 8 clients on PostgreSQL, against pgbench's
+//!   built-in tpcb-like script with 8 clients on the same server (needs `SOUK_TEST_POSTGRES_URL`
+//!   and `pgbench`); and one order at a time with no load, for latency.
+
+use anyhow::{bail, Context, Result};
+use reqwest::Client;
+use serde_json::{json, Value};
+use souk_server::{AppState, Settings};
+use souk_store::testing::TestDb;
+use souk_store::Backend;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RUN: Duration = Duration::from_secs(5);
+
+struct Load {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Load {
+    lat.sort();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Load {
+        per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Runs `clients` loops of `step` for [`RUN`] and collects each step's latency.
+async fn drive<F, Fut>(clients: usize, step: F) -> Result<Load>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let step = Arc::new(step);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let step = step.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while start.elapsed() < RUN {
+                let t = Instant::now();
+                step(c, i).await?;
+                lat.push(t.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarize(all, start.elapsed()))
+}
+
+async fn souk(backend: Backend) -> Result<(TestDb, String, Arc<AppState>)> {
+    let db = TestDb::new(backend).await;
+    let settings = Settings {
+        demo_seller: true,
+        test_clock: false,
+        ..Settings::for_tests()
+    };
+    let state = AppState::new(db.store.clone(), settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    souk_server::demo::fill(&state, &format!("http://{addr}/demo-seller"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    souk_server::start(state.clone(), listener)?;
+    Ok((db, format!("http://{addr}"), state))
+}
+
+async fn catalog() -> Result<()> {
+    let (db, base, _state) = souk(Backend::Sqlite).await?;
+    let client = Client::new();
+    let url = format!("{base}/v1/products?limit=20");
+    let body = client.get(&url).send().await?.bytes().await?;
+    // The raw limit: a bare server answering the same bytes from memory.
+    let bare = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let b = body.clone();
+            async move { ([("content-type", "application/json")], b) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_url = format!("http://{}/", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, bare).await });
+    let get = |url: String| {
+        let client = client.clone();
+        move |_, _| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let res = client.get(&url).send().await?;
+                if !res.status().is_success() {
+                    bail!("{}", res.status());
+                }
+                res.bytes().await?;
+                Ok(())
+            }
+        }
+    };
+    let raw = drive(16, get(bare_url)).await?;
+    let ours = drive(16, get(url)).await?;
+    println!("catalog listing, 20 products with plans, 16 connections (SQLite)");
+    println!(
+        "  bare HTTP answer  {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+        raw.per_sec, raw.p50, raw.p99
+    );
+    println!(
+        "  souk              {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+        ours.per_sec, ours.p50, ours.p99
+    );
+    println!(
+        "  ratio             {:>8.1}%  (target >= 25%, p99 < 5 ms)",
+        100.0 * ours.per_sec / raw.per_sec
+    );
+    db.cleanup().await;
+    Ok(())
+}
+
+async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, String)> {
+    let plan = Client::new()
+        .get(format!("{base}/v1/products?q=notes"))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["items"][0]["plans"][0]["id"]
+        .as_str()
+        .context("a demo plan")?
+        .to_owned();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let c = Client::builder().cookie_store(true).build()?;
+        let email = format!("bench{i}@souk.bench");
+        c.post(format!("{base}/v1/accounts")).json(&json!({"kind": "individual", "name": "Bench", "email": email, "password": "bench password 1"})).send().await?;
+        let acc = state
+            .store
+            .account_by_email(&email)
+            .await?
+            .context("bench account")?;
+        state
+            .store
+            .submit_verification(&acc.id, "unverified", "pending", "{}", state.now())
+            .await?;
+        state
+            .store
+            .decide_verification(&acc.id, "verified", None, "bench", state.now())
+            .await?;
+        let m = souk_store::ledger::Movement {
+            account_id: &acc.id,
+            currency: "CNY",
+            amount_minor: 1_000_000_000_000,
+            kind: "top_up",
+            order_id: None,
+            reference: None,
+            memo: "bench",
+            created_by: None,
+        };
+        state.store.record_movement(&m, state.now()).await?;
+        clients.push(c);
+    }
+    Ok((clients, plan))
+}
+
+fn order_step(
+    base: String,
+    clients: Vec<Client>,
+    plan: String,
+    tag: &'static str,
+) -> impl Fn(usize, usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |c, i| {
+        let (client, url, plan) = (
+            clients[c].clone(),
+            format!("{base}/v1/orders"),
+            plan.clone(),
+        );
+        Box::pin(async move {
+            let res = client
+                .post(url)
+                .header("Idempotency-Key", format!("{tag}-{c}-{i}"))
+                .json(&json!({"plan_id": plan, "period": "month", "periods": 1}))
+                .send()
+                .await?;
+            if res.status() != reqwest::StatusCode::CREATED {
+                bail!("order failed: {} {}", res.status(), res.text().await?);
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn orders() -> Result<()> {
+    let Ok(pg) = std::env::var("SOUK_TEST_POSTGRES_URL") else {
+        println!("order placement: skipped (set SOUK_TEST_POSTGRES_URL to a PostgreSQL server)");
+        return Ok(());
+    };
+    // pgbench on a scratch database of the same server.
+    let scratch = TestDb::new(Backend::Postgres).await;
+    let pgbench = |args: &[&str]| {
+        std::process::Command::new("pgbench")
+            .args(args)
+            .arg(&scratch.url)
+            .output()
+    };
+    let init =
+        pgbench(&["-i", "-q", "-s", "8"]).context("running pgbench (install postgresql-client)")?;
+    if !init.status.success() {
+        bail!("pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+    }
+    let run = pgbench(&[
+        "-c",
+        "8",
+        "-j",
+        "2",
+        "-T",
+        &RUN.as_secs().to_string(),
+        "-b",
+        "tpcb-like",
+    ])?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    let tps: f64 = out
+        .lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("reading pgbench's tps from:\n{out}"))?;
+    scratch.cleanup().await;
+
+    let (db, base, state) = souk(Backend::Postgres).await?;
+    let (clients, plan) = buyers(&base, &state, 8).await?;
+    let one = drive(
+        1,
+        order_step(base.clone(), clients.clone(), plan.clone(), "solo"),
+    )
+    .await?;
+    let eight = drive(8, order_step(base.clone(), clients, plan, "load")).await?;
+    println!(
+        "order placement paid from the balance (PostgreSQL, {})",
+        pg.split('@').next_back().unwrap_or("")
+    );
+    println!("  pgbench tpcb-like, 8 clients  {:>7.0} tx/s", tps);
+    println!(
+        "  souk, 8 clients               {:>7.0} orders/s  p50 {:>7.2?}  p99 {:>7.2?}",
+        eight.per_sec, eight.p50, eight.p99
+    );
+    println!(
+        "  ratio                         {:>6.1}%  (target >= 40%)",
+        100.0 * eight.per_sec / tps
+    );
+    println!(
+        "  souk, one order at a time     {:>7.0} orders/s  p50 {:>7.2?}  (target p50 <= 3 ms)",
+        one.per_sec, one.p50
+    );
+    let mismatches = state.store.ledger_mismatches().await?;
+    println!(
+        "  ledger after the run          {}",
+        if mismatches.is_empty() {
+            "balanced"
+        } else {
+            "MISMATCH"
+        }
+    );
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    println!(
+        "souk-bench: {} s per measurement on {} cores",
+        RUN.as_secs(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    catalog().await?;
+    orders().await?;
+    Ok(())
+}
