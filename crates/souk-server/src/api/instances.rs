@@ -140,16 +140,11 @@ pub async fn list(
         .store
         .instances_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
+    let (rows, next_cursor) = super::page(rows, limit, |i| &i.id);
     let mut items = Vec::new();
-    for i in rows.into_iter().take(limit as usize) {
+    for i in rows {
         items.push(view(&state, i, false).await?);
     }
-    let next_cursor = if more {
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
     Ok(Json(InstancePage { items, next_cursor }))
 }
 

@@ -137,17 +137,8 @@ pub async fn entries(
         .store
         .ledger_entries(caller.id(), p.cursor.as_deref(), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<EntryView> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(Into::into)
-        .collect();
-    let next_cursor = if more {
-        items.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = super::page(rows, limit, |e| &e.id);
+    let items = rows.into_iter().map(Into::into).collect();
     Ok(Json(EntryPage { items, next_cursor }))
 }
 

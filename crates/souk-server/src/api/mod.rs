@@ -103,6 +103,23 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     souk_store::at(ms)
 }
 
+/// Splits rows read with `limit + 1` into one page and the cursor of the next page (the id of the
+/// last row shown), if there is one.
+pub(crate) fn page<R>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> &str,
+) -> (Vec<R>, Option<String>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|r| id(r).to_owned())
+    } else {
+        None
+    };
+    (rows, next)
+}
+
 /// Page size: 20 by default, at most 100.
 pub(crate) fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit {

@@ -299,17 +299,11 @@ pub async fn list(
         .store
         .orders_of_buyer(caller.id(), p.cursor.as_deref(), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<OrderView> = rows
+    let (rows, next_cursor) = super::page(rows, limit, |o| &o.id);
+    let items = rows
         .into_iter()
-        .take(limit as usize)
         .map(|o| OrderView::new(o, vec![]))
         .collect();
-    let next_cursor = if more {
-        items.last().map(|o| o.id.clone())
-    } else {
-        None
-    };
     Ok(Json(OrderPage { items, next_cursor }))
 }
 

@@ -342,25 +342,13 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
                 .provisioning_failed(&instance, &order, &job.id, job.attempts, &reason, now)
                 .await
         }
-        (SellerJob::QueryAccess, Outcome::Done) => {
-            let info = queried_access.expect("a Done queryInstance carries the access data");
-            let sealed = state
-                .secrets
-                .seal(&serde_json::to_string(&info).unwrap_or_default());
-            state.store.set_access(instance_id, &sealed, now).await?;
-            let (kind_name, detail) = kind.done_event();
-            end_with(
-                state,
-                job,
-                instance_id,
-                kind_name,
-                detail.to_owned(),
-                false,
-                None,
-            )
-            .await
-        }
         (_, Outcome::Done) => {
+            if let Some(info) = queried_access {
+                let sealed = state
+                    .secrets
+                    .seal(&serde_json::to_string(&info).unwrap_or_default());
+                state.store.set_access(instance_id, &sealed, now).await?;
+            }
             let (kind_name, detail) = kind.done_event();
             end_with(
                 state,
