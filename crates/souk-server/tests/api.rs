@@ -1088,3 +1088,225 @@ async fn openapi_document_is_served_and_the_test_clock_needs_its_flag() {
     assert_eq!(health["status"], "ok");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn rejections_need_a_reason_and_can_be_answered_by_resubmitting() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let u = app.sign_up("enterprise", "ent@acme.test").await;
+        let details = json!({"legal_name": "Li", "phone": "+86 21 0000 0000", "company_name": "Acme Ltd", "registration_number": "9131"});
+        assert_eq!(
+            u.post("/v1/me/verification", details.clone())
+                .await
+                .status(),
+            StatusCode::ACCEPTED
+        );
+        // Submitting twice while pending is refused.
+        assert_problem(
+            u.post("/v1/me/verification", details.clone()).await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
+        let decide = format!("/v1/operator/verifications/{}/decision", u.id);
+        assert_problem(
+            op.post(&decide, json!({"approve": false})).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("reason"),
+        )
+        .await;
+        let rejected: Value = op
+            .post(
+                &decide,
+                json!({"approve": false, "reason": "the licence scan is unreadable"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rejected["verification"]["state"], "rejected");
+        let me = u.json("/v1/me").await;
+        assert_eq!(
+            me["verification"]["reason"],
+            "the licence scan is unreadable"
+        );
+        // Not verified: no merchant application yet.
+        let application = json!({"company_name": "Acme Ltd", "support_email": "s@acme.test", "support_phone": "400", "business_licence_number": "BL"});
+        assert_problem(
+            u.post("/v1/merchant", application.clone()).await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
+        assert_eq!(
+            u.post("/v1/me/verification", details).await.status(),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            op.post(&decide, json!({"approve": true})).await.status(),
+            StatusCode::OK
+        );
+        assert_problem(
+            op.post(&decide, json!({"approve": true})).await,
+            StatusCode::CONFLICT,
+            None,
+        )
+        .await;
+
+        let m: Value = u
+            .post("/v1/merchant", application.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let decide = format!(
+            "/v1/operator/merchants/{}/decision",
+            m["id"].as_str().unwrap()
+        );
+        assert_eq!(op.json("/v1/operator/merchants").await[0]["id"], m["id"]);
+        let rejected: Value = op
+            .post(
+                &decide,
+                json!({"approve": false, "reason": "no support phone answers"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (rejected["state"].as_str(), rejected["reason"].as_str()),
+            (Some("rejected"), Some("no support phone answers"))
+        );
+        assert_problem(
+            u.post(
+                "/v1/seller/products",
+                product_body("X", "https://x.co", "1"),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            None,
+        )
+        .await;
+        let again: Value = u
+            .post("/v1/merchant", application)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (again["state"].as_str(), again["id"].as_str()),
+            (Some("pending"), m["id"].as_str())
+        );
+        assert_eq!(
+            op.post(&decide, json!({"approve": true})).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(u.json("/v1/merchant").await["state"], "approved");
+
+        // Logging out ends the session.
+        assert_eq!(
+            u.client
+                .delete(format!("{}/v1/sessions/current", app.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_problem(u.get("/v1/me").await, StatusCode::UNAUTHORIZED, None).await;
+        app.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn renewal_in_grace_reactivates_and_delisting_leaves_running_instances_alone() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let (seller, product, plan) = product_with(&app, &op, &endpoint, "30.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        let i = buyer.wait_for(&path, |v| v["state"] == "active").await;
+        let expiry: chrono::DateTime<chrono::Utc> =
+            i["expires_at"].as_str().unwrap().parse().unwrap();
+
+        // Delisted: no new purchases, but the running instance goes on and can be renewed.
+        assert_eq!(
+            seller
+                .post(&format!("/v1/seller/products/{product}/delist"), json!({}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        app.advance(32 * 86_400).await;
+        buyer.wait_for(&path, |v| v["state"] == "grace").await;
+        let renew = |key: &'static str| {
+            buyer
+                .client
+                .post(format!("{}{path}/renew", app.base))
+                .header("Idempotency-Key", key)
+                .json(&json!({"periods": 2}))
+                .send()
+        };
+        let first = renew("renew-1").await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let first: Value = first.json().await.unwrap();
+        assert_eq!(first["amount"]["amount"], "60.00");
+        // A retry answers the same renewal and charges once.
+        let again: Value = renew("renew-1").await.unwrap().json().await.unwrap();
+        assert_eq!(again["id"], first["id"]);
+        let i = buyer.wait_for(&path, |v| v["state"] == "active").await;
+        let new_expiry: chrono::DateTime<chrono::Utc> =
+            i["expires_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            new_expiry,
+            expiry.checked_add_months(chrono::Months::new(2)).unwrap()
+        );
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "10.00"
+        );
+        // Renewing beyond the balance is a 402 that changes nothing.
+        assert_problem(
+            buyer
+                .post(&format!("{path}/renew"), json!({"periods": 1}))
+                .await,
+            StatusCode::PAYMENT_REQUIRED,
+            None,
+        )
+        .await;
+        assert_eq!(buyer.json(&path).await["expires_at"], i["expires_at"]);
+        // The grace period was left without freezing: only the renewal reached the seller.
+        let timeline = buyer
+            .wait_for(&path, |v| {
+                v["timeline"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["kind"] == "seller.refreshed")
+            })
+            .await;
+        let kinds: Vec<&str> = timeline["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            !kinds.contains(&"seller.frozen") && !kinds.contains(&"seller.unfrozen"),
+            "{kinds:?}"
+        );
+        assert!(app
+            .state
+            .store
+            .ledger_mismatches()
+            .await
+            .unwrap()
+            .is_empty());
+        app.cleanup().await;
+    }
+}
