@@ -91,6 +91,12 @@ const MIGRATIONS: &[(i64, &str, &str)] =
 impl Store {
     /// Connects to `url`: `sqlite://path` (the file is created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, 16).await
+    }
+
+    /// Connects with at most `max_connections` pooled connections (SQLite uses at most 8: it
+    /// has one writer at a time anyway).
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             let url = if url.contains("mode=") || url.contains(":memory:") {
@@ -112,7 +118,7 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(max_connections.min(8))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the one writer; NORMAL sync is durable
@@ -126,7 +132,7 @@ impl Store {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?

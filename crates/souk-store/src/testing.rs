@@ -76,7 +76,8 @@ impl TestDb {
                 (replace_database(&admin, &name), None)
             }
         };
-        let store = Store::connect(&url)
+        // Tests run side by side; a small pool each keeps them under the server's connection limit.
+        let store = Store::connect_with(&url, 6)
             .await
             .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");

@@ -83,7 +83,7 @@ impl ContentInput {
 }
 
 /// A new product: its first draft, and optionally the signing key the seller already uses.
-/// (This type documents the body; the handler reads `signing_key` and the content apart.)
+// This type documents the body; the handler reads `signing_key` and the content apart.
 #[derive(Serialize, ToSchema)]
 pub struct NewProduct {
     #[serde(flatten)]
