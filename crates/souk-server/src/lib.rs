@@ -36,8 +36,10 @@ pub struct AppState {
     pub secrets: crypto::SecretBox,
     /// The in-memory catalog.
     pub catalog: catalog::CatalogCache,
-    /// Wakes the workers early: after a purchase, or when the test clock moves.
-    pub wake: Arc<Notify>,
+    /// Wakes the dispatcher early: a job was just written (a purchase, a renewal, a transition).
+    pub wake_dispatcher: Notify,
+    /// Wakes the scheduler early: the test clock moved.
+    pub wake_scheduler: Notify,
     /// The HTTP client for seller calls.
     pub http: reqwest::Client,
 }
@@ -68,7 +70,8 @@ impl AppState {
             clock,
             test_clock,
             settings,
-            wake: Arc::new(Notify::new()),
+            wake_dispatcher: Notify::new(),
+            wake_scheduler: Notify::new(),
             http,
         })
     }

@@ -6,7 +6,7 @@ use crate::events::{self, NewEvent};
 use crate::jobs::enqueue;
 use crate::ledger::{self, Movement};
 use crate::orders::{JobSpec, OrderRow};
-use crate::{ms, Error, Result, Store};
+use crate::{ms, new_id, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
@@ -100,6 +100,34 @@ impl Store {
             .ok_or(Error::NotFound("instance"))
     }
 
+    /// An instance with where and how to call its seller: the product's endpoint and sealed
+    /// signing key, in one read (the dispatcher's path).
+    pub async fn instance_for_call(
+        &self,
+        id: &str,
+    ) -> Result<(InstanceRow, Option<String>, String)> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            instance: InstanceRow,
+            endpoint_url: Option<String>,
+            signing_key_enc: String,
+        }
+        let cols = INSTANCE
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let r: Row = sqlx::query_as(&format!(
+            "SELECT {cols}, p.endpoint_url, p.signing_key_enc FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("instance"))?;
+        Ok((r.instance, r.endpoint_url, r.signing_key_enc))
+    }
+
     /// A buyer's instances, newest first.
     pub async fn instances_of_buyer(
         &self,
@@ -172,6 +200,41 @@ impl Store {
         follow_up: Option<&JobSpec>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let detail = format!("the seller created instance {seller_instance_id}");
+        if self.backend == Backend::Postgres {
+            // One statement instead of a five-round-trip transaction: the instance only changes
+            // while this claim of the job is live, and the job, follow-up and event only follow it.
+            let n: i64 = sqlx::query_scalar(
+                "WITH i AS (UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, \
+                            version = version + 1, updated_at = $4 \
+                            WHERE id = $5 AND version = $6 AND state = 'provisioning' \
+                            AND EXISTS (SELECT 1 FROM jobs WHERE id = $7 AND attempts = $8 AND state = 'running') RETURNING id), \
+                      j AS (UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $4 \
+                            WHERE id = $7 AND attempts = $8 AND state = 'running' AND EXISTS (SELECT 1 FROM i)), \
+                      f AS (INSERT INTO jobs (id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
+                            SELECT $9, $10, $5, $11, 'pending', 0, $4, NULL::text, $4, $4, NULL::bigint FROM i WHERE $10::text IS NOT NULL), \
+                      e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) \
+                            SELECT $12, $13, $5, $4, 'instance.active', $14, NULL::text FROM i) \
+                 SELECT COUNT(*) FROM i",
+            )
+            .bind(seller_instance_id)
+            .bind(access_enc)
+            .bind(next.map(ms))
+            .bind(ms(now))
+            .bind(&i.id)
+            .bind(i.version)
+            .bind(job_id)
+            .bind(attempts)
+            .bind(new_id("job", now))
+            .bind(follow_up.map(|j| j.kind))
+            .bind(follow_up.map(|j| j.payload.as_str()))
+            .bind(new_id("evt", now))
+            .bind(&i.order_id)
+            .bind(&detail)
+            .fetch_one(&self.pool)
+            .await?;
+            return if n == 1 { Ok(()) } else { Err(Error::Stale) };
+        }
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
@@ -199,7 +262,7 @@ impl Store {
                 order_id: Some(&i.order_id),
                 instance_id: Some(&i.id),
                 kind: "instance.active",
-                detail: format!("the seller created instance {seller_instance_id}"),
+                detail,
                 actor: None,
             },
             now,

@@ -71,15 +71,14 @@ impl Store {
                ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
              RETURNING {JOB}"
         );
-        let mut tx = self.begin().await?;
+        // One statement is atomic on both databases; no explicit transaction is needed.
         let mut jobs: Vec<JobRow> = sqlx::query_as(&sql)
             .bind(ms(wall + lease))
             .bind(ms(now))
             .bind(limit)
             .bind(ms(wall))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-        tx.commit().await?;
         jobs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(jobs)
     }

@@ -6,7 +6,7 @@ use crate::events::{self, EventRow, NewEvent};
 use crate::instances::InstanceRow;
 use crate::jobs::enqueue;
 use crate::ledger::{self, Movement};
-use crate::{ms, Error, Result, Store};
+use crate::{ms, new_id, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
@@ -108,6 +108,88 @@ async fn charge(
     Ok(())
 }
 
+/// The same purchase as [`Store::purchase`] writes on SQLite, as one PostgreSQL statement: the
+/// conditional debit feeds every insert, so when the balance is short nothing is written, and a
+/// used idempotency key aborts the whole statement. One round trip instead of eight is most of
+/// what an order costs on a server over the network.
+async fn purchase_in_one_statement(
+    store: &Store,
+    o: &OrderRow,
+    i: &InstanceRow,
+    job: &JobSpec,
+    memo: &str,
+    now: DateTime<Utc>,
+) -> Result<EventRow> {
+    let event = EventRow {
+        id: new_id("evt", now),
+        order_id: Some(o.id.clone()),
+        instance_id: Some(i.id.clone()),
+        at: ms(now),
+        kind: "order.paid".to_owned(),
+        detail: memo.to_owned(),
+        actor: Some(o.buyer_id.clone()),
+    };
+    let sql = format!(
+        "WITH d AS (UPDATE balances SET amount_minor = amount_minor - $13 \
+                    WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= 0 RETURNING amount_minor), \
+              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM d), \
+              l AS (INSERT INTO ledger_entries (id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at, created_by) \
+                    SELECT $17, $2, $11, 'charge', 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
+              i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
+                    version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
+                    SELECT $8, $2, $5, $6, $7, $1, $19, $9, $20, NULL::bigint, 0, $21, NULL::text, NULL::text, NULL::text, $16, $16 FROM d), \
+              j AS (INSERT INTO jobs (id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
+                    SELECT $22, $23, $8, $24, 'pending', 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
+              e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d) \
+         SELECT amount_minor FROM d"
+    );
+    let after: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(&o.id)
+        .bind(&o.buyer_id)
+        .bind(&o.kind)
+        .bind(&o.state)
+        .bind(&o.product_id)
+        .bind(&o.plan_id)
+        .bind(&o.merchant_id)
+        .bind(&o.instance_id)
+        .bind(&o.period)
+        .bind(o.periods)
+        .bind(&o.currency)
+        .bind(&o.unit_price)
+        .bind(o.amount_minor)
+        .bind(&o.idempotency_key)
+        .bind(&o.request_fingerprint)
+        .bind(o.created_at)
+        .bind(new_id("led", now))
+        .bind(memo)
+        .bind(&i.state)
+        .bind(i.expires_at)
+        .bind(&i.business_id)
+        .bind(new_id("job", now))
+        .bind(job.kind)
+        .bind(&job.payload)
+        .bind(&event.id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => Error::Conflict("idempotency key already used".into()),
+            other => other,
+        })?;
+    if after.is_none() {
+        let available: Option<i64> = sqlx::query_scalar(
+            "SELECT amount_minor FROM balances WHERE account_id = $1 AND currency = $2",
+        )
+        .bind(&o.buyer_id)
+        .bind(&o.currency)
+        .fetch_optional(&store.pool)
+        .await?;
+        return Err(Error::InsufficientBalance {
+            available_minor: available.unwrap_or(0),
+        });
+    }
+    Ok(event)
+}
+
 impl Store {
     /// Takes the price from the balance and creates the order, the instance and its provisioning
     /// job, all in one transaction; nothing is written when the balance is short. The order goes
@@ -121,6 +203,9 @@ impl Store {
         memo: &str,
         now: DateTime<Utc>,
     ) -> Result<EventRow> {
+        if self.backend == Backend::Postgres && order.amount_minor > 0 {
+            return purchase_in_one_statement(self, order, instance, job, memo, now).await;
+        }
         let mut tx = self.begin().await?;
         insert_order(&mut tx, order).await?;
         charge(&mut tx, order, memo, now).await?;

@@ -389,6 +389,48 @@ impl Store {
         Ok(())
     }
 
+    /// A plan with its product, in one read (the purchase path).
+    pub async fn plan_with_product(&self, plan_id: &str) -> Result<(PlanRow, ProductRow)> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            plan: PlanRow,
+            p_merchant_id: String,
+            p_product_type: String,
+            p_state: String,
+            p_signing_key_enc: String,
+            p_listed_content: Option<String>,
+            p_endpoint_url: Option<String>,
+            p_created_at: i64,
+            p_updated_at: i64,
+            p_listed_at: Option<i64>,
+        }
+        let r: Row = sqlx::query_as(
+            "SELECT pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, pl.position, pl.active, \
+             p.merchant_id AS p_merchant_id, p.product_type AS p_product_type, p.state AS p_state, p.signing_key_enc AS p_signing_key_enc, \
+             p.listed_content AS p_listed_content, p.endpoint_url AS p_endpoint_url, p.created_at AS p_created_at, \
+             p.updated_at AS p_updated_at, p.listed_at AS p_listed_at \
+             FROM plans pl JOIN products p ON p.id = pl.product_id WHERE pl.id = $1",
+        )
+        .bind(plan_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("plan"))?;
+        let product = ProductRow {
+            id: r.plan.product_id.clone(),
+            merchant_id: r.p_merchant_id,
+            product_type: r.p_product_type,
+            state: r.p_state,
+            signing_key_enc: r.p_signing_key_enc,
+            listed_content: r.p_listed_content,
+            endpoint_url: r.p_endpoint_url,
+            created_at: r.p_created_at,
+            updated_at: r.p_updated_at,
+            listed_at: r.p_listed_at,
+        };
+        Ok((r.plan, product))
+    }
+
     /// One plan by id.
     pub async fn plan(&self, id: &str) -> Result<PlanRow> {
         sqlx::query_as(&format!("SELECT {PLAN} FROM plans WHERE id = $1"))

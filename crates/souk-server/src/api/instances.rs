@@ -245,7 +245,7 @@ pub async fn renew(
         };
         match state.store.renew(renewal, &memo, now).await {
             Ok(()) => {
-                state.wake.notify_waiters();
+                state.wake_dispatcher.notify_waiters();
                 let order = state.store.order(&order_id).await?;
                 let timeline = state
                     .store

@@ -205,14 +205,13 @@ async fn buy(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     require_verified(caller)?;
     let period: Period = input.period.parse()?;
-    let plan = match state.store.plan(&input.plan_id).await {
-        Ok(p) => p,
+    let (plan, product) = match state.store.plan_with_product(&input.plan_id).await {
+        Ok(found) => found,
         Err(souk_store::Error::NotFound(_)) => {
             return Err(ApiError::invalid("plan_id", "no such plan"))
         }
         Err(e) => return Err(e.into()),
     };
-    let product = state.store.product(&plan.product_id).await?;
     if product.state != ProductState::Listed.as_str() || plan.active != 1 {
         return Err(ApiError::Conflict("this plan is not on sale".into()));
     }
@@ -283,7 +282,7 @@ async fn buy(
         .purchase(&order, &instance, &job, &memo, now)
         .await
         .map_err(|e| short_balance(e, price))?;
-    state.wake.notify_waiters();
+    state.wake_dispatcher.notify_waiters();
     Ok((StatusCode::CREATED, Json(OrderView::new(order, vec![paid]))))
 }
 

@@ -101,6 +101,7 @@ pub async fn move_clock(
             ))
         }
     };
-    state.wake.notify_waiters();
+    state.wake_scheduler.notify_waiters();
+    state.wake_dispatcher.notify_waiters();
     Ok(Json(ClockView { now }))
 }

@@ -92,7 +92,7 @@ impl SellerJob {
 /// Runs forever.
 pub async fn run(state: SharedState) {
     loop {
-        let notified = state.wake.notified();
+        let notified = state.wake_dispatcher.notified();
         match round(&state).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
@@ -160,15 +160,12 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         .instance_id
         .as_deref()
         .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
-    let instance = state.store.instance(instance_id).await?;
-    let product = state.store.product(&instance.product_id).await?;
-    let endpoint = product
-        .endpoint_url
-        .clone()
-        .ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
+    let (instance, endpoint, key) = state.store.instance_for_call(instance_id).await?;
+    let endpoint =
+        endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
     let key = state
         .secrets
-        .open(&product.signing_key_enc)
+        .open(&key)
         .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
     let now = state.now();
     let line = |order: &str| format!("{order}-000001");
@@ -316,7 +313,6 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
                     now,
                 )
                 .await?;
-            state.wake.notify_waiters();
             Ok(())
         }
         (SellerJob::NewInstance, Outcome::Final) => {

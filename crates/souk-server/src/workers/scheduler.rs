@@ -14,7 +14,7 @@ const BATCH: i64 = 200;
 /// Runs forever.
 pub async fn run(state: SharedState) {
     loop {
-        let notified = state.wake.notified();
+        let notified = state.wake_scheduler.notified();
         match tick(&state).await {
             Ok(n) if n as i64 == BATCH => continue,
             Ok(_) => {}
@@ -91,7 +91,7 @@ async fn step(
     let calls_seller = !change.jobs.is_empty();
     state.store.transition(i, change, now).await?;
     if calls_seller {
-        state.wake.notify_waiters();
+        state.wake_dispatcher.notify_waiters();
     }
     Ok(())
 }
