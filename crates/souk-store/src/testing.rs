@@ -18,7 +18,16 @@ pub fn backends() -> Vec<Backend> {
                 std::env::var("SOUK_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "SOUK_REQUIRE_POSTGRES=1 but {POSTGRES_ENV} is not set"
             );
-            eprintln!("PostgreSQL: skipped ({POSTGRES_ENV} is not set); running on SQLite only");
+            // Written to the process's stderr directly, past the test harness's output capture,
+            // once per test binary, so a plain `cargo test` shows what it did not run.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "PostgreSQL tests: skipped ({POSTGRES_ENV} is not set); running on SQLite only"
+                );
+            });
             vec![Backend::Sqlite]
         }
     }
