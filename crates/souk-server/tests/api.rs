@@ -18,6 +18,8 @@ use std::sync::Arc;
 struct StubSeller {
     code: &'static str,
     fail_first: usize,
+    /// The first calls answer only after 2 s: longer than souk waits in the timeout test.
+    stall_first: usize,
     calls: AtomicUsize,
 }
 
@@ -64,11 +66,20 @@ async fn stub_seller(
     fail_first: usize,
     key: &str,
 ) -> (String, Arc<StubSeller>) {
-    let stub = Arc::new(StubSeller {
-        code,
-        fail_first,
-        calls: AtomicUsize::new(0),
-    });
+    serve_stub(
+        StubSeller {
+            code,
+            fail_first,
+            stall_first: 0,
+            calls: AtomicUsize::new(0),
+        },
+        key,
+    )
+    .await
+}
+
+async fn serve_stub(stub: StubSeller, key: &str) -> (String, Arc<StubSeller>) {
+    let stub = Arc::new(stub);
     let counter = stub.clone();
     let endpoint = souk_seller::router(stub.clone(), Keys::new([key.to_owned()]));
     let app = axum::Router::new()
@@ -78,6 +89,9 @@ async fn stub_seller(
                 let counter = counter.clone();
                 async move {
                     let n = counter.calls.fetch_add(1, Ordering::SeqCst);
+                    if n < counter.stall_first {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
                     if n < counter.fail_first {
                         return axum::response::IntoResponse::into_response(
                             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1308,6 +1322,47 @@ async fn renewal_in_grace_reactivates_and_delisting_leaves_running_instances_alo
             .await
             .unwrap()
             .is_empty());
+        app.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_seller_that_answers_too_late_is_retried() {
+    for backend in backends() {
+        let settings = souk_server::Settings {
+            seller_timeout: std::time::Duration::from_millis(300),
+            ..souk_server::Settings::for_tests()
+        };
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let stub = StubSeller {
+            code: "000000",
+            fail_first: 0,
+            stall_first: 1,
+            calls: AtomicUsize::new(0),
+        };
+        let (endpoint, stub) = serve_stub(stub, KEY).await;
+        let (_, _, plan) = product_with(&app, &op, &endpoint, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "10.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        // The first answer comes after souk stopped waiting: still provisioning, retry pending.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(buyer.json(&path).await["state"], "provisioning");
+        for _ in 0..40 {
+            if buyer.json(&path).await["state"] == "active" {
+                break;
+            }
+            app.advance(600).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        buyer.wait_for(&path, |v| v["state"] == "active").await;
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "0.00"
+        );
         app.cleanup().await;
     }
 }

@@ -235,3 +235,77 @@ pub fn listen(serve: &ServeArgs, file: &FileConfig) -> String {
         .or_else(|| file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("souk").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file: FileConfig = toml::from_str(
+            "grace_days = 10\nretention_days = 20\nreview_holidays = [\"2027-01-01\"]\nlisten = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://db/souk\"",
+        )
+        .unwrap();
+        let cli = parse(&["--secret-key", KEY, "--grace-days", "3"]);
+        let s = settings(&cli.common, Some(&cli.serve), &file).unwrap();
+        assert_eq!(s.policy.grace, chrono::Duration::days(3));
+        assert_eq!(s.policy.retention, chrono::Duration::days(20));
+        assert_eq!(
+            s.holidays,
+            vec![NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()]
+        );
+        assert_eq!(s.secret_key[1], 1);
+        assert_eq!(listen(&cli.serve, &file), "0.0.0.0:9000");
+        assert_eq!(database_url(&cli.common, &file), "postgres://db/souk");
+        let defaults = settings(&cli.common, None, &FileConfig::default()).unwrap();
+        assert_eq!(defaults.policy.retention, chrono::Duration::days(15));
+        assert!(!defaults.allow_loopback_http && !defaults.test_clock);
+        assert_eq!(
+            database_url(
+                &parse(&["--secret-key", KEY]).common,
+                &FileConfig::default()
+            ),
+            "sqlite://./souk.db"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_a_reason() {
+        assert!(
+            toml::from_str::<FileConfig>("grace_dayz = 3").is_err(),
+            "unknown keys are errors"
+        );
+        let cli = parse(&["--secret-key", "not-hex", "--grace-days", "3"]);
+        assert!(settings(&cli.common, Some(&cli.serve), &FileConfig::default()).is_err());
+        let cli = parse(&["--secret-key", KEY, "--grace-days", "400"]);
+        let err = settings(&cli.common, Some(&cli.serve), &FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("grace_days"));
+    }
+
+    #[test]
+    fn the_secret_key_file_is_created_once_and_then_reused() {
+        let dir = std::env::temp_dir().join(format!("souk-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("souk.key");
+        let cli = parse(&["--secret-key-file", path.to_str().unwrap()]);
+        let first = secret_key(&cli.common, &FileConfig::default()).unwrap();
+        let again = secret_key(&cli.common, &FileConfig::default()).unwrap();
+        assert_eq!(first, again);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
