@@ -1366,3 +1366,68 @@ async fn a_seller_that_answers_too_late_is_retried() {
         app.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_slow_seller_does_not_hold_up_other_sellers() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let slow = StubSeller {
+            code: "000000",
+            fail_first: 0,
+            stall_first: 1,
+            calls: AtomicUsize::new(0),
+        };
+        let (slow_endpoint, slow) = serve_stub(slow, KEY).await;
+        let (fast_endpoint, _fast) = stub_seller("000000", 0, KEY).await;
+        let (_, _, slow_plan) = product_with(&app, &op, &slow_endpoint, "10.00").await;
+        let other = app.merchant(&op, "other@seller.test").await;
+        let res = other
+            .post(
+                "/v1/seller/products",
+                json!({"signing_key": KEY, "name": "Fast", "summary": "s", "category": "security", "support_contact": "x",
+                       "endpoint_url": fast_endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": "10.00"}]}),
+            )
+            .await;
+        let p: Value = res.json().await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        other
+            .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+            .await;
+        op.post(
+            &format!(
+                "/v1/operator/reviews/{}/decision",
+                p["current"]["id"].as_str().unwrap()
+            ),
+            json!({"approve": true}),
+        )
+        .await;
+        let fast_plan = app.state.store.active_plans(id).await.unwrap()[0]
+            .id
+            .clone();
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "20.00").await;
+
+        let slow_order: Value = buyer.order(&slow_plan, 1, None).await.json().await.unwrap();
+        for _ in 0..200 {
+            if slow.calls.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let fast_order: Value = buyer.order(&fast_plan, 1, None).await.json().await.unwrap();
+        let fast_path = format!(
+            "/v1/instances/{}",
+            fast_order["instance_id"].as_str().unwrap()
+        );
+        buyer.wait_for(&fast_path, |v| v["state"] == "active").await;
+        // The slow seller is still answering its first call (it takes 2 s).
+        let slow_path = format!(
+            "/v1/instances/{}",
+            slow_order["instance_id"].as_str().unwrap()
+        );
+        assert_eq!(buyer.json(&slow_path).await["state"], "provisioning");
+        buyer.wait_for(&slow_path, |v| v["state"] == "active").await;
+        app.cleanup().await;
+    }
+}

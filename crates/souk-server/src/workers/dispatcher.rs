@@ -15,10 +15,11 @@ use souk_protocol::{
 use souk_store::events::NewEvent;
 use souk_store::jobs::JobRow;
 use souk_store::orders::JobSpec;
-use tokio::task::JoinSet;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
-/// Jobs claimed per round.
-const BATCH: i64 = 64;
+/// Seller calls in flight at once on one node.
+const IN_FLIGHT: usize = 64;
 
 /// The seller calls the job queue carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +91,36 @@ impl SellerJob {
 }
 
 /// Runs forever.
+///
+/// Calls run as their own tasks, at most [`IN_FLIGHT`] at once: a slow seller holds only its own
+/// calls, never a round of everyone's. A finished call wakes the loop, since it may have made the
+/// next job of its instance claimable.
 pub async fn run(state: SharedState) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let notified = state.wake_dispatcher.notified();
-        match round(&state).await {
-            Ok(n) if n > 0 => continue,
+        let free = slots.available_permits();
+        if free == 0 {
+            notified.await;
+            continue;
+        }
+        match claim(&state, free).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                for job in jobs {
+                    // Never waits: at most `free` jobs were claimed and only finished calls change
+                    // the count, upwards.
+                    let Ok(slot) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        run_job(&state, &job).await;
+                        drop(slot);
+                        state.wake_dispatcher.notify_one();
+                    });
+                }
+                continue;
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
         }
@@ -102,36 +128,30 @@ pub async fn run(state: SharedState) {
     }
 }
 
-/// Claims a batch of due jobs and runs them concurrently; returns how many ran.
-pub async fn round(state: &SharedState) -> Result<usize, souk_store::Error> {
+/// Claims up to `limit` due jobs.
+async fn claim(state: &SharedState, limit: usize) -> Result<Vec<JobRow>, souk_store::Error> {
     // The lease outlasts every attempt a call can make, so a live worker keeps its job.
     let lease =
         Duration::from_std(state.settings.seller_timeout * 4).unwrap_or(Duration::seconds(60));
-    let jobs = state
+    state
         .store
-        .claim_jobs(state.now(), Utc::now(), lease, BATCH)
-        .await?;
-    let n = jobs.len();
-    let mut set = JoinSet::new();
-    for job in jobs {
-        let state = state.clone();
-        set.spawn(async move {
-            let id = job.id.clone();
-            if let Err(e) = handle(&state, &job).await {
-                tracing::error!(job = %id, error = %e, "job failed");
-                let retry_at = state.now() + backoff(&state, job.attempts);
-                if let Err(e) = state
-                    .store
-                    .retry_job(&job.id, job.attempts, retry_at, &e.to_string(), state.now())
-                    .await
-                {
-                    tracing::warn!(job = %id, error = %e, "could not reschedule job");
-                }
-            }
-        });
+        .claim_jobs(state.now(), Utc::now(), lease, limit as i64)
+        .await
+}
+
+/// Runs one claimed job; a failure of souk's own (not the seller's) is retried like a failed call.
+async fn run_job(state: &SharedState, job: &JobRow) {
+    if let Err(e) = handle(state, job).await {
+        tracing::error!(job = %job.id, error = %e, "job failed");
+        let retry_at = state.now() + backoff(state, job.attempts);
+        if let Err(e) = state
+            .store
+            .retry_job(&job.id, job.attempts, retry_at, &e.to_string(), state.now())
+            .await
+        {
+            tracing::warn!(job = %job.id, error = %e, "could not reschedule job");
+        }
     }
-    while set.join_next().await.is_some() {}
-    Ok(n)
 }
 
 /// The delay before attempt `attempts + 1`: doubling from the configured base, capped, with
