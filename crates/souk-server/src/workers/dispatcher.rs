@@ -141,16 +141,42 @@ async fn claim(state: &SharedState, limit: usize) -> Result<Vec<JobRow>, souk_st
 
 /// Runs one claimed job; a failure of souk's own (not the seller's) is retried like a failed call.
 async fn run_job(state: &SharedState, job: &JobRow) {
-    if let Err(e) = handle(state, job).await {
-        tracing::error!(job = %job.id, error = %e, "job failed");
-        let retry_at = state.now() + backoff(state, job.attempts);
-        if let Err(e) = state
+    let Err(e) = handle(state, job).await else {
+        return;
+    };
+    tracing::error!(job = %job.id, error = %e, "job failed");
+    let error = e.to_string();
+    let settled = if job.attempts >= state.settings.job_max_attempts {
+        let event = NewEvent {
+            order_id: None,
+            instance_id: job.instance_id.as_deref(),
+            kind: "job.failed",
+            detail: format!(
+                "{} gave up after {} attempts: {error}",
+                job.kind, job.attempts
+            ),
+            actor: None,
+        };
+        state
             .store
-            .retry_job(&job.id, job.attempts, retry_at, &e.to_string(), state.now())
+            .end_job(
+                &job.id,
+                job.attempts,
+                true,
+                Some(&error),
+                event,
+                state.now(),
+            )
             .await
-        {
-            tracing::warn!(job = %job.id, error = %e, "could not reschedule job");
-        }
+    } else {
+        let retry_at = state.now() + backoff(state, job.attempts);
+        state
+            .store
+            .retry_job(&job.id, job.attempts, retry_at, &error, state.now())
+            .await
+    };
+    if let Err(e) = settled {
+        tracing::warn!(job = %job.id, error = %e, "could not settle the failed job");
     }
 }
 
