@@ -109,6 +109,7 @@ async fn serve_stub(stub: StubSeller, key: &str) -> (String, Arc<StubSeller>) {
 
 const KEY: &str = "stub-signing-key-0123456789";
 
+/// A new merchant `seller@acme.test` with a listed product calling `endpoint`.
 async fn product_with(
     app: &TestApp,
     op: &common::User,
@@ -116,6 +117,18 @@ async fn product_with(
     monthly: &str,
 ) -> (common::User, String, String) {
     let seller = app.merchant(op, "seller@acme.test").await;
+    let (id, plan) = listed_by(app, op, &seller, endpoint, monthly).await;
+    (seller, id, plan)
+}
+
+/// A listed product of `seller` calling `endpoint` with [`KEY`]; returns (product, plan).
+async fn listed_by(
+    app: &TestApp,
+    op: &common::User,
+    seller: &common::User,
+    endpoint: &str,
+    monthly: &str,
+) -> (String, String) {
     let res = seller.post("/v1/seller/products", json!({"signing_key": KEY, "name": "Stub", "summary": "s", "category": "security", "support_contact": "x", "endpoint_url": endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": monthly}]})).await;
     assert_eq!(
         res.status(),
@@ -141,7 +154,7 @@ async fn product_with(
     let plan = app.state.store.active_plans(&id).await.unwrap()[0]
         .id
         .clone();
-    (seller, id, plan)
+    (id, plan)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1382,29 +1395,7 @@ async fn a_slow_seller_does_not_hold_up_other_sellers() {
         let (fast_endpoint, _fast) = stub_seller("000000", 0, KEY).await;
         let (_, _, slow_plan) = product_with(&app, &op, &slow_endpoint, "10.00").await;
         let other = app.merchant(&op, "other@seller.test").await;
-        let res = other
-            .post(
-                "/v1/seller/products",
-                json!({"signing_key": KEY, "name": "Fast", "summary": "s", "category": "security", "support_contact": "x",
-                       "endpoint_url": fast_endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": "10.00"}]}),
-            )
-            .await;
-        let p: Value = res.json().await.unwrap();
-        let id = p["id"].as_str().unwrap();
-        other
-            .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
-            .await;
-        op.post(
-            &format!(
-                "/v1/operator/reviews/{}/decision",
-                p["current"]["id"].as_str().unwrap()
-            ),
-            json!({"approve": true}),
-        )
-        .await;
-        let fast_plan = app.state.store.active_plans(id).await.unwrap()[0]
-            .id
-            .clone();
+        let (_, fast_plan) = listed_by(&app, &op, &other, &fast_endpoint, "10.00").await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
         app.top_up(&op, &buyer, "20.00").await;
 

@@ -3,7 +3,9 @@
 //! expiry from the old expiry.
 
 use super::ledger::PageParams;
-use super::orders::{key_of, replayed, require_verified, short_balance, EventView, OrderView};
+use super::orders::{
+    answer, idempotent, key_of, require_verified, short_balance, EventView, OrderView,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Body, Query};
@@ -175,18 +177,25 @@ pub async fn renew(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let key = key_of(&headers)?;
     let fingerprint = format!("renew:{instance_id}:{}", input.periods);
-    if let Some(order) = replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
-        let timeline = state
-            .store
-            .order_timeline(&order.id, &order.instance_id, order.created_at)
-            .await?;
-        return Ok((StatusCode::OK, Json(OrderView::new(order, timeline))));
-    }
-    require_verified(&caller)?;
+    idempotent(&state, &caller, key, fingerprint, |key, fingerprint| {
+        extend(&state, &caller, instance_id, input, key, fingerprint)
+    })
+    .await
+}
+
+async fn extend(
+    state: &SharedState,
+    caller: &Caller,
+    instance_id: String,
+    input: RenewInput,
+    key: Option<String>,
+    fingerprint: String,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    require_verified(caller)?;
     // A renewal is decided on the instance as read; if the scheduler moves it meanwhile, the
     // store refuses the stale write and the renewal is decided again on the new state.
     for _ in 0..5 {
-        let instance = own_instance(&state, &caller, &instance_id).await?;
+        let instance = own_instance(state, caller, &instance_id).await?;
         let current: InstanceState = souk_store::parse(&instance.state)?;
         let period: Period = souk_store::parse(&instance.period)?;
         let plan = state.store.plan(&instance.plan_id).await?;
@@ -246,22 +255,14 @@ pub async fn renew(
         match state.store.renew(renewal, &memo, now).await {
             Ok(()) => {
                 state.wake_dispatcher.notify_waiters();
-                let order = state.store.order(&order_id).await?;
-                let timeline = state
-                    .store
-                    .order_timeline(&order.id, &order.instance_id, order.created_at)
-                    .await?;
-                return Ok((StatusCode::CREATED, Json(OrderView::new(order, timeline))));
+                return answer(
+                    state,
+                    state.store.order(&order_id).await?,
+                    StatusCode::CREATED,
+                )
+                .await;
             }
             Err(souk_store::Error::Stale) => continue,
-            Err(souk_store::Error::Conflict(_)) if key.is_some() => {
-                let existing = state
-                    .store
-                    .order_by_key(caller.id(), key.as_deref().unwrap_or_default())
-                    .await?
-                    .ok_or(ApiError::Conflict("retry the request".into()))?;
-                return Ok((StatusCode::OK, Json(OrderView::new(existing, vec![]))));
-            }
             Err(e) => return Err(short_balance(e, price)),
         }
     }

@@ -115,7 +115,7 @@ pub(crate) fn key_of(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// The order an earlier request with this key created, if the request was the same one.
-pub(crate) async fn replayed(
+async fn replayed(
     state: &SharedState,
     buyer: &str,
     key: Option<&str>,
@@ -156,7 +156,7 @@ pub(crate) fn short_balance(e: souk_store::Error, price: Money) -> ApiError {
     }
 }
 
-async fn answer(
+pub(crate) async fn answer(
     state: &SharedState,
     order: OrderRow,
     status: StatusCode,
@@ -183,12 +183,31 @@ pub async fn place(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let key = key_of(&headers)?;
     let fingerprint = format!("new:{}:{}:{}", input.plan_id, input.period, input.periods);
-    match buy(&state, &caller, key.clone(), fingerprint.clone(), input).await {
-        // A used key refuses the new order (before any debit); answer with what the first
-        // request did, so a retry sees the same order even if the plan has left sale since.
+    idempotent(&state, &caller, key, fingerprint, |key, fingerprint| {
+        buy(&state, &caller, key, fingerprint, input)
+    })
+    .await
+}
+
+/// Runs a paying request under its `Idempotency-Key`. A used key makes the store refuse the new
+/// order before any debit; then (and after any other failure) the answer is the order the first
+/// request with this key made, so a retry sees it even if, say, the plan has left sale since. The
+/// same key on a different request is refused.
+pub(crate) async fn idempotent<F, Fut>(
+    state: &SharedState,
+    caller: &Caller,
+    key: Option<String>,
+    fingerprint: String,
+    attempt: F,
+) -> ApiResult<(StatusCode, Json<OrderView>)>
+where
+    F: FnOnce(Option<String>, String) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<(StatusCode, Json<OrderView>)>>,
+{
+    match attempt(key.clone(), fingerprint.clone()).await {
         Err(e) if key.is_some() => {
-            match replayed(&state, caller.id(), key.as_deref(), &fingerprint).await? {
-                Some(order) => answer(&state, order, StatusCode::OK).await,
+            match replayed(state, caller.id(), key.as_deref(), &fingerprint).await? {
+                Some(order) => answer(state, order, StatusCode::OK).await,
                 None => Err(e),
             }
         }
