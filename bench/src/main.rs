@@ -171,6 +171,7 @@ async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, 
             reference: None,
             memo: "bench",
             created_by: None,
+            idempotency_key: None,
         };
         state.store.record_movement(&m, state.now()).await?;
         clients.push(c);

@@ -372,6 +372,7 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
                     reference: Some("demo"),
                     memo: "demo top-up",
                     created_by: Some(&operator),
+                    idempotency_key: None,
                 },
                 now,
             )

@@ -1422,3 +1422,43 @@ async fn a_slow_seller_does_not_hold_up_other_sellers() {
         app.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_retried_top_up_credits_once() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let top_up = |amount: &'static str| {
+            op.client
+                .post(format!("{}/v1/operator/top-ups", app.base))
+                .header("Idempotency-Key", "bank-transfer-7731")
+                .json(&json!({"email": "buyer@souk.test", "amount": amount, "currency": "CNY"}))
+                .send()
+        };
+        let first = top_up("250.00").await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let first: Value = first.json().await.unwrap();
+        let again = top_up("250.00").await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+        assert_problem(
+            top_up("999.00").await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Idempotency-Key"),
+        )
+        .await;
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "250.00"
+        );
+        assert_eq!(
+            buyer.json("/v1/ledger").await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        app.cleanup().await;
+    }
+}

@@ -105,7 +105,9 @@ CREATE TABLE ledger_entries (
     reference TEXT,
     memo TEXT NOT NULL,
     created_by TEXT,
-    created_at BIGINT NOT NULL
+    idempotency_key TEXT,
+    created_at BIGINT NOT NULL,
+    UNIQUE (created_by, idempotency_key)
 );
 CREATE INDEX ledger_by_account ON ledger_entries (account_id, id);
 

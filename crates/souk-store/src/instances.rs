@@ -327,6 +327,7 @@ impl Store {
                     reference: None,
                     memo: &format!("refund: provisioning failed ({reason})"),
                     created_by: None,
+                    idempotency_key: None,
                 },
                 now,
             )

@@ -48,6 +48,9 @@ pub struct Movement<'a> {
     pub reference: Option<&'a str>,
     pub memo: &'a str,
     pub created_by: Option<&'a str>,
+    /// Makes a retry by the same author harmless: a second movement with the key is a
+    /// [`Error::Conflict`] and changes nothing.
+    pub idempotency_key: Option<&'a str>,
 }
 
 const ENTRY: &str = "id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at";
@@ -106,7 +109,7 @@ pub async fn apply(
         memo: m.memo.to_owned(),
         created_at: ms(now),
     };
-    sqlx::query(&format!("INSERT INTO ledger_entries ({ENTRY}, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+    sqlx::query(&format!("INSERT INTO ledger_entries ({ENTRY}, created_by, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
         .bind(&entry.id)
         .bind(&entry.account_id)
         .bind(&entry.currency)
@@ -118,8 +121,13 @@ pub async fn apply(
         .bind(&entry.memo)
         .bind(entry.created_at)
         .bind(m.created_by)
+        .bind(m.idempotency_key)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => Error::Conflict("idempotency key already used".into()),
+            other => other,
+        })?;
     Ok(entry)
 }
 
@@ -130,6 +138,17 @@ impl Store {
         let entry = apply(&mut tx, m, now).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    /// The entry `author` recorded with an idempotency key, if any.
+    pub async fn entry_by_key(&self, author: &str, key: &str) -> Result<Option<EntryRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ENTRY} FROM ledger_entries WHERE created_by = $1 AND idempotency_key = $2"
+        ))
+        .bind(author)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// An account's balances, one per currency it ever held.

@@ -100,6 +100,7 @@ async fn charge(
                 reference: None,
                 memo,
                 created_by: Some(&o.buyer_id),
+                idempotency_key: None,
             },
             now,
         )

@@ -16,6 +16,7 @@ fn movement<'a>(account: &'a str, minor: i64, kind: &'a str) -> Movement<'a> {
         reference: None,
         memo: "test",
         created_by: None,
+        idempotency_key: None,
     }
 }
 

@@ -245,6 +245,7 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
                         reference: reference.as_deref(),
                         memo: "top-up (command line)",
                         created_by: None,
+                        idempotency_key: None,
                     },
                     state.now(),
                 )

@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Body, Query};
 use crate::SharedState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -142,15 +142,19 @@ pub async fn entries(
     Ok(Json(EntryPage { items, next_cursor }))
 }
 
-/// Records a top-up for an account (role `finance`).
+/// Records a top-up for an account (role `finance`). Send an `Idempotency-Key` so that a retry
+/// credits once.
 #[utoipa::path(post, path = "/v1/operator/top-ups", tag = "operator", request_body = TopUp,
-    responses((status = 201, body = EntryView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry credit once")),
+    responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "The top-up an earlier request with this key recorded"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn top_up(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: HeaderMap,
     Body(t): Body<TopUp>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
     caller.require(Role::Finance)?;
+    let key = super::orders::key_of(&headers)?;
     let currency: Currency = t.currency.parse()?;
     let amount = Money::parse("amount", &t.amount, currency)?;
     if amount.minor <= 0 {
@@ -187,7 +191,7 @@ pub async fn top_up(
     } else {
         memo
     };
-    let entry = state
+    let recorded = state
         .store
         .record_movement(
             &Movement {
@@ -199,9 +203,31 @@ pub async fn top_up(
                 reference: reference.as_deref(),
                 memo: &memo,
                 created_by: Some(caller.id()),
+                idempotency_key: key.as_deref(),
             },
             state.now(),
         )
-        .await?;
-    Ok((StatusCode::CREATED, Json(entry.into())))
+        .await;
+    match (recorded, key) {
+        (Ok(entry), _) => Ok((StatusCode::CREATED, Json(entry.into()))),
+        // A retry of a top-up this operator already recorded: the same entry, credited once.
+        (Err(souk_store::Error::Conflict(_)), Some(key)) => {
+            let entry = state
+                .store
+                .entry_by_key(caller.id(), &key)
+                .await?
+                .ok_or(ApiError::Conflict("retry the request".into()))?;
+            if entry.account_id != account.id
+                || entry.amount_minor != amount.minor
+                || entry.currency != currency.code()
+            {
+                return Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    "was already used for a different top-up",
+                ));
+            }
+            Ok((StatusCode::OK, Json(entry.into())))
+        }
+        (Err(e), _) => Err(e.into()),
+    }
 }
