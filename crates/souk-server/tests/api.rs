@@ -1095,6 +1095,17 @@ async fn openapi_document_is_served_and_the_test_clock_needs_its_flag() {
         );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "operationIds must be unique: {ids:?}");
     assert_problem(
         c.post(format!("{}/v1/test/clock", app.base))
             .json(&json!({"advance_seconds": 1}))

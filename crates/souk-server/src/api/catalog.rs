@@ -43,7 +43,7 @@ pub struct ProductPage {
 }
 
 /// Lists and searches listed products, newest first.
-#[utoipa::path(get, path = "/v1/products", tag = "catalog", params(SearchParams),
+#[utoipa::path(operation_id = "search_products", get, path = "/v1/products", tag = "catalog", params(SearchParams),
     responses((status = 200, body = ProductPage), (status = 422, body = Problem)))]
 pub async fn search(
     State(state): State<SharedState>,
@@ -87,7 +87,7 @@ pub async fn search(
 }
 
 /// One listed product with its plans.
-#[utoipa::path(get, path = "/v1/products/{product_id}", tag = "catalog", params(("product_id" = String, Path)),
+#[utoipa::path(operation_id = "get_product", get, path = "/v1/products/{product_id}", tag = "catalog", params(("product_id" = String, Path)),
     responses((status = 200, body = ProductView), (status = 404, body = Problem)))]
 pub async fn product(
     State(state): State<SharedState>,
@@ -102,7 +102,7 @@ pub async fn product(
 }
 
 /// The categories products are listed under.
-#[utoipa::path(get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = Vec<String>)))]
+#[utoipa::path(operation_id = "list_categories", get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = Vec<String>)))]
 pub async fn categories() -> Json<Vec<&'static str>> {
     Json(CATEGORIES.to_vec())
 }

@@ -131,7 +131,7 @@ async fn own_instance(state: &SharedState, caller: &Caller, id: &str) -> ApiResu
 }
 
 /// The caller's instances, newest first.
-#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(PageParams), responses((status = 200, body = InstancePage), (status = 401, body = Problem)))]
+#[utoipa::path(operation_id = "my_instances", get, path = "/v1/instances", tag = "instances", params(PageParams), responses((status = 200, body = InstancePage), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -151,7 +151,7 @@ pub async fn list(
 }
 
 /// One of the caller's instances, with access data and timeline.
-#[utoipa::path(get, path = "/v1/instances/{instance_id}", tag = "instances", params(("instance_id" = String, Path)),
+#[utoipa::path(operation_id = "get_instance", get, path = "/v1/instances/{instance_id}", tag = "instances", params(("instance_id" = String, Path)),
     responses((status = 200, body = InstanceView), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<SharedState>,
@@ -164,7 +164,7 @@ pub async fn get(
 
 /// Renews an instance for N more periods from its current expiry, paid from the balance. During
 /// grace or retention this restores it (unfreezing it at the seller when frozen).
-#[utoipa::path(post, path = "/v1/instances/{instance_id}/renew", tag = "instances", request_body = RenewInput,
+#[utoipa::path(operation_id = "renew_instance", post, path = "/v1/instances/{instance_id}/renew", tag = "instances", request_body = RenewInput,
     params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the same order")),
     responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "The renewal an earlier request with this key made"),
               (status = 402, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]

@@ -110,7 +110,7 @@ pub struct TopUp {
 }
 
 /// The caller's balances.
-#[utoipa::path(get, path = "/v1/balance", tag = "balance", responses((status = 200, body = BalanceView), (status = 401, body = Problem)))]
+#[utoipa::path(operation_id = "my_balance", get, path = "/v1/balance", tag = "balance", responses((status = 200, body = BalanceView), (status = 401, body = Problem)))]
 pub async fn balance(
     State(state): State<SharedState>,
     caller: Caller,
@@ -126,7 +126,7 @@ pub async fn balance(
 }
 
 /// The caller's ledger, newest first.
-#[utoipa::path(get, path = "/v1/ledger", tag = "balance", params(PageParams), responses((status = 200, body = EntryPage), (status = 401, body = Problem)))]
+#[utoipa::path(operation_id = "my_ledger", get, path = "/v1/ledger", tag = "balance", params(PageParams), responses((status = 200, body = EntryPage), (status = 401, body = Problem)))]
 pub async fn entries(
     State(state): State<SharedState>,
     caller: Caller,
@@ -144,7 +144,7 @@ pub async fn entries(
 
 /// Records a top-up for an account (role `finance`). Send an `Idempotency-Key` so that a retry
 /// credits once.
-#[utoipa::path(post, path = "/v1/operator/top-ups", tag = "operator", request_body = TopUp,
+#[utoipa::path(operation_id = "record_top_up", post, path = "/v1/operator/top-ups", tag = "operator", request_body = TopUp,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry credit once")),
     responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "The top-up an earlier request with this key recorded"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn top_up(

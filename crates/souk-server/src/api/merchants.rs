@@ -64,7 +64,7 @@ impl From<MerchantRow> for MerchantView {
 }
 
 /// Applies to become a merchant (enterprise-verified accounts), or applies again after a rejection.
-#[utoipa::path(post, path = "/v1/merchant", tag = "merchants", request_body = ApplicationInput,
+#[utoipa::path(operation_id = "apply_as_merchant", post, path = "/v1/merchant", tag = "merchants", request_body = ApplicationInput,
     responses((status = 201, body = MerchantView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn apply(
     State(state): State<SharedState>,
@@ -101,7 +101,7 @@ pub async fn apply(
 }
 
 /// The caller's merchant record.
-#[utoipa::path(get, path = "/v1/merchant", tag = "merchants", responses((status = 200, body = MerchantView), (status = 404, body = Problem)))]
+#[utoipa::path(operation_id = "my_merchant", get, path = "/v1/merchant", tag = "merchants", responses((status = 200, body = MerchantView), (status = 404, body = Problem)))]
 pub async fn mine(
     State(state): State<SharedState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub async fn mine(
 }
 
 /// Merchant applications waiting for a decision (role `operations`).
-#[utoipa::path(get, path = "/v1/operator/merchants", tag = "operator", responses((status = 200, body = Vec<MerchantView>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "merchant_queue", get, path = "/v1/operator/merchants", tag = "operator", responses((status = 200, body = Vec<MerchantView>), (status = 403, body = Problem)))]
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
@@ -133,7 +133,7 @@ pub async fn queue(
 }
 
 /// Approves or rejects a merchant application (role `operations`).
-#[utoipa::path(post, path = "/v1/operator/merchants/{merchant_id}/decision", tag = "operator", request_body = Decision,
+#[utoipa::path(operation_id = "decide_merchant", post, path = "/v1/operator/merchants/{merchant_id}/decision", tag = "operator", request_body = Decision,
     params(("merchant_id" = String, Path)),
     responses((status = 200, body = MerchantView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn decide(

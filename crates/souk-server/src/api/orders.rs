@@ -169,7 +169,7 @@ pub(crate) async fn answer(
 }
 
 /// Buys a plan. Send an `Idempotency-Key` header so a retry cannot buy twice.
-#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
+#[utoipa::path(operation_id = "place_order", post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the same order")),
     responses((status = 201, body = OrderView, description = "Paid; the instance is being provisioned"),
               (status = 200, body = OrderView, description = "The order an earlier request with this key created"),
@@ -306,7 +306,7 @@ async fn buy(
 }
 
 /// The caller's orders, newest first.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(PageParams), responses((status = 200, body = OrderPage), (status = 401, body = Problem)))]
+#[utoipa::path(operation_id = "my_orders", get, path = "/v1/orders", tag = "orders", params(PageParams), responses((status = 200, body = OrderPage), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -326,7 +326,7 @@ pub async fn list(
 }
 
 /// One of the caller's orders with its timeline.
-#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "orders", params(("order_id" = String, Path)),
+#[utoipa::path(operation_id = "get_order", get, path = "/v1/orders/{order_id}", tag = "orders", params(("order_id" = String, Path)),
     responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<SharedState>,

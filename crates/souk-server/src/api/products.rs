@@ -243,7 +243,7 @@ fn signing_key(given: Option<String>) -> ApiResult<String> {
 }
 
 /// Creates a SaaS product as a draft (approved merchants only).
-#[utoipa::path(post, path = "/v1/seller/products", tag = "seller", request_body = NewProduct,
+#[utoipa::path(operation_id = "create_product", post, path = "/v1/seller/products", tag = "seller", request_body = NewProduct,
     responses((status = 201, body = SellerProductView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -278,7 +278,7 @@ pub async fn create(
 }
 
 /// The merchant's products with their current draft or application.
-#[utoipa::path(get, path = "/v1/seller/products", tag = "seller", responses((status = 200, body = Vec<SellerProductView>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "my_products", get, path = "/v1/seller/products", tag = "seller", responses((status = 200, body = Vec<SellerProductView>), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -292,7 +292,7 @@ pub async fn list(
 }
 
 /// One of the merchant's products with every revision.
-#[utoipa::path(get, path = "/v1/seller/products/{product_id}", tag = "seller", params(("product_id" = String, Path)),
+#[utoipa::path(operation_id = "my_product", get, path = "/v1/seller/products/{product_id}", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<SharedState>,
@@ -306,7 +306,7 @@ pub async fn get(
 
 /// Saves the draft: edits the open draft (a rejected application becomes a draft again), or
 /// opens a change request for a listed product.
-#[utoipa::path(put, path = "/v1/seller/products/{product_id}/draft", tag = "seller", request_body = ContentInput, params(("product_id" = String, Path)),
+#[utoipa::path(operation_id = "edit_product_draft", put, path = "/v1/seller/products/{product_id}/draft", tag = "seller", request_body = ContentInput, params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn edit_draft(
     State(state): State<SharedState>,
@@ -339,7 +339,7 @@ pub async fn edit_draft(
 }
 
 /// Submits the draft for review; the review is due 3 working days later.
-#[utoipa::path(post, path = "/v1/seller/products/{product_id}/submit", tag = "seller", params(("product_id" = String, Path)),
+#[utoipa::path(operation_id = "submit_product", post, path = "/v1/seller/products/{product_id}/submit", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn submit(
     State(state): State<SharedState>,
@@ -374,7 +374,7 @@ pub async fn submit(
 }
 
 /// Delists a listed product: no new purchases; running instances go on.
-#[utoipa::path(post, path = "/v1/seller/products/{product_id}/delist", tag = "seller", params(("product_id" = String, Path)),
+#[utoipa::path(operation_id = "delist_product", post, path = "/v1/seller/products/{product_id}/delist", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delist(
     State(state): State<SharedState>,

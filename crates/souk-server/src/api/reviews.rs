@@ -42,7 +42,7 @@ pub struct ReviewDecision {
 }
 
 /// Applications in review, overdue first, then by due date (role `reviewer`).
-#[utoipa::path(get, path = "/v1/operator/reviews", tag = "operator", responses((status = 200, body = Vec<ReviewItem>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "review_queue", get, path = "/v1/operator/reviews", tag = "operator", responses((status = 200, body = Vec<ReviewItem>), (status = 403, body = Problem)))]
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
@@ -74,7 +74,7 @@ pub async fn queue(
 }
 
 /// Approves or rejects an application (role `reviewer`).
-#[utoipa::path(post, path = "/v1/operator/reviews/{revision_id}/decision", tag = "operator", request_body = ReviewDecision,
+#[utoipa::path(operation_id = "decide_review", post, path = "/v1/operator/reviews/{revision_id}/decision", tag = "operator", request_body = ReviewDecision,
     params(("revision_id" = String, Path)),
     responses((status = 200, body = RevisionView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn decide(
