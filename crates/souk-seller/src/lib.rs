@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use souk_protocol::signature::{self, SignedParams, TIMESTAMP_WINDOW_MS};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,8 +103,31 @@ impl Keys {
 struct Endpoint<S> {
     seller: Arc<S>,
     keys: Keys,
-    /// Nonces seen within the time window, with when they were seen (ms).
-    nonces: Mutex<HashMap<String, i64>>,
+    nonces: Mutex<NonceLog>,
+}
+
+/// The nonces seen recently, in two generations swapped every two time windows, so that checking
+/// a call costs the same however many calls came before it. A nonce stays known for at least two
+/// windows: longer than any call carrying it can pass the timestamp check.
+#[derive(Default)]
+struct NonceLog {
+    current: HashSet<String>,
+    previous: HashSet<String>,
+    started_at: i64,
+}
+
+impl NonceLog {
+    /// Records `nonce` at `now_ms`; `false` when it was seen before.
+    fn first_use(&mut self, nonce: &str, now_ms: i64) -> bool {
+        if now_ms - self.started_at >= 2 * TIMESTAMP_WINDOW_MS {
+            self.previous = std::mem::take(&mut self.current);
+            self.started_at = now_ms;
+        }
+        if self.previous.contains(nonce) {
+            return false;
+        }
+        self.current.insert(nonce.to_owned())
+    }
 }
 
 #[derive(Deserialize)]
@@ -126,7 +149,7 @@ pub fn router<S: Seller>(seller: Arc<S>, keys: Keys) -> Router {
     let endpoint = Arc::new(Endpoint {
         seller,
         keys,
-        nonces: Mutex::new(HashMap::new()),
+        nonces: Mutex::new(NonceLog::default()),
     });
     Router::new()
         .route("/", post(handle::<S>))
@@ -165,8 +188,7 @@ async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> Sel
             .nonces
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        seen.retain(|_, at| now - *at <= 2 * TIMESTAMP_WINDOW_MS);
-        if seen.insert(signed.nonce.clone(), now).is_some() {
+        if !seen.first_use(&signed.nonce, now) {
             return SellerAnswer::code(ResultCode::AuthFailed, "nonce already used");
         }
     }
@@ -275,6 +297,20 @@ mod tests {
             .await
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn nonces_stay_known_for_two_windows_at_least() {
+        let mut log = NonceLog::default();
+        let t0 = 1_000_000;
+        assert!(log.first_use("a", t0));
+        assert!(!log.first_use("a", t0 + 1));
+        // After one swap the nonce is in the previous generation: still refused.
+        assert!(log.first_use("b", t0 + 2 * TIMESTAMP_WINDOW_MS));
+        assert!(!log.first_use("a", t0 + 2 * TIMESTAMP_WINDOW_MS + 1));
+        // Two swaps later it is forgotten, long after its timestamp stopped passing the check.
+        assert!(log.first_use("c", t0 + 4 * TIMESTAMP_WINDOW_MS));
+        assert!(log.first_use("a", t0 + 4 * TIMESTAMP_WINDOW_MS + 1));
     }
 
     #[tokio::test]
