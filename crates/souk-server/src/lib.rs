@@ -10,6 +10,7 @@ pub mod demo;
 pub mod demo_seller;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod settings;
 pub mod workers;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub wake_scheduler: Notify,
     /// The HTTP client for seller calls.
     pub http: reqwest::Client,
+    /// Counters for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// Shared application state.
@@ -72,6 +75,7 @@ impl AppState {
             settings,
             wake_dispatcher: Notify::new(),
             wake_scheduler: Notify::new(),
+            metrics: metrics::Metrics::default(),
             http,
         })
     }

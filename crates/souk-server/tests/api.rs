@@ -329,6 +329,25 @@ async fn a_seller_refusal_fails_the_instance_and_refunds_the_order() {
             1,
             "a final refusal is not retried"
         );
+        let metrics = TestApp::client()
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in [
+            "souk_seller_calls_total{activity=\"newInstance\",outcome=\"final\"} 1",
+            "souk_instances{state=\"failed\"} 1",
+            "souk_jobs{state=\"dead\"} 1",
+            "souk_http_requests_total{method=\"POST\",status=\"201\"}",
+        ] {
+            assert!(
+                metrics.contains(line),
+                "{line} missing from /metrics:\n{metrics}"
+            );
+        }
         assert!(app
             .state
             .store

@@ -128,6 +128,22 @@ impl Store {
         Ok((r.instance, r.endpoint_url, r.signing_key_enc))
     }
 
+    /// How many instances are in each state, and the earliest transition due at `now`.
+    pub async fn instance_stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
+        let counts =
+            sqlx::query_as("SELECT state, COUNT(*) FROM instances GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let due: Option<i64> = sqlx::query_scalar("SELECT MIN(next_transition_at) FROM instances WHERE next_transition_at IS NOT NULL AND next_transition_at <= $1")
+            .bind(ms(now))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((counts, due))
+    }
+
     /// A buyer's instances, newest first.
     pub async fn instances_of_buyer(
         &self,

@@ -83,6 +83,21 @@ impl Store {
         Ok(jobs)
     }
 
+    /// How many jobs are in each state, and the `run_at` of the oldest job due at `now`.
+    pub async fn job_stats(&self, now: DateTime<Utc>) -> Result<(Vec<(String, i64)>, Option<i64>)> {
+        let counts =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= $1",
+        )
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((counts, oldest))
+    }
+
     /// Marks a claimed job done (only the claim that ran it, identified by its attempt).
     pub async fn finish_job(
         &self,

@@ -72,10 +72,12 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(system::healthz))
         .split_for_parts();
     let openapi = Arc::new(openapi);
-    let mut app = api.route(
-        "/v1/openapi.json",
-        axum::routing::get(move || system::openapi(openapi.clone())),
-    );
+    let mut app = api
+        .route("/metrics", axum::routing::get(system::metrics))
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || system::openapi(openapi.clone())),
+        );
     if state.test_clock.is_some() {
         app = app.route(
             "/v1/test/clock",
@@ -87,13 +89,17 @@ pub fn router(state: SharedState) -> Router {
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace_request,
+        ))
         .with_state(state)
 }
 
 /// Gives every request a span with its id (the caller's `X-Request-Id` when it sends a sane one)
 /// and answers with that id, so a line in the logs can be found from a client's report.
 async fn trace_request(
+    axum::extract::State(state): axum::extract::State<SharedState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -110,9 +116,12 @@ async fn trace_request(
     let span =
         tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
+    let method = req.method().clone();
     let mut res = next.run(req).instrument(span.clone()).await;
     let status = res.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    state.metrics.request(method.as_str(), status, took);
+    let ms = took.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, ms, "answered");

@@ -105,3 +105,29 @@ pub async fn move_clock(
     state.wake_dispatcher.notify_waiters();
     Ok(Json(ClockView { now }))
 }
+
+/// Prometheus text: this node's counters and the queue and lifecycle gauges. It holds counts only;
+/// expose it to your monitoring, not to the internet.
+pub async fn metrics(State(state): State<SharedState>) -> ApiResult<impl IntoResponse> {
+    let now = state.now();
+    let (jobs, oldest_job) = state.store.job_stats(now).await?;
+    let (instances, earliest_due) = state.store.instance_stats(now).await?;
+    let since = |ms: Option<i64>| {
+        ms.map_or(0.0, |ms| {
+            (now.timestamp_millis() - ms).max(0) as f64 / 1000.0
+        })
+    };
+    let gauges = crate::metrics::Gauges {
+        jobs,
+        oldest_due_job_secs: since(oldest_job),
+        instances,
+        scheduler_lag_secs: since(earliest_due),
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(&gauges),
+    ))
+}

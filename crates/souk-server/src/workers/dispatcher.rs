@@ -324,6 +324,15 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         }
         _ => None,
     };
+    state.metrics.seller_call(
+        activity.name(),
+        match verdict {
+            Outcome::Done => "done",
+            Outcome::Pending => "pending",
+            Outcome::Retry => "retry",
+            Outcome::Final => "final",
+        },
+    );
     let out_of_attempts = job.attempts >= state.settings.job_max_attempts;
     match (kind, verdict) {
         (SellerJob::NewInstance, Outcome::Done) => {
