@@ -108,11 +108,6 @@ impl Money {
         Money { minor, currency }
     }
 
-    /// Zero in `currency`.
-    pub fn zero(currency: Currency) -> Self {
-        Money { minor: 0, currency }
-    }
-
     /// Rounds a decimal amount half-up to the currency's minor unit: the rule at every charge.
     pub fn round(amount: Decimal, currency: Currency) -> Result<Self, Error> {
         let rounded = amount.round_dp_with_strategy(
@@ -154,14 +149,6 @@ impl Money {
             self.currency.minor_digits() as usize,
             self.amount()
         )
-    }
-
-    /// The negated amount (a debit of the same size).
-    pub fn negate(self) -> Self {
-        Money {
-            minor: -self.minor,
-            currency: self.currency,
-        }
     }
 }
 

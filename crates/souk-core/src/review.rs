@@ -49,14 +49,6 @@ string_enum! {
 }
 
 impl RevisionState {
-    /// Whether the merchant may still change this revision.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            RevisionState::Draft | RevisionState::Rejected | RevisionState::InReview
-        )
-    }
-
     /// The merchant edits the revision; a rejected one becomes a draft again.
     pub fn edit(self) -> Result<RevisionState, Error> {
         match self {
