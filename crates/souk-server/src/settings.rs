@@ -38,6 +38,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Where product endpoints may point.
+    pub fn endpoint_rules(&self) -> souk_core::review::EndpointRules {
+        souk_core::review::EndpointRules {
+            allow_loopback_http: self.allow_loopback_http,
+        }
+    }
+
     /// The working-day calendar for review deadlines.
     pub fn calendar(&self) -> WorkCalendar {
         WorkCalendar::new(self.holidays.iter().copied())

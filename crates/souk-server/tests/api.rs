@@ -142,15 +142,7 @@ async fn listed_by(
         .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
         .await;
     let rev = p["current"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        op.post(
-            &format!("/v1/operator/reviews/{rev}/decision"),
-            json!({"approve": true})
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
+    op.approve_review(&rev).await;
     let plan = app.state.store.active_plans(&id).await.unwrap()[0]
         .id
         .clone();
@@ -896,15 +888,7 @@ async fn review_is_due_in_three_working_days_and_change_requests_keep_the_listed
             .as_str()
             .unwrap()
             .to_owned();
-        assert_eq!(
-            op.post(
-                &format!("/v1/operator/reviews/{rev_id}/decision"),
-                json!({"approve": true})
-            )
-            .await
-            .status(),
-            StatusCode::OK
-        );
+        op.approve_review(&rev_id).await;
         let public = TestApp::client();
         let listed: Value = public
             .get(format!("{}/v1/products/{id}", app.base))

@@ -143,7 +143,7 @@ impl Store {
         details_json: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query(
+        crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_details = $2, verification_reason = NULL, \
              verification_submitted_at = $3, verification_decided_at = NULL, verification_decided_by = NULL \
              WHERE id = $4 AND verification_state = $5",
@@ -155,10 +155,7 @@ impl Store {
         .bind(from_state)
         .execute(&self.pool)
         .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        .rows_affected())?;
         Ok(())
     }
 
@@ -171,7 +168,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query(
+        crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_reason = $2, verification_decided_at = $3, \
              verification_decided_by = $4 WHERE id = $5 AND verification_state = 'pending'",
         )
@@ -182,10 +179,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        .rows_affected())?;
         Ok(())
     }
 

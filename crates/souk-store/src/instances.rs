@@ -75,7 +75,7 @@ async fn set_state(
     next: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let n = sqlx::query("UPDATE instances SET state = $1, next_transition_at = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
+    crate::changed(sqlx::query("UPDATE instances SET state = $1, next_transition_at = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
         .bind(state)
         .bind(next.map(ms))
         .bind(ms(now))
@@ -83,10 +83,7 @@ async fn set_state(
         .bind(i.version)
         .execute(conn)
         .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(Error::Stale);
-    }
+        .rows_affected())?;
     Ok(())
 }
 
@@ -252,7 +249,7 @@ impl Store {
             return if n == 1 { Ok(()) } else { Err(Error::Stale) };
         }
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
+        crate::changed(sqlx::query(
             "UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
              WHERE id = $5 AND version = $6 AND state = 'provisioning'",
         )
@@ -264,10 +261,7 @@ impl Store {
         .bind(i.version)
         .execute(&mut *tx)
         .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        .rows_affected())?;
         self.finish_job(&mut tx, job_id, attempts, now).await?;
         if let Some(job) = follow_up {
             enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
@@ -311,7 +305,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
+        crate::changed(sqlx::query(
             "UPDATE instances SET state = 'failed', failure_reason = $1, next_transition_at = NULL, version = version + 1, updated_at = $2 \
              WHERE id = $3 AND version = $4 AND state = 'provisioning'",
         )
@@ -321,10 +315,7 @@ impl Store {
         .bind(i.version)
         .execute(&mut *tx)
         .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        .rows_affected())?;
         let refunded =
             sqlx::query("UPDATE orders SET state = 'refunded' WHERE id = $1 AND state = 'paid'")
                 .bind(&order.id)

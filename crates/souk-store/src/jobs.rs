@@ -3,7 +3,7 @@
 //! instance run in the order they were written.
 
 use crate::events::{self, NewEvent};
-use crate::{ms, new_id, Backend, Error, Result, Store};
+use crate::{ms, new_id, Backend, Result, Store};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
 
@@ -179,7 +179,7 @@ async fn settle(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let n = sqlx::query(
+    crate::changed(sqlx::query(
         "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
          WHERE id = $5 AND attempts = $6 AND state = 'running'",
     )
@@ -191,9 +191,6 @@ async fn settle(
     .bind(attempts)
     .execute(conn)
     .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(Error::Stale);
-    }
+    .rows_affected())?;
     Ok(())
 }

@@ -223,6 +223,16 @@ async fn migrate_on(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// Turns "the conditional write matched no row" into [`Error::Stale`]: the row moved on since it
+/// was read, and the caller decides again.
+pub(crate) fn changed(rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(Error::Stale)
+    } else {
+        Ok(())
+    }
+}
+
 /// A new id with `prefix`, sortable by `now` and unguessable. Within one process ids are
 /// monotonic: a second id in the same millisecond (or after the clock stepped back) takes the
 /// previous one's time and random part plus one, so timelines ordered by id keep their order.

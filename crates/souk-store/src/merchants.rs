@@ -73,7 +73,7 @@ impl Store {
                 })?;
             }
             Some(state) => {
-                let n = sqlx::query(
+                crate::changed(sqlx::query(
                     "UPDATE merchants SET state = 'pending', company_name = $1, support_email = $2, support_phone = $3, \
                      business_licence_number = $4, description = $5, reason = NULL, submitted_at = $6, decided_at = NULL, \
                      decided_by = NULL WHERE account_id = $7 AND state = $8",
@@ -88,10 +88,7 @@ impl Store {
                 .bind(state)
                 .execute(&self.pool)
                 .await?
-                .rows_affected();
-                if n == 0 {
-                    return Err(Error::Stale);
-                }
+                .rows_affected())?;
             }
         }
         self.merchant_of(account_id)
@@ -108,7 +105,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<MerchantRow> {
-        let n = sqlx::query("UPDATE merchants SET state = $1, reason = $2, decided_at = $3, decided_by = $4 WHERE id = $5 AND state = 'pending'")
+        crate::changed(sqlx::query("UPDATE merchants SET state = $1, reason = $2, decided_at = $3, decided_by = $4 WHERE id = $5 AND state = 'pending'")
             .bind(to_state)
             .bind(reason)
             .bind(ms(now))
@@ -116,10 +113,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+            .rows_affected())?;
         self.merchant(id).await
     }
 

@@ -242,7 +242,7 @@ impl Store {
         let mut tx = self.begin().await?;
         insert_order(&mut tx, &r.order).await?;
         charge(&mut tx, &r.order, memo, now).await?;
-        let n = sqlx::query(
+        crate::changed(sqlx::query(
             "UPDATE instances SET expires_at = $1, state = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
              WHERE id = $5 AND version = $6",
         )
@@ -254,10 +254,7 @@ impl Store {
         .bind(r.instance.version)
         .execute(&mut *tx)
         .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        .rows_affected())?;
         for job in &r.jobs {
             enqueue(
                 &mut tx,

@@ -180,17 +180,14 @@ impl Store {
         content_json: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query("UPDATE product_revisions SET state = 'draft', content = $1, reasons = NULL, updated_at = $2 WHERE id = $3 AND state = $4")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'draft', content = $1, reasons = NULL, updated_at = $2 WHERE id = $3 AND state = $4")
             .bind(content_json)
             .bind(ms(now))
             .bind(id)
             .bind(from_state)
             .execute(&self.pool)
             .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+            .rows_affected())?;
         Ok(())
     }
 
@@ -226,17 +223,14 @@ impl Store {
         now: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query("UPDATE product_revisions SET state = 'in_review', submitted_at = $1, due_at = $2, updated_at = $1 WHERE id = $3 AND state = $4")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'in_review', submitted_at = $1, due_at = $2, updated_at = $1 WHERE id = $3 AND state = $4")
             .bind(ms(now))
             .bind(ms(due_at))
             .bind(id)
             .bind(from_state)
             .execute(&self.pool)
             .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+            .rows_affected())?;
         Ok(())
     }
 
@@ -260,17 +254,14 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query("UPDATE product_revisions SET state = 'rejected', reasons = $1, decided_at = $2, decided_by = $3, updated_at = $2 WHERE id = $4 AND state = 'in_review'")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'rejected', reasons = $1, decided_at = $2, decided_by = $3, updated_at = $2 WHERE id = $4 AND state = 'in_review'")
             .bind(reasons_json)
             .bind(ms(now))
             .bind(by)
             .bind(id)
             .execute(&self.pool)
             .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+            .rows_affected())?;
         Ok(())
     }
 
@@ -285,16 +276,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE product_revisions SET state = 'approved', decided_at = $1, decided_by = $2, updated_at = $1 WHERE id = $3 AND state = 'in_review'")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'approved', decided_at = $1, decided_by = $2, updated_at = $1 WHERE id = $3 AND state = 'in_review'")
             .bind(ms(now))
             .bind(by)
             .bind(&revision.id)
             .execute(&mut *tx)
             .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+            .rows_affected())?;
         sqlx::query("UPDATE plans SET active = 0 WHERE product_id = $1")
             .bind(&revision.product_id)
             .execute(&mut *tx)
@@ -373,19 +361,18 @@ impl Store {
         to_state: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let n = sqlx::query(
-            "UPDATE products SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
-        )
-        .bind(to_state)
-        .bind(ms(now))
-        .bind(id)
-        .bind(from_state)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(Error::Stale);
-        }
+        crate::changed(
+            sqlx::query(
+                "UPDATE products SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+            )
+            .bind(to_state)
+            .bind(ms(now))
+            .bind(id)
+            .bind(from_state)
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+        )?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_core::review::{
-    EndpointRules, PlanDraft, ProductContent, ProductState, RevisionState, REVIEW_WORKING_DAYS,
+    PlanDraft, ProductContent, ProductState, RevisionState, REVIEW_WORKING_DAYS,
 };
 use souk_store::merchants::MerchantRow;
 use souk_store::products::{ProductRow, RevisionRow};
@@ -207,9 +207,9 @@ async fn validated(
     product_id: Option<&str>,
     content: ContentInput,
 ) -> ApiResult<String> {
-    let content = content.into_core().validated(EndpointRules {
-        allow_loopback_http: state.settings.allow_loopback_http,
-    })?;
+    let content = content
+        .into_core()
+        .validated(state.settings.endpoint_rules())?;
     for (i, plan) in content.plans.iter().enumerate() {
         if let Some(id) = &plan.id {
             let belongs = match (product_id, state.store.plan(id).await) {
@@ -358,9 +358,7 @@ pub async fn submit(
     // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
     let content: ProductContent =
         serde_json::from_str(&latest.content).map_err(|e| ApiError::Internal(e.to_string()))?;
-    content.validated(EndpointRules {
-        allow_loopback_http: state.settings.allow_loopback_http,
-    })?;
+    content.validated(state.settings.endpoint_rules())?;
     let now = state.now();
     let due = state
         .settings

@@ -11,7 +11,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_core::accounts::Role;
-use souk_core::review::{EndpointRules, ProductContent, RevisionState};
+use souk_core::review::{ProductContent, RevisionState};
 use souk_core::validate;
 use souk_store::products::PlanWrite;
 use utoipa::ToSchema;
@@ -97,9 +97,7 @@ pub async fn decide(
     if d.approve {
         let content: ProductContent = serde_json::from_str(&revision.content)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let content = content.validated(EndpointRules {
-            allow_loopback_http: state.settings.allow_loopback_http,
-        })?;
+        let content = content.validated(state.settings.endpoint_rules())?;
         let plans: Vec<PlanWrite> = content
             .plans
             .iter()

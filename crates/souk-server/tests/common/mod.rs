@@ -204,15 +204,7 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned();
-        assert_eq!(
-            op.post(
-                &format!("/v1/operator/reviews/{rev}/decision"),
-                json!({"approve": true})
-            )
-            .await
-            .status(),
-            StatusCode::OK
-        );
+        op.approve_review(&rev).await;
         let product: Value = Self::client()
             .get(format!("{}/v1/products/{id}", self.base))
             .send()
@@ -267,6 +259,22 @@ pub fn product_body(name: &str, endpoint: &str, monthly: &str) -> Value {
 }
 
 impl User {
+    /// As a reviewer, approves the revision `rev` (asserting it went through).
+    pub async fn approve_review(&self, rev: &str) {
+        let res = self
+            .post(
+                &format!("/v1/operator/reviews/{rev}/decision"),
+                json!({"approve": true}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(format!("{}{path}", self.base))
