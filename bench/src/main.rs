@@ -10,6 +10,7 @@
 use anyhow::{bail, Context, Result};
 use reqwest::Client;
 use serde_json::{json, Value};
+use souk_server::app::{accounts, ledger, Caller, Via};
 use souk_server::{AppState, Settings};
 use souk_store::testing::TestDb;
 use souk_store::Backend;
@@ -134,6 +135,10 @@ async fn catalog() -> Result<()> {
     Ok(())
 }
 
+fn app(e: souk_server::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, String)> {
     let plan = Client::new()
         .get(format!("{base}/v1/products?q=notes"))
@@ -154,26 +159,39 @@ async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, 
             .account_by_email(&email)
             .await?
             .context("bench account")?;
-        state
-            .store
-            .submit_verification(&acc.id, "unverified", "pending", "{}", state.now())
-            .await?;
-        state
-            .store
-            .decide_verification(&acc.id, "verified", None, "bench", state.now())
-            .await?;
-        let m = souk_store::ledger::Movement {
-            account_id: &acc.id,
-            currency: "CNY",
-            amount_minor: 1_000_000_000_000,
-            kind: "top_up",
-            order_id: None,
-            reference: None,
-            memo: "bench",
-            created_by: None,
-            idempotency_key: None,
+        let buyer = Caller {
+            account: acc,
+            via: Via::CommandLine,
         };
-        state.store.record_movement(&m, state.now()).await?;
+        let details = accounts::VerificationInput {
+            legal_name: "Bench".into(),
+            phone: "+86 138 0000 0000".into(),
+            id_number: Some("110101199001010000".into()),
+            company_name: None,
+            registration_number: None,
+        };
+        let system = accounts::command_line_caller(state).await.map_err(app)?;
+        accounts::submit_verification(state, &buyer, details)
+            .await
+            .map_err(app)?;
+        let approve = accounts::Decision {
+            approve: true,
+            reason: None,
+        };
+        accounts::decide_verification(state, &system, buyer.id(), approve)
+            .await
+            .map_err(app)?;
+        let top_up = ledger::TopUp {
+            account_id: Some(buyer.id().to_string()),
+            email: None,
+            amount: "10000000000.00".into(),
+            currency: "CNY".into(),
+            reference: None,
+            memo: "bench".into(),
+        };
+        ledger::top_up(state, &system, top_up, None)
+            .await
+            .map_err(app)?;
         clients.push(c);
     }
     Ok((clients, plan))

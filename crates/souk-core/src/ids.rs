@@ -20,6 +20,91 @@ pub fn make_id(prefix: &str, unix_millis: i64, random: [u8; 10]) -> String {
     out
 }
 
+/// An identifier kind: its prefix, and conversions from and to its text.
+pub trait Id: Sized + From<String> + AsRef<str> {
+    /// The prefix naming the kind, e.g. `ord`.
+    const PREFIX: &'static str;
+}
+
+macro_rules! ids {
+    ($($(#[$meta:meta])* $name:ident = $prefix:literal;)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Id for $name {
+            const PREFIX: &'static str = $prefix;
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    )+};
+}
+
+ids! {
+    /// An account: a buyer, a seller's company or an operator.
+    AccountId = "acc";
+    /// A merchant (or an application to become one).
+    MerchantId = "mer";
+    /// A product.
+    ProductId = "prd";
+    /// One revision (draft or application) of a product's content.
+    RevisionId = "rev";
+    /// A plan of a product.
+    PlanId = "pln";
+    /// An order.
+    OrderId = "ord";
+    /// A subscribed instance.
+    InstanceId = "ins";
+    /// A ledger entry.
+    EntryId = "led";
+    /// A timeline event.
+    EventId = "evt";
+    /// A background job.
+    JobId = "job";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

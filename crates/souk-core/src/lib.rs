@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod ledger;
 pub mod lifecycle;
 pub mod merchants;
 pub mod money;

@@ -100,15 +100,91 @@ pub enum SellerCall {
     RefreshRenewal,
 }
 
-/// The outcome of an event: the new state, the next instant the scheduler must look, the calls.
+/// Something a transition makes happen besides the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// A call to the seller, enqueued with the change.
+    Seller(SellerCall),
+    /// The order that bought the instance is refunded in full.
+    RefundOrder,
+}
+
+/// What happened to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The seller created the instance.
+    Provisioned,
+    /// The seller refused, or never managed, to create the instance.
+    ProvisioningFailed,
+    /// The scheduler found the instance due: move it along its life as far as time says.
+    Due,
+    /// A renewal moved the expiry to this instant.
+    Renewed { new_expiry: DateTime<Utc> },
+}
+
+impl Event {
+    fn name(self) -> &'static str {
+        match self {
+            Event::Provisioned => "complete provisioning",
+            Event::ProvisioningFailed => "fail provisioning",
+            Event::Due => "move along its lifecycle",
+            Event::Renewed { .. } => "renew",
+        }
+    }
+}
+
+/// An instance as the lifecycle sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub state: InstanceState,
+    /// When the paid time ends.
+    pub expiry: DateTime<Utc>,
+}
+
+/// The outcome of an event: the new state, its expiry, when the scheduler must look next, and the
+/// effects to carry out in the same transaction (seller calls are enqueued, refunds booked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// The state to store.
     pub state: InstanceState,
+    /// The expiry to store (moved only by a renewal).
+    pub expiry: DateTime<Utc>,
     /// When the scheduler must look at the instance again; `None` when nothing is scheduled.
     pub next_at: Option<DateTime<Utc>>,
-    /// Seller calls to enqueue, in order.
-    pub calls: Vec<SellerCall>,
+    /// What else happens, in order.
+    pub effects: Vec<Effect>,
+}
+
+impl Transition {
+    /// The seller calls among the effects, in order.
+    pub fn seller_calls(&self) -> impl Iterator<Item = SellerCall> + '_ {
+        self.effects.iter().filter_map(|e| match e {
+            Effect::Seller(c) => Some(*c),
+            Effect::RefundOrder => None,
+        })
+    }
+
+    /// Whether the state changed (a `Due` event on an instance that is not due only reschedules).
+    pub fn changes_state(&self, from: InstanceState) -> bool {
+        self.state != from
+    }
+}
+
+/// Adds a duration, saturating at the end of time instead of overflowing.
+pub fn later(t: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Policy {
+    /// When the grace period of an instance expiring at `expiry` ends.
+    pub fn grace_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
+        later(expiry, self.grace)
+    }
+
+    /// When the retention period of an instance expiring at `expiry` ends.
+    pub fn retention_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
+        later(self.grace_end(expiry), self.retention)
+    }
 }
 
 /// The state an instance that expires at `expiry` is in at `now`, and when that changes.
@@ -117,8 +193,8 @@ fn by_time(
     now: DateTime<Utc>,
     policy: Policy,
 ) -> (InstanceState, Option<DateTime<Utc>>) {
-    let grace_end = expiry + policy.grace;
-    let retention_end = grace_end + policy.retention;
+    let grace_end = policy.grace_end(expiry);
+    let retention_end = policy.retention_end(expiry);
     if now < expiry {
         (InstanceState::Active, Some(expiry))
     } else if now < grace_end {
@@ -130,64 +206,6 @@ fn by_time(
     }
 }
 
-/// The seller created the instance.
-pub fn provisioned(state: InstanceState, expiry: DateTime<Utc>) -> Result<Transition, Error> {
-    match state {
-        // Should the seller take longer than the whole subscription, the scheduler walks the
-        // instance on from active at its next tick, since `next_at` is already due.
-        InstanceState::Provisioning => Ok(Transition {
-            state: InstanceState::Active,
-            next_at: Some(expiry),
-            calls: vec![],
-        }),
-        other => Err(Error::refused(other, "complete provisioning")),
-    }
-}
-
-/// The seller refused or never managed to create the instance.
-pub fn provisioning_failed(state: InstanceState) -> Result<Transition, Error> {
-    match state {
-        InstanceState::Provisioning => Ok(Transition {
-            state: InstanceState::Failed,
-            next_at: None,
-            calls: vec![],
-        }),
-        other => Err(Error::refused(other, "fail provisioning")),
-    }
-}
-
-/// The scheduler found the instance due at `now`: move it one step along its life.
-///
-/// Returns `None` when the instance is not due after all (for example renewed since it was
-/// read); the caller then only reschedules it at `next_at` of [`reschedule`].
-pub fn due(
-    state: InstanceState,
-    expiry: DateTime<Utc>,
-    now: DateTime<Utc>,
-    policy: Policy,
-) -> Option<Transition> {
-    let grace_end = expiry + policy.grace;
-    let retention_end = grace_end + policy.retention;
-    match state {
-        InstanceState::Active if now >= expiry => Some(Transition {
-            state: InstanceState::Grace,
-            next_at: Some(grace_end),
-            calls: vec![],
-        }),
-        InstanceState::Grace if now >= grace_end => Some(Transition {
-            state: InstanceState::Frozen,
-            next_at: Some(retention_end),
-            calls: vec![SellerCall::Freeze],
-        }),
-        InstanceState::Frozen if now >= retention_end => Some(Transition {
-            state: InstanceState::Released,
-            next_at: None,
-            calls: vec![SellerCall::Release],
-        }),
-        _ => None,
-    }
-}
-
 /// When the scheduler must next look at an instance in `state` that expires at `expiry`.
 pub fn reschedule(
     state: InstanceState,
@@ -196,42 +214,73 @@ pub fn reschedule(
 ) -> Option<DateTime<Utc>> {
     match state {
         InstanceState::Active => Some(expiry),
-        InstanceState::Grace => Some(expiry + policy.grace),
-        InstanceState::Frozen => Some(expiry + policy.grace + policy.retention),
+        InstanceState::Grace => Some(policy.grace_end(expiry)),
+        InstanceState::Frozen => Some(policy.retention_end(expiry)),
         InstanceState::Provisioning | InstanceState::Released | InstanceState::Failed => None,
     }
 }
 
-/// A renewal moved the expiry to `new_expiry`: restore the instance as far as the new expiry
-/// allows, unfreezing it at the seller when it was frozen.
-pub fn renewed(
-    state: InstanceState,
-    new_expiry: DateTime<Utc>,
+/// Decides what `event` does to an instance at `now`: every rule of the lifecycle is here.
+pub fn transition(
+    subject: Subject,
+    event: Event,
     now: DateTime<Utc>,
     policy: Policy,
 ) -> Result<Transition, Error> {
-    match state {
-        InstanceState::Active | InstanceState::Grace | InstanceState::Frozen => {
+    use InstanceState::*;
+    let Subject { state, expiry } = subject;
+    let to = |state, next_at, effects| Transition {
+        state,
+        expiry,
+        next_at,
+        effects,
+    };
+    match (state, event) {
+        // Should the seller take longer than the whole subscription, the scheduler walks the
+        // instance on from active at its next tick, since `next_at` is already due.
+        (Provisioning, Event::Provisioned) => Ok(to(Active, Some(expiry), vec![])),
+        (Provisioning, Event::ProvisioningFailed) => {
+            Ok(to(Failed, None, vec![Effect::RefundOrder]))
+        }
+        (Active, Event::Due) if now >= expiry => {
+            Ok(to(Grace, Some(policy.grace_end(expiry)), vec![]))
+        }
+        (Grace, Event::Due) if now >= policy.grace_end(expiry) => Ok(to(
+            Frozen,
+            Some(policy.retention_end(expiry)),
+            vec![Effect::Seller(SellerCall::Freeze)],
+        )),
+        (Frozen, Event::Due) if now >= policy.retention_end(expiry) => Ok(to(
+            Released,
+            None,
+            vec![Effect::Seller(SellerCall::Release)],
+        )),
+        // Not due after all (renewed since it was scheduled): only the schedule moves.
+        (_, Event::Due) => Ok(to(state, reschedule(state, expiry, policy), vec![])),
+        (Active | Grace | Frozen, Event::Renewed { new_expiry }) => {
+            if new_expiry < expiry {
+                return Err(Error::invalid(
+                    "periods",
+                    "a renewal cannot shorten the subscription",
+                ));
+            }
             let (target, next_at) = by_time(new_expiry, now, policy);
             // A renewal always reaches at least as far as the old expiry did, so an instance that
             // was not yet released cannot come out of this released.
-            let target = if target == InstanceState::Released {
-                InstanceState::Frozen
-            } else {
-                target
-            };
-            let mut calls = Vec::new();
-            if state == InstanceState::Frozen && target != InstanceState::Frozen {
-                calls.push(SellerCall::Unfreeze);
+            let target = if target == Released { Frozen } else { target };
+            let mut effects = Vec::new();
+            if state == Frozen && target != Frozen {
+                effects.push(Effect::Seller(SellerCall::Unfreeze));
             }
-            calls.push(SellerCall::RefreshRenewal);
+            effects.push(Effect::Seller(SellerCall::RefreshRenewal));
             Ok(Transition {
                 state: target,
+                expiry: new_expiry,
                 next_at,
-                calls,
+                effects,
             })
         }
-        other => Err(Error::refused(other, "renew")),
+        (other, event) => Err(Error::refused(other, event.name())),
     }
 }
 
@@ -245,104 +294,151 @@ mod tests {
         Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap()
     }
 
+    fn step(
+        state: InstanceState,
+        expiry: DateTime<Utc>,
+        event: Event,
+        now: DateTime<Utc>,
+    ) -> Transition {
+        transition(Subject { state, expiry }, event, now, Policy::default()).unwrap()
+    }
+
+    fn calls(t: &Transition) -> Vec<SellerCall> {
+        t.seller_calls().collect()
+    }
+
     #[test]
     fn walks_expiry_grace_frozen_released() {
-        let p = Policy::default();
         let expiry = t0();
-        assert_eq!(due(Active, expiry, expiry - Duration::seconds(1), p), None);
-        let g = due(Active, expiry, expiry, p).unwrap();
+        let early = step(Active, expiry, Event::Due, expiry - Duration::seconds(1));
+        assert_eq!((early.state, early.next_at), (Active, Some(expiry)));
+        let g = step(Active, expiry, Event::Due, expiry);
         assert_eq!(
-            (g.state, g.next_at, g.calls.clone()),
+            (g.state, g.next_at, calls(&g)),
             (Grace, Some(expiry + Duration::days(15)), vec![])
         );
-        assert_eq!(due(Grace, expiry, expiry + Duration::days(14), p), None);
-        let f = due(Grace, expiry, expiry + Duration::days(15), p).unwrap();
         assert_eq!(
-            (f.state, f.calls.clone()),
-            (Frozen, vec![SellerCall::Freeze])
+            step(Grace, expiry, Event::Due, expiry + Duration::days(14)).state,
+            Grace
         );
+        let f = step(Grace, expiry, Event::Due, expiry + Duration::days(15));
+        assert_eq!((f.state, calls(&f)), (Frozen, vec![SellerCall::Freeze]));
         assert_eq!(f.next_at, Some(expiry + Duration::days(30)));
-        let r = due(Frozen, expiry, expiry + Duration::days(30), p).unwrap();
+        let r = step(Frozen, expiry, Event::Due, expiry + Duration::days(30));
         assert_eq!(
-            (r.state, r.next_at, r.calls),
+            (r.state, r.next_at, calls(&r)),
             (Released, None, vec![SellerCall::Release])
         );
-        assert_eq!(due(Released, expiry, expiry + Duration::days(900), p), None);
+        let after = step(Released, expiry, Event::Due, expiry + Duration::days(900));
+        assert_eq!(
+            (after.state, after.next_at, after.effects),
+            (Released, None, vec![])
+        );
     }
 
     #[test]
     fn renewal_during_retention_unfreezes_at_seller() {
-        let p = Policy::default();
-        let now = t0() + Duration::days(20);
-        let t = renewed(Frozen, t0() + Duration::days(31), now, p).unwrap();
-        assert_eq!(t.state, Active);
+        let new_expiry = t0() + Duration::days(31);
+        let t = step(
+            Frozen,
+            t0(),
+            Event::Renewed { new_expiry },
+            t0() + Duration::days(20),
+        );
+        assert_eq!((t.state, t.expiry), (Active, new_expiry));
         assert_eq!(
-            t.calls,
+            calls(&t),
             vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]
         );
-        assert_eq!(t.next_at, Some(t0() + Duration::days(31)));
+        assert_eq!(t.next_at, Some(new_expiry));
     }
 
     #[test]
     fn renewal_during_grace_reactivates_without_unfreeze() {
-        let t = renewed(
+        let t = step(
             Grace,
-            t0() + Duration::days(30),
+            t0(),
+            Event::Renewed {
+                new_expiry: t0() + Duration::days(30),
+            },
             t0() + Duration::days(3),
-            Policy::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(
-            (t.state, t.calls),
+            (t.state, calls(&t)),
             (Active, vec![SellerCall::RefreshRenewal])
         );
     }
 
     #[test]
     fn a_short_renewal_keeps_what_the_new_expiry_implies() {
-        let p = Policy::default();
         // Frozen 25 days after expiry; renewed by 12 days: the new expiry is 13 days ago, so the
         // instance is back in grace and must be unfrozen.
-        let t = renewed(
+        let now = t0() + Duration::days(25);
+        let t = step(
             Frozen,
-            t0() + Duration::days(12),
-            t0() + Duration::days(25),
-            p,
-        )
-        .unwrap();
+            t0(),
+            Event::Renewed {
+                new_expiry: t0() + Duration::days(12),
+            },
+            now,
+        );
         assert_eq!(t.state, Grace);
         assert_eq!(
-            t.calls,
+            calls(&t),
             vec![SellerCall::Unfreeze, SellerCall::RefreshRenewal]
         );
         // Renewed by 1 day: still past the new grace end, stays frozen, nothing to unfreeze.
-        let t = renewed(
+        let t = step(
             Frozen,
-            t0() + Duration::days(1),
-            t0() + Duration::days(25),
-            p,
-        )
-        .unwrap();
+            t0(),
+            Event::Renewed {
+                new_expiry: t0() + Duration::days(1),
+            },
+            now,
+        );
         assert_eq!(t.state, Frozen);
-        assert_eq!(t.calls, vec![SellerCall::RefreshRenewal]);
+        assert_eq!(calls(&t), vec![SellerCall::RefreshRenewal]);
     }
 
     #[test]
     fn released_failed_and_provisioning_cannot_be_renewed() {
         for s in [Released, Failed, Provisioning] {
             assert!(matches!(
-                renewed(s, t0(), t0(), Policy::default()),
+                transition(
+                    Subject {
+                        state: s,
+                        expiry: t0()
+                    },
+                    Event::Renewed { new_expiry: t0() },
+                    t0(),
+                    Policy::default()
+                ),
                 Err(Error::Refused(_))
             ));
         }
     }
 
     #[test]
-    fn provisioning_completes_once() {
-        assert_eq!(provisioned(Provisioning, t0()).unwrap().state, Active);
-        assert!(provisioned(Active, t0()).is_err());
-        assert_eq!(provisioning_failed(Provisioning).unwrap().state, Failed);
-        assert!(provisioning_failed(Active).is_err());
+    fn provisioning_completes_or_fails_once_and_a_failure_refunds() {
+        let p = Policy::default();
+        let s = |state| Subject {
+            state,
+            expiry: t0(),
+        };
+        assert_eq!(
+            transition(s(Provisioning), Event::Provisioned, t0(), p)
+                .unwrap()
+                .state,
+            Active
+        );
+        assert!(transition(s(Active), Event::Provisioned, t0(), p).is_err());
+        let failed = transition(s(Provisioning), Event::ProvisioningFailed, t0(), p).unwrap();
+        assert_eq!(
+            (failed.state, failed.effects),
+            (Failed, vec![Effect::RefundOrder])
+        );
+        assert!(transition(s(Active), Event::ProvisioningFailed, t0(), p).is_err());
+        assert!(transition(s(Failed), Event::ProvisioningFailed, t0(), p).is_err());
     }
 
     #[test]
@@ -350,9 +446,21 @@ mod tests {
         let p = Policy::default();
         for s in [Active, Grace, Frozen] {
             let next = reschedule(s, t0(), p).unwrap();
-            assert!(due(s, t0(), next, p).is_some());
-            assert!(due(s, t0(), next - Duration::milliseconds(1), p).is_none());
+            assert_ne!(step(s, t0(), Event::Due, next).state, s);
+            assert_eq!(
+                step(s, t0(), Event::Due, next - Duration::milliseconds(1)).state,
+                s
+            );
         }
         assert_eq!(reschedule(Released, t0(), p), None);
+    }
+
+    #[test]
+    fn dates_near_the_end_of_time_saturate() {
+        let end = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        let p = Policy::default();
+        assert_eq!(p.retention_end(end), DateTime::<Utc>::MAX_UTC);
+        let t = step(Active, end, Event::Due, end);
+        assert_eq!(t.state, Grace);
     }
 }

@@ -1,8 +1,9 @@
-//! Who is calling: passwords (argon2), session cookies, and the role checks operator endpoints
-//! make.
+//! Who is calling: passwords (argon2), session tokens and cookies, and the pluggable
+//! authentication that turns a request into the application layer's one [`Caller`] type.
 
-use crate::error::ApiError;
-use crate::SharedState;
+use crate::app::{Caller, Via};
+use crate::error::{AppError, AppResult};
+use crate::{AppState, SharedState};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -12,14 +13,14 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use souk_core::accounts::Role;
-use souk_store::accounts::AccountRow;
+use std::future::Future;
+use std::pin::Pin;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "souk_session";
 
 /// Hashes a password with argon2id, off the async threads.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
+pub async fn hash_password(password: String) -> AppResult<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -27,8 +28,8 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
             .map(|h| h.to_string())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// Checks a password against a stored hash. For an unknown e-mail (`None`) it hashes anyway, so
@@ -88,38 +89,55 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The logged-in account making the request.
-pub struct Caller(pub AccountRow);
+/// One way of proving who is calling. Each is asked in turn; the first that recognises the
+/// request answers (a session cookie today; access-key signatures plug in beside it).
+pub trait Authenticator: Send + Sync {
+    /// The caller this request proves, `None` when it carries nothing this scheme reads, or an
+    /// error when it carries something this scheme refuses.
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+        state: &'a AppState,
+    ) -> Pin<Box<dyn Future<Output = AppResult<Option<Caller>>> + Send + 'a>>;
+}
 
-impl FromRequestParts<SharedState> for Caller {
-    type Rejection = ApiError;
+/// The browser session cookie.
+pub struct SessionCookie;
 
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let token = session_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        // Sessions expire in real time: a test clock moving months ahead must not log people out.
-        let account = state
-            .store
-            .session_account(&token_hash(&token), chrono::Utc::now())
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        Ok(Caller(account))
+impl Authenticator for SessionCookie {
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+        state: &'a AppState,
+    ) -> Pin<Box<dyn Future<Output = AppResult<Option<Caller>>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(token) = session_token(&parts.headers) else {
+                return Ok(None);
+            };
+            // Sessions expire in real time: a test clock moving months ahead must not log
+            // people out.
+            let account = state
+                .store
+                .session_account(&token_hash(&token), chrono::Utc::now())
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            Ok(Some(Caller {
+                account,
+                via: Via::Session,
+            }))
+        })
     }
 }
 
-impl Caller {
-    /// Refuses unless the caller is an operator with `role`.
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.0.roles().contains(&role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this needs the operator role {role}"
-            )))
-        }
-    }
+impl FromRequestParts<SharedState> for Caller {
+    type Rejection = AppError;
 
-    /// The caller's account id.
-    pub fn id(&self) -> &str {
-        &self.0.id
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> AppResult<Self> {
+        for scheme in &state.authenticators {
+            if let Some(caller) = scheme.authenticate(parts, state).await? {
+                return Ok(caller);
+            }
+        }
+        Err(AppError::Unauthenticated)
     }
 }

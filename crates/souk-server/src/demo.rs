@@ -1,16 +1,16 @@
 //! Demo data: a believable marketplace in an empty database, so a new user can log in, browse and
-//! buy at once. Everything goes through the same validation and storage as the API.
+//! buy at once. Everything goes through the same use cases as the API.
 
-use crate::auth::hash_password;
+use crate::app::accounts::{self, Decision, SignUp, VerificationInput};
+use crate::app::ledger::{self, TopUp};
+use crate::app::merchants::{self, ApplicationInput};
+use crate::app::products::{self, ContentInput, PlanInput};
+use crate::app::reviews::{self, ReviewDecision};
+use crate::app::{Caller, Via};
 use crate::demo_seller::DEMO_SIGNING_KEY;
-use crate::error::ApiError;
-use crate::SharedState;
-use souk_core::accounts::{AccountKind, Role, VerificationDetails};
-use souk_core::merchants::MerchantApplication;
-use souk_core::review::{EndpointRules, PlanDraft, ProductContent};
-use souk_store::accounts::NewAccount;
-use souk_store::ledger::Movement;
-use souk_store::products::PlanWrite;
+use crate::error::{AppError, AppResult};
+use crate::AppState;
+use souk_core::accounts::AccountKind;
 
 /// A login the demo prints.
 pub struct DemoLogin {
@@ -181,119 +181,123 @@ const PRODUCTS: &[DemoProduct] = &[
     },
 ];
 
-fn err(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
-
+/// An account made through the same use cases a person goes through, verified by the system
+/// operator the demo acts as.
 async fn verified_account(
-    state: &SharedState,
+    state: &AppState,
+    system: &Caller,
     kind: AccountKind,
     name: &str,
     email: &str,
     password: &str,
-    roles: &str,
-) -> Result<String, ApiError> {
-    let now = state.now();
-    let hash = hash_password(password.to_owned()).await?;
-    let a = state
-        .store
-        .create_account(
-            NewAccount {
-                kind: kind.as_str(),
-                name,
-                email,
-                password_hash: &hash,
-                roles,
-            },
-            now,
-        )
-        .await?;
+) -> AppResult<Caller> {
+    let session = accounts::sign_up(
+        state,
+        SignUp {
+            kind: kind.as_str().to_owned(),
+            name: name.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+        },
+    )
+    .await?;
+    accounts::log_out(state, &session.token).await?;
+    let caller = Caller {
+        account: session.account,
+        via: Via::CommandLine,
+    };
     let details = match kind {
-        AccountKind::Individual => VerificationDetails {
+        AccountKind::Individual => VerificationInput {
             legal_name: name.into(),
             id_number: Some("110101199001010000".into()),
             phone: "+86 138 0000 0000".into(),
-            ..Default::default()
+            company_name: None,
+            registration_number: None,
         },
-        AccountKind::Enterprise => VerificationDetails {
+        AccountKind::Enterprise => VerificationInput {
             legal_name: "Demo Representative".into(),
             company_name: Some(name.into()),
             registration_number: Some("91310000DEMO00000X".into()),
             phone: "+86 21 0000 0000".into(),
-            ..Default::default()
+            id_number: None,
         },
+    };
+    accounts::submit_verification(state, &caller, details).await?;
+    let account = accounts::decide_verification(state, system, caller.id(), approve()).await?;
+    Ok(Caller {
+        account,
+        via: Via::CommandLine,
+    })
+}
+
+fn approve() -> Decision {
+    Decision {
+        approve: true,
+        reason: None,
     }
-    .validated(kind)?;
-    state
-        .store
-        .submit_verification(
-            &a.id,
-            "unverified",
-            "pending",
-            &serde_json::to_string(&details).map_err(err)?,
-            now,
-        )
-        .await?;
-    state
-        .store
-        .decide_verification(&a.id, "verified", None, "demo", now)
-        .await?;
-    Ok(a.id)
 }
 
 /// Fills an empty marketplace; `seller_endpoint` is where the demo seller answers. Returns
-/// `false` (and changes nothing) when the database already has accounts.
-pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, ApiError> {
+/// `false` (and changes nothing) when the database already has accounts. Everything goes through
+/// the application layer, decided by the system operator `souk` acts as on the command line.
+pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
     if state.store.has_accounts().await? {
         return Ok(false);
     }
-    let now = state.now();
-    let all_roles = Role::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    let operator = verified_account(
+    let system = accounts::command_line_caller(state).await?;
+    let operator = accounts::create_operator(
         state,
-        AccountKind::Individual,
-        "Olivia Operator",
         LOGINS[0].email,
-        LOGINS[0].password,
-        &all_roles,
+        "Olivia Operator",
+        LOGINS[0].password.to_owned(),
+        &[],
     )
     .await?;
-    let mut merchants = Vec::new();
+    let operator = Caller {
+        account: operator,
+        via: Via::CommandLine,
+    };
+    accounts::submit_verification(
+        state,
+        &operator,
+        VerificationInput {
+            legal_name: "Olivia Operator".into(),
+            id_number: Some("110101199001010001".into()),
+            phone: "+86 138 0000 0001".into(),
+            company_name: None,
+            registration_number: None,
+        },
+    )
+    .await?;
+    accounts::decide_verification(state, &system, operator.id(), approve()).await?;
+    let mut sellers = Vec::new();
     for (company, email, support) in MERCHANTS {
-        let account = verified_account(
+        let seller = verified_account(
             state,
+            &system,
             AccountKind::Enterprise,
             company,
             email,
             "seller-demo-password",
-            "",
         )
         .await?;
-        let app = MerchantApplication {
-            company_name: (*company).into(),
-            support_email: (*support).into(),
-            support_phone: "+86 400 000 0000".into(),
-            business_licence_number: format!("BL-{}", &account[account.len() - 8..]),
-            description: format!("{company} builds cloud software for teams."),
-        }
-        .validated()?;
-        let m = state
-            .store
-            .apply_merchant(&account, None, &app, now)
-            .await?;
-        state
-            .store
-            .decide_merchant(&m.id, "approved", None, &operator, now)
-            .await?;
-        merchants.push(m.id);
+        let application = merchants::apply(
+            state,
+            &seller,
+            ApplicationInput {
+                company_name: (*company).into(),
+                support_email: (*support).into(),
+                support_phone: "+86 400 000 0000".into(),
+                business_licence_number: format!("BL-{}", &seller.id().as_str()[20..]),
+                description: format!("{company} builds cloud software for teams."),
+            },
+        )
+        .await?;
+        merchants::decide(state, &system, &application.id, approve()).await?;
+        sellers.push(seller);
     }
-    let key = state.secrets.seal(DEMO_SIGNING_KEY);
     for p in PRODUCTS {
-        let content = ProductContent {
+        let content = ContentInput {
             name: p.name.into(),
             summary: p.summary.into(),
             description: format!("{}.\n\n{} is a demo listing on this souk marketplace: buying it provisions a tenant at the built-in demo seller.", p.summary, p.name),
@@ -306,7 +310,7 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
             plans: p
                 .plans
                 .iter()
-                .map(|(name, monthly, yearly)| PlanDraft {
+                .map(|(name, monthly, yearly)| PlanInput {
                     id: None,
                     name: (*name).into(),
                     description: String::new(),
@@ -315,68 +319,57 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
                     yearly_price: yearly.map(Into::into),
                 })
                 .collect(),
-        }
-        .validated(EndpointRules { allow_loopback_http: true })?;
-        let json = serde_json::to_string(&content).map_err(err)?;
-        let (product, revision) = state
-            .store
-            .create_product(&merchants[p.merchant], "saas", &key, &json, now)
-            .await?;
-        state
-            .store
-            .submit_revision(&revision.id, "draft", now, now)
-            .await?;
-        let revision = state.store.revision(&revision.id).await?;
-        let plans: Vec<PlanWrite> = content
-            .plans
-            .iter()
-            .map(|pl| PlanWrite {
-                id: None,
-                name: pl.name.clone(),
-                description: pl.description.clone(),
-                currency: pl.currency.clone(),
-                monthly_price: pl.monthly_price.clone(),
-                yearly_price: pl.yearly_price.clone(),
-            })
-            .collect();
-        state
-            .store
-            .approve_revision(&revision, &content.endpoint_url, &plans, &operator, now)
-            .await?;
-        tracing::debug!(product = %product.id, "demo product listed");
+        };
+        let seller = &sellers[p.merchant];
+        let created =
+            products::create(state, seller, content, Some(DEMO_SIGNING_KEY.to_owned())).await?;
+        let submitted = products::submit(state, seller, &created.product.id).await?;
+        let revision = submitted
+            .revisions
+            .first()
+            .ok_or(AppError::NotFound("revision".into()))?;
+        reviews::decide(
+            state,
+            &system,
+            &revision.id,
+            ReviewDecision {
+                approve: true,
+                reasons: vec![],
+            },
+        )
+        .await?;
+        tracing::debug!(product = %created.product.id, "demo product listed");
     }
-    for (kind, name, email, cents) in [
+    for (kind, name, email, amount) in [
         (
             AccountKind::Individual,
             "Bao Buyer",
             LOGINS[1].email,
-            500_000i64,
+            "5000.00",
         ),
         (
             AccountKind::Enterprise,
             "Northwind Trading",
             LOGINS[2].email,
-            2_000_000i64,
+            "20000.00",
         ),
     ] {
-        let id = verified_account(state, kind, name, email, "buyer-demo-password", "").await?;
-        state
-            .store
-            .record_movement(
-                &Movement {
-                    account_id: &id,
-                    currency: "CNY",
-                    amount_minor: cents,
-                    kind: "top_up",
-                    order_id: None,
-                    reference: Some("demo"),
-                    memo: "demo top-up",
-                    created_by: Some(&operator),
-                    idempotency_key: None,
-                },
-                now,
-            )
-            .await?;
+        let buyer =
+            verified_account(state, &system, kind, name, email, "buyer-demo-password").await?;
+        ledger::top_up(
+            state,
+            &system,
+            TopUp {
+                account_id: Some(buyer.id().to_string()),
+                email: None,
+                amount: amount.into(),
+                currency: "CNY".into(),
+                reference: Some("demo".into()),
+                memo: "demo top-up".into(),
+            },
+            None,
+        )
+        .await?;
     }
     state.catalog.invalidate().await;
     Ok(true)

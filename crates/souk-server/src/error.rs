@@ -1,9 +1,11 @@
-//! Every error the API answers, as RFC 9457 `application/problem+json` with a stable `type` per
-//! kind and, for bad input, the `field` at fault. Mapped here and nowhere else.
+//! Every error the application layer can answer, one catalogue for every front door. The API
+//! answers it as RFC 9457 `application/problem+json` with a stable `type` per kind and, for bad
+//! input, the `field` at fault; the command line prints its detail. Mapped here and nowhere else.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use souk_store::Constraint;
 use utoipa::ToSchema;
 
 /// The body of every error answer.
@@ -23,9 +25,9 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-/// What a handler can fail with.
+/// What a use case can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum AppError {
     /// Input that parses but is not acceptable.
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
@@ -41,74 +43,130 @@ pub enum ApiError {
     /// Logged in, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// An operator acting on their own case (their verification, their product, their balance).
+    #[error("{0}")]
+    OwnCase(String),
     /// The path exists, but not with this method.
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
     /// Nothing here (or not yours).
     #[error("{0} not found")]
     NotFound(String),
-    /// The state does not allow it, or it clashes with what exists.
+    /// The state machine refused the step in the state the subject is in.
     #[error("{0}")]
-    Conflict(String),
+    Refused(souk_core::Refused),
+    /// The subject changed while the request ran; reading it again and retrying may succeed.
+    #[error("it changed while this request ran; read it again and retry")]
+    Stale,
+    /// Sign-up with an e-mail that has an account.
+    #[error("an account with this e-mail already exists")]
+    DuplicateEmail,
+    /// An `Idempotency-Key` used before for a different request.
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// The plan or product is not for sale (not listed, or the plan was withdrawn).
+    #[error("this plan is not on sale")]
+    NotOnSale,
     /// The balance does not cover the price.
     #[error("the price is {price}, the balance is {available}")]
     InsufficientBalance { price: String, available: String },
+    /// Some other unique rule or state clash.
+    #[error("{0}")]
+    Conflict(String),
     /// A bug or an outage; details are logged, not shown.
     #[error("internal error")]
     Internal(String),
 }
 
-impl ApiError {
+/// Shorthand for use-case and handler results.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
     /// Bad input in `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Validation {
+        AppError::Validation {
             field: field.into(),
             message: message.into(),
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The HTTP status, the stable kind and the title of this error.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use AppError::*;
         match self {
-            ApiError::Validation { .. } => (
+            Validation { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "Invalid input",
             ),
-            ApiError::BadRequest(_) => {
-                (StatusCode::BAD_REQUEST, "bad-request", "Malformed request")
-            }
-            ApiError::Unauthenticated => (
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
+            Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
             ),
-            ApiError::BadCredentials => (
+            BadCredentials => (
                 StatusCode::UNAUTHORIZED,
                 "bad-credentials",
                 "Invalid credentials",
             ),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            ApiError::MethodNotAllowed => (
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            OwnCase(_) => (
+                StatusCode::FORBIDDEN,
+                "own-case",
+                "Not allowed on your own case",
+            ),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::Conflict(_) => (
+            Refused(_) => (
                 StatusCode::CONFLICT,
-                "conflict",
+                "transition-refused",
                 "Not possible in the current state",
             ),
-            ApiError::InsufficientBalance { .. } => (
+            Stale => (StatusCode::CONFLICT, "stale-write", "Changed concurrently"),
+            DuplicateEmail => (
+                StatusCode::CONFLICT,
+                "duplicate-email",
+                "E-mail already registered",
+            ),
+            IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+            ),
+            NotOnSale => (StatusCode::CONFLICT, "not-on-sale", "Not on sale"),
+            InsufficientBalance { .. } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient-balance",
                 "Insufficient balance",
             ),
-            ApiError::Internal(_) => (
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal error",
             ),
+        }
+    }
+
+    /// The input field at fault, if there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::Validation { field, .. } => Some(field),
+            AppError::IdempotencyKeyReused => Some("Idempotency-Key"),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, for people.
+    pub fn detail(&self) -> String {
+        match self {
+            AppError::Validation { message, .. } => message.clone(),
+            other => other.to_string(),
         }
     }
 
@@ -119,21 +177,15 @@ impl ApiError {
             kind: format!("urn:souk:problem:{kind}"),
             title: title.to_owned(),
             status: status.as_u16(),
-            detail: match self {
-                ApiError::Validation { message, .. } => message.clone(),
-                other => other.to_string(),
-            },
-            field: match self {
-                ApiError::Validation { field, .. } => Some(field.clone()),
-                _ => None,
-            },
+            detail: self.detail(),
+            field: self.field().map(str::to_owned),
         }
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
+        if let AppError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
         let problem = self.problem();
@@ -149,39 +201,38 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<souk_core::Error> for ApiError {
+impl From<souk_core::Error> for AppError {
     fn from(e: souk_core::Error) -> Self {
         match e {
-            souk_core::Error::Invalid { field, message } => ApiError::Validation { field, message },
-            souk_core::Error::Refused(r) => ApiError::Conflict(r.to_string()),
+            souk_core::Error::Invalid { field, message } => AppError::Validation { field, message },
+            souk_core::Error::Refused(r) => AppError::Refused(r),
         }
     }
 }
 
-impl From<souk_store::Error> for ApiError {
+impl From<souk_store::Error> for AppError {
     fn from(e: souk_store::Error) -> Self {
         use souk_store::Error as E;
         match e {
-            E::NotFound(what) => ApiError::NotFound(what.to_owned()),
-            E::Conflict(msg) => ApiError::Conflict(msg),
-            E::InsufficientBalance { available_minor } => ApiError::InsufficientBalance {
-                price: "more".into(),
-                available: available_minor.to_string(),
-            },
-            E::Stale => ApiError::Conflict(
-                "it changed while this request ran; read it again and retry".into(),
-            ),
-            E::Corrupt(msg) => ApiError::Internal(msg),
-            E::Database(err) => ApiError::Internal(err.to_string()),
+            E::NotFound(what) => AppError::NotFound(what.to_owned()),
+            E::Duplicate(Constraint::AccountEmail) => AppError::DuplicateEmail,
+            E::Duplicate(Constraint::OrderIdempotencyKey | Constraint::EntryIdempotencyKey) => {
+                AppError::IdempotencyKeyReused
+            }
+            E::Duplicate(other) => AppError::Conflict(format!("already exists ({other:?})")),
+            E::Stale => AppError::Stale,
+            // Callers that debit map this with the price; reaching here is a bug.
+            E::InsufficientBalance { available_minor } => {
+                AppError::Internal(format!("unexpected short balance ({available_minor})"))
+            }
+            E::Corrupt(msg) | E::Migration(msg) => AppError::Internal(msg),
+            E::Database(err) => AppError::Internal(err.to_string()),
         }
     }
 }
 
-impl From<crate::crypto::OpenError> for ApiError {
+impl From<crate::crypto::OpenError> for AppError {
     fn from(e: crate::crypto::OpenError) -> Self {
-        ApiError::Internal(e.to_string())
+        AppError::Internal(e.to_string())
     }
 }
-
-/// Shorthand for handler results.
-pub type ApiResult<T> = Result<T, ApiError>;

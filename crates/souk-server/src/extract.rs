@@ -1,6 +1,6 @@
 //! Request extractors whose rejections are problem+json naming the field at fault.
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -14,9 +14,9 @@ const MAX_BODY: usize = 1 << 20;
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -28,15 +28,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             });
         if !json {
             // Requiring JSON also keeps plain HTML forms on other sites from posting here.
-            return Err(ApiError::BadRequest(
+            return Err(AppError::BadRequest(
                 "send a JSON body with Content-Type: application/json".into(),
             ));
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
         if bytes.len() > MAX_BODY {
-            return Err(ApiError::BadRequest("the body is larger than 1 MiB".into()));
+            return Err(AppError::BadRequest("the body is larger than 1 MiB".into()));
         }
         parse_json(&bytes).map(Body)
     }
@@ -56,13 +56,13 @@ fn field_of(path: &str, message: &str) -> String {
 }
 
 /// Parses JSON, naming the field that failed.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+            AppError::BadRequest(format!("the body is not valid JSON: {inner}"))
         } else {
             let message = inner.to_string();
             let message = message
@@ -70,7 +70,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 .next()
                 .unwrap_or(&message)
                 .to_owned();
-            ApiError::invalid(field_of(&path, &message), message)
+            AppError::invalid(field_of(&path, &message), message)
         }
     })
 }
@@ -79,9 +79,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
@@ -89,7 +89,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .map_err(|e| {
                 let path = e.path().to_string();
                 let message = e.into_inner().to_string();
-                ApiError::invalid(field_of(&path, &message), message)
+                AppError::invalid(field_of(&path, &message), message)
             })
     }
 }
@@ -113,7 +113,7 @@ mod tests {
 
     fn field(json: &str) -> String {
         match parse_json::<Product>(json.as_bytes()) {
-            Err(ApiError::Validation { field, .. }) => field,
+            Err(AppError::Validation { field, .. }) => field,
             other => panic!("{other:?}"),
         }
     }
@@ -131,7 +131,7 @@ mod tests {
         );
         assert!(matches!(
             parse_json::<Product>(b"{"),
-            Err(ApiError::BadRequest(_))
+            Err(AppError::BadRequest(_))
         ));
     }
 }

@@ -1,15 +1,17 @@
-//! souk's HTTP application: the JSON API under `/v1`, sessions, and the background workers that
-//! call sellers and walk instances through their lifecycle. Handlers validate input, ask
-//! `souk-core` what to do and let `souk-store` keep it; no rule is decided here twice.
+//! souk's application: the use cases every front door shares (`app`), the JSON API under `/v1`
+//! (`api`), authentication, and the background workers that call sellers and walk instances
+//! through their lifecycle. Use cases ask `souk-core` what to do and let `souk-store` keep it; the
+//! front doors only extract, call and shape the answer.
 
 pub mod api;
+pub mod app;
 pub mod auth;
-pub mod catalog;
 pub mod crypto;
 pub mod demo;
 pub mod demo_seller;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod metrics;
 pub mod settings;
 pub mod workers;
@@ -36,7 +38,9 @@ pub struct AppState {
     /// Encrypts secrets at rest.
     pub secrets: crypto::SecretBox,
     /// The in-memory catalog.
-    pub catalog: catalog::CatalogCache,
+    pub catalog: app::catalog::CatalogCache,
+    /// The ways a request can prove who is calling, asked in order.
+    pub authenticators: Vec<Box<dyn auth::Authenticator>>,
     /// Wakes the dispatcher early: a job was just written (a purchase, a renewal, a transition).
     pub wake_dispatcher: Notify,
     /// Wakes the scheduler early: the test clock moved.
@@ -68,7 +72,8 @@ impl AppState {
             .expect("the HTTP client builds with static settings");
         Arc::new(AppState {
             secrets: crypto::SecretBox::new(&settings.secret_key),
-            catalog: catalog::CatalogCache::new(settings.catalog_ttl),
+            catalog: app::catalog::CatalogCache::new(settings.catalog_ttl),
+            authenticators: vec![Box::new(auth::SessionCookie)],
             store,
             clock,
             test_clock,

@@ -143,9 +143,15 @@ async fn listed_by(
         .await;
     let rev = p["current"]["id"].as_str().unwrap().to_owned();
     op.approve_review(&rev).await;
-    let plan = app.state.store.active_plans(&id).await.unwrap()[0]
-        .id
-        .clone();
+    let product: Value = TestApp::client()
+        .get(format!("{}/v1/products/{id}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
     (id, plan)
 }
 

@@ -1,103 +1,163 @@
-//! Accounts, sessions and real-name verification.
+//! Accounts, their operator roles, sessions and real-name verification.
 
-use crate::{ms, new_id, Error, Result, Store};
+use crate::decode::{id, opt_json, opt_text, opt_time, parsed, text, time};
+use crate::{fresh, ms, Error, Result, Store};
 use chrono::{DateTime, Utc};
+use souk_core::accounts::{AccountKind, Role, VerificationDetails, VerificationState};
+use souk_core::ids::AccountId;
+use sqlx::any::AnyRow;
 
-/// An account as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AccountRow {
-    pub id: String,
-    pub kind: String,
+/// Where an account's real-name verification stands.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub state: VerificationState,
+    /// What was submitted, once submitted.
+    pub details: Option<VerificationDetails>,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<AccountId>,
+}
+
+/// An account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    pub kind: AccountKind,
     pub name: String,
     pub email: String,
     pub password_hash: String,
-    pub roles: String,
-    pub verification_state: String,
-    pub verification_details: Option<String>,
-    pub verification_reason: Option<String>,
-    pub verification_submitted_at: Option<i64>,
-    pub verification_decided_at: Option<i64>,
-    pub created_at: i64,
+    /// Operator roles; empty for buyers and sellers.
+    pub roles: Vec<Role>,
+    pub verification: Verification,
+    pub created_at: DateTime<Utc>,
 }
 
-impl AccountRow {
-    /// The operator roles, parsed; unknown names are ignored.
-    pub fn roles(&self) -> Vec<souk_core::accounts::Role> {
-        self.roles
-            .split(',')
-            .filter_map(|r| r.trim().parse().ok())
-            .collect()
+impl Account {
+    /// Whether the account holds the operator role `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, name, email, password_hash, roles, verification_state, verification_details, \
-    verification_reason, verification_submitted_at, verification_decided_at, created_at";
+const COLUMNS: &str = "a.id, a.kind, a.name, a.email, a.password_hash, a.verification_state, a.verification_details, \
+    a.verification_reason, a.verification_submitted_at, a.verification_decided_at, a.verification_decided_by, a.created_at, r.role";
+
+/// Reads accounts from rows joined with their roles (one row per role, or one with no role),
+/// in the order the rows came.
+fn accounts(rows: &[AnyRow]) -> Result<Vec<Account>> {
+    let mut out: Vec<Account> = Vec::new();
+    for row in rows {
+        let role: Option<Role> = opt_text(row, "role")?
+            .map(|r| r.parse().map_err(|e| Error::Corrupt(format!("role: {e}"))))
+            .transpose()?;
+        let account_id: AccountId = id(row, "id")?;
+        match out.last_mut() {
+            Some(last) if last.id == account_id => last.roles.extend(role),
+            _ => out.push(Account {
+                id: account_id,
+                kind: parsed(row, "kind")?,
+                name: text(row, "name")?,
+                email: text(row, "email")?,
+                password_hash: text(row, "password_hash")?,
+                roles: role.into_iter().collect(),
+                verification: Verification {
+                    state: parsed(row, "verification_state")?,
+                    details: opt_json(row, "verification_details")?,
+                    reason: opt_text(row, "verification_reason")?,
+                    submitted_at: opt_time(row, "verification_submitted_at")?,
+                    decided_at: opt_time(row, "verification_decided_at")?,
+                    decided_by: opt_text(row, "verification_decided_by")?.map(AccountId::from),
+                },
+                created_at: time(row, "created_at")?,
+            }),
+        }
+    }
+    for account in &mut out {
+        account
+            .roles
+            .sort_by_key(|r| Role::ALL.iter().position(|x| x == r));
+    }
+    Ok(out)
+}
+
+fn one(rows: Vec<AnyRow>) -> Result<Option<Account>> {
+    Ok(accounts(&rows)?.into_iter().next())
+}
 
 /// What sign-up stores.
 pub struct NewAccount<'a> {
-    pub kind: &'a str,
+    pub kind: AccountKind,
     pub name: &'a str,
     pub email: &'a str,
     pub password_hash: &'a str,
-    pub roles: &'a str,
+    pub roles: &'a [Role],
 }
 
 impl Store {
-    /// Creates an account; a taken e-mail is a [`Error::Conflict`].
-    pub async fn create_account(
-        &self,
-        a: NewAccount<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<AccountRow> {
-        let id = new_id("acc", now);
-        sqlx::query("INSERT INTO accounts (id, kind, name, email, password_hash, roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&id)
-            .bind(a.kind)
-            .bind(a.name)
-            .bind(a.email)
-            .bind(a.password_hash)
-            .bind(a.roles)
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match Error::from(e) {
-                Error::Conflict(_) => Error::Conflict("an account with this e-mail already exists".into()),
-                other => other,
-            })?;
+    /// Creates an account with its roles; a taken e-mail is
+    /// [`Error::Duplicate`]`(`[`crate::Constraint::AccountEmail`]`)`.
+    pub async fn create_account(&self, a: NewAccount<'_>, now: DateTime<Utc>) -> Result<Account> {
+        let id: AccountId = fresh(now);
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, kind, name, email, password_hash, verification_state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.as_str())
+        .bind(a.kind.as_str())
+        .bind(a.name)
+        .bind(a.email)
+        .bind(a.password_hash)
+        .bind(VerificationState::Unverified.as_str())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        for role in a.roles {
+            sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
+                .bind(id.as_str())
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.account(&id).await
     }
 
     /// One account by id.
-    pub async fn account(&self, id: &str) -> Result<AccountRow> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("account"))
+    pub async fn account(&self, id: &AccountId) -> Result<Account> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM accounts a LEFT JOIN account_roles r ON r.account_id = a.id WHERE a.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        one(rows)?.ok_or(Error::NotFound("account"))
     }
 
     /// One account by (lower-case) e-mail.
-    pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"))
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM accounts a LEFT JOIN account_roles r ON r.account_id = a.id WHERE a.email = $1"
+        ))
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        one(rows)
     }
 
     /// Stores a new session for `account_id`; only the token's hash is kept.
     pub async fn create_session(
         &self,
         token_hash: &str,
-        account_id: &str,
+        account_id: &AccountId,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
-            .bind(account_id)
+            .bind(account_id.as_str())
             .bind(ms(now))
             .bind(ms(expires))
             .execute(&self.pool)
@@ -105,24 +165,21 @@ impl Store {
         Ok(())
     }
 
-    /// The account of a live session.
+    /// The account of a live session, read in one round trip.
     pub async fn session_account(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<AccountRow>> {
-        let cols = COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(sqlx::query_as(&format!(
-            "SELECT {cols} FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1 AND s.expires_at > $2"
+    ) -> Result<Option<Account>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions s JOIN accounts a ON a.id = s.account_id \
+             LEFT JOIN account_roles r ON r.account_id = a.id WHERE s.token_hash = $1 AND s.expires_at > $2"
         ))
         .bind(token_hash)
         .bind(ms(now))
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_all(&self.pool)
+        .await?;
+        one(rows)
     }
 
     /// Ends a session.
@@ -134,49 +191,52 @@ impl Store {
         Ok(())
     }
 
-    /// Records submitted verification details, if the account is still in `from_state`.
+    /// Records submitted verification details, if the account is still in `from`.
     pub async fn submit_verification(
         &self,
-        id: &str,
-        from_state: &str,
-        to_state: &str,
-        details_json: &str,
+        id: &AccountId,
+        from: VerificationState,
+        to: VerificationState,
+        details: &VerificationDetails,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let details = serde_json::to_string(details).map_err(|e| Error::Corrupt(e.to_string()))?;
         crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_details = $2, verification_reason = NULL, \
              verification_submitted_at = $3, verification_decided_at = NULL, verification_decided_by = NULL \
              WHERE id = $4 AND verification_state = $5",
         )
-        .bind(to_state)
-        .bind(details_json)
+        .bind(to.as_str())
+        .bind(details)
         .bind(ms(now))
-        .bind(id)
-        .bind(from_state)
+        .bind(id.as_str())
+        .bind(from.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected())?;
         Ok(())
     }
 
-    /// Records a reviewer's decision, if the verification is still pending.
+    /// Records a reviewer's decision, if the verification is still in `from`.
     pub async fn decide_verification(
         &self,
-        id: &str,
-        to_state: &str,
+        id: &AccountId,
+        from: VerificationState,
+        to: VerificationState,
         reason: Option<&str>,
-        by: &str,
+        by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
         crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_reason = $2, verification_decided_at = $3, \
-             verification_decided_by = $4 WHERE id = $5 AND verification_state = 'pending'",
+             verification_decided_by = $4 WHERE id = $5 AND verification_state = $6",
         )
-        .bind(to_state)
+        .bind(to.as_str())
         .bind(reason)
         .bind(ms(now))
-        .bind(by)
-        .bind(id)
+        .bind(by.as_str())
+        .bind(id.as_str())
+        .bind(from.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected())?;
@@ -184,13 +244,17 @@ impl Store {
     }
 
     /// Verifications waiting for a reviewer, oldest first.
-    pub async fn pending_verifications(&self, limit: i64) -> Result<Vec<AccountRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE verification_state = 'pending' ORDER BY verification_submitted_at, id LIMIT $1"
+    pub async fn pending_verifications(&self, limit: i64) -> Result<Vec<Account>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM (SELECT * FROM accounts WHERE verification_state = $1 \
+             ORDER BY verification_submitted_at, id LIMIT $2) a \
+             LEFT JOIN account_roles r ON r.account_id = a.id ORDER BY a.verification_submitted_at, a.id"
         ))
+        .bind(VerificationState::Pending.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        accounts(&rows)
     }
 
     /// Whether any account exists (demo data only fills an empty marketplace).

@@ -1,28 +1,44 @@
 //! The timeline: what happened to an order or an instance, when, and who did it.
 
-use crate::{ms, new_id, Result, Store};
+use crate::decode::{id, opt_id, text, time};
+use crate::{fresh, ms, Result, Store};
 use chrono::{DateTime, Utc};
+use souk_core::ids::{AccountId, EventId, InstanceId, OrderId};
+use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
-/// One event.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EventRow {
-    pub id: String,
-    pub order_id: Option<String>,
-    pub instance_id: Option<String>,
-    pub at: i64,
+/// One event on a timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineEvent {
+    pub id: EventId,
+    pub order_id: Option<OrderId>,
+    pub instance_id: Option<InstanceId>,
+    pub at: DateTime<Utc>,
+    /// e.g. `order.paid`, `instance.active`, `instance.frozen`.
     pub kind: String,
     pub detail: String,
-    pub actor: Option<String>,
+    pub actor: Option<AccountId>,
 }
 
 /// What to record.
 pub struct NewEvent<'a> {
-    pub order_id: Option<&'a str>,
-    pub instance_id: Option<&'a str>,
+    pub order_id: Option<&'a OrderId>,
+    pub instance_id: Option<&'a InstanceId>,
     pub kind: &'a str,
     pub detail: String,
-    pub actor: Option<&'a str>,
+    pub actor: Option<&'a AccountId>,
+}
+
+fn event(row: &AnyRow) -> Result<TimelineEvent> {
+    Ok(TimelineEvent {
+        id: id(row, "id")?,
+        order_id: opt_id(row, "order_id")?,
+        instance_id: opt_id(row, "instance_id")?,
+        at: time(row, "at")?,
+        kind: text(row, "kind")?,
+        detail: text(row, "detail")?,
+        actor: opt_id(row, "actor")?,
+    })
 }
 
 /// Records an event inside the caller's transaction.
@@ -30,53 +46,60 @@ pub async fn record(
     conn: &mut AnyConnection,
     e: NewEvent<'_>,
     now: DateTime<Utc>,
-) -> Result<EventRow> {
-    let row = EventRow {
-        id: new_id("evt", now),
-        order_id: e.order_id.map(str::to_owned),
-        instance_id: e.instance_id.map(str::to_owned),
-        at: ms(now),
+) -> Result<TimelineEvent> {
+    let row = TimelineEvent {
+        id: fresh(now),
+        order_id: e.order_id.cloned(),
+        instance_id: e.instance_id.cloned(),
+        at: now,
         kind: e.kind.to_owned(),
         detail: e.detail,
-        actor: e.actor.map(str::to_owned),
+        actor: e.actor.cloned(),
     };
     sqlx::query("INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&row.id)
-        .bind(&row.order_id)
-        .bind(&row.instance_id)
-        .bind(row.at)
+        .bind(row.id.as_str())
+        .bind(row.order_id.as_ref().map(OrderId::as_str))
+        .bind(row.instance_id.as_ref().map(InstanceId::as_str))
+        .bind(ms(now))
         .bind(&row.kind)
         .bind(&row.detail)
-        .bind(&row.actor)
+        .bind(row.actor.as_ref().map(AccountId::as_str))
         .execute(conn)
         .await?;
     Ok(row)
 }
 
 impl Store {
-    /// An order's timeline, oldest first: its own events and those of the instance it bought.
+    /// An order's timeline, oldest first: its own events and those of the instance it bought
+    /// that belong to no order, from the order's time on.
     pub async fn order_timeline(
         &self,
-        order_id: &str,
-        instance_id: &str,
-        order_created_at: i64,
-    ) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(
+        order_id: &OrderId,
+        instance_id: &InstanceId,
+        order_created_at: DateTime<Utc>,
+    ) -> Result<Vec<TimelineEvent>> {
+        sqlx::query(
             "SELECT id, order_id, instance_id, at, kind, detail, actor FROM events \
              WHERE order_id = $1 OR (instance_id = $2 AND order_id IS NULL AND at >= $3) ORDER BY id",
         )
-        .bind(order_id)
-        .bind(instance_id)
-        .bind(order_created_at)
+        .bind(order_id.as_str())
+        .bind(instance_id.as_str())
+        .bind(ms(order_created_at))
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .iter()
+        .map(event)
+        .collect()
     }
 
     /// Everything that happened to an instance, oldest first.
-    pub async fn instance_timeline(&self, instance_id: &str) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as("SELECT id, order_id, instance_id, at, kind, detail, actor FROM events WHERE instance_id = $1 ORDER BY id")
-            .bind(instance_id)
+    pub async fn instance_timeline(&self, instance_id: &InstanceId) -> Result<Vec<TimelineEvent>> {
+        sqlx::query("SELECT id, order_id, instance_id, at, kind, detail, actor FROM events WHERE instance_id = $1 ORDER BY id")
+            .bind(instance_id.as_str())
             .fetch_all(&self.pool)
-            .await?)
+            .await?
+            .iter()
+            .map(event)
+            .collect()
     }
 }

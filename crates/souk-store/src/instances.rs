@@ -1,86 +1,146 @@
 //! Instances and their lifecycle. Each row carries `next_transition_at` (indexed), so the
-//! scheduler reads only the rows that are due; every transition applies only to the version it
-//! was decided on, so two schedulers (or a scheduler and a renewal) never both apply one.
+//! scheduler reads only the rows that are due; every transition core decides is applied only to
+//! the version and state it was decided on, so two schedulers (or a scheduler and a renewal) never
+//! both apply one.
 
+use crate::decode::{id, int, opt_text, opt_time, parsed, text, time};
 use crate::events::{self, NewEvent};
-use crate::jobs::enqueue;
+use crate::jobs::{self, enqueue, JobEnd, JobSpec, JobState};
 use crate::ledger::{self, Movement};
-use crate::orders::{JobSpec, OrderRow};
-use crate::{ms, new_id, Backend, Error, Result, Store};
+use crate::{fresh, ms, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
+use souk_core::ids::{AccountId, InstanceId, MerchantId, OrderId, PlanId, ProductId};
+use souk_core::ledger::EntryKind;
+use souk_core::lifecycle::{Effect, InstanceState, Transition};
+use souk_core::money::Money;
+use souk_core::orders::OrderState;
+use souk_core::plans::Period;
+use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
-/// An instance as stored; `access_enc` is the seller's access data, encrypted by the server.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InstanceRow {
-    pub id: String,
-    pub buyer_id: String,
-    pub product_id: String,
-    pub plan_id: String,
-    pub merchant_id: String,
-    pub order_id: String,
-    pub state: String,
-    pub period: String,
-    pub expires_at: i64,
-    pub next_transition_at: Option<i64>,
+/// A subscribed instance; `access_enc` is the seller's access data, sealed by the server.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub buyer_id: AccountId,
+    pub product_id: ProductId,
+    pub plan_id: PlanId,
+    pub merchant_id: MerchantId,
+    /// The order that bought it.
+    pub order_id: OrderId,
+    pub state: InstanceState,
+    /// What a renewal buys.
+    pub period: Period,
+    pub expires_at: DateTime<Utc>,
+    pub next_transition_at: Option<DateTime<Utc>>,
+    /// Bumped by every change; writes apply only to the version they were decided on.
     pub version: i64,
+    /// The id the seller is given for the purchase (constant across retries).
     pub business_id: String,
     pub seller_instance_id: Option<String>,
     pub access_enc: Option<String>,
     pub failure_reason: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
-const INSTANCE: &str = "id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
-    version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at";
+const INSTANCE: &str = "i.id, i.buyer_id, i.product_id, i.plan_id, i.merchant_id, i.order_id, i.state, i.period, i.expires_at, \
+    i.next_transition_at, i.version, i.business_id, i.seller_instance_id, i.access_enc, i.failure_reason, i.created_at, i.updated_at";
 
-/// A transition decided by core, to store with its seller calls and timeline event.
+fn instance(row: &AnyRow) -> Result<Instance> {
+    Ok(Instance {
+        id: id(row, "id")?,
+        buyer_id: id(row, "buyer_id")?,
+        product_id: id(row, "product_id")?,
+        plan_id: id(row, "plan_id")?,
+        merchant_id: id(row, "merchant_id")?,
+        order_id: id(row, "order_id")?,
+        state: parsed(row, "state")?,
+        period: parsed(row, "period")?,
+        expires_at: time(row, "expires_at")?,
+        next_transition_at: opt_time(row, "next_transition_at")?,
+        version: int(row, "version")?,
+        business_id: text(row, "business_id")?,
+        seller_instance_id: opt_text(row, "seller_instance_id")?,
+        access_enc: opt_text(row, "access_enc")?,
+        failure_reason: opt_text(row, "failure_reason")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// A refund core asked for ([`Effect::RefundOrder`]): the order moves `from` -> `to` and its
+/// amount goes back to the buyer.
+pub struct Refund<'a> {
+    pub order_id: &'a OrderId,
+    pub buyer_id: &'a AccountId,
+    pub amount: Money,
+    pub from: OrderState,
+    pub to: OrderState,
+    pub memo: String,
+}
+
+/// A transition decided by core, to store with everything that goes with it.
 pub struct Change<'a> {
-    pub state: &'a str,
-    pub next_transition_at: Option<DateTime<Utc>>,
+    pub transition: &'a Transition,
+    /// The transition's seller calls, as jobs.
     pub jobs: Vec<JobSpec>,
-    /// The timeline event (kind, detail); `None` when only the schedule moves.
-    pub event: Option<(&'a str, String)>,
+    /// Required when the transition refunds the order.
+    pub refund: Option<Refund<'a>>,
+    /// What the seller returned, when it created the instance.
+    pub seller_instance_id: Option<&'a str>,
+    pub access_enc: Option<&'a str>,
+    /// Why provisioning failed.
+    pub failure_reason: Option<&'a str>,
+    /// The timeline event; `None` when only the schedule moves.
+    pub event: Option<NewEvent<'a>>,
+    /// The claimed job this change settles, if a job made it.
+    pub job: Option<JobEnd<'a>>,
 }
 
-pub(crate) async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO instances ({INSTANCE}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"))
-        .bind(&i.id)
-        .bind(&i.buyer_id)
-        .bind(&i.product_id)
-        .bind(&i.plan_id)
-        .bind(&i.merchant_id)
-        .bind(&i.order_id)
-        .bind(&i.state)
-        .bind(&i.period)
-        .bind(i.expires_at)
-        .bind(i.next_transition_at)
+pub(crate) async fn insert(conn: &mut AnyConnection, i: &Instance) -> Result<()> {
+    sqlx::query("INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
+                 version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)")
+        .bind(i.id.as_str())
+        .bind(i.buyer_id.as_str())
+        .bind(i.product_id.as_str())
+        .bind(i.plan_id.as_str())
+        .bind(i.merchant_id.as_str())
+        .bind(i.order_id.as_str())
+        .bind(i.state.as_str())
+        .bind(i.period.as_str())
+        .bind(ms(i.expires_at))
+        .bind(i.next_transition_at.map(ms))
         .bind(i.version)
         .bind(&i.business_id)
         .bind(&i.seller_instance_id)
         .bind(&i.access_enc)
         .bind(&i.failure_reason)
-        .bind(i.created_at)
-        .bind(i.updated_at)
+        .bind(ms(i.created_at))
+        .bind(ms(i.updated_at))
         .execute(conn)
         .await?;
     Ok(())
 }
 
-async fn set_state(
+/// Stores a transition's state, expiry and schedule, if the instance is still at the version and
+/// in the state it was decided on.
+pub(crate) async fn set_state(
     conn: &mut AnyConnection,
-    i: &InstanceRow,
-    state: &str,
-    next: Option<DateTime<Utc>>,
+    i: &Instance,
+    t: &Transition,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    crate::changed(sqlx::query("UPDATE instances SET state = $1, next_transition_at = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
-        .bind(state)
-        .bind(next.map(ms))
+    crate::changed(sqlx::query("UPDATE instances SET state = $1, expires_at = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
+                                WHERE id = $5 AND version = $6 AND state = $7")
+        .bind(t.state.as_str())
+        .bind(ms(t.expiry))
+        .bind(t.next_at.map(ms))
         .bind(ms(now))
-        .bind(&i.id)
+        .bind(i.id.as_str())
         .bind(i.version)
+        .bind(i.state.as_str())
         .execute(conn)
         .await?
         .rows_affected())?;
@@ -89,40 +149,36 @@ async fn set_state(
 
 impl Store {
     /// One instance by id.
-    pub async fn instance(&self, id: &str) -> Result<InstanceRow> {
-        sqlx::query_as(&format!("SELECT {INSTANCE} FROM instances WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("instance"))
+    pub async fn instance(&self, id: &InstanceId) -> Result<Instance> {
+        sqlx::query(&format!(
+            "SELECT {INSTANCE} FROM instances i WHERE i.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| instance(&r))
+        .transpose()?
+        .ok_or(Error::NotFound("instance"))
     }
 
     /// An instance with where and how to call its seller: the product's endpoint and sealed
     /// signing key, in one read (the dispatcher's path).
     pub async fn instance_for_call(
         &self,
-        id: &str,
-    ) -> Result<(InstanceRow, Option<String>, String)> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            instance: InstanceRow,
-            endpoint_url: Option<String>,
-            signing_key_enc: String,
-        }
-        let cols = INSTANCE
-            .split(", ")
-            .map(|c| format!("i.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let r: Row = sqlx::query_as(&format!(
-            "SELECT {cols}, p.endpoint_url, p.signing_key_enc FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
+        id: &InstanceId,
+    ) -> Result<(Instance, Option<String>, String)> {
+        let row = sqlx::query(&format!(
+            "SELECT {INSTANCE}, p.endpoint_url, p.signing_key_enc FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
         .ok_or(Error::NotFound("instance"))?;
-        Ok((r.instance, r.endpoint_url, r.signing_key_enc))
+        Ok((
+            instance(&row)?,
+            opt_text(&row, "endpoint_url")?,
+            text(&row, "signing_key_enc")?,
+        ))
     }
 
     /// How many instances are in each state, and the earliest transition due at `now`.
@@ -144,217 +200,191 @@ impl Store {
     /// A buyer's instances, newest first.
     pub async fn instances_of_buyer(
         &self,
-        buyer_id: &str,
+        buyer_id: &AccountId,
         before: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<InstanceRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {INSTANCE} FROM instances WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
-            .bind(buyer_id)
+    ) -> Result<Vec<Instance>> {
+        sqlx::query(&format!("SELECT {INSTANCE} FROM instances i WHERE i.buyer_id = $1 AND ($2 IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3"))
+            .bind(buyer_id.as_str())
             .bind(before)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await?
+            .iter()
+            .map(instance)
+            .collect()
     }
 
     /// Instances whose next transition is due at `now`, most overdue first. Reads only the due
     /// rows through the partial index on `next_transition_at`.
-    pub async fn due_instances(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<InstanceRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {INSTANCE} FROM instances WHERE next_transition_at IS NOT NULL AND next_transition_at <= $1 \
-             ORDER BY next_transition_at LIMIT $2"
+    pub async fn due_instances(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Instance>> {
+        sqlx::query(&format!(
+            "SELECT {INSTANCE} FROM instances i WHERE i.next_transition_at IS NOT NULL AND i.next_transition_at <= $1 \
+             ORDER BY i.next_transition_at LIMIT $2"
         ))
         .bind(ms(now))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .iter()
+        .map(instance)
+        .collect()
     }
 
-    /// Stores a transition with its jobs and event, if the instance is unchanged since read.
-    pub async fn transition(
+    /// Stores a transition core decided with its jobs, refund, event and the job it settles, in
+    /// one transaction, if the instance is unchanged since it was read.
+    pub async fn apply_change(
         &self,
-        i: &InstanceRow,
+        i: &Instance,
         c: Change<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let refunds = c.transition.effects.contains(&Effect::RefundOrder);
+        if refunds != c.refund.is_some() {
+            return Err(Error::Corrupt(
+                "a refund is stored exactly when core's transition refunds".into(),
+            ));
+        }
+        if self.backend == Backend::Postgres && self.fast_paths && one_statement_fits(&c) {
+            return provisioned_in_one_statement(self, i, &c, now).await;
+        }
         let mut tx = self.begin().await?;
-        set_state(&mut tx, i, c.state, c.next_transition_at, now).await?;
+        set_state(&mut tx, i, c.transition, now).await?;
+        if c.seller_instance_id.is_some() || c.access_enc.is_some() || c.failure_reason.is_some() {
+            sqlx::query("UPDATE instances SET seller_instance_id = COALESCE($1, seller_instance_id), access_enc = COALESCE($2, access_enc), \
+                         failure_reason = COALESCE($3, failure_reason) WHERE id = $4")
+                .bind(c.seller_instance_id)
+                .bind(c.access_enc)
+                .bind(c.failure_reason)
+                .bind(i.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(r) = &c.refund {
+            crate::changed(
+                sqlx::query("UPDATE orders SET state = $1 WHERE id = $2 AND state = $3")
+                    .bind(r.to.as_str())
+                    .bind(r.order_id.as_str())
+                    .bind(r.from.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+            )?;
+            if r.amount.minor > 0 {
+                ledger::apply(
+                    &mut tx,
+                    &Movement {
+                        account_id: r.buyer_id,
+                        amount: r.amount,
+                        kind: EntryKind::Refund,
+                        order_id: Some(r.order_id),
+                        reference: None,
+                        memo: &r.memo,
+                        created_by: None,
+                        idempotency_key: None,
+                        floor_minor: 0,
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
         for job in &c.jobs {
-            enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
+            enqueue(&mut tx, job, Some(&i.id), now, now).await?;
         }
-        if let Some((kind, detail)) = c.event {
-            events::record(
-                &mut tx,
-                NewEvent {
-                    order_id: None,
-                    instance_id: Some(&i.id),
-                    kind,
-                    detail,
-                    actor: None,
-                },
-                now,
-            )
-            .await?;
+        if let Some(end) = c.job {
+            jobs::end_in(&mut tx, end, now).await?;
         }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The seller created the instance: store what it returned and finish the job, together,
-    /// with a `follow_up` job when the access data must still be asked for.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn provisioned(
-        &self,
-        i: &InstanceRow,
-        job_id: &str,
-        attempts: i64,
-        seller_instance_id: &str,
-        access_enc: Option<&str>,
-        next: Option<DateTime<Utc>>,
-        follow_up: Option<&JobSpec>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let detail = format!("the seller created instance {seller_instance_id}");
-        if self.backend == Backend::Postgres {
-            // One statement instead of a five-round-trip transaction: the instance only changes
-            // while this claim of the job is live, and the job, follow-up and event only follow it.
-            let n: i64 = sqlx::query_scalar(
-                "WITH i AS (UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, \
-                            version = version + 1, updated_at = $4 \
-                            WHERE id = $5 AND version = $6 AND state = 'provisioning' \
-                            AND EXISTS (SELECT 1 FROM jobs WHERE id = $7 AND attempts = $8 AND state = 'running') RETURNING id), \
-                      j AS (UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $4 \
-                            WHERE id = $7 AND attempts = $8 AND state = 'running' AND EXISTS (SELECT 1 FROM i)), \
-                      f AS (INSERT INTO jobs (id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
-                            SELECT $9, $10, $5, $11, 'pending', 0, $4, NULL::text, $4, $4, NULL::bigint FROM i WHERE $10::text IS NOT NULL), \
-                      e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) \
-                            SELECT $12, $13, $5, $4, 'instance.active', $14, NULL::text FROM i) \
-                 SELECT COUNT(*) FROM i",
-            )
-            .bind(seller_instance_id)
-            .bind(access_enc)
-            .bind(next.map(ms))
-            .bind(ms(now))
-            .bind(&i.id)
-            .bind(i.version)
-            .bind(job_id)
-            .bind(attempts)
-            .bind(new_id("job", now))
-            .bind(follow_up.map(|j| j.kind))
-            .bind(follow_up.map(|j| j.payload.as_str()))
-            .bind(new_id("evt", now))
-            .bind(&i.order_id)
-            .bind(&detail)
-            .fetch_one(&self.pool)
-            .await?;
-            return if n == 1 { Ok(()) } else { Err(Error::Stale) };
+        if let Some(event) = c.event {
+            events::record(&mut tx, event, now).await?;
         }
-        let mut tx = self.begin().await?;
-        crate::changed(sqlx::query(
-            "UPDATE instances SET state = 'active', seller_instance_id = $1, access_enc = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
-             WHERE id = $5 AND version = $6 AND state = 'provisioning'",
-        )
-        .bind(seller_instance_id)
-        .bind(access_enc)
-        .bind(next.map(ms))
-        .bind(ms(now))
-        .bind(&i.id)
-        .bind(i.version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected())?;
-        self.finish_job(&mut tx, job_id, attempts, now).await?;
-        if let Some(job) = follow_up {
-            enqueue(&mut tx, job.kind, Some(&i.id), &job.payload, now, now).await?;
-        }
-        events::record(
-            &mut tx,
-            NewEvent {
-                order_id: Some(&i.order_id),
-                instance_id: Some(&i.id),
-                kind: "instance.active",
-                detail,
-                actor: None,
-            },
-            now,
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Updates the stored access data of an instance (a later `queryInstance` answer).
-    pub async fn set_access(&self, id: &str, access_enc: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn set_access(
+        &self,
+        id: &InstanceId,
+        access_enc: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3")
             .bind(access_enc)
             .bind(ms(now))
-            .bind(id)
+            .bind(id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
+}
 
-    /// The seller could not create the instance: mark it failed, refund the order in full and
-    /// end the job, in one transaction.
-    pub async fn provisioning_failed(
-        &self,
-        i: &InstanceRow,
-        order: &OrderRow,
-        job_id: &str,
-        attempts: i64,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        crate::changed(sqlx::query(
-            "UPDATE instances SET state = 'failed', failure_reason = $1, next_transition_at = NULL, version = version + 1, updated_at = $2 \
-             WHERE id = $3 AND version = $4 AND state = 'provisioning'",
-        )
-        .bind(reason)
-        .bind(ms(now))
-        .bind(&i.id)
-        .bind(i.version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected())?;
-        let refunded =
-            sqlx::query("UPDATE orders SET state = 'refunded' WHERE id = $1 AND state = 'paid'")
-                .bind(&order.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if refunded == 1 && order.amount_minor > 0 {
-            ledger::apply(
-                &mut tx,
-                &Movement {
-                    account_id: &order.buyer_id,
-                    currency: &order.currency,
-                    amount_minor: order.amount_minor,
-                    kind: "refund",
-                    order_id: Some(&order.id),
-                    reference: None,
-                    memo: &format!("refund: provisioning failed ({reason})"),
-                    created_by: None,
-                    idempotency_key: None,
-                },
-                now,
-            )
-            .await?;
-        }
-        self.bury_job(&mut tx, job_id, attempts, reason, now)
-            .await?;
-        events::record(
-            &mut tx,
-            NewEvent {
-                order_id: Some(&order.id),
-                instance_id: Some(&i.id),
-                kind: "instance.failed",
-                detail: format!("{reason}; the order was refunded"),
-                actor: None,
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await?;
+/// The shape PostgreSQL writes in one statement: the seller created the instance, the job that
+/// asked it is done, at most one follow-up job, and one event; no refund.
+fn one_statement_fits(c: &Change<'_>) -> bool {
+    c.refund.is_none()
+        && c.failure_reason.is_none()
+        && c.seller_instance_id.is_some()
+        && c.jobs.len() <= 1
+        && c.event.is_some()
+        && c.job
+            .is_some_and(|j| j.state == JobState::Done && j.error.is_none())
+}
+
+/// [`Store::apply_change`] for a completed provisioning as one statement instead of a
+/// five-round-trip transaction: the instance only changes while this claim of the job is live,
+/// and the job, follow-up and event only follow it.
+async fn provisioned_in_one_statement(
+    store: &Store,
+    i: &Instance,
+    c: &Change<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (Some(job), Some(event)) = (c.job, c.event.as_ref()) else {
+        return Err(Error::Corrupt(
+            "one-statement provisioning without its job".into(),
+        ));
+    };
+    let follow_up = c.jobs.first();
+    let n: i64 = sqlx::query_scalar(
+        "WITH i AS (UPDATE instances SET state = $15, expires_at = $16, seller_instance_id = $1, access_enc = COALESCE($2, access_enc), \
+                    next_transition_at = $3, version = version + 1, updated_at = $4 \
+                    WHERE id = $5 AND version = $6 AND state = $17 \
+                    AND EXISTS (SELECT 1 FROM jobs WHERE id = $7 AND attempts = $8 AND state = $18) RETURNING id), \
+              j AS (UPDATE jobs SET state = $19, locked_until = NULL, updated_at = $4 \
+                    WHERE id = $7 AND attempts = $8 AND state = $18 AND EXISTS (SELECT 1 FROM i)), \
+              f AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
+                    SELECT $9, $10, $5, $5, $11, $20, 0, $4, NULL::text, $4, $4, NULL::bigint FROM i WHERE $10::text IS NOT NULL), \
+              e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) \
+                    SELECT $12, $13, $5, $4, $21, $14, NULL::text FROM i) \
+         SELECT COUNT(*) FROM i",
+    )
+    .bind(c.seller_instance_id)
+    .bind(c.access_enc)
+    .bind(c.transition.next_at.map(ms))
+    .bind(ms(now))
+    .bind(i.id.as_str())
+    .bind(i.version)
+    .bind(job.id.as_str())
+    .bind(job.attempts)
+    .bind(fresh::<souk_core::ids::JobId>(now).as_str())
+    .bind(follow_up.map(|j| j.kind))
+    .bind(follow_up.map(|j| j.payload.as_str()))
+    .bind(fresh::<souk_core::ids::EventId>(now).as_str())
+    .bind(event.order_id.map(OrderId::as_str))
+    .bind(&event.detail)
+    .bind(c.transition.state.as_str())
+    .bind(ms(c.transition.expiry))
+    .bind(i.state.as_str())
+    .bind(JobState::Running.as_str())
+    .bind(JobState::Done.as_str())
+    .bind(JobState::Pending.as_str())
+    .bind(event.kind)
+    .fetch_one(&store.pool)
+    .await?;
+    if n == 1 {
         Ok(())
+    } else {
+        Err(Error::Stale)
     }
 }

@@ -2,49 +2,163 @@
 //! same transaction as the change that causes it, then claimed and run by a worker. Jobs of one
 //! instance run in the order they were written.
 
+use crate::decode::{id, int, opt_id, opt_text, parsed, text, time};
 use crate::events::{self, NewEvent};
-use crate::{ms, new_id, Backend, Result, Store};
+use crate::{fresh, ms, Backend, Error, Result, Store};
 use chrono::{DateTime, Duration, Utc};
+use souk_core::ids::{InstanceId, JobId};
+use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use std::fmt;
+use std::str::FromStr;
 
-/// A job as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct JobRow {
-    pub id: String,
-    pub kind: String,
-    pub instance_id: Option<String>,
-    pub payload: String,
-    pub state: String,
-    pub attempts: i64,
-    pub run_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting for its `run_at`.
+    Pending,
+    /// Claimed by a worker whose lease has not ended.
+    Running,
+    /// Carried out.
+    Done,
+    /// Given up after its retry budget, or failed for good; an operator can replay it.
+    Dead,
 }
 
-const JOB: &str =
-    "id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at";
+impl JobState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+}
 
-/// Writes a job inside the caller's transaction, to run at `run_at`.
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            JobState::Pending,
+            JobState::Running,
+            JobState::Done,
+            JobState::Dead,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
+        .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+/// A job to enqueue with a change.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// e.g. `seller.new_instance`.
+    pub kind: &'static str,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// One run of a job: what it asked, what it got back, how long it took, what went wrong.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub started_at: DateTime<Utc>,
+    pub latency_ms: i64,
+    /// A summary of the request made (never a secret or a signed URL).
+    pub request: Option<String>,
+    /// A summary of the answer.
+    pub answer: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    /// The instance it concerns, if any.
+    pub instance_id: Option<InstanceId>,
+    /// Jobs with the same key run one at a time, in the order they were written.
+    pub ordering_key: Option<String>,
+    pub payload: String,
+    pub state: JobState,
+    pub attempts: i64,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// The attempt count when an operator last replayed it: the retry budget counts from here.
+    pub budget_start: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Job {
+    /// Attempts made since the job was written or last replayed.
+    pub fn attempts_in_budget(&self) -> i64 {
+        self.attempts - self.budget_start
+    }
+}
+
+const JOB: &str = "id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, budget_start, \
+    created_at, updated_at";
+
+fn job(row: &AnyRow) -> Result<Job> {
+    Ok(Job {
+        id: id(row, "id")?,
+        kind: text(row, "kind")?,
+        instance_id: opt_id(row, "instance_id")?,
+        ordering_key: opt_text(row, "ordering_key")?,
+        payload: text(row, "payload")?,
+        state: parsed(row, "state")?,
+        attempts: int(row, "attempts")?,
+        run_at: time(row, "run_at")?,
+        last_error: opt_text(row, "last_error")?,
+        budget_start: int(row, "budget_start")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// Writes a job inside the caller's transaction, to run at `run_at`; a job about an instance is
+/// ordered with the instance's other jobs.
 pub async fn enqueue(
     conn: &mut AnyConnection,
-    kind: &str,
-    instance_id: Option<&str>,
-    payload: &str,
+    job: &JobSpec,
+    instance_id: Option<&InstanceId>,
     run_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<String> {
-    let id = new_id("job", now);
-    sqlx::query(&format!("INSERT INTO jobs ({JOB}, locked_until) VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $6, $6, NULL)"))
-        .bind(&id)
-        .bind(kind)
-        .bind(instance_id)
-        .bind(payload)
+) -> Result<JobId> {
+    let id: JobId = fresh(now);
+    sqlx::query(&format!("INSERT INTO jobs ({JOB}, locked_until) VALUES ($1, $2, $3, $3, $4, $5, 0, $6, NULL, 0, $7, $7, NULL)"))
+        .bind(id.as_str())
+        .bind(job.kind)
+        .bind(instance_id.map(InstanceId::as_str))
+        .bind(&job.payload)
+        .bind(JobState::Pending.as_str())
         .bind(ms(run_at))
         .bind(ms(now))
         .execute(conn)
         .await?;
     Ok(id)
+}
+
+/// How a claimed job ends.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub id: &'a JobId,
+    /// The attempt that ran it (only that claim may settle it).
+    pub attempts: i64,
+    /// `Done` or `Dead`.
+    pub state: JobState,
+    pub error: Option<&'a str>,
 }
 
 impl Store {
@@ -58,27 +172,32 @@ impl Store {
         wall: DateTime<Utc>,
         lease: Duration,
         limit: i64,
-    ) -> Result<Vec<JobRow>> {
+    ) -> Result<Vec<Job>> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id IN ( \
+            "UPDATE jobs SET state = $5, attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id IN ( \
                SELECT j.id FROM jobs j \
-               WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.locked_until <= $4)) \
-               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.instance_id = j.instance_id AND e.id < j.id AND e.state IN ('pending', 'running')) \
+               WHERE ((j.state = $6 AND j.run_at <= $2) OR (j.state = $5 AND j.locked_until <= $4)) \
+               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id AND e.state IN ($5, $6)) \
                ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
              RETURNING {JOB}"
         );
         // One statement is atomic on both databases; no explicit transaction is needed.
-        let mut jobs: Vec<JobRow> = sqlx::query_as(&sql)
-            .bind(ms(wall + lease))
+        let mut jobs = sqlx::query(&sql)
+            .bind(ms(souk_core::lifecycle::later(wall, lease)))
             .bind(ms(now))
             .bind(limit)
             .bind(ms(wall))
+            .bind(JobState::Running.as_str())
+            .bind(JobState::Pending.as_str())
             .fetch_all(&self.pool)
-            .await?;
+            .await?
+            .iter()
+            .map(job)
+            .collect::<Result<Vec<_>>>()?;
         jobs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(jobs)
     }
@@ -89,30 +208,19 @@ impl Store {
             sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
                 .fetch_all(&self.pool)
                 .await?;
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= $1",
-        )
-        .bind(ms(now))
-        .fetch_one(&self.pool)
-        .await?;
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = $2 AND run_at <= $1")
+                .bind(ms(now))
+                .bind(JobState::Pending.as_str())
+                .fetch_one(&self.pool)
+                .await?;
         Ok((counts, oldest))
-    }
-
-    /// Marks a claimed job done (only the claim that ran it, identified by its attempt).
-    pub async fn finish_job(
-        &self,
-        conn: &mut AnyConnection,
-        id: &str,
-        attempts: i64,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        settle(conn, id, attempts, "done", None, None, now).await
     }
 
     /// Schedules another attempt at `run_at`.
     pub async fn retry_job(
         &self,
-        id: &str,
+        id: &JobId,
         attempts: i64,
         run_at: DateTime<Utc>,
         error: &str,
@@ -123,7 +231,7 @@ impl Store {
             &mut conn,
             id,
             attempts,
-            "pending",
+            JobState::Pending,
             Some(run_at),
             Some(error),
             now,
@@ -131,64 +239,138 @@ impl Store {
         .await
     }
 
-    /// Gives up on a job: it stays visible as dead for operators.
-    pub async fn bury_job(
+    /// Keeps the record of one attempt of a job.
+    pub async fn record_attempt(&self, job: &JobId, a: &Attempt) -> Result<()> {
+        sqlx::query("INSERT INTO job_attempts (job_id, attempt, started_at, latency_ms, request, answer, error) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (job_id, attempt) DO NOTHING")
+            .bind(job.as_str())
+            .bind(a.attempt)
+            .bind(ms(a.started_at))
+            .bind(a.latency_ms)
+            .bind(&a.request)
+            .bind(&a.answer)
+            .bind(&a.error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every attempt of a job, first first.
+    pub async fn job_attempts(&self, job: &JobId) -> Result<Vec<Attempt>> {
+        sqlx::query("SELECT attempt, started_at, latency_ms, request, answer, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt")
+            .bind(job.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Attempt {
+                    attempt: int(row, "attempt")?,
+                    started_at: time(row, "started_at")?,
+                    latency_ms: int(row, "latency_ms")?,
+                    request: opt_text(row, "request")?,
+                    answer: opt_text(row, "answer")?,
+                    error: opt_text(row, "error")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: &JobId) -> Result<Job> {
+        sqlx::query(&format!("SELECT {JOB} FROM jobs WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| job(&r))
+            .transpose()?
+            .ok_or(Error::NotFound("job"))
+    }
+
+    /// Jobs in `state`, newest first, after the job id `before` when given.
+    pub async fn jobs_in_state(
         &self,
-        conn: &mut AnyConnection,
-        id: &str,
-        attempts: i64,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        settle(conn, id, attempts, "dead", None, Some(error), now).await
+        state: JobState,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        sqlx::query(&format!(
+            "SELECT {JOB} FROM jobs WHERE state = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(state.as_str())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job)
+        .collect()
+    }
+
+    /// Puts a dead job back in the queue, due now, with a fresh retry budget; only a dead job
+    /// can be replayed (a second replay of the same job finds it pending and is
+    /// [`Error::Stale`]).
+    pub async fn replay_job(&self, id: &JobId, now: DateTime<Utc>) -> Result<Job> {
+        crate::changed(
+            sqlx::query("UPDATE jobs SET state = $1, run_at = $2, budget_start = attempts, locked_until = NULL, updated_at = $2 \
+                         WHERE id = $3 AND state = $4")
+                .bind(JobState::Pending.as_str())
+                .bind(ms(now))
+                .bind(id.as_str())
+                .bind(JobState::Dead.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )?;
+        self.job(id).await
     }
 
     /// Ends a claimed job as `done` or `dead` and records what it did on the timeline, together.
     pub async fn end_job(
         &self,
-        id: &str,
-        attempts: i64,
-        dead: bool,
-        error: Option<&str>,
+        end: JobEnd<'_>,
         event: NewEvent<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        settle(
-            &mut tx,
-            id,
-            attempts,
-            if dead { "dead" } else { "done" },
-            None,
-            error,
-            now,
-        )
-        .await?;
+        end_in(&mut tx, end, now).await?;
         events::record(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
+/// Ends a claimed job inside the caller's transaction.
+pub(crate) async fn end_in(
+    conn: &mut AnyConnection,
+    end: JobEnd<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !matches!(end.state, JobState::Done | JobState::Dead) {
+        return Err(Error::Corrupt(format!("a job cannot end {}", end.state)));
+    }
+    settle(conn, end.id, end.attempts, end.state, None, end.error, now).await
+}
+
 async fn settle(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &JobId,
     attempts: i64,
-    state: &str,
+    state: JobState,
     run_at: Option<DateTime<Utc>>,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     crate::changed(sqlx::query(
         "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
-         WHERE id = $5 AND attempts = $6 AND state = 'running'",
+         WHERE id = $5 AND attempts = $6 AND state = $7",
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(run_at.map(ms))
     .bind(error)
     .bind(ms(now))
-    .bind(id)
+    .bind(id.as_str())
     .bind(attempts)
+    .bind(JobState::Running.as_str())
     .execute(conn)
     .await?
     .rows_affected())?;

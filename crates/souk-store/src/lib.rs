@@ -20,8 +20,12 @@ pub mod testing;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
+use souk_core::ids::Id;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migrate, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,16 +39,74 @@ pub enum Backend {
     Postgres,
 }
 
+/// A unique rule of the schema, named so that a violation is reported as what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// An account with this e-mail exists.
+    AccountEmail,
+    /// The buyer already used this `Idempotency-Key` for an order.
+    OrderIdempotencyKey,
+    /// The author already used this `Idempotency-Key` for a ledger movement.
+    EntryIdempotencyKey,
+    /// The account already has a merchant record.
+    MerchantAccount,
+    /// A revision with this number exists for the product.
+    RevisionNumber,
+    /// Any other unique rule, by the name the database gave.
+    Other(String),
+}
+
+impl Constraint {
+    /// Which rule a unique violation broke: PostgreSQL names the constraint, SQLite names the
+    /// columns (`UNIQUE constraint failed: accounts.email`); both are mapped here, once.
+    fn of(db: &dyn sqlx::error::DatabaseError) -> Constraint {
+        const KNOWN: &[(&str, &str, Constraint)] = &[
+            (
+                "accounts_email_key",
+                "accounts.email",
+                Constraint::AccountEmail,
+            ),
+            (
+                "orders_buyer_id_idempotency_key_key",
+                "orders.buyer_id, orders.idempotency_key",
+                Constraint::OrderIdempotencyKey,
+            ),
+            (
+                "ledger_entries_created_by_idempotency_key_key",
+                "ledger_entries.created_by, ledger_entries.idempotency_key",
+                Constraint::EntryIdempotencyKey,
+            ),
+            (
+                "merchants_account_id_key",
+                "merchants.account_id",
+                Constraint::MerchantAccount,
+            ),
+            (
+                "product_revisions_product_id_number_key",
+                "product_revisions.product_id, product_revisions.number",
+                Constraint::RevisionNumber,
+            ),
+        ];
+        let message = db.message();
+        for (pg, sqlite, c) in KNOWN {
+            if db.constraint() == Some(*pg) || message.ends_with(sqlite) {
+                return c.clone();
+            }
+        }
+        Constraint::Other(db.constraint().unwrap_or(message).to_owned())
+    }
+}
+
 /// What storage can report.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The thing asked for does not exist (or is not visible to the asker).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A unique rule was broken, e.g. an e-mail already registered.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// A debit would take the balance below zero.
+    /// A unique rule was broken.
+    #[error("duplicate: {0:?}")]
+    Duplicate(Constraint),
+    /// A debit would take the balance below its floor.
     #[error("insufficient balance: {available_minor} available")]
     InsufficientBalance { available_minor: i64 },
     /// The row changed since it was read; the caller re-reads and decides again.
@@ -53,6 +115,9 @@ pub enum Error {
     /// A stored value cannot be read back (a bug or a hand-edited database).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The schema on disk does not match the migrations this build carries.
+    #[error("migrations: {0}")]
+    Migration(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -62,7 +127,7 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {
-                return Error::Conflict(db.message().to_owned());
+                return Error::Duplicate(Constraint::of(db.as_ref()));
             }
         }
         Error::Database(e)
@@ -83,10 +148,60 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Use PostgreSQL's one-statement forms of the hot writes (off only to test them against the
+    /// portable forms).
+    fast_paths: bool,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "spine", include_str!("../migrations/0001_spine.sql"))];
+/// The migration files of one backend's folder, embedded: `version "name" "file"`.
+macro_rules! migrations {
+    ($dir:literal: $($version:literal $name:literal $file:literal,)+) => {
+        &[$(($version, $name, include_str!(concat!("../migrations/", $dir, "/", $file))),)+]
+    };
+}
+
+/// The migrations of each backend, numbered; an applied one is never edited (its checksum is
+/// checked at every start).
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
+    1 "spine" "0001_spine.sql",
+    2 "account roles" "0002_account_roles.sql",
+    3 "job handlers" "0003_job_handlers.sql",
+);
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
+    1 "spine" "0001_spine.sql",
+    2 "account roles" "0002_account_roles.sql",
+    3 "job handlers" "0003_job_handlers.sql",
+);
+
+/// The migrations compiled into this build, as sqlx's migrator reads them.
+#[derive(Debug)]
+struct Embedded(Backend);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>,
+    > {
+        let files = match self.0 {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = files
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    Cow::Borrowed(*sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
 
 impl Store {
     /// Connects to `url`: `sqlite://path` (the file is created if missing) or `postgres://…`.
@@ -138,7 +253,20 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            fast_paths: true,
+        })
+    }
+
+    /// The same store writing only through the portable statements, so tests can hold
+    /// PostgreSQL's one-statement forms to the same cases.
+    pub fn portable(&self) -> Store {
+        Store {
+            fast_paths: false,
+            ..self.clone()
+        }
     }
 
     /// Which database this is.
@@ -151,17 +279,18 @@ impl Store {
         &self.pool
     }
 
-    /// Applies the migrations not yet applied; safe to run from several processes at once.
+    /// Applies the migrations not yet applied, after checking that those applied are the ones
+    /// this build carries (an edited migration is refused); safe from several processes at once.
     pub async fn migrate(&self) -> Result<()> {
+        let migrator = Migrator::new(Embedded(self.backend))
+            .await
+            .map_err(|e| Error::Migration(e.to_string()))?;
         let mut conn = self.pool.acquire().await?;
-        if self.backend == Backend::Postgres {
-            conn.execute("SELECT pg_advisory_lock(7403117)").await?;
-        }
-        let result = migrate_on(&mut conn, self.backend).await;
-        if self.backend == Backend::Postgres {
-            conn.execute("SELECT pg_advisory_unlock(7403117)").await?;
-        }
-        result
+        adopt_legacy_schema(&mut conn, &migrator).await?;
+        migrator
+            .run_direct(&mut *conn)
+            .await
+            .map_err(|e| Error::Migration(e.to_string()))
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
@@ -179,47 +308,43 @@ impl Store {
     }
 }
 
-async fn migrate_on(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
-    conn.execute("CREATE TABLE IF NOT EXISTS souk_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-        .await?;
-    for (version, name, sql) in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM souk_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if done.is_some() {
-            continue;
-        }
-        let begin = if backend == Backend::Sqlite {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN"
-        };
-        conn.execute(begin).await?;
-        let applied = async {
-            sqlx::raw_sql(sql).execute(&mut *conn).await?;
-            sqlx::query(
-                "INSERT INTO souk_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(version)
-            .bind(*name)
-            .bind(Utc::now().timestamp_millis())
-            .execute(&mut *conn)
-            .await?;
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
-        match applied {
-            Ok(()) => {
-                conn.execute("COMMIT").await?;
-            }
-            Err(e) => {
-                conn.execute("ROLLBACK").await?;
-                return Err(e.into());
-            }
-        }
+/// Databases created before souk used sqlx's migrator recorded their first migration in
+/// `souk_migrations`; record it as applied in sqlx's table too, so they upgrade from there.
+async fn adopt_legacy_schema(conn: &mut AnyConnection, migrator: &Migrator) -> Result<()> {
+    let legacy: Option<i64> = match sqlx::query_scalar("SELECT MAX(version) FROM souk_migrations")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(v) => v,
+        // No legacy table: a new database, or one already adopted and dropped.
+        Err(_) => return Ok(()),
+    };
+    if legacy != Some(1) {
+        return Err(Error::Migration(format!(
+            "souk_migrations records version {legacy:?}; this build can adopt version 1 only"
+        )));
     }
+    conn.ensure_migrations_table()
+        .await
+        .map_err(|e| Error::Migration(e.to_string()))?;
+    let first = migrator
+        .iter()
+        .find(|m| m.version == 1)
+        .ok_or_else(|| Error::Migration("the first migration is missing".into()))?;
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ($1, $2, TRUE, $3, 0)",
+    )
+    .bind(first.version)
+    .bind(first.description.as_ref())
+    .bind(first.checksum.to_vec())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DROP TABLE souk_migrations")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -236,7 +361,7 @@ pub(crate) fn changed(rows: u64) -> Result<()> {
 /// A new id with `prefix`, sortable by `now` and unguessable. Within one process ids are
 /// monotonic: a second id in the same millisecond (or after the clock stepped back) takes the
 /// previous one's time and random part plus one, so timelines ordered by id keep their order.
-pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
     static LAST: std::sync::Mutex<(i64, u128)> = std::sync::Mutex::new((i64::MIN, 0));
     let mut fresh = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut fresh[6..]);
@@ -258,6 +383,11 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
     souk_core::ids::make_id(prefix, ms, tail)
 }
 
+/// A new id of kind `I` (see [`new_id`]).
+pub fn fresh<I: Id>(now: DateTime<Utc>) -> I {
+    I::from(new_id(I::PREFIX, now))
+}
+
 /// Milliseconds since the UNIX epoch, as stored.
 pub fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -268,9 +398,60 @@ pub fn at(ms: i64) -> DateTime<Utc> {
     souk_core::clock::from_millis(ms)
 }
 
-/// Parses a stored enum value, reporting unreadable data rather than panicking.
-pub fn parse<T: FromStr<Err = souk_core::Error>>(value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|e: souk_core::Error| Error::Corrupt(e.to_string()))
+/// Reading typed values out of rows: each stored type is decoded here, once, so a bad value is
+/// reported as [`Error::Corrupt`] with its column instead of a panic or a wrong answer.
+pub(crate) mod decode {
+    use super::{Error, Result};
+    use chrono::{DateTime, Utc};
+    use serde::de::DeserializeOwned;
+    use sqlx::any::AnyRow;
+    use sqlx::Row;
+    use std::str::FromStr;
+
+    pub fn text(row: &AnyRow, col: &str) -> Result<String> {
+        Ok(row.try_get(col)?)
+    }
+
+    pub fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+        Ok(row.try_get(col)?)
+    }
+
+    pub fn int(row: &AnyRow, col: &str) -> Result<i64> {
+        Ok(row.try_get(col)?)
+    }
+
+    pub fn id<I: From<String>>(row: &AnyRow, col: &str) -> Result<I> {
+        Ok(I::from(text(row, col)?))
+    }
+
+    pub fn opt_id<I: From<String>>(row: &AnyRow, col: &str) -> Result<Option<I>> {
+        Ok(opt_text(row, col)?.map(I::from))
+    }
+
+    pub fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let v = text(row, col)?;
+        v.parse()
+            .map_err(|e: T::Err| Error::Corrupt(format!("{col} = {v:?}: {e}")))
+    }
+
+    pub fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
+        Ok(super::at(int(row, col)?))
+    }
+
+    pub fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(row.try_get::<Option<i64>, _>(col)?.map(super::at))
+    }
+
+    pub fn json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
+        serde_json::from_str(&text(row, col)?).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
+    }
+
+    pub fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<Option<T>> {
+        opt_text(row, col)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(format!("{col}: {e}"))))
+            .transpose()
+    }
 }

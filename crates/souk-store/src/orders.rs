@@ -2,105 +2,137 @@
 //! instance and the provisioning job in the same transaction as the debit; a renewal extends the
 //! instance in the same transaction as its debit.
 
-use crate::events::{self, EventRow, NewEvent};
-use crate::instances::InstanceRow;
-use crate::jobs::enqueue;
+use crate::decode::{id, int, opt_text, parsed, time};
+use crate::events::{self, NewEvent, TimelineEvent};
+use crate::instances::{self, Instance};
+use crate::jobs::{enqueue, JobSpec};
 use crate::ledger::{self, Movement};
-use crate::{ms, new_id, Backend, Error, Result, Store};
+use crate::{fresh, ms, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use souk_core::ids::{AccountId, InstanceId, MerchantId, OrderId, PlanId, ProductId};
+use souk_core::ledger::EntryKind;
+use souk_core::lifecycle::Transition;
+use souk_core::money::{Currency, Money};
+use souk_core::orders::{OrderKind, OrderState};
+use souk_core::plans::Period;
+use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
-/// An order as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OrderRow {
-    pub id: String,
-    pub buyer_id: String,
-    pub kind: String,
-    pub state: String,
-    pub product_id: String,
-    pub plan_id: String,
-    pub merchant_id: String,
-    pub instance_id: String,
-    pub period: String,
-    pub periods: i64,
-    pub currency: String,
-    pub unit_price: String,
-    pub amount_minor: i64,
+/// An order.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: OrderId,
+    pub buyer_id: AccountId,
+    pub kind: OrderKind,
+    pub state: OrderState,
+    pub product_id: ProductId,
+    pub plan_id: PlanId,
+    pub merchant_id: MerchantId,
+    pub instance_id: InstanceId,
+    pub period: Period,
+    pub periods: u32,
+    /// Price of one period when ordered.
+    pub unit_price: Decimal,
+    /// What was paid.
+    pub amount: Money,
     pub idempotency_key: Option<String>,
+    /// What the request asked for, so a reused key on a different request is told apart.
     pub request_fingerprint: Option<String>,
-    pub created_at: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 const ORDER: &str = "id, buyer_id, kind, state, product_id, plan_id, merchant_id, instance_id, period, periods, currency, \
     unit_price, amount_minor, idempotency_key, request_fingerprint, created_at";
 
-/// A seller call to enqueue with a change.
-#[derive(Debug, Clone)]
-pub struct JobSpec {
-    /// e.g. `seller.new_instance`.
-    pub kind: &'static str,
-    /// JSON payload.
-    pub payload: String,
+fn order(row: &AnyRow) -> Result<Order> {
+    let currency: Currency = parsed(row, "currency")?;
+    Ok(Order {
+        id: id(row, "id")?,
+        buyer_id: id(row, "buyer_id")?,
+        kind: parsed(row, "kind")?,
+        state: parsed(row, "state")?,
+        product_id: id(row, "product_id")?,
+        plan_id: id(row, "plan_id")?,
+        merchant_id: id(row, "merchant_id")?,
+        instance_id: id(row, "instance_id")?,
+        period: parsed(row, "period")?,
+        periods: u32::try_from(int(row, "periods")?)
+            .map_err(|_| Error::Corrupt("periods out of range".into()))?,
+        unit_price: parsed(row, "unit_price")?,
+        amount: Money::from_minor(int(row, "amount_minor")?, currency),
+        idempotency_key: opt_text(row, "idempotency_key")?,
+        request_fingerprint: opt_text(row, "request_fingerprint")?,
+        created_at: time(row, "created_at")?,
+    })
 }
 
-/// A renewal decided by core: the new expiry and state and the calls it needs.
+/// A renewal decided by core: the order paying for it, the instance as read, and the transition.
 pub struct Renewal<'a> {
-    pub order: OrderRow,
-    pub instance: &'a InstanceRow,
-    pub new_expiry: DateTime<Utc>,
-    pub new_state: &'a str,
-    pub next_transition_at: Option<DateTime<Utc>>,
+    pub order: &'a Order,
+    pub instance: &'a Instance,
+    pub transition: &'a Transition,
+    /// The seller calls of the transition, as jobs.
     pub jobs: Vec<JobSpec>,
+    /// The lowest balance the debit may leave, in minor units.
+    pub floor_minor: i64,
 }
 
-async fn insert_order(conn: &mut AnyConnection, o: &OrderRow) -> Result<()> {
+/// A purchase decided by the server: the order, its new instance and the provisioning job.
+pub struct Purchase<'a> {
+    pub order: &'a Order,
+    pub instance: &'a Instance,
+    pub job: &'a JobSpec,
+    /// What the ledger entry and the timeline say.
+    pub memo: &'a str,
+    /// The lowest balance the debit may leave, in minor units.
+    pub floor_minor: i64,
+}
+
+async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
     sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"))
-        .bind(&o.id)
-        .bind(&o.buyer_id)
-        .bind(&o.kind)
-        .bind(&o.state)
-        .bind(&o.product_id)
-        .bind(&o.plan_id)
-        .bind(&o.merchant_id)
-        .bind(&o.instance_id)
-        .bind(&o.period)
-        .bind(o.periods)
-        .bind(&o.currency)
-        .bind(&o.unit_price)
-        .bind(o.amount_minor)
+        .bind(o.id.as_str())
+        .bind(o.buyer_id.as_str())
+        .bind(o.kind.as_str())
+        .bind(o.state.as_str())
+        .bind(o.product_id.as_str())
+        .bind(o.plan_id.as_str())
+        .bind(o.merchant_id.as_str())
+        .bind(o.instance_id.as_str())
+        .bind(o.period.as_str())
+        .bind(i64::from(o.periods))
+        .bind(o.amount.currency.code())
+        .bind(o.unit_price.to_string())
+        .bind(o.amount.minor)
         .bind(&o.idempotency_key)
         .bind(&o.request_fingerprint)
-        .bind(o.created_at)
+        .bind(ms(o.created_at))
         .execute(conn)
         .await
-        .map_err(|e| match Error::from(e) {
-            // The only unique rule an order can break is (buyer, idempotency key): a retry that
-            // raced its original. The caller answers with the original.
-            Error::Conflict(_) => Error::Conflict("idempotency key already used".into()),
-            other => other,
-        })?;
+        ?;
     Ok(())
 }
 
 async fn charge(
     conn: &mut AnyConnection,
-    o: &OrderRow,
+    o: &Order,
     memo: &str,
+    floor_minor: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if o.amount_minor > 0 {
+    if o.amount.minor > 0 {
         ledger::apply(
             conn,
             &Movement {
                 account_id: &o.buyer_id,
-                currency: &o.currency,
-                amount_minor: -o.amount_minor,
-                kind: "charge",
+                amount: Money::from_minor(-o.amount.minor, o.amount.currency),
+                kind: EntryKind::Charge,
                 order_id: Some(&o.id),
                 reference: None,
                 memo,
                 created_by: Some(&o.buyer_id),
                 idempotency_key: None,
+                floor_minor,
             },
             now,
         )
@@ -109,83 +141,81 @@ async fn charge(
     Ok(())
 }
 
-/// The same purchase as [`Store::purchase`] writes on SQLite, as one PostgreSQL statement: the
-/// conditional debit feeds every insert, so when the balance is short nothing is written, and a
-/// used idempotency key aborts the whole statement. One round trip instead of eight is most of
-/// what an order costs on a server over the network.
+/// The same purchase as the portable path writes, as one PostgreSQL statement: the conditional
+/// debit feeds every insert, so when the balance is short nothing is written, and a used
+/// idempotency key aborts the whole statement. One round trip instead of eight is most of what an
+/// order costs on a server over the network.
 async fn purchase_in_one_statement(
     store: &Store,
-    o: &OrderRow,
-    i: &InstanceRow,
-    job: &JobSpec,
-    memo: &str,
+    p: &Purchase<'_>,
     now: DateTime<Utc>,
-) -> Result<EventRow> {
-    let event = EventRow {
-        id: new_id("evt", now),
+) -> Result<TimelineEvent> {
+    let (o, i) = (p.order, p.instance);
+    let event = TimelineEvent {
+        id: fresh(now),
         order_id: Some(o.id.clone()),
         instance_id: Some(i.id.clone()),
-        at: ms(now),
+        at: now,
         kind: "order.paid".to_owned(),
-        detail: memo.to_owned(),
+        detail: p.memo.to_owned(),
         actor: Some(o.buyer_id.clone()),
     };
     let sql = format!(
         "WITH d AS (UPDATE balances SET amount_minor = amount_minor - $13 \
-                    WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= 0 RETURNING amount_minor), \
+                    WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= $26 RETURNING amount_minor), \
               o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM d), \
               l AS (INSERT INTO ledger_entries (id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at, created_by) \
-                    SELECT $17, $2, $11, 'charge', 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
+                    SELECT $17, $2, $11, $27, 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
               i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
                     version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
                     SELECT $8, $2, $5, $6, $7, $1, $19, $9, $20, NULL::bigint, 0, $21, NULL::text, NULL::text, NULL::text, $16, $16 FROM d), \
-              j AS (INSERT INTO jobs (id, kind, instance_id, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
-                    SELECT $22, $23, $8, $24, 'pending', 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
+              j AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
+                    SELECT $22, $23, $8, $8, $24, $28, 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
               e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d) \
          SELECT amount_minor FROM d"
     );
     let after: Option<i64> = sqlx::query_scalar(&sql)
-        .bind(&o.id)
-        .bind(&o.buyer_id)
-        .bind(&o.kind)
-        .bind(&o.state)
-        .bind(&o.product_id)
-        .bind(&o.plan_id)
-        .bind(&o.merchant_id)
-        .bind(&o.instance_id)
-        .bind(&o.period)
-        .bind(o.periods)
-        .bind(&o.currency)
-        .bind(&o.unit_price)
-        .bind(o.amount_minor)
+        .bind(o.id.as_str())
+        .bind(o.buyer_id.as_str())
+        .bind(o.kind.as_str())
+        .bind(o.state.as_str())
+        .bind(o.product_id.as_str())
+        .bind(o.plan_id.as_str())
+        .bind(o.merchant_id.as_str())
+        .bind(o.instance_id.as_str())
+        .bind(o.period.as_str())
+        .bind(i64::from(o.periods))
+        .bind(o.amount.currency.code())
+        .bind(o.unit_price.to_string())
+        .bind(o.amount.minor)
         .bind(&o.idempotency_key)
         .bind(&o.request_fingerprint)
-        .bind(o.created_at)
-        .bind(new_id("led", now))
-        .bind(memo)
-        .bind(&i.state)
-        .bind(i.expires_at)
+        .bind(ms(o.created_at))
+        .bind(fresh::<souk_core::ids::EntryId>(now).as_str())
+        .bind(p.memo)
+        .bind(i.state.as_str())
+        .bind(ms(i.expires_at))
         .bind(&i.business_id)
-        .bind(new_id("job", now))
-        .bind(job.kind)
-        .bind(&job.payload)
-        .bind(&event.id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict("idempotency key already used".into()),
-            other => other,
-        })?;
-    if after.is_none() {
-        let available: Option<i64> = sqlx::query_scalar(
-            "SELECT amount_minor FROM balances WHERE account_id = $1 AND currency = $2",
-        )
-        .bind(&o.buyer_id)
-        .bind(&o.currency)
+        .bind(fresh::<souk_core::ids::JobId>(now).as_str())
+        .bind(p.job.kind)
+        .bind(&p.job.payload)
+        .bind(event.id.as_str())
+        .bind(p.floor_minor)
+        .bind(EntryKind::Charge.as_str())
+        .bind(crate::jobs::JobState::Pending.as_str())
         .fetch_optional(&store.pool)
         .await?;
+    if after.is_none() {
+        // Nothing was written. A used key wins over a short balance, as on the portable path,
+        // where the order goes in before the debit.
+        if let Some(key) = &o.idempotency_key {
+            if store.order_by_key(&o.buyer_id, key).await?.is_some() {
+                return Err(Error::Duplicate(crate::Constraint::OrderIdempotencyKey));
+            }
+        }
+        let mut conn = store.pool.acquire().await?;
         return Err(Error::InsufficientBalance {
-            available_minor: available.unwrap_or(0),
+            available_minor: ledger::available(&mut conn, &o.buyer_id, o.amount.currency).await?,
         });
     }
     Ok(event)
@@ -196,38 +226,29 @@ impl Store {
     /// job, all in one transaction; nothing is written when the balance is short. The order goes
     /// in first, so a retry with a used idempotency key stops at once, before any debit.
     /// Returns the timeline's first event.
-    pub async fn purchase(
-        &self,
-        order: &OrderRow,
-        instance: &InstanceRow,
-        job: &JobSpec,
-        memo: &str,
-        now: DateTime<Utc>,
-    ) -> Result<EventRow> {
-        if self.backend == Backend::Postgres && order.amount_minor > 0 {
-            return purchase_in_one_statement(self, order, instance, job, memo, now).await;
+    pub async fn purchase(&self, p: Purchase<'_>, now: DateTime<Utc>) -> Result<TimelineEvent> {
+        // The one statement debits an existing balance row only; credit drawn on an account that never
+        // held money takes the portable path, which creates the row.
+        if self.backend == Backend::Postgres
+            && self.fast_paths
+            && p.order.amount.minor > 0
+            && p.floor_minor >= 0
+        {
+            return purchase_in_one_statement(self, &p, now).await;
         }
         let mut tx = self.begin().await?;
-        insert_order(&mut tx, order).await?;
-        charge(&mut tx, order, memo, now).await?;
-        crate::instances::insert(&mut tx, instance).await?;
-        enqueue(
-            &mut tx,
-            job.kind,
-            Some(&instance.id),
-            &job.payload,
-            now,
-            now,
-        )
-        .await?;
+        insert_order(&mut tx, p.order).await?;
+        charge(&mut tx, p.order, p.memo, p.floor_minor, now).await?;
+        instances::insert(&mut tx, p.instance).await?;
+        enqueue(&mut tx, p.job, Some(&p.instance.id), now, now).await?;
         let event = events::record(
             &mut tx,
             NewEvent {
-                order_id: Some(&order.id),
-                instance_id: Some(&instance.id),
+                order_id: Some(&p.order.id),
+                instance_id: Some(&p.instance.id),
                 kind: "order.paid",
-                detail: memo.to_owned(),
-                actor: Some(&order.buyer_id),
+                detail: p.memo.to_owned(),
+                actor: Some(&p.order.buyer_id),
             },
             now,
         )
@@ -236,35 +257,15 @@ impl Store {
         Ok(event)
     }
 
-    /// Takes the renewal's price and extends the instance, if the instance is still at the
-    /// version the renewal was decided on ([`Error::Stale`] otherwise: decide again).
+    /// Takes the renewal's price and applies core's transition to the instance, if the instance
+    /// is still as read ([`Error::Stale`] otherwise: decide again).
     pub async fn renew(&self, r: Renewal<'_>, memo: &str, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
-        insert_order(&mut tx, &r.order).await?;
-        charge(&mut tx, &r.order, memo, now).await?;
-        crate::changed(sqlx::query(
-            "UPDATE instances SET expires_at = $1, state = $2, next_transition_at = $3, version = version + 1, updated_at = $4 \
-             WHERE id = $5 AND version = $6",
-        )
-        .bind(ms(r.new_expiry))
-        .bind(r.new_state)
-        .bind(r.next_transition_at.map(ms))
-        .bind(ms(now))
-        .bind(&r.instance.id)
-        .bind(r.instance.version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected())?;
+        insert_order(&mut tx, r.order).await?;
+        charge(&mut tx, r.order, memo, r.floor_minor, now).await?;
+        instances::set_state(&mut tx, r.instance, r.transition, now).await?;
         for job in &r.jobs {
-            enqueue(
-                &mut tx,
-                job.kind,
-                Some(&r.instance.id),
-                &job.payload,
-                now,
-                now,
-            )
-            .await?;
+            enqueue(&mut tx, job, Some(&r.instance.id), now, now).await?;
         }
         events::record(
             &mut tx,
@@ -283,37 +284,44 @@ impl Store {
     }
 
     /// One order by id.
-    pub async fn order(&self, id: &str) -> Result<OrderRow> {
-        sqlx::query_as(&format!("SELECT {ORDER} FROM orders WHERE id = $1"))
-            .bind(id)
+    pub async fn order(&self, id: &OrderId) -> Result<Order> {
+        sqlx::query(&format!("SELECT {ORDER} FROM orders WHERE id = $1"))
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?
+            .map(|r| order(&r))
+            .transpose()?
             .ok_or(Error::NotFound("order"))
     }
 
     /// The order a buyer placed with an idempotency key, if any.
-    pub async fn order_by_key(&self, buyer_id: &str, key: &str) -> Result<Option<OrderRow>> {
-        Ok(sqlx::query_as(&format!(
+    pub async fn order_by_key(&self, buyer_id: &AccountId, key: &str) -> Result<Option<Order>> {
+        sqlx::query(&format!(
             "SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND idempotency_key = $2"
         ))
-        .bind(buyer_id)
+        .bind(buyer_id.as_str())
         .bind(key)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?
+        .map(|r| order(&r))
+        .transpose()
     }
 
     /// A buyer's orders, newest first, after the order id `before` when given.
     pub async fn orders_of_buyer(
         &self,
-        buyer_id: &str,
+        buyer_id: &AccountId,
         before: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<OrderRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
-            .bind(buyer_id)
+    ) -> Result<Vec<Order>> {
+        sqlx::query(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
+            .bind(buyer_id.as_str())
             .bind(before)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?)
+            .await?
+            .iter()
+            .map(order)
+            .collect()
     }
 }

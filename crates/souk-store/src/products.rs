@@ -1,117 +1,178 @@
 //! Products, their revisions (drafts and applications under review) and their listed plans.
 
-use crate::{ms, new_id, Error, Result, Store};
+use crate::decode::{id, int, json, opt_json, opt_text, opt_time, parsed, text, time};
+use crate::{fresh, ms, Error, Result, Store};
 use chrono::{DateTime, Utc};
+use souk_core::ids::{AccountId, MerchantId, PlanId, ProductId, RevisionId};
+use souk_core::plans::PlanPrices;
+use souk_core::review::{ProductContent, ProductState, ProductType, RevisionState};
+use sqlx::any::AnyRow;
 
-/// A product as stored; `listed_content` is the JSON of the version buyers see.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ProductRow {
-    pub id: String,
-    pub merchant_id: String,
-    pub product_type: String,
-    pub state: String,
+/// A product; `listed` is the version buyers see.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub id: ProductId,
+    pub merchant_id: MerchantId,
+    pub product_type: ProductType,
+    pub state: ProductState,
+    /// The signing key, sealed by the server.
     pub signing_key_enc: String,
-    pub listed_content: Option<String>,
+    pub listed: Option<ProductContent>,
+    /// The live endpoint (from the listed version).
     pub endpoint_url: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub listed_at: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub listed_at: Option<DateTime<Utc>>,
 }
 
-impl ProductRow {
+impl Product {
     /// The name buyers see (from the listed version), or the id for a never-listed product.
-    pub fn listed_name(&self) -> String {
-        self.listed_content
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-            .and_then(|v| v["name"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| self.id.clone())
+    pub fn listed_name(&self) -> &str {
+        self.listed
+            .as_ref()
+            .map_or(self.id.as_str(), |c| c.name.as_str())
     }
 }
 
 /// One revision of a product's content.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RevisionRow {
-    pub id: String,
-    pub product_id: String,
+#[derive(Debug, Clone)]
+pub struct Revision {
+    pub id: RevisionId,
+    pub product_id: ProductId,
     pub number: i64,
-    pub state: String,
-    pub content: String,
-    pub submitted_at: Option<i64>,
-    pub due_at: Option<i64>,
-    pub decided_at: Option<i64>,
-    pub reasons: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub state: RevisionState,
+    pub content: ProductContent,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<AccountId>,
+    /// The reviewer's reasons for a rejection.
+    pub reasons: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A plan as listed.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PlanRow {
-    pub id: String,
-    pub product_id: String,
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: PlanId,
+    pub product_id: ProductId,
     pub name: String,
     pub description: String,
-    pub currency: String,
-    pub monthly_price: Option<String>,
-    pub yearly_price: Option<String>,
+    pub prices: PlanPrices,
     pub position: i64,
-    pub active: i64,
+    /// Sold now (a plan left out of a later version stays for the orders that point at it).
+    pub active: bool,
 }
 
 /// A revision waiting in the review queue, with what the reviewer needs to see first.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct QueueRow {
-    pub id: String,
-    pub product_id: String,
-    pub number: i64,
-    pub content: String,
-    pub submitted_at: Option<i64>,
-    pub due_at: Option<i64>,
-    pub product_state: String,
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    pub revision: Revision,
+    pub product_state: ProductState,
+    pub merchant_account: AccountId,
     pub company_name: String,
 }
 
 /// A plan to list when a revision is approved; `id` is kept for existing plans.
 #[derive(Debug, Clone)]
 pub struct PlanWrite {
-    pub id: Option<String>,
+    pub id: Option<PlanId>,
     pub name: String,
     pub description: String,
-    pub currency: String,
-    pub monthly_price: Option<String>,
-    pub yearly_price: Option<String>,
+    pub prices: PlanPrices,
 }
 
-const PRODUCT: &str = "id, merchant_id, product_type, state, signing_key_enc, listed_content, endpoint_url, created_at, updated_at, listed_at";
-const REVISION: &str = "id, product_id, number, state, content, submitted_at, due_at, decided_at, reasons, created_at, updated_at";
-const PLAN: &str =
-    "id, product_id, name, description, currency, monthly_price, yearly_price, position, active";
+const PRODUCT: &str = "p.id, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
+    p.created_at, p.updated_at, p.listed_at";
+const REVISION: &str =
+    "r.id, r.product_id, r.number, r.state, r.content, r.submitted_at, r.due_at, r.decided_at, \
+    r.decided_by, r.reasons, r.created_at, r.updated_at";
+const PLAN: &str = "pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, \
+    pl.position, pl.active";
+
+pub(crate) fn product(row: &AnyRow) -> Result<Product> {
+    Ok(Product {
+        id: id(row, "id")?,
+        merchant_id: id(row, "merchant_id")?,
+        product_type: parsed(row, "product_type")?,
+        state: parsed(row, "state")?,
+        signing_key_enc: text(row, "signing_key_enc")?,
+        listed: opt_json(row, "listed_content")?,
+        endpoint_url: opt_text(row, "endpoint_url")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        listed_at: opt_time(row, "listed_at")?,
+    })
+}
+
+fn revision(row: &AnyRow) -> Result<Revision> {
+    Ok(Revision {
+        id: id(row, "id")?,
+        product_id: id(row, "product_id")?,
+        number: int(row, "number")?,
+        state: parsed(row, "state")?,
+        content: json(row, "content")?,
+        submitted_at: opt_time(row, "submitted_at")?,
+        due_at: opt_time(row, "due_at")?,
+        decided_at: opt_time(row, "decided_at")?,
+        decided_by: opt_text(row, "decided_by")?.map(AccountId::from),
+        reasons: opt_json(row, "reasons")?.unwrap_or_default(),
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn plan(row: &AnyRow) -> Result<Plan> {
+    let prices = PlanPrices::parse(
+        "plan",
+        &text(row, "currency")?,
+        opt_text(row, "monthly_price")?.as_deref(),
+        opt_text(row, "yearly_price")?.as_deref(),
+    )?;
+    Ok(Plan {
+        id: id(row, "id")?,
+        product_id: id(row, "product_id")?,
+        name: text(row, "name")?,
+        description: text(row, "description")?,
+        prices,
+        position: int(row, "position")?,
+        active: int(row, "active")? == 1,
+    })
+}
+
+fn content_json(content: &ProductContent) -> Result<String> {
+    serde_json::to_string(content).map_err(|e| Error::Corrupt(e.to_string()))
+}
 
 impl Store {
     /// Creates a never-listed product with its first draft.
     pub async fn create_product(
         &self,
-        merchant_id: &str,
-        product_type: &str,
+        merchant_id: &MerchantId,
+        product_type: ProductType,
         signing_key_enc: &str,
-        content_json: &str,
+        content: &ProductContent,
         now: DateTime<Utc>,
-    ) -> Result<(ProductRow, RevisionRow)> {
-        let id = new_id("prd", now);
+    ) -> Result<(Product, Revision)> {
+        let id: ProductId = fresh(now);
+        let content = content_json(content)?;
         let mut tx = self.begin().await?;
-        sqlx::query(&format!("INSERT INTO products ({PRODUCT}) VALUES ($1, $2, $3, 'draft', $4, NULL, NULL, $5, $5, NULL)"))
-            .bind(&id)
-            .bind(merchant_id)
-            .bind(product_type)
+        sqlx::query("INSERT INTO products (id, merchant_id, product_type, state, signing_key_enc, listed_content, endpoint_url, created_at, updated_at, listed_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $6, NULL)")
+            .bind(id.as_str())
+            .bind(merchant_id.as_str())
+            .bind(product_type.as_str())
+            .bind(ProductState::Draft.as_str())
             .bind(signing_key_enc)
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&format!("INSERT INTO product_revisions ({REVISION}) VALUES ($1, $2, 1, 'draft', $3, NULL, NULL, NULL, NULL, $4, $4)"))
-            .bind(new_id("rev", now))
-            .bind(&id)
-            .bind(content_json)
+        sqlx::query("INSERT INTO product_revisions (id, product_id, number, state, content, created_at, updated_at) VALUES ($1, $2, 1, $3, $4, $5, $5)")
+            .bind(fresh::<RevisionId>(now).as_str())
+            .bind(id.as_str())
+            .bind(RevisionState::Draft.as_str())
+            .bind(&content)
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;
@@ -125,109 +186,127 @@ impl Store {
     }
 
     /// One product by id.
-    pub async fn product(&self, id: &str) -> Result<ProductRow> {
-        sqlx::query_as(&format!("SELECT {PRODUCT} FROM products WHERE id = $1"))
-            .bind(id)
+    pub async fn product(&self, id: &ProductId) -> Result<Product> {
+        sqlx::query(&format!("SELECT {PRODUCT} FROM products p WHERE p.id = $1"))
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?
+            .map(|r| product(&r))
+            .transpose()?
             .ok_or(Error::NotFound("product"))
     }
 
     /// A merchant's products, newest first.
-    pub async fn products_of_merchant(&self, merchant_id: &str) -> Result<Vec<ProductRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {PRODUCT} FROM products WHERE merchant_id = $1 ORDER BY id DESC"
+    pub async fn products_of_merchant(&self, merchant_id: &MerchantId) -> Result<Vec<Product>> {
+        sqlx::query(&format!(
+            "SELECT {PRODUCT} FROM products p WHERE p.merchant_id = $1 ORDER BY p.id DESC"
         ))
-        .bind(merchant_id)
+        .bind(merchant_id.as_str())
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .iter()
+        .map(product)
+        .collect()
     }
 
     /// The newest revision of a product.
-    pub async fn latest_revision(&self, product_id: &str) -> Result<Option<RevisionRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {REVISION} FROM product_revisions WHERE product_id = $1 ORDER BY number DESC LIMIT 1"))
-            .bind(product_id)
+    pub async fn latest_revision(&self, product_id: &ProductId) -> Result<Option<Revision>> {
+        sqlx::query(&format!("SELECT {REVISION} FROM product_revisions r WHERE r.product_id = $1 ORDER BY r.number DESC LIMIT 1"))
+            .bind(product_id.as_str())
             .fetch_optional(&self.pool)
-            .await?)
+            .await?
+            .map(|r| revision(&r))
+            .transpose()
     }
 
     /// One revision by id.
-    pub async fn revision(&self, id: &str) -> Result<RevisionRow> {
-        sqlx::query_as(&format!(
-            "SELECT {REVISION} FROM product_revisions WHERE id = $1"
+    pub async fn revision(&self, id: &RevisionId) -> Result<Revision> {
+        sqlx::query(&format!(
+            "SELECT {REVISION} FROM product_revisions r WHERE r.id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
+        .map(|r| revision(&r))
+        .transpose()?
         .ok_or(Error::NotFound("revision"))
     }
 
     /// Every revision of a product, newest first: the merchant's drafts and applications.
-    pub async fn revisions(&self, product_id: &str) -> Result<Vec<RevisionRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {REVISION} FROM product_revisions WHERE product_id = $1 ORDER BY number DESC"
+    pub async fn revisions(&self, product_id: &ProductId) -> Result<Vec<Revision>> {
+        sqlx::query(&format!(
+            "SELECT {REVISION} FROM product_revisions r WHERE r.product_id = $1 ORDER BY r.number DESC"
         ))
-        .bind(product_id)
+        .bind(product_id.as_str())
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .iter()
+        .map(revision)
+        .collect()
     }
 
-    /// Replaces the content of a revision that is still in `from_state`, leaving it as a draft.
+    /// Replaces the content of a revision still in `from`, leaving it in `to` (a draft).
     pub async fn update_revision(
         &self,
-        id: &str,
-        from_state: &str,
-        content_json: &str,
+        id: &RevisionId,
+        from: RevisionState,
+        to: RevisionState,
+        content: &ProductContent,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'draft', content = $1, reasons = NULL, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(content_json)
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, content = $2, reasons = NULL, updated_at = $3 WHERE id = $4 AND state = $5")
+            .bind(to.as_str())
+            .bind(content_json(content)?)
             .bind(ms(now))
-            .bind(id)
-            .bind(from_state)
+            .bind(id.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected())?;
         Ok(())
     }
 
-    /// Opens a new draft revision numbered `number` (a change request to a listed product).
+    /// Opens a new draft revision numbered `number` (a change request to a listed product); a
+    /// concurrent request that opened it first makes this [`Error::Stale`].
     pub async fn insert_revision(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         number: i64,
-        content_json: &str,
+        content: &ProductContent,
         now: DateTime<Utc>,
-    ) -> Result<RevisionRow> {
-        let id = new_id("rev", now);
-        sqlx::query(&format!("INSERT INTO product_revisions ({REVISION}) VALUES ($1, $2, $3, 'draft', $4, NULL, NULL, NULL, NULL, $5, $5)"))
-            .bind(&id)
-            .bind(product_id)
+    ) -> Result<Revision> {
+        let id: RevisionId = fresh(now);
+        sqlx::query("INSERT INTO product_revisions (id, product_id, number, state, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+            .bind(id.as_str())
+            .bind(product_id.as_str())
             .bind(number)
-            .bind(content_json)
+            .bind(RevisionState::Draft.as_str())
+            .bind(content_json(content)?)
             .bind(ms(now))
             .execute(&self.pool)
             .await
             .map_err(|e| match Error::from(e) {
-                Error::Conflict(_) => Error::Stale,
+                Error::Duplicate(_) => Error::Stale,
                 other => other,
             })?;
         self.revision(&id).await
     }
 
-    /// Puts a revision in the review queue, due at `due_at`.
+    /// Moves a revision from `from` to `to` (the review queue), due at `due_at`.
     pub async fn submit_revision(
         &self,
-        id: &str,
-        from_state: &str,
+        id: &RevisionId,
+        from: RevisionState,
+        to: RevisionState,
         now: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<()> {
-        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'in_review', submitted_at = $1, due_at = $2, updated_at = $1 WHERE id = $3 AND state = $4")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, submitted_at = $2, due_at = $3, updated_at = $2 WHERE id = $4 AND state = $5")
+            .bind(to.as_str())
             .bind(ms(now))
             .bind(ms(due_at))
-            .bind(id)
-            .bind(from_state)
+            .bind(id.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected())?;
@@ -235,60 +314,94 @@ impl Store {
     }
 
     /// Revisions in review, the most urgent (earliest due, so overdue) first.
-    pub async fn review_queue(&self, limit: i64) -> Result<Vec<QueueRow>> {
-        Ok(sqlx::query_as(
-            "SELECT r.id, r.product_id, r.number, r.content, r.submitted_at, r.due_at, p.state AS product_state, m.company_name \
+    pub async fn review_queue(&self, limit: i64) -> Result<Vec<QueueItem>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REVISION}, p.state AS product_state, m.account_id AS merchant_account, m.company_name \
              FROM product_revisions r JOIN products p ON p.id = r.product_id JOIN merchants m ON m.id = p.merchant_id \
-             WHERE r.state = 'in_review' ORDER BY r.due_at, r.id LIMIT $1",
-        )
+             WHERE r.state = $1 ORDER BY r.due_at, r.id LIMIT $2"
+        ))
+        .bind(RevisionState::InReview.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueItem {
+                    revision: revision(row)?,
+                    product_state: parsed(row, "product_state")?,
+                    merchant_account: id(row, "merchant_account")?,
+                    company_name: text(row, "company_name")?,
+                })
+            })
+            .collect()
     }
 
-    /// Rejects a revision in review with the reviewer's reasons (JSON array).
+    /// The account behind the merchant that owns a product.
+    pub async fn product_owner(&self, product_id: &ProductId) -> Result<AccountId> {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT m.account_id FROM products p JOIN merchants m ON m.id = p.merchant_id WHERE p.id = $1",
+        )
+        .bind(product_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        owner.map(AccountId::from).ok_or(Error::NotFound("product"))
+    }
+
+    /// Rejects a revision still in `from` with the reviewer's reasons.
     pub async fn reject_revision(
         &self,
-        id: &str,
-        reasons_json: &str,
-        by: &str,
+        id: &RevisionId,
+        from: RevisionState,
+        to: RevisionState,
+        reasons: &[String],
+        by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'rejected', reasons = $1, decided_at = $2, decided_by = $3, updated_at = $2 WHERE id = $4 AND state = 'in_review'")
-            .bind(reasons_json)
+        let reasons = serde_json::to_string(reasons).map_err(|e| Error::Corrupt(e.to_string()))?;
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, reasons = $2, decided_at = $3, decided_by = $4, updated_at = $3 WHERE id = $5 AND state = $6")
+            .bind(to.as_str())
+            .bind(reasons)
             .bind(ms(now))
-            .bind(by)
-            .bind(id)
+            .bind(by.as_str())
+            .bind(id.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected())?;
         Ok(())
     }
 
-    /// Approves a revision in review: its content becomes the listed version and its plans the
-    /// listed plans (kept by id; plans left out stop being sold but stay for existing orders).
+    /// Approves a revision still in `from`: its content becomes the listed version and its
+    /// plans the listed plans (kept by id; plans left out stop being sold but stay for existing
+    /// orders), and the product is listed.
+    #[allow(clippy::too_many_arguments)]
     pub async fn approve_revision(
         &self,
-        revision: &RevisionRow,
-        endpoint_url: &str,
+        revision: &Revision,
+        from: RevisionState,
+        to: RevisionState,
+        content: &ProductContent,
         plans: &[PlanWrite],
-        by: &str,
+        by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        crate::changed(sqlx::query("UPDATE product_revisions SET state = 'approved', decided_at = $1, decided_by = $2, updated_at = $1 WHERE id = $3 AND state = 'in_review'")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, decided_at = $2, decided_by = $3, updated_at = $2 WHERE id = $4 AND state = $5")
+            .bind(to.as_str())
             .bind(ms(now))
-            .bind(by)
-            .bind(&revision.id)
+            .bind(by.as_str())
+            .bind(revision.id.as_str())
+            .bind(from.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected())?;
         sqlx::query("UPDATE plans SET active = 0 WHERE product_id = $1")
-            .bind(&revision.product_id)
+            .bind(revision.product_id.as_str())
             .execute(&mut *tx)
             .await?;
-        let mut listed_plans = Vec::with_capacity(plans.len());
+        let mut content = content.clone();
         for (position, p) in plans.iter().enumerate() {
+            let price = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
             let updated = match &p.id {
                 Some(id) => sqlx::query(
                     "UPDATE plans SET name = $1, description = $2, currency = $3, monthly_price = $4, yearly_price = $5, position = $6, active = 1 \
@@ -296,79 +409,78 @@ impl Store {
                 )
                 .bind(&p.name)
                 .bind(&p.description)
-                .bind(&p.currency)
-                .bind(&p.monthly_price)
-                .bind(&p.yearly_price)
+                .bind(p.prices.currency.code())
+                .bind(price(p.prices.monthly))
+                .bind(price(p.prices.yearly))
                 .bind(position as i64)
-                .bind(id)
-                .bind(&revision.product_id)
+                .bind(id.as_str())
+                .bind(revision.product_id.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
                 None => 0,
             };
-            let id = if updated == 1 {
-                p.id.clone().expect("only existing plans are updated")
-            } else {
-                let id = new_id("pln", now);
-                sqlx::query(&format!(
-                    "INSERT INTO plans ({PLAN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)"
-                ))
-                .bind(&id)
-                .bind(&revision.product_id)
-                .bind(&p.name)
-                .bind(&p.description)
-                .bind(&p.currency)
-                .bind(&p.monthly_price)
-                .bind(&p.yearly_price)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
-                id
+            let id = match (&p.id, updated) {
+                (Some(id), 1) => id.clone(),
+                _ => {
+                    let id: PlanId = fresh(now);
+                    sqlx::query(
+                        "INSERT INTO plans (id, product_id, name, description, currency, monthly_price, yearly_price, position, active) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
+                    )
+                    .bind(id.as_str())
+                    .bind(revision.product_id.as_str())
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(p.prices.currency.code())
+                    .bind(price(p.prices.monthly))
+                    .bind(price(p.prices.yearly))
+                    .bind(position as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
             };
-            listed_plans.push(id);
-        }
-        // The listed content records the plan ids it lists, so the next draft edits them in place.
-        let mut content: serde_json::Value =
-            serde_json::from_str(&revision.content).map_err(|e| Error::Corrupt(e.to_string()))?;
-        if let Some(arr) = content.get_mut("plans").and_then(|p| p.as_array_mut()) {
-            for (plan, id) in arr.iter_mut().zip(&listed_plans) {
-                plan["id"] = serde_json::Value::String(id.clone());
+            // The listed content records the plan ids it lists, so the next draft edits them in place.
+            if let Some(draft) = content.plans.get_mut(position) {
+                draft.id = Some(id.to_string());
             }
         }
-        let content = content.to_string();
+        let endpoint = content.endpoint_url.clone();
+        let content = content_json(&content)?;
         sqlx::query("UPDATE product_revisions SET content = $1 WHERE id = $2")
             .bind(&content)
-            .bind(&revision.id)
+            .bind(revision.id.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE products SET state = 'listed', listed_content = $1, endpoint_url = $2, listed_at = $3, updated_at = $3 WHERE id = $4")
+        sqlx::query("UPDATE products SET state = $1, listed_content = $2, endpoint_url = $3, listed_at = $4, updated_at = $4 WHERE id = $5")
+            .bind(ProductState::Listed.as_str())
             .bind(&content)
-            .bind(endpoint_url)
+            .bind(&endpoint)
             .bind(ms(now))
-            .bind(&revision.product_id)
+            .bind(revision.product_id.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Moves a product from `from_state` to `to_state` (delisting).
+    /// Moves a product from `from` to `to` (delisting).
     pub async fn set_product_state(
         &self,
-        id: &str,
-        from_state: &str,
-        to_state: &str,
+        id: &ProductId,
+        from: ProductState,
+        to: ProductState,
         now: DateTime<Utc>,
     ) -> Result<()> {
         crate::changed(
             sqlx::query(
                 "UPDATE products SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
             )
-            .bind(to_state)
+            .bind(to.as_str())
             .bind(ms(now))
-            .bind(id)
-            .bind(from_state)
+            .bind(id.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected(),
@@ -377,63 +489,40 @@ impl Store {
     }
 
     /// A plan with its product, in one read (the purchase path).
-    pub async fn plan_with_product(&self, plan_id: &str) -> Result<(PlanRow, ProductRow)> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            plan: PlanRow,
-            p_merchant_id: String,
-            p_product_type: String,
-            p_state: String,
-            p_signing_key_enc: String,
-            p_listed_content: Option<String>,
-            p_endpoint_url: Option<String>,
-            p_created_at: i64,
-            p_updated_at: i64,
-            p_listed_at: Option<i64>,
-        }
-        let r: Row = sqlx::query_as(
-            "SELECT pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, pl.position, pl.active, \
-             p.merchant_id AS p_merchant_id, p.product_type AS p_product_type, p.state AS p_state, p.signing_key_enc AS p_signing_key_enc, \
-             p.listed_content AS p_listed_content, p.endpoint_url AS p_endpoint_url, p.created_at AS p_created_at, \
-             p.updated_at AS p_updated_at, p.listed_at AS p_listed_at \
-             FROM plans pl JOIN products p ON p.id = pl.product_id WHERE pl.id = $1",
-        )
-        .bind(plan_id)
+    pub async fn plan_with_product(&self, plan_id: &PlanId) -> Result<(Plan, Product)> {
+        let row = sqlx::query(&format!(
+            "SELECT {PLAN}, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
+             p.created_at, p.updated_at, p.listed_at \
+             FROM plans pl JOIN products p ON p.id = pl.product_id WHERE pl.id = $1"
+        ))
+        .bind(plan_id.as_str())
         .fetch_optional(&self.pool)
         .await?
         .ok_or(Error::NotFound("plan"))?;
-        let product = ProductRow {
-            id: r.plan.product_id.clone(),
-            merchant_id: r.p_merchant_id,
-            product_type: r.p_product_type,
-            state: r.p_state,
-            signing_key_enc: r.p_signing_key_enc,
-            listed_content: r.p_listed_content,
-            endpoint_url: r.p_endpoint_url,
-            created_at: r.p_created_at,
-            updated_at: r.p_updated_at,
-            listed_at: r.p_listed_at,
+        let plan = plan(&row)?;
+        let product = Product {
+            id: plan.product_id.clone(),
+            merchant_id: id(&row, "merchant_id")?,
+            product_type: parsed(&row, "product_type")?,
+            state: parsed(&row, "state")?,
+            signing_key_enc: text(&row, "signing_key_enc")?,
+            listed: opt_json(&row, "listed_content")?,
+            endpoint_url: opt_text(&row, "endpoint_url")?,
+            created_at: time(&row, "created_at")?,
+            updated_at: time(&row, "updated_at")?,
+            listed_at: opt_time(&row, "listed_at")?,
         };
-        Ok((r.plan, product))
+        Ok((plan, product))
     }
 
     /// One plan by id.
-    pub async fn plan(&self, id: &str) -> Result<PlanRow> {
-        sqlx::query_as(&format!("SELECT {PLAN} FROM plans WHERE id = $1"))
-            .bind(id)
+    pub async fn plan(&self, id: &PlanId) -> Result<Plan> {
+        sqlx::query(&format!("SELECT {PLAN} FROM plans pl WHERE pl.id = $1"))
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?
+            .map(|r| plan(&r))
+            .transpose()?
             .ok_or(Error::NotFound("plan"))
-    }
-
-    /// The plans a product sells now, in the merchant's order.
-    pub async fn active_plans(&self, product_id: &str) -> Result<Vec<PlanRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {PLAN} FROM plans WHERE product_id = $1 AND active = 1 ORDER BY position"
-        ))
-        .bind(product_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

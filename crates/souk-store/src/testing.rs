@@ -8,11 +8,20 @@ use sqlx::{Connection, Executor};
 /// The variable naming the PostgreSQL server tests also run on.
 pub const POSTGRES_ENV: &str = "SOUK_TEST_POSTGRES_URL";
 
-/// The backends to run a storage test on: SQLite always, PostgreSQL when configured. Without the
-/// variable it says PostgreSQL is skipped; with `SOUK_REQUIRE_POSTGRES=1` (CI) that is an error.
+/// The backends to run a storage test on: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
+    if postgres_enabled() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        vec![Backend::Sqlite]
+    }
+}
+
+/// Whether PostgreSQL tests run: with `SOUK_TEST_POSTGRES_URL` set. Without it they say they are
+/// skipped; with `SOUK_REQUIRE_POSTGRES=1` (CI) a missing server is an error, not a skip.
+pub fn postgres_enabled() -> bool {
     match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => vec![Backend::Sqlite, Backend::Postgres],
+        Ok(url) if !url.is_empty() => true,
         _ => {
             assert!(
                 std::env::var("SOUK_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -28,9 +37,42 @@ pub fn backends() -> Vec<Backend> {
                     "PostgreSQL tests: skipped ({POSTGRES_ENV} is not set); running on SQLite only"
                 );
             });
-            vec![Backend::Sqlite]
+            false
         }
     }
+}
+
+/// Defines one test body as two named tests, `<name>::sqlite` and `<name>::postgres`, so a
+/// failure names its database and one database's failure does not hide the other's:
+///
+/// ```ignore
+/// on_both_databases! {
+///     async fn debits_never_overdraw(backend) { let db = TestDb::new(backend).await; ... }
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(async fn $name:ident($backend:ident) $body:block)+) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let $backend = $crate::Backend::Sqlite;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if !$crate::testing::postgres_enabled() {
+                    return;
+                }
+                let $backend = $crate::Backend::Postgres;
+                $body
+            }
+        }
+    )+};
 }
 
 /// A database that exists for one test.
@@ -42,6 +84,7 @@ pub struct TestDb {
     backend: Backend,
     name: String,
     dir: Option<std::path::PathBuf>,
+    dropped: bool,
 }
 
 fn replace_database(url: &str, name: &str) -> String {
@@ -62,6 +105,13 @@ fn replace_database(url: &str, name: &str) -> String {
 impl TestDb {
     /// Creates and migrates a fresh database on `backend`.
     pub async fn new(backend: Backend) -> TestDb {
+        let db = TestDb::empty(backend).await;
+        db.store.migrate().await.expect("migrate the test database");
+        db
+    }
+
+    /// Creates a fresh database on `backend` with no schema at all.
+    pub async fn empty(backend: Backend) -> TestDb {
         let name = format!("souk_t_{:016x}", rand::thread_rng().gen::<u64>());
         let (url, dir) = match backend {
             Backend::Sqlite => {
@@ -89,36 +139,71 @@ impl TestDb {
         let store = Store::connect_with(&url, 6)
             .await
             .expect("connect to the test database");
-        store.migrate().await.expect("migrate the test database");
         TestDb {
             url,
             store,
             backend,
             name,
             dir,
+            dropped: false,
         }
     }
 
-    /// Drops the database.
-    pub async fn cleanup(self) {
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Drops the database (also done, synchronously, when a failed test drops it).
+    pub async fn cleanup(mut self) {
         self.store.close().await;
+        self.drop_now();
+    }
+
+    fn drop_now(&mut self) {
+        if std::mem::replace(&mut self.dropped, true) {
+            return;
+        }
         match self.backend {
             Backend::Sqlite => {
-                if let Some(dir) = self.dir {
+                if let Some(dir) = &self.dir {
                     std::fs::remove_dir_all(dir).ok();
                 }
             }
             Backend::Postgres => {
-                let admin = std::env::var(POSTGRES_ENV).expect("SOUK_TEST_POSTGRES_URL");
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    conn.execute(
-                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str(),
-                    )
-                    .await
-                    .ok();
-                }
+                // A runtime of its own on a thread of its own: this also runs while a failing
+                // test unwinds, inside or outside the test's runtime.
+                let name = self.name.clone();
+                std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async move {
+                        let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+                            return;
+                        };
+                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                            conn.execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await
+                            .ok();
+                        }
+                    });
+                })
+                .join()
+                .ok();
             }
         }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.drop_now();
     }
 }
 

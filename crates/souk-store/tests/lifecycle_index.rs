@@ -1,13 +1,12 @@
 //! The scheduler's read of due instances uses the partial index on `next_transition_at`, so a
 //! tick costs in proportion to the due rows, not to every instance.
 
-use souk_store::testing::{backends, TestDb};
-use souk_store::Backend;
+use souk_store::testing::TestDb;
+use souk_store::{on_both_databases, Backend};
 use sqlx::{Executor, Row};
 
-#[tokio::test]
-async fn due_instances_are_read_through_the_partial_index() {
-    for backend in backends() {
+on_both_databases! {
+    async fn due_instances_are_read_through_the_partial_index(backend) {
         let db = TestDb::new(backend).await;
         let mut conn = db.store.pool().acquire().await.unwrap();
         let sql = "SELECT id FROM instances WHERE next_transition_at IS NOT NULL AND next_transition_at <= 1 ORDER BY next_transition_at LIMIT 200";

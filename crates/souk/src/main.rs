@@ -6,10 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use config::{Common, FileConfig, ServeArgs};
 use souk_core::accounts::Role;
-use souk_core::money::{Currency, Money};
-use souk_core::validate;
+use souk_server::app::{accounts, jobs, ledger, PageRequest};
+use souk_server::error::AppError;
 use souk_server::{AppState, SharedState};
-use souk_store::accounts::NewAccount;
 use souk_store::Store;
 
 /// souk: a self-hostable cloud marketplace.
@@ -54,7 +53,7 @@ enum Admin {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
-    /// Record a top-up for an account
+    /// Record a top-up for an account (the same limit and idempotency as the API)
     TopUp {
         #[arg(long)]
         email: String,
@@ -65,9 +64,33 @@ enum Admin {
         currency: String,
         #[arg(long)]
         reference: Option<String>,
+        /// Makes a repeated command credit once (e.g. the bank transfer's id)
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
     /// Check that every balance equals the sum of its ledger entries; exits 1 otherwise
     VerifyLedger,
+    /// The background job queue
+    #[command(subcommand)]
+    Jobs(Jobs),
+}
+
+#[derive(Subcommand)]
+enum Jobs {
+    /// List jobs in a state (dead by default), newest first, with their attempts
+    List {
+        /// pending, running, done or dead
+        #[arg(long, default_value = "dead")]
+        state: String,
+        /// How many, 1 to 100
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Put a dead job back in the queue, due now, with a fresh retry budget
+    Replay {
+        /// The job's id (job_…)
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -139,7 +162,7 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
 async fn demo(state: &SharedState, seller_endpoint: &str) -> Result<()> {
     if souk_server::demo::fill(state, seller_endpoint)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(app_error)?
     {
         println!("Demo marketplace created: 3 merchants, 13 listed products, 2 buyers with balances.\nLog in with:");
         for l in souk_server::demo::LOGINS {
@@ -179,6 +202,9 @@ async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<(
 }
 
 async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
+    let system = accounts::command_line_caller(state)
+        .await
+        .map_err(app_error)?;
     match admin {
         Admin::CreateOperator {
             email,
@@ -186,75 +212,55 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
             password,
             roles,
         } => {
-            let email = validate::email("email", &email)?;
-            let name = validate::text("name", &name, 100)?;
-            validate::password("password", &password)?;
-            let roles: Vec<Role> = if roles.is_empty() {
-                Role::ALL.to_vec()
-            } else {
-                roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?
-            };
-            let roles = roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let hash = souk_server::auth::hash_password(password)
+            let roles: Vec<Role> = roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+            let a = accounts::create_operator(state, &email, &name, password, &roles)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let a = state
-                .store
-                .create_account(
-                    NewAccount {
-                        kind: "individual",
-                        name: &name,
-                        email: &email,
-                        password_hash: &hash,
-                        roles: &roles,
-                    },
-                    state.now(),
-                )
-                .await?;
-            println!("operator {} created ({email}) with roles {roles}", a.id);
+                .map_err(app_error)?;
+            let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+            println!(
+                "operator {} created ({}) with roles {}",
+                a.id,
+                a.email,
+                roles.join(",")
+            );
         }
         Admin::TopUp {
             email,
             amount,
             currency,
             reference,
+            idempotency_key,
         } => {
-            let currency: Currency = currency.parse()?;
-            let amount = Money::parse("amount", &amount, currency)?;
-            if amount.minor <= 0 {
-                bail!("a top-up must be positive");
+            let key = idempotency_key
+                .map(|k| souk_core::orders::idempotency_key(&k))
+                .transpose()?;
+            let recorded = ledger::top_up(
+                state,
+                &system,
+                ledger::TopUp {
+                    account_id: None,
+                    email: Some(email.clone()),
+                    amount,
+                    currency,
+                    reference,
+                    memo: "top-up (command line)".into(),
+                },
+                key,
+            )
+            .await
+            .map_err(app_error)?;
+            let e = recorded.entry;
+            if recorded.replayed {
+                println!(
+                    "already recorded with this key: {} credited with {}",
+                    email, e.amount
+                );
+            } else {
+                println!(
+                    "{email} credited with {}; balance now {}",
+                    e.amount, e.balance_after
+                );
             }
-            let account = state
-                .store
-                .account_by_email(&email.trim().to_lowercase())
-                .await?
-                .with_context(|| format!("no account with e-mail {email}"))?;
-            let entry = state
-                .store
-                .record_movement(
-                    &souk_store::ledger::Movement {
-                        account_id: &account.id,
-                        currency: currency.code(),
-                        amount_minor: amount.minor,
-                        kind: "top_up",
-                        order_id: None,
-                        reference: reference.as_deref(),
-                        memo: "top-up (command line)",
-                        created_by: None,
-                        idempotency_key: None,
-                    },
-                    state.now(),
-                )
-                .await?;
-            println!(
-                "{} credited with {amount}; balance now {}",
-                account.email,
-                Money::from_minor(entry.balance_after_minor, currency)
-            );
         }
         Admin::VerifyLedger => {
             let mismatches = state.store.ledger_mismatches().await?;
@@ -270,6 +276,70 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
                 bail!("{} balance(s) do not match their ledger", mismatches.len());
             }
         }
+        Admin::Jobs(Jobs::List {
+            state: in_state,
+            limit,
+        }) => {
+            let in_state = jobs::parse_state(&in_state).map_err(app_error)?;
+            let page = jobs::list(
+                state,
+                &system,
+                in_state,
+                PageRequest {
+                    cursor: None,
+                    limit: Some(limit),
+                },
+            )
+            .await
+            .map_err(app_error)?;
+            if page.items.is_empty() {
+                println!("no {in_state} jobs");
+            }
+            for d in page.items {
+                print_job(&d);
+            }
+        }
+        Admin::Jobs(Jobs::Replay { id }) => {
+            let d = jobs::replay(state, &system, &id.as_str().into())
+                .await
+                .map_err(app_error)?;
+            println!("replayed; the job is {} again", d.job.state);
+        }
     }
     Ok(())
+}
+
+fn print_job(d: &jobs::JobDetails) {
+    let j = &d.job;
+    println!(
+        "{}  {}  {}  instance {}  {} attempt(s)  last error: {}",
+        j.id,
+        j.kind,
+        j.state,
+        j.instance_id.as_ref().map_or("-", |i| i.as_str()),
+        j.attempts,
+        j.last_error.as_deref().unwrap_or("-")
+    );
+    for a in &d.attempts {
+        println!(
+            "    #{} {} {} ms  {}  ->  {}{}",
+            a.attempt,
+            a.started_at.format("%Y-%m-%d %H:%M:%S"),
+            a.latency_ms,
+            a.request.as_deref().unwrap_or("-"),
+            a.answer.as_deref().unwrap_or("-"),
+            a.error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// A use case's refusal, as the command line says it.
+fn app_error(e: AppError) -> anyhow::Error {
+    match e.field() {
+        Some(field) => anyhow::anyhow!("{field}: {}", e.detail()),
+        None => anyhow::anyhow!("{}", e.detail()),
+    }
 }

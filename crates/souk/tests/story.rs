@@ -478,7 +478,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
                 StatusCode::CONFLICT,
             )
             .await;
-        assert_eq!(refused["type"], "urn:souk:problem:conflict");
+        assert_eq!(refused["type"], "urn:souk:problem:transition-refused");
 
         // Money: 500 - 99 - 99 - 198; every balance equals its entries.
         assert_eq!(

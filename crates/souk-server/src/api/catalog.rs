@@ -1,7 +1,7 @@
 //! Browsing and searching listed products.
 
-use crate::catalog::{parse_price, ProductView, Search};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::app::catalog::{self, ProductView, SearchInput};
+use crate::error::{AppResult, Problem};
 use crate::extract::Query;
 use crate::SharedState;
 use axum::extract::{Path, State};
@@ -19,16 +19,19 @@ pub struct SearchParams {
     pub category: Option<String>,
     /// Product type, e.g. `saas`.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     pub product_type: Option<String>,
     /// Lowest price of one month (a yearly price counts as a twelfth).
     pub min_price: Option<String>,
     /// Highest price of one month.
     pub max_price: Option<String>,
     /// Only plans in this currency.
+    #[param(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
     pub currency: Option<String>,
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -48,41 +51,25 @@ pub struct ProductPage {
 pub async fn search(
     State(state): State<SharedState>,
     Query(p): Query<SearchParams>,
-) -> ApiResult<Json<ProductPage>> {
-    let limit = super::page_size(p.limit)? as usize;
-    if let Some(c) = &p.category {
-        if !CATEGORIES.contains(&c.as_str()) {
-            return Err(ApiError::invalid(
-                "category",
-                format!("must be one of: {}", CATEGORIES.join(", ")),
-            ));
-        }
-    }
-    if let Some(c) = &p.currency {
-        c.parse::<souk_core::money::Currency>()?;
-    }
-    let offset = match &p.cursor {
-        Some(c) => c
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid("cursor", "is not a cursor this API gave out"))?,
-        None => 0,
-    };
-    let search = Search {
-        text: p.q.filter(|q| !q.trim().is_empty()),
-        category: p.category,
-        product_type: p.product_type,
-        currency: p.currency,
-        min_price: parse_price("min_price", p.min_price.as_deref())?,
-        max_price: parse_price("max_price", p.max_price.as_deref())?,
-    };
-    let all = state.catalog.search(&state.store, &search).await?;
-    let total = all.len();
-    let items: Vec<ProductView> = all.into_iter().skip(offset).take(limit).collect();
-    let next = offset + items.len();
+) -> AppResult<Json<ProductPage>> {
+    let found = catalog::search(
+        &state,
+        SearchInput {
+            q: p.q,
+            category: p.category,
+            product_type: p.product_type,
+            min_price: p.min_price,
+            max_price: p.max_price,
+            currency: p.currency,
+            cursor: p.cursor,
+            limit: p.limit,
+        },
+    )
+    .await?;
     Ok(Json(ProductPage {
-        next_cursor: (next < total).then(|| next.to_string()),
-        items,
-        total,
+        items: found.items,
+        next_cursor: found.next_cursor,
+        total: found.total,
     }))
 }
 
@@ -92,13 +79,8 @@ pub async fn search(
 pub async fn product(
     State(state): State<SharedState>,
     Path(product_id): Path<String>,
-) -> ApiResult<Json<ProductView>> {
-    state
-        .catalog
-        .product(&state.store, &product_id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("product".into()))
+) -> AppResult<Json<ProductView>> {
+    Ok(Json(catalog::product(&state, &product_id).await?))
 }
 
 /// The categories products are listed under.

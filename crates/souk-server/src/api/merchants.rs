@@ -1,31 +1,18 @@
 //! Applying to become a merchant, and the operators' decision.
 
-use super::accounts::Decision;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::app::accounts::Decision;
+use crate::app::merchants::{self, ApplicationInput};
+use crate::app::Caller;
+use crate::error::{AppResult, Problem};
 use crate::extract::Body;
 use crate::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use souk_core::accounts::{AccountKind, Role, VerificationState};
-use souk_core::merchants::{self, MerchantApplication, MerchantState};
-use souk_store::merchants::MerchantRow;
+use serde::Serialize;
+use souk_store::merchants::Merchant;
 use utoipa::ToSchema;
-
-/// What a company tells the marketplace to become a merchant.
-#[derive(Deserialize, ToSchema)]
-pub struct ApplicationInput {
-    pub company_name: String,
-    pub support_email: String,
-    pub support_phone: String,
-    /// Business-information certification: the registered business licence number.
-    pub business_licence_number: String,
-    #[serde(default)]
-    pub description: String,
-}
 
 /// A merchant, or an application to become one.
 #[derive(Serialize, ToSchema)]
@@ -33,6 +20,7 @@ pub struct MerchantView {
     pub id: String,
     pub account_id: String,
     /// `pending`, `approved` or `rejected`.
+    #[schema(pattern = "^(pending|approved|rejected)$")]
     pub state: String,
     pub company_name: String,
     pub support_email: String,
@@ -45,20 +33,20 @@ pub struct MerchantView {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-impl From<MerchantRow> for MerchantView {
-    fn from(m: MerchantRow) -> Self {
+impl From<Merchant> for MerchantView {
+    fn from(m: Merchant) -> Self {
         MerchantView {
-            id: m.id,
-            account_id: m.account_id,
-            state: m.state,
-            company_name: m.company_name,
-            support_email: m.support_email,
-            support_phone: m.support_phone,
-            business_licence_number: m.business_licence_number,
-            description: m.description,
+            id: m.id.to_string(),
+            account_id: m.account_id.to_string(),
+            state: m.state.as_str().to_owned(),
+            company_name: m.application.company_name,
+            support_email: m.application.support_email,
+            support_phone: m.application.support_phone,
+            business_licence_number: m.application.business_licence_number,
+            description: m.application.description,
             reason: m.reason,
-            submitted_at: super::time(m.submitted_at),
-            decided_at: m.decided_at.map(super::time),
+            submitted_at: m.submitted_at,
+            decided_at: m.decided_at,
         }
     }
 }
@@ -70,34 +58,9 @@ pub async fn apply(
     State(state): State<SharedState>,
     caller: Caller,
     Body(input): Body<ApplicationInput>,
-) -> ApiResult<(StatusCode, Json<MerchantView>)> {
-    let kind: AccountKind = souk_store::parse(&caller.0.kind)?;
-    let verification: VerificationState = souk_store::parse(&caller.0.verification_state)?;
-    merchants::may_apply(kind, verification)?;
-    let app = MerchantApplication {
-        company_name: input.company_name,
-        support_email: input.support_email,
-        support_phone: input.support_phone,
-        business_licence_number: input.business_licence_number,
-        description: input.description,
-    }
-    .validated()?;
-    let current = state.store.merchant_of(caller.id()).await?;
-    let current_state = current
-        .as_ref()
-        .map(|m| souk_store::parse::<MerchantState>(&m.state))
-        .transpose()?;
-    MerchantState::apply(current_state)?;
-    let row = state
-        .store
-        .apply_merchant(
-            caller.id(),
-            current_state.map(|s| s.as_str()),
-            &app,
-            state.now(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+) -> AppResult<(StatusCode, Json<MerchantView>)> {
+    let m = merchants::apply(&state, &caller, input).await?;
+    Ok((StatusCode::CREATED, Json(m.into())))
 }
 
 /// The caller's merchant record.
@@ -105,13 +68,8 @@ pub async fn apply(
 pub async fn mine(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<Json<MerchantView>> {
-    let row = state
-        .store
-        .merchant_of(caller.id())
-        .await?
-        .ok_or(ApiError::NotFound("merchant application".into()))?;
-    Ok(Json(row.into()))
+) -> AppResult<Json<MerchantView>> {
+    Ok(Json(merchants::mine(&state, &caller).await?.into()))
 }
 
 /// Merchant applications waiting for a decision (role `operations`).
@@ -119,20 +77,12 @@ pub async fn mine(
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<MerchantView>>> {
-    caller.require(Role::Operations)?;
-    Ok(Json(
-        state
-            .store
-            .pending_merchants(200)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+) -> AppResult<Json<Vec<MerchantView>>> {
+    let queue = merchants::queue(&state, &caller).await?;
+    Ok(Json(queue.into_iter().map(Into::into).collect()))
 }
 
-/// Approves or rejects a merchant application (role `operations`).
+/// Approves or rejects a merchant application (role `operations`; not one's own).
 #[utoipa::path(operation_id = "decide_merchant", post, path = "/v1/operator/merchants/{merchant_id}/decision", tag = "operator", request_body = Decision,
     params(("merchant_id" = String, Path)),
     responses((status = 200, body = MerchantView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -141,37 +91,7 @@ pub async fn decide(
     caller: Caller,
     Path(merchant_id): Path<String>,
     Body(d): Body<Decision>,
-) -> ApiResult<Json<MerchantView>> {
-    caller.require(Role::Operations)?;
-    let reason = d.reason()?;
-    let current: MerchantState =
-        souk_store::parse(&state.store.merchant(&merchant_id).await?.state)?;
-    let next = current.decide(d.approve)?;
-    Ok(Json(
-        state
-            .store
-            .decide_merchant(
-                &merchant_id,
-                next.as_str(),
-                reason.as_deref(),
-                caller.id(),
-                state.now(),
-            )
-            .await?
-            .into(),
-    ))
-}
-
-/// The caller's merchant, if approved; selling endpoints use this.
-pub async fn approved_merchant(state: &SharedState, caller: &Caller) -> ApiResult<MerchantRow> {
-    match state.store.merchant_of(caller.id()).await? {
-        Some(m) if m.state == MerchantState::Approved.as_str() => Ok(m),
-        Some(m) => Err(ApiError::Forbidden(format!(
-            "the merchant application is {}; only approved merchants can sell",
-            m.state
-        ))),
-        None => Err(ApiError::Forbidden(
-            "apply to become a merchant first".into(),
-        )),
-    }
+) -> AppResult<Json<MerchantView>> {
+    let m = merchants::decide(&state, &caller, &merchant_id.into(), d).await?;
+    Ok(Json(m.into()))
 }

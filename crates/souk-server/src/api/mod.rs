@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod instances;
+pub mod jobs;
 pub mod ledger;
 pub mod merchants;
 pub mod orders;
@@ -11,13 +12,16 @@ pub mod products;
 pub mod reviews;
 pub mod system;
 
-use crate::error::ApiError;
+use crate::app::PageRequest;
+use crate::error::{AppError, AppResult};
 use crate::SharedState;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Router;
-use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use souk_core::money::Money;
 use std::sync::Arc;
-use utoipa::OpenApi;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,7 +36,7 @@ use utoipa_axum::routes;
         (name = "orders", description = "Buying and renewing"),
         (name = "instances", description = "What a buyer bought, and its lifecycle"),
         (name = "balance", description = "Balances and the ledger"),
-        (name = "operator", description = "Review queues, decisions and top-ups"),
+        (name = "operator", description = "Review queues, decisions, top-ups and the job queue"),
         (name = "system", description = "Health and this document"),
     )
 )]
@@ -69,6 +73,9 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::list))
         .routes(routes!(instances::get))
         .routes(routes!(instances::renew))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::replay))
         .routes(routes!(system::healthz))
         .split_for_parts();
     let openapi = Arc::new(openapi);
@@ -136,40 +143,58 @@ async fn trace_request(
 }
 
 async fn not_found() -> impl IntoResponse {
-    ApiError::NotFound("this path".into())
+    AppError::NotFound("this path".into())
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    ApiError::MethodNotAllowed
+    AppError::MethodNotAllowed
 }
 
-/// Converts stored milliseconds for a view.
-pub(crate) fn time(ms: i64) -> DateTime<Utc> {
-    souk_store::at(ms)
+/// An amount of money: a decimal string with the currency's decimals, and the ISO currency.
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+pub struct MoneyView {
+    /// e.g. `"99.00"`.
+    pub amount: String,
+    #[schema(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    pub currency: String,
 }
 
-/// Splits rows read with `limit + 1` into one page and the cursor of the next page (the id of the
-/// last row shown), if there is one.
-pub(crate) fn page<R>(
-    mut rows: Vec<R>,
-    limit: i64,
-    id: impl Fn(&R) -> &str,
-) -> (Vec<R>, Option<String>) {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next = if more {
-        rows.last().map(|r| id(r).to_owned())
-    } else {
-        None
-    };
-    (rows, next)
-}
-
-/// Page size: 20 by default, at most 100.
-pub(crate) fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(20),
-        Some(n @ 1..=100) => Ok(i64::from(n)),
-        Some(_) => Err(ApiError::invalid("limit", "must be between 1 and 100")),
+impl From<Money> for MoneyView {
+    fn from(m: Money) -> Self {
+        MoneyView {
+            amount: m.amount_string(),
+            currency: m.currency.code().to_owned(),
+        }
     }
+}
+
+/// Paging through a list.
+#[derive(Deserialize, IntoParams)]
+pub struct PageParams {
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+impl From<PageParams> for PageRequest {
+    fn from(p: PageParams) -> Self {
+        PageRequest {
+            cursor: p.cursor,
+            limit: p.limit,
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, checked.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| AppError::invalid("Idempotency-Key", "must be printable ASCII"))
+                .and_then(|v| Ok(souk_core::orders::idempotency_key(v)?))
+        })
+        .transpose()
 }

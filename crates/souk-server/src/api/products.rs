@@ -1,86 +1,18 @@
-//! A merchant's products: create a draft, edit it, submit it for review, delist. Changing a
-//! listed product opens a new revision (a change request) while the listed version stays live.
+//! A merchant's products: create a draft, edit it, submit it for review, delist.
 
-use super::merchants::approved_merchant;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::app::products::{self, ContentInput, SellerProduct};
+use crate::app::Caller;
+use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{parse_json, Body};
 use crate::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use souk_core::review::{
-    PlanDraft, ProductContent, ProductState, RevisionState, REVIEW_WORKING_DAYS,
-};
-use souk_store::merchants::MerchantRow;
-use souk_store::products::{ProductRow, RevisionRow};
+use serde::Serialize;
+use souk_core::review::ProductContent;
+use souk_store::products::Revision;
 use utoipa::ToSchema;
-
-/// One plan of a product.
-#[derive(Deserialize, Serialize, ToSchema, Clone)]
-pub struct PlanInput {
-    /// Keep the id of a plan that is already listed, so its buyers stay on it.
-    pub id: Option<String>,
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// ISO currency: CNY, USD, EUR, GBP, JPY, HKD or SGD.
-    pub currency: String,
-    /// Price of one month, a decimal string with at most 8 decimals.
-    pub monthly_price: Option<String>,
-    /// Price of one year.
-    pub yearly_price: Option<String>,
-}
-
-/// A product's content, reviewed as a whole.
-#[derive(Deserialize, Serialize, ToSchema, Clone)]
-pub struct ContentInput {
-    pub name: String,
-    pub summary: String,
-    #[serde(default)]
-    pub description: String,
-    /// See `GET /v1/categories`.
-    pub category: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub logo_url: Option<String>,
-    pub support_contact: String,
-    #[serde(default)]
-    pub licence: String,
-    /// The seller's production endpoint (https) that souk calls to provision.
-    pub endpoint_url: String,
-    pub plans: Vec<PlanInput>,
-}
-
-impl ContentInput {
-    fn into_core(self) -> ProductContent {
-        ProductContent {
-            name: self.name,
-            summary: self.summary,
-            description: self.description,
-            category: self.category,
-            tags: self.tags,
-            logo_url: self.logo_url,
-            support_contact: self.support_contact,
-            licence: self.licence,
-            endpoint_url: self.endpoint_url,
-            plans: self
-                .plans
-                .into_iter()
-                .map(|p| PlanDraft {
-                    id: p.id,
-                    name: p.name,
-                    description: p.description,
-                    currency: p.currency,
-                    monthly_price: p.monthly_price,
-                    yearly_price: p.yearly_price,
-                })
-                .collect(),
-        }
-    }
-}
 
 /// A new product: its first draft, and optionally the signing key the seller already uses.
 // This type documents the body; the handler reads `signing_key` and the content apart.
@@ -90,6 +22,7 @@ pub struct NewProduct {
     pub content: ContentInput,
     /// The key souk signs calls to the endpoint with; generated when absent. 16 to 128 printable
     /// characters.
+    #[schema(min_length = 16, max_length = 128)]
     pub signing_key: Option<String>,
 }
 
@@ -99,11 +32,13 @@ pub struct RevisionView {
     pub id: String,
     pub number: i64,
     /// `new` for a first listing, `change` for a change to a listed product.
+    #[schema(pattern = "^(new|change)$")]
     pub kind: String,
     /// `draft`, `in_review`, `approved` or `rejected`.
+    #[schema(pattern = "^(draft|in_review|approved|rejected)$")]
     pub state: String,
     #[schema(value_type = Object)]
-    pub content: serde_json::Value,
+    pub content: ProductContent,
     pub submitted_at: Option<DateTime<Utc>>,
     /// When the review is due (3 working days after submission).
     pub due_at: Option<DateTime<Utc>>,
@@ -112,22 +47,18 @@ pub struct RevisionView {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-impl RevisionView {
-    pub(crate) fn new(r: &RevisionRow) -> Self {
+impl From<&Revision> for RevisionView {
+    fn from(r: &Revision) -> Self {
         RevisionView {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             number: r.number,
             kind: if r.number == 1 { "new" } else { "change" }.to_owned(),
-            state: r.state.clone(),
-            content: serde_json::from_str(&r.content).unwrap_or(serde_json::Value::Null),
-            submitted_at: r.submitted_at.map(super::time),
-            due_at: r.due_at.map(super::time),
-            reasons: r
-                .reasons
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default(),
-            decided_at: r.decided_at.map(super::time),
+            state: r.state.as_str().to_owned(),
+            content: r.content.clone(),
+            submitted_at: r.submitted_at,
+            due_at: r.due_at,
+            reasons: r.reasons.clone(),
+            decided_at: r.decided_at,
         }
     }
 }
@@ -138,6 +69,7 @@ pub struct SellerProductView {
     pub id: String,
     pub product_type: String,
     /// `draft` (never listed), `listed` or `delisted`.
+    #[schema(pattern = "^(draft|listed|delisted)$")]
     pub state: String,
     /// The key souk signs calls to the endpoint with; configure the endpoint with it.
     pub signing_key: String,
@@ -145,7 +77,7 @@ pub struct SellerProductView {
     pub endpoint_url: Option<String>,
     /// The version buyers see, once listed.
     #[schema(value_type = Option<Object>)]
-    pub listed: Option<serde_json::Value>,
+    pub listed: Option<ProductContent>,
     pub listed_at: Option<DateTime<Utc>>,
     /// The newest revision: the open draft or application, or the last decided one.
     pub current: Option<RevisionView>,
@@ -154,91 +86,23 @@ pub struct SellerProductView {
     pub created_at: DateTime<Utc>,
 }
 
-async fn view(
-    state: &SharedState,
-    p: &ProductRow,
-    all_revisions: bool,
-) -> ApiResult<SellerProductView> {
-    let revisions = if all_revisions {
-        state.store.revisions(&p.id).await?
-    } else {
-        state
-            .store
-            .latest_revision(&p.id)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    Ok(SellerProductView {
-        id: p.id.clone(),
-        product_type: p.product_type.clone(),
-        state: p.state.clone(),
-        signing_key: state.secrets.open(&p.signing_key_enc)?,
-        endpoint_url: p.endpoint_url.clone(),
-        listed: p
-            .listed_content
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok()),
-        listed_at: p.listed_at.map(super::time),
-        current: revisions.first().map(RevisionView::new),
+fn view(sp: SellerProduct, all_revisions: bool) -> SellerProductView {
+    let p = sp.product;
+    SellerProductView {
+        id: p.id.to_string(),
+        product_type: p.product_type.as_str().to_owned(),
+        state: p.state.as_str().to_owned(),
+        signing_key: sp.signing_key,
+        endpoint_url: p.endpoint_url,
+        listed: p.listed,
+        listed_at: p.listed_at,
+        current: sp.revisions.first().map(RevisionView::from),
         revisions: if all_revisions {
-            revisions.iter().map(RevisionView::new).collect()
+            sp.revisions.iter().map(RevisionView::from).collect()
         } else {
             vec![]
         },
-        created_at: super::time(p.created_at),
-    })
-}
-
-async fn own_product(
-    state: &SharedState,
-    merchant: &MerchantRow,
-    id: &str,
-) -> ApiResult<ProductRow> {
-    match state.store.product(id).await {
-        Ok(p) if p.merchant_id == merchant.id => Ok(p),
-        Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(ApiError::NotFound("product".into())),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn validated(
-    state: &SharedState,
-    product_id: Option<&str>,
-    content: ContentInput,
-) -> ApiResult<String> {
-    let content = content
-        .into_core()
-        .validated(state.settings.endpoint_rules())?;
-    for (i, plan) in content.plans.iter().enumerate() {
-        if let Some(id) = &plan.id {
-            let belongs = match (product_id, state.store.plan(id).await) {
-                (Some(pid), Ok(p)) => p.product_id == pid,
-                _ => false,
-            };
-            if !belongs {
-                return Err(ApiError::invalid(
-                    format!("plans[{i}].id"),
-                    "is not a plan of this product",
-                ));
-            }
-        }
-    }
-    serde_json::to_string(&content).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn signing_key(given: Option<String>) -> ApiResult<String> {
-    match given {
-        Some(k) => {
-            if !(16..=128).contains(&k.len()) || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                return Err(ApiError::invalid(
-                    "signing_key",
-                    "must be 16 to 128 printable ASCII characters",
-                ));
-            }
-            Ok(k)
-        }
-        None => Ok(hex::encode(rand::random::<[u8; 32]>())),
+        created_at: p.created_at,
     }
 }
 
@@ -249,32 +113,17 @@ pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     Body(mut input): Body<serde_json::Value>,
-) -> ApiResult<(StatusCode, Json<SellerProductView>)> {
-    let merchant = approved_merchant(&state, &caller).await?;
+) -> AppResult<(StatusCode, Json<SellerProductView>)> {
     // The key and the content arrive side by side; each is read on its own so that a bad
     // content field is reported by its exact path.
     let key = match input.as_object_mut().and_then(|o| o.remove("signing_key")) {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(k)) => Some(k),
-        Some(_) => return Err(ApiError::invalid("signing_key", "must be a string")),
+        Some(_) => return Err(AppError::invalid("signing_key", "must be a string")),
     };
     let content: ContentInput = parse_json(input.to_string().as_bytes())?;
-    let content = validated(&state, None, content).await?;
-    let key = signing_key(key)?;
-    let (product, _) = state
-        .store
-        .create_product(
-            &merchant.id,
-            "saas",
-            &state.secrets.seal(&key),
-            &content,
-            state.now(),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&state, &product, true).await?),
-    ))
+    let sp = products::create(&state, &caller, content, key).await?;
+    Ok((StatusCode::CREATED, Json(view(sp, true))))
 }
 
 /// The merchant's products with their current draft or application.
@@ -282,13 +131,9 @@ pub async fn create(
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<SellerProductView>>> {
-    let merchant = approved_merchant(&state, &caller).await?;
-    let mut out = Vec::new();
-    for p in state.store.products_of_merchant(&merchant.id).await? {
-        out.push(view(&state, &p, false).await?);
-    }
-    Ok(Json(out))
+) -> AppResult<Json<Vec<SellerProductView>>> {
+    let all = products::list(&state, &caller).await?;
+    Ok(Json(all.into_iter().map(|sp| view(sp, false)).collect()))
 }
 
 /// One of the merchant's products with every revision.
@@ -298,10 +143,9 @@ pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
     Path(product_id): Path<String>,
-) -> ApiResult<Json<SellerProductView>> {
-    let merchant = approved_merchant(&state, &caller).await?;
-    let p = own_product(&state, &merchant, &product_id).await?;
-    Ok(Json(view(&state, &p, true).await?))
+) -> AppResult<Json<SellerProductView>> {
+    let sp = products::get(&state, &caller, &product_id.into()).await?;
+    Ok(Json(view(sp, true)))
 }
 
 /// Saves the draft: edits the open draft (a rejected application becomes a draft again), or
@@ -313,29 +157,9 @@ pub async fn edit_draft(
     caller: Caller,
     Path(product_id): Path<String>,
     Body(input): Body<ContentInput>,
-) -> ApiResult<Json<SellerProductView>> {
-    let merchant = approved_merchant(&state, &caller).await?;
-    let p = own_product(&state, &merchant, &product_id).await?;
-    let content = validated(&state, Some(&p.id), input).await?;
-    let latest = state
-        .store
-        .latest_revision(&p.id)
-        .await?
-        .ok_or(ApiError::NotFound("revision".into()))?;
-    let latest_state: RevisionState = souk_store::parse(&latest.state)?;
-    if latest_state == RevisionState::Approved {
-        state
-            .store
-            .insert_revision(&p.id, latest.number + 1, &content, state.now())
-            .await?;
-    } else {
-        latest_state.edit()?;
-        state
-            .store
-            .update_revision(&latest.id, &latest.state, &content, state.now())
-            .await?;
-    }
-    Ok(Json(view(&state, &p, true).await?))
+) -> AppResult<Json<SellerProductView>> {
+    let sp = products::edit_draft(&state, &caller, &product_id.into(), input).await?;
+    Ok(Json(view(sp, true)))
 }
 
 /// Submits the draft for review; the review is due 3 working days later.
@@ -345,30 +169,9 @@ pub async fn submit(
     State(state): State<SharedState>,
     caller: Caller,
     Path(product_id): Path<String>,
-) -> ApiResult<Json<SellerProductView>> {
-    let merchant = approved_merchant(&state, &caller).await?;
-    let p = own_product(&state, &merchant, &product_id).await?;
-    let latest = state
-        .store
-        .latest_revision(&p.id)
-        .await?
-        .ok_or(ApiError::NotFound("revision".into()))?;
-    let current: RevisionState = souk_store::parse(&latest.state)?;
-    current.submit()?;
-    // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
-    let content: ProductContent =
-        serde_json::from_str(&latest.content).map_err(|e| ApiError::Internal(e.to_string()))?;
-    content.validated(state.settings.endpoint_rules())?;
-    let now = state.now();
-    let due = state
-        .settings
-        .calendar()
-        .add_working_days(now, REVIEW_WORKING_DAYS);
-    state
-        .store
-        .submit_revision(&latest.id, current.as_str(), now, due)
-        .await?;
-    Ok(Json(view(&state, &p, true).await?))
+) -> AppResult<Json<SellerProductView>> {
+    let sp = products::submit(&state, &caller, &product_id.into()).await?;
+    Ok(Json(view(sp, true)))
 }
 
 /// Delists a listed product: no new purchases; running instances go on.
@@ -378,16 +181,7 @@ pub async fn delist(
     State(state): State<SharedState>,
     caller: Caller,
     Path(product_id): Path<String>,
-) -> ApiResult<Json<SellerProductView>> {
-    let merchant = approved_merchant(&state, &caller).await?;
-    let p = own_product(&state, &merchant, &product_id).await?;
-    let current: ProductState = souk_store::parse(&p.state)?;
-    let next = current.delist()?;
-    state
-        .store
-        .set_product_state(&p.id, current.as_str(), next.as_str(), state.now())
-        .await?;
-    state.catalog.invalidate().await;
-    let p = state.store.product(&p.id).await?;
-    Ok(Json(view(&state, &p, true).await?))
+) -> AppResult<Json<SellerProductView>> {
+    let sp = products::delist(&state, &caller, &product_id.into()).await?;
+    Ok(Json(view(sp, true)))
 }

@@ -1,19 +1,16 @@
-//! The product review queue: reviewers approve (the revision becomes the listed version) or
-//! reject with reasons (the merchant edits and resubmits).
+//! The product review queue: reviewers approve or reject with reasons.
 
 use super::products::RevisionView;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::app::reviews::{self, ReviewDecision};
+use crate::app::Caller;
+use crate::error::{AppResult, Problem};
 use crate::extract::Body;
 use crate::SharedState;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use souk_core::accounts::Role;
-use souk_core::review::{ProductContent, RevisionState};
-use souk_core::validate;
-use souk_store::products::PlanWrite;
+use serde::Serialize;
+use souk_core::review::{ProductContent, ProductState};
 use utoipa::ToSchema;
 
 /// An application waiting for review.
@@ -22,23 +19,15 @@ pub struct ReviewItem {
     pub revision_id: String,
     pub product_id: String,
     /// `new` for a first listing, `change` for a change to a listed product.
+    #[schema(pattern = "^(new|change)$")]
     pub kind: String,
     pub merchant: String,
     #[schema(value_type = Object)]
-    pub content: serde_json::Value,
+    pub content: ProductContent,
     pub submitted_at: Option<DateTime<Utc>>,
     pub due_at: Option<DateTime<Utc>>,
     /// Past its due date.
     pub overdue: bool,
-}
-
-/// A review decision.
-#[derive(Deserialize, ToSchema)]
-pub struct ReviewDecision {
-    pub approve: bool,
-    /// What the merchant must fix; at least one for a rejection.
-    #[serde(default)]
-    pub reasons: Vec<String>,
 }
 
 /// Applications in review, overdue first, then by due date (role `reviewer`).
@@ -46,34 +35,31 @@ pub struct ReviewDecision {
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<ReviewItem>>> {
-    caller.require(Role::Reviewer)?;
+) -> AppResult<Json<Vec<ReviewItem>>> {
     let now = state.now();
-    let items = state
-        .store
-        .review_queue(500)
+    let items = reviews::queue(&state, &caller)
         .await?
         .into_iter()
-        .map(|r| ReviewItem {
-            revision_id: r.id,
-            product_id: r.product_id,
-            kind: if r.product_state == "draft" {
+        .map(|q| ReviewItem {
+            revision_id: q.revision.id.to_string(),
+            product_id: q.revision.product_id.to_string(),
+            kind: if q.product_state == ProductState::Draft {
                 "new"
             } else {
                 "change"
             }
             .to_owned(),
-            merchant: r.company_name,
-            content: serde_json::from_str(&r.content).unwrap_or(serde_json::Value::Null),
-            submitted_at: r.submitted_at.map(super::time),
-            overdue: r.due_at.is_some_and(|d| super::time(d) < now),
-            due_at: r.due_at.map(super::time),
+            merchant: q.company_name,
+            overdue: q.revision.due_at.is_some_and(|d| d < now),
+            submitted_at: q.revision.submitted_at,
+            due_at: q.revision.due_at,
+            content: q.revision.content,
         })
         .collect();
     Ok(Json(items))
 }
 
-/// Approves or rejects an application (role `reviewer`).
+/// Approves or rejects an application (role `reviewer`; not for one's own product).
 #[utoipa::path(operation_id = "decide_review", post, path = "/v1/operator/reviews/{revision_id}/decision", tag = "operator", request_body = ReviewDecision,
     params(("revision_id" = String, Path)),
     responses((status = 200, body = RevisionView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -82,48 +68,7 @@ pub async fn decide(
     caller: Caller,
     Path(revision_id): Path<String>,
     Body(d): Body<ReviewDecision>,
-) -> ApiResult<Json<RevisionView>> {
-    caller.require(Role::Reviewer)?;
-    let revision = state.store.revision(&revision_id).await?;
-    let current: RevisionState = souk_store::parse(&revision.state)?;
-    let mut reasons = Vec::new();
-    for (i, r) in d.reasons.iter().enumerate() {
-        if !r.trim().is_empty() {
-            reasons.push(validate::text(&format!("reasons[{i}]"), r, 1000)?);
-        }
-    }
-    current.decide(d.approve, &reasons)?;
-    let now = state.now();
-    if d.approve {
-        let content: ProductContent = serde_json::from_str(&revision.content)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let content = content.validated(state.settings.endpoint_rules())?;
-        let plans: Vec<PlanWrite> = content
-            .plans
-            .iter()
-            .map(|p| PlanWrite {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                description: p.description.clone(),
-                currency: p.currency.clone(),
-                monthly_price: p.monthly_price.clone(),
-                yearly_price: p.yearly_price.clone(),
-            })
-            .collect();
-        state
-            .store
-            .approve_revision(&revision, &content.endpoint_url, &plans, caller.id(), now)
-            .await?;
-        state.catalog.invalidate().await;
-    } else {
-        let json =
-            serde_json::to_string(&reasons).map_err(|e| ApiError::Internal(e.to_string()))?;
-        state
-            .store
-            .reject_revision(&revision.id, &json, caller.id(), now)
-            .await?;
-    }
-    Ok(Json(RevisionView::new(
-        &state.store.revision(&revision.id).await?,
-    )))
+) -> AppResult<Json<RevisionView>> {
+    let revision = reviews::decide(&state, &caller, &revision_id.into(), d).await?;
+    Ok(Json(RevisionView::from(&revision)))
 }

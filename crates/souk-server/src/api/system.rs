@@ -1,6 +1,6 @@
 //! Health, the OpenAPI document, and the test clock (`souk serve --test-clock` only).
 
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Body;
 use crate::SharedState;
 use axum::extract::State;
@@ -22,7 +22,7 @@ pub struct Health {
 
 /// Answers when the node and its database are up.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health), (status = 500, body = Problem)))]
-pub async fn healthz(State(state): State<SharedState>) -> ApiResult<Json<Health>> {
+pub async fn healthz(State(state): State<SharedState>) -> AppResult<Json<Health>> {
     sqlx_ping(&state).await?;
     let database = match state.store.backend() {
         souk_store::Backend::Sqlite => "sqlite",
@@ -34,13 +34,13 @@ pub async fn healthz(State(state): State<SharedState>) -> ApiResult<Json<Health>
     }))
 }
 
-async fn sqlx_ping(state: &SharedState) -> ApiResult<()> {
+async fn sqlx_ping(state: &SharedState) -> AppResult<()> {
     state
         .store
         .has_accounts()
         .await
         .map(|_| ())
-        .map_err(ApiError::from)
+        .map_err(AppError::from)
 }
 
 /// The OpenAPI 3.1 document.
@@ -63,15 +63,15 @@ pub struct MoveClock {
     pub to: Option<DateTime<Utc>>,
 }
 
-fn test_clock(state: &SharedState) -> ApiResult<&souk_core::clock::TestClock> {
+fn test_clock(state: &SharedState) -> AppResult<&souk_core::clock::TestClock> {
     state
         .test_clock
         .as_deref()
-        .ok_or(ApiError::NotFound("test clock".into()))
+        .ok_or(AppError::NotFound("test clock".into()))
 }
 
 /// The test clock's time.
-pub async fn clock(State(state): State<SharedState>) -> ApiResult<Json<ClockView>> {
+pub async fn clock(State(state): State<SharedState>) -> AppResult<Json<ClockView>> {
     Ok(Json(ClockView {
         now: souk_core::clock::Clock::now(test_clock(&state)?),
     }))
@@ -81,21 +81,21 @@ pub async fn clock(State(state): State<SharedState>) -> ApiResult<Json<ClockView
 pub async fn move_clock(
     State(state): State<SharedState>,
     Body(m): Body<MoveClock>,
-) -> ApiResult<Json<ClockView>> {
+) -> AppResult<Json<ClockView>> {
     let clock = test_clock(&state)?;
     let now = match (m.advance_seconds, m.to) {
         (Some(s), None) if (0..=100 * 366 * 86_400).contains(&s) => {
             clock.advance(chrono::Duration::seconds(s))
         }
         (Some(_), None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "advance_seconds",
                 "must be between 0 and 100 years",
             ))
         }
         (None, Some(to)) => clock.set(to),
         _ => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "advance_seconds",
                 "give either advance_seconds or to",
             ))
@@ -108,7 +108,7 @@ pub async fn move_clock(
 
 /// Prometheus text: this node's counters and the queue and lifecycle gauges. It holds counts only;
 /// expose it to your monitoring, not to the internet.
-pub async fn metrics(State(state): State<SharedState>) -> ApiResult<impl IntoResponse> {
+pub async fn metrics(State(state): State<SharedState>) -> AppResult<impl IntoResponse> {
     let now = state.now();
     let (jobs, oldest_job) = state.store.job_stats(now).await?;
     let (instances, earliest_due) = state.store.instance_stats(now).await?;

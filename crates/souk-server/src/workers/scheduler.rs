@@ -2,11 +2,12 @@
 //! range, so its cost follows the due rows, not all rows), asks core for the transition and stores
 //! it with its seller calls in one transaction.
 
-use super::dispatcher::SellerJob;
-use crate::SharedState;
+use crate::jobs::SellerJob;
+use crate::{AppState, SharedState};
 use chrono::{DateTime, Utc};
-use souk_core::lifecycle::{self, InstanceState};
-use souk_store::instances::{Change, InstanceRow};
+use souk_core::lifecycle::{self, Event, InstanceState, Subject};
+use souk_store::events::NewEvent;
+use souk_store::instances::{Change, Instance};
 
 /// Instances handled per batch.
 const BATCH: i64 = 200;
@@ -25,7 +26,7 @@ pub async fn run(state: SharedState) {
 }
 
 /// One pass over the due instances; returns how many were due.
-pub async fn tick(state: &SharedState) -> Result<usize, souk_store::Error> {
+pub async fn tick(state: &AppState) -> Result<usize, souk_store::Error> {
     let now = state.now();
     let due = state.store.due_instances(now, BATCH).await?;
     let n = due.len();
@@ -44,52 +45,62 @@ fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-async fn step(
-    state: &SharedState,
-    i: &InstanceRow,
-    now: DateTime<Utc>,
-) -> Result<(), souk_store::Error> {
-    let current: InstanceState = souk_store::parse(&i.state)?;
-    let expiry = souk_store::at(i.expires_at);
+async fn step(state: &AppState, i: &Instance, now: DateTime<Utc>) -> Result<(), souk_store::Error> {
     let policy = state.settings.policy;
-    let change = match lifecycle::due(current, expiry, now, policy) {
-        Some(t) => {
-            let detail = match t.state {
-                InstanceState::Grace => format!(
-                    "expired {}; it keeps running in the grace period until {}",
-                    day(expiry),
-                    day(expiry + policy.grace)
-                ),
-                InstanceState::Frozen => format!(
-                    "grace period ended; frozen at the seller; data kept until {}",
-                    day(expiry + policy.grace + policy.retention)
-                ),
-                InstanceState::Released => {
-                    "retention period ended; released at the seller".to_owned()
-                }
-                other => format!("now {other}"),
-            };
-            Change {
-                state: t.state.as_str(),
-                next_transition_at: t.next_at,
-                jobs: t
-                    .calls
-                    .iter()
-                    .map(|c| SellerJob::from_call(*c).spec(&i.order_id))
-                    .collect(),
-                event: Some((event_kind(t.state), detail)),
-            }
-        }
-        // Not due after all (changed since it was scheduled): only move the schedule.
-        None => Change {
-            state: current.as_str(),
-            next_transition_at: lifecycle::reschedule(current, expiry, policy),
-            jobs: vec![],
-            event: None,
+    let t = lifecycle::transition(
+        Subject {
+            state: i.state,
+            expiry: i.expires_at,
         },
-    };
-    let calls_seller = !change.jobs.is_empty();
-    state.store.transition(i, change, now).await?;
+        Event::Due,
+        now,
+        policy,
+    )?;
+    // Not due after all (changed since it was scheduled): only the schedule moves, silently.
+    let event = t.changes_state(i.state).then(|| {
+        let detail = match t.state {
+            InstanceState::Grace => format!(
+                "expired {}; it keeps running in the grace period until {}",
+                day(i.expires_at),
+                day(policy.grace_end(i.expires_at))
+            ),
+            InstanceState::Frozen => format!(
+                "grace period ended; frozen at the seller; data kept until {}",
+                day(policy.retention_end(i.expires_at))
+            ),
+            InstanceState::Released => "retention period ended; released at the seller".to_owned(),
+            other => format!("now {other}"),
+        };
+        NewEvent {
+            order_id: None,
+            instance_id: Some(&i.id),
+            kind: event_kind(t.state),
+            detail,
+            actor: None,
+        }
+    });
+    let jobs: Vec<_> = t
+        .seller_calls()
+        .map(|c| SellerJob::from_call(c).spec(&i.order_id))
+        .collect();
+    let calls_seller = !jobs.is_empty();
+    state
+        .store
+        .apply_change(
+            i,
+            Change {
+                transition: &t,
+                jobs,
+                refund: None,
+                seller_instance_id: None,
+                access_enc: None,
+                failure_reason: None,
+                event,
+                job: None,
+            },
+            now,
+        )
+        .await?;
     if calls_seller {
         state.wake_dispatcher.notify_waiters();
     }

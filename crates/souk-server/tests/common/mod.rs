@@ -4,6 +4,7 @@
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
+use souk_core::accounts::{AccountKind, Role};
 use souk_server::{AppState, Settings, SharedState};
 use souk_store::accounts::NewAccount;
 use souk_store::testing::TestDb;
@@ -86,16 +87,17 @@ impl TestApp {
         let hash = souk_server::auth::hash_password("operator password".into())
             .await
             .unwrap();
+        let roles: Vec<Role> = roles.split(',').map(|r| r.parse().unwrap()).collect();
         let a = self
             .state
             .store
             .create_account(
                 NewAccount {
-                    kind: "individual",
+                    kind: AccountKind::Individual,
                     name: "Operator",
                     email,
                     password_hash: &hash,
-                    roles,
+                    roles: &roles,
                 },
                 self.state.now(),
             )
@@ -112,7 +114,7 @@ impl TestApp {
         User {
             client,
             base: self.base.clone(),
-            id: a.id,
+            id: a.id.to_string(),
             email: email.to_owned(),
         }
     }

@@ -2,11 +2,11 @@
 //! when this node changes a listing or after a short time-to-live (for changes made by other
 //! nodes), so browsing and search never wait on the database.
 
-use crate::error::ApiError;
+use crate::error::{AppError, AppResult};
+use crate::AppState;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use souk_core::plans::PlanPrices;
-use souk_core::review::ProductContent;
+use souk_core::review::CATEGORIES;
 use souk_store::catalog::ListedProduct;
 use souk_store::Store;
 use std::str::FromStr;
@@ -76,32 +76,33 @@ pub struct Search {
 }
 
 impl Entry {
-    fn from_listed(p: ListedProduct) -> Result<Entry, ApiError> {
-        let content: ProductContent = serde_json::from_str(
-            p.product.listed_content.as_deref().unwrap_or("null"),
-        )
-        .map_err(|e| ApiError::Internal(format!("listed content of {}: {e}", p.product.id)))?;
-        let mut monthly = Vec::new();
-        let plans = p
+    fn from_listed(p: ListedProduct) -> Result<Entry, AppError> {
+        let content = p.product.listed.clone().ok_or_else(|| {
+            AppError::Internal(format!(
+                "listed product {} has no listed content",
+                p.product.id
+            ))
+        })?;
+        let monthly = p
             .plans
             .iter()
             .map(|pl| {
-                if let Ok(prices) = PlanPrices::parse(
-                    "plan",
-                    &pl.currency,
-                    pl.monthly_price.as_deref(),
-                    pl.yearly_price.as_deref(),
-                ) {
-                    monthly.push((pl.currency.clone(), prices.monthly_equivalent()));
-                }
-                PlanView {
-                    id: pl.id.clone(),
-                    name: pl.name.clone(),
-                    description: pl.description.clone(),
-                    currency: pl.currency.clone(),
-                    monthly_price: pl.monthly_price.clone(),
-                    yearly_price: pl.yearly_price.clone(),
-                }
+                (
+                    pl.prices.currency.code().to_owned(),
+                    pl.prices.monthly_equivalent(),
+                )
+            })
+            .collect();
+        let plans = p
+            .plans
+            .iter()
+            .map(|pl| PlanView {
+                id: pl.id.to_string(),
+                name: pl.name.clone(),
+                description: pl.description.clone(),
+                currency: pl.prices.currency.code().to_owned(),
+                monthly_price: pl.prices.monthly.map(|d| d.to_string()),
+                yearly_price: pl.prices.yearly.map(|d| d.to_string()),
             })
             .collect();
         let haystack = format!(
@@ -115,8 +116,8 @@ impl Entry {
         .to_lowercase();
         Ok(Entry {
             view: ProductView {
-                id: p.product.id.clone(),
-                product_type: p.product.product_type.clone(),
+                id: p.product.id.to_string(),
+                product_type: p.product.product_type.as_str().to_owned(),
                 name: content.name,
                 summary: content.summary,
                 description: content.description,
@@ -126,7 +127,7 @@ impl Entry {
                 support_contact: content.support_contact,
                 licence: content.licence,
                 merchant: MerchantRef {
-                    id: p.product.merchant_id.clone(),
+                    id: p.product.merchant_id.to_string(),
                     company_name: p.company_name,
                 },
                 plans,
@@ -194,7 +195,7 @@ impl CatalogCache {
     }
 
     /// Every listed product.
-    pub async fn entries(&self, store: &Store) -> Result<Arc<Vec<Entry>>, ApiError> {
+    pub async fn entries(&self, store: &Store) -> Result<Arc<Vec<Entry>>, AppError> {
         if let Some(s) = self.snapshot.read().await.as_ref() {
             if s.loaded.elapsed() < self.ttl {
                 return Ok(s.entries.clone());
@@ -226,7 +227,7 @@ impl CatalogCache {
         &self,
         store: &Store,
         search: &Search,
-    ) -> Result<Vec<ProductView>, ApiError> {
+    ) -> Result<Vec<ProductView>, AppError> {
         let entries = self.entries(store).await?;
         Ok(entries
             .iter()
@@ -237,7 +238,7 @@ impl CatalogCache {
     }
 
     /// One listed product.
-    pub async fn product(&self, store: &Store, id: &str) -> Result<Option<ProductView>, ApiError> {
+    pub async fn product(&self, store: &Store, id: &str) -> Result<Option<ProductView>, AppError> {
         Ok(self
             .entries(store)
             .await?
@@ -247,12 +248,85 @@ impl CatalogCache {
     }
 }
 
-/// Parses a price filter.
-pub fn parse_price(field: &str, value: Option<&str>) -> Result<Option<Decimal>, ApiError> {
+/// Search filters as a person gives them; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct SearchInput {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub product_type: Option<String>,
+    pub min_price: Option<String>,
+    pub max_price: Option<String>,
+    pub currency: Option<String>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One page of listed products.
+pub struct Found {
+    pub items: Vec<ProductView>,
+    pub next_cursor: Option<String>,
+    /// How many products match in all.
+    pub total: usize,
+}
+
+fn parse_price(field: &str, value: Option<&str>) -> AppResult<Option<Decimal>> {
     value
         .map(|v| {
             Decimal::from_str(v.trim())
-                .map_err(|_| ApiError::invalid(field, format!("{v:?} is not a decimal number")))
+                .map_err(|_| AppError::invalid(field, format!("{v:?} is not a decimal number")))
         })
         .transpose()
+}
+
+/// Lists and searches listed products, newest first.
+pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
+    let limit = super::PageRequest {
+        cursor: None,
+        limit: input.limit,
+    }
+    .size()? as usize;
+    if let Some(c) = &input.category {
+        if !CATEGORIES.contains(&c.as_str()) {
+            return Err(AppError::invalid(
+                "category",
+                format!("must be one of: {}", CATEGORIES.join(", ")),
+            ));
+        }
+    }
+    if let Some(c) = &input.currency {
+        c.parse::<souk_core::money::Currency>()?;
+    }
+    let offset = match &input.cursor {
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| AppError::invalid("cursor", "is not a cursor this API gave out"))?,
+        None => 0,
+    };
+    let search = Search {
+        text: input.q.filter(|q| !q.trim().is_empty()),
+        category: input.category,
+        product_type: input.product_type,
+        currency: input.currency,
+        min_price: parse_price("min_price", input.min_price.as_deref())?,
+        max_price: parse_price("max_price", input.max_price.as_deref())?,
+    };
+    let all = state.catalog.search(&state.store, &search).await?;
+    let total = all.len();
+    let items: Vec<ProductView> = all.into_iter().skip(offset).take(limit).collect();
+    let next = offset + items.len();
+    Ok(Found {
+        next_cursor: (next < total).then(|| next.to_string()),
+        items,
+        total,
+    })
+}
+
+/// One listed product with its plans.
+pub async fn product(state: &AppState, id: &str) -> AppResult<ProductView> {
+    state
+        .catalog
+        .product(&state.store, id)
+        .await?
+        .ok_or(AppError::NotFound("product".into()))
 }

@@ -1,0 +1,254 @@
+//! Accounts: sign-up, log-in and log-out, real-name verification and its review, and the
+//! operators made on the command line.
+
+use super::{Caller, Via};
+use crate::auth;
+use crate::error::{AppError, AppResult};
+use crate::AppState;
+use serde::{Deserialize, Serialize};
+use souk_core::accounts::{AccountKind, Role, VerificationDetails};
+use souk_core::ids::AccountId;
+use souk_core::validate;
+use souk_store::accounts::{Account, NewAccount};
+use utoipa::ToSchema;
+
+/// Sign-up details.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SignUp {
+    /// `individual` or `enterprise`.
+    #[schema(pattern = "^(individual|enterprise)$", example = "individual")]
+    pub kind: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    #[schema(format = "email", max_length = 254)]
+    pub email: String,
+    /// 10 to 128 characters.
+    #[schema(min_length = 10, max_length = 128)]
+    pub password: String,
+}
+
+/// Log-in details.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct LogIn {
+    pub email: String,
+    pub password: String,
+}
+
+/// Real-name details: individuals give `id_number`; enterprises `company_name` and
+/// `registration_number`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct VerificationInput {
+    pub legal_name: String,
+    pub phone: String,
+    pub id_number: Option<String>,
+    pub company_name: Option<String>,
+    pub registration_number: Option<String>,
+}
+
+/// A reviewer's decision on a verification or a merchant application.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct Decision {
+    /// `true` approves, `false` rejects.
+    pub approve: bool,
+    /// Required when rejecting.
+    pub reason: Option<String>,
+}
+
+impl Decision {
+    /// The validated reason: required for a rejection.
+    pub fn reason(&self) -> AppResult<Option<String>> {
+        match (&self.reason, self.approve) {
+            (Some(r), _) if !r.trim().is_empty() => Ok(Some(validate::text("reason", r, 1000)?)),
+            (_, false) => Err(AppError::invalid("reason", "a rejection needs a reason")),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A new session: the token for the client (shown once) and the account it belongs to.
+pub struct Session {
+    pub token: String,
+    pub account: Account,
+}
+
+async fn start_session(state: &AppState, account: Account) -> AppResult<Session> {
+    let (token, hash) = auth::new_session_token();
+    // Sessions expire in real time: a test clock moving months ahead must not log people out.
+    let now = chrono::Utc::now();
+    state
+        .store
+        .create_session(&hash, &account.id, now, now + state.settings.session_ttl)
+        .await?;
+    Ok(Session { token, account })
+}
+
+/// Creates an account and logs it in.
+pub async fn sign_up(state: &AppState, input: SignUp) -> AppResult<Session> {
+    let kind: AccountKind = input
+        .kind
+        .parse()
+        .map_err(|_| AppError::invalid("kind", "must be \"individual\" or \"enterprise\""))?;
+    let name = validate::text("name", &input.name, 100)?;
+    let email = validate::email("email", &input.email)?;
+    validate::password("password", &input.password)?;
+    let hash = auth::hash_password(input.password).await?;
+    let account = state
+        .store
+        .create_account(
+            NewAccount {
+                kind,
+                name: &name,
+                email: &email,
+                password_hash: &hash,
+                roles: &[],
+            },
+            state.now(),
+        )
+        .await?;
+    start_session(state, account).await
+}
+
+/// Logs in with e-mail and password.
+pub async fn log_in(state: &AppState, input: LogIn) -> AppResult<Session> {
+    let email = input.email.trim().to_lowercase();
+    let account = state.store.account_by_email(&email).await?;
+    let ok = auth::verify_password(
+        input.password,
+        account.as_ref().map(|a| a.password_hash.clone()),
+    )
+    .await;
+    match account {
+        Some(a) if ok => start_session(state, a).await,
+        _ => Err(AppError::BadCredentials),
+    }
+}
+
+/// Ends the session with this token (nothing happens for an unknown one).
+pub async fn log_out(state: &AppState, token: &str) -> AppResult<()> {
+    Ok(state.store.delete_session(&auth::token_hash(token)).await?)
+}
+
+/// Submits (or, after a rejection, resubmits) the caller's real-name verification.
+pub async fn submit_verification(
+    state: &AppState,
+    caller: &Caller,
+    input: VerificationInput,
+) -> AppResult<Account> {
+    let current = caller.account.verification.state;
+    let next = current.submit()?;
+    let details = VerificationDetails {
+        legal_name: input.legal_name,
+        id_number: input.id_number,
+        company_name: input.company_name,
+        registration_number: input.registration_number,
+        phone: input.phone,
+    }
+    .validated(caller.account.kind)?;
+    state
+        .store
+        .submit_verification(caller.id(), current, next, &details, state.now())
+        .await?;
+    Ok(state.store.account(caller.id()).await?)
+}
+
+/// Verifications waiting for a reviewer, oldest first (role `reviewer`).
+pub async fn verification_queue(state: &AppState, caller: &Caller) -> AppResult<Vec<Account>> {
+    caller.require(Role::Reviewer)?;
+    Ok(state.store.pending_verifications(200).await?)
+}
+
+/// Approves or rejects a pending verification (role `reviewer`, never the reviewer's own).
+pub async fn decide_verification(
+    state: &AppState,
+    caller: &Caller,
+    account_id: &AccountId,
+    decision: Decision,
+) -> AppResult<Account> {
+    caller.require(Role::Reviewer)?;
+    let reason = decision.reason()?;
+    caller.not_own(account_id, "decide the verification")?;
+    let account = state.store.account(account_id).await?;
+    let current = account.verification.state;
+    let next = current.decide(decision.approve)?;
+    state
+        .store
+        .decide_verification(
+            account_id,
+            current,
+            next,
+            reason.as_deref(),
+            caller.id(),
+            state.now(),
+        )
+        .await?;
+    Ok(state.store.account(account_id).await?)
+}
+
+/// Creates an operator account with `roles` (all when empty): how the first operator is made.
+pub async fn create_operator(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    password: String,
+    roles: &[Role],
+) -> AppResult<Account> {
+    let email = validate::email("email", email)?;
+    let name = validate::text("name", name, 100)?;
+    validate::password("password", &password)?;
+    let roles = if roles.is_empty() { Role::ALL } else { roles };
+    let hash = auth::hash_password(password).await?;
+    Ok(state
+        .store
+        .create_account(
+            NewAccount {
+                kind: AccountKind::Individual,
+                name: &name,
+                email: &email,
+                password_hash: &hash,
+                roles,
+            },
+            state.now(),
+        )
+        .await?)
+}
+
+/// The e-mail of the marketplace's own system operator, which `souk admin …` acts as.
+pub const SYSTEM_EMAIL: &str = "system@souk.invalid";
+
+/// The caller `souk admin …` acts as: the system operator, with every role, created on first
+/// use. It has no password, so no one can log in as it; what it does is recorded under its id.
+pub async fn command_line_caller(state: &AppState) -> AppResult<Caller> {
+    let account = match state.store.account_by_email(SYSTEM_EMAIL).await? {
+        Some(a) => a,
+        None => {
+            let created = state
+                .store
+                .create_account(
+                    NewAccount {
+                        kind: AccountKind::Enterprise,
+                        name: "souk (command line)",
+                        email: SYSTEM_EMAIL,
+                        // Not a PHC string: no password ever verifies against it.
+                        password_hash: "!",
+                        roles: Role::ALL,
+                    },
+                    state.now(),
+                )
+                .await;
+            match created {
+                Ok(a) => a,
+                // Another command made it at the same moment.
+                Err(souk_store::Error::Duplicate(_)) => state
+                    .store
+                    .account_by_email(SYSTEM_EMAIL)
+                    .await?
+                    .ok_or(AppError::NotFound("system operator".into()))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    Ok(Caller {
+        account,
+        via: Via::CommandLine,
+    })
+}

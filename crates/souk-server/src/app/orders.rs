@@ -1,0 +1,234 @@
+//! Buying: a verified buyer orders a plan for N months or years, paid from the balance in the
+//! same transaction that creates the order, the instance and its provisioning job. A retry with
+//! the same `Idempotency-Key` answers the same order and charges once.
+
+use super::{Caller, Page, PageRequest};
+use crate::error::{AppError, AppResult};
+use crate::jobs::SellerJob;
+use crate::AppState;
+use serde::Deserialize;
+use souk_core::ids::{InstanceId, OrderId, PlanId};
+use souk_core::ledger::debit_floor;
+use souk_core::lifecycle::InstanceState;
+use souk_core::money::Money;
+use souk_core::orders::{OrderKind, OrderState};
+use souk_core::plans::{add_periods, Period};
+use souk_core::review::ProductState;
+use souk_store::events::TimelineEvent;
+use souk_store::instances::Instance;
+use souk_store::orders::{Order, Purchase};
+use souk_store::{fresh, Store};
+use utoipa::ToSchema;
+
+/// What to buy.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct OrderInput {
+    pub plan_id: String,
+    /// `month` or `year`.
+    #[schema(pattern = "^(month|year)$")]
+    pub period: String,
+    /// How many months or years, 1 to 36 months or 1 to 5 years.
+    #[schema(minimum = 1, maximum = 36)]
+    pub periods: u32,
+}
+
+/// An order with what happened to it, oldest first.
+#[derive(Debug, Clone)]
+pub struct OrderDetails {
+    pub order: Order,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// What a paying request did, and whether an earlier request with the same key did it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub details: OrderDetails,
+    pub replayed: bool,
+}
+
+/// The balance floor of the buyer's debits: no credit today.
+pub(crate) fn floor() -> i64 {
+    debit_floor(0)
+}
+
+/// The answer for a short balance: the price and what is there.
+pub(crate) fn short_balance(e: souk_store::Error, price: Money) -> AppError {
+    match e {
+        souk_store::Error::InsufficientBalance { available_minor } => {
+            AppError::InsufficientBalance {
+                price: price.to_string(),
+                available: Money::from_minor(available_minor, price.currency).to_string(),
+            }
+        }
+        other => other.into(),
+    }
+}
+
+pub(crate) async fn details(store: &Store, order: Order) -> AppResult<OrderDetails> {
+    let timeline = store
+        .order_timeline(&order.id, &order.instance_id, order.created_at)
+        .await?;
+    Ok(OrderDetails { order, timeline })
+}
+
+/// Runs a paying request under its `Idempotency-Key`. A used key makes the store refuse the new
+/// order before any debit; then (and after any other failure) the answer is the order the first
+/// request with this key made, so a retry sees it even if, say, the plan has left sale since. The
+/// same key on a different request is refused.
+pub(crate) async fn idempotent<F, Fut>(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<String>,
+    fingerprint: String,
+    attempt: F,
+) -> AppResult<Placed>
+where
+    F: FnOnce(Option<String>, String) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Placed>>,
+{
+    match (attempt(key.clone(), fingerprint.clone()).await, key) {
+        (Err(e), Some(key)) => match state.store.order_by_key(caller.id(), &key).await? {
+            Some(o) if o.request_fingerprint.as_deref() == Some(fingerprint.as_str()) => {
+                Ok(Placed {
+                    details: details(&state.store, o).await?,
+                    replayed: true,
+                })
+            }
+            Some(_) => Err(AppError::IdempotencyKeyReused),
+            None => Err(e),
+        },
+        (outcome, _) => outcome,
+    }
+}
+
+/// Buys a plan, paid from the balance.
+pub async fn place(
+    state: &AppState,
+    caller: &Caller,
+    input: OrderInput,
+    key: Option<String>,
+) -> AppResult<Placed> {
+    let fingerprint = format!("new:{}:{}:{}", input.plan_id, input.period, input.periods);
+    idempotent(state, caller, key, fingerprint, |key, fingerprint| {
+        buy(state, caller, input, key, fingerprint)
+    })
+    .await
+}
+
+async fn buy(
+    state: &AppState,
+    caller: &Caller,
+    input: OrderInput,
+    key: Option<String>,
+    fingerprint: String,
+) -> AppResult<Placed> {
+    caller.require_verified()?;
+    let period: Period = input.period.parse()?;
+    let (plan, product) = match state
+        .store
+        .plan_with_product(&PlanId::from(input.plan_id.as_str()))
+        .await
+    {
+        Ok(found) => found,
+        Err(souk_store::Error::NotFound(_)) => {
+            return Err(AppError::invalid("plan_id", "no such plan"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if product.state != ProductState::Listed || !plan.active {
+        return Err(AppError::NotOnSale);
+    }
+    let price = plan.prices.price(period, input.periods)?;
+    let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
+        AppError::invalid("period", format!("this plan is not sold by the {period}"))
+    })?;
+    let now = state.now();
+    let order_id: OrderId = fresh(now);
+    let instance_id: InstanceId = fresh(now);
+    let order = Order {
+        id: order_id.clone(),
+        buyer_id: caller.id().clone(),
+        kind: OrderKind::New,
+        state: OrderState::Paid,
+        product_id: product.id.clone(),
+        plan_id: plan.id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        instance_id: instance_id.clone(),
+        period,
+        periods: input.periods,
+        unit_price,
+        amount: price,
+        idempotency_key: key,
+        request_fingerprint: Some(fingerprint),
+        created_at: now,
+    };
+    let instance = Instance {
+        id: instance_id.clone(),
+        buyer_id: caller.id().clone(),
+        product_id: product.id.clone(),
+        plan_id: plan.id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        order_id: order_id.clone(),
+        state: InstanceState::Provisioning,
+        period,
+        expires_at: add_periods(now, period, input.periods),
+        next_transition_at: None,
+        version: 0,
+        business_id: instance_id.to_string(),
+        seller_instance_id: None,
+        access_enc: None,
+        failure_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let memo = format!(
+        "{} {}(s) of {}, plan {}: {}",
+        input.periods,
+        period,
+        product.listed_name(),
+        plan.name,
+        price
+    );
+    let job = SellerJob::NewInstance.spec(&order_id);
+    let paid = state
+        .store
+        .purchase(
+            Purchase {
+                order: &order,
+                instance: &instance,
+                job: &job,
+                memo: &memo,
+                floor_minor: floor(),
+            },
+            now,
+        )
+        .await
+        .map_err(|e| short_balance(e, price))?;
+    state.wake_dispatcher.notify_waiters();
+    Ok(Placed {
+        details: OrderDetails {
+            order,
+            timeline: vec![paid],
+        },
+        replayed: false,
+    })
+}
+
+/// The caller's orders, newest first.
+pub async fn list(state: &AppState, caller: &Caller, page: PageRequest) -> AppResult<Page<Order>> {
+    let size = page.size()?;
+    let rows = state
+        .store
+        .orders_of_buyer(caller.id(), page.cursor.as_deref(), size + 1)
+        .await?;
+    Ok(page.page(rows, size, |o| o.id.as_str()))
+}
+
+/// One of the caller's orders with its timeline; another buyer's order is not found.
+pub async fn get(state: &AppState, caller: &Caller, id: &OrderId) -> AppResult<OrderDetails> {
+    match state.store.order(id).await {
+        Ok(o) if &o.buyer_id == caller.id() => details(&state.store, o).await,
+        Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(AppError::NotFound("order".into())),
+        Err(e) => Err(e.into()),
+    }
+}

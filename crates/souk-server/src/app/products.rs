@@ -1,0 +1,272 @@
+//! A merchant's products: create a draft, edit it, submit it for review, delist. Changing a
+//! listed product opens a new revision (a change request) while the listed version stays live.
+
+use super::{merchants, Caller};
+use crate::error::{AppError, AppResult};
+use crate::AppState;
+use serde::{Deserialize, Serialize};
+use souk_core::ids::{PlanId, ProductId};
+use souk_core::review::{
+    PlanDraft, ProductContent, ProductType, RevisionState, REVIEW_WORKING_DAYS,
+};
+use souk_store::merchants::Merchant;
+use souk_store::products::{Product, Revision};
+use utoipa::ToSchema;
+
+/// One plan of a product.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct PlanInput {
+    /// Keep the id of a plan that is already listed, so its buyers stay on it.
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// ISO currency: CNY, USD, EUR, GBP, JPY, HKD or SGD.
+    #[schema(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    pub currency: String,
+    /// Price of one month, a decimal string with at most 8 decimals.
+    pub monthly_price: Option<String>,
+    /// Price of one year.
+    pub yearly_price: Option<String>,
+}
+
+/// A product's content, reviewed as a whole.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ContentInput {
+    pub name: String,
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    /// See `GET /v1/categories`.
+    pub category: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub logo_url: Option<String>,
+    pub support_contact: String,
+    #[serde(default)]
+    pub licence: String,
+    /// The seller's production endpoint (https) that souk calls to provision.
+    pub endpoint_url: String,
+    pub plans: Vec<PlanInput>,
+}
+
+impl ContentInput {
+    fn into_core(self) -> ProductContent {
+        ProductContent {
+            name: self.name,
+            summary: self.summary,
+            description: self.description,
+            category: self.category,
+            tags: self.tags,
+            logo_url: self.logo_url,
+            support_contact: self.support_contact,
+            licence: self.licence,
+            endpoint_url: self.endpoint_url,
+            plans: self
+                .plans
+                .into_iter()
+                .map(|p| PlanDraft {
+                    id: p.id,
+                    name: p.name,
+                    description: p.description,
+                    currency: p.currency,
+                    monthly_price: p.monthly_price,
+                    yearly_price: p.yearly_price,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A product as its merchant sees it.
+#[derive(Debug, Clone)]
+pub struct SellerProduct {
+    pub product: Product,
+    /// The key souk signs calls to the endpoint with.
+    pub signing_key: String,
+    /// Revisions, newest first: all of them, or only the newest on list views.
+    pub revisions: Vec<Revision>,
+}
+
+async fn seller_product(
+    state: &AppState,
+    product: Product,
+    all_revisions: bool,
+) -> AppResult<SellerProduct> {
+    let revisions = if all_revisions {
+        state.store.revisions(&product.id).await?
+    } else {
+        state
+            .store
+            .latest_revision(&product.id)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(SellerProduct {
+        signing_key: state.secrets.open(&product.signing_key_enc)?,
+        product,
+        revisions,
+    })
+}
+
+async fn own_product(state: &AppState, merchant: &Merchant, id: &ProductId) -> AppResult<Product> {
+    match state.store.product(id).await {
+        Ok(p) if p.merchant_id == merchant.id => Ok(p),
+        Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(AppError::NotFound("product".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn validated(
+    state: &AppState,
+    product_id: Option<&ProductId>,
+    content: ContentInput,
+) -> AppResult<ProductContent> {
+    let content = content
+        .into_core()
+        .validated(state.settings.endpoint_rules())?;
+    for (i, plan) in content.plans.iter().enumerate() {
+        if let Some(id) = &plan.id {
+            let belongs = match (
+                product_id,
+                state.store.plan(&PlanId::from(id.as_str())).await,
+            ) {
+                (Some(pid), Ok(p)) => &p.product_id == pid,
+                _ => false,
+            };
+            if !belongs {
+                return Err(AppError::invalid(
+                    format!("plans[{i}].id"),
+                    "is not a plan of this product",
+                ));
+            }
+        }
+    }
+    Ok(content)
+}
+
+fn signing_key(given: Option<String>) -> AppResult<String> {
+    match given {
+        Some(k) => {
+            if !(16..=128).contains(&k.len()) || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(AppError::invalid(
+                    "signing_key",
+                    "must be 16 to 128 printable ASCII characters",
+                ));
+            }
+            Ok(k)
+        }
+        None => Ok(hex::encode(rand::random::<[u8; 32]>())),
+    }
+}
+
+/// Creates a SaaS product as a draft (approved merchants only), with the seller's signing key or
+/// a new one.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    content: ContentInput,
+    key: Option<String>,
+) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let content = validated(state, None, content).await?;
+    let key = signing_key(key)?;
+    let (product, _) = state
+        .store
+        .create_product(
+            &merchant.id,
+            ProductType::Saas,
+            &state.secrets.seal(&key),
+            &content,
+            state.now(),
+        )
+        .await?;
+    seller_product(state, product, true).await
+}
+
+/// The merchant's products with their newest revision.
+pub async fn list(state: &AppState, caller: &Caller) -> AppResult<Vec<SellerProduct>> {
+    let merchant = merchants::approved(state, caller).await?;
+    let mut out = Vec::new();
+    for p in state.store.products_of_merchant(&merchant.id).await? {
+        out.push(seller_product(state, p, false).await?);
+    }
+    Ok(out)
+}
+
+/// One of the merchant's products with every revision.
+pub async fn get(state: &AppState, caller: &Caller, id: &ProductId) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let p = own_product(state, &merchant, id).await?;
+    seller_product(state, p, true).await
+}
+
+/// Saves the draft: edits the open draft (a rejected application becomes a draft again), or
+/// opens a change request for a listed product.
+pub async fn edit_draft(
+    state: &AppState,
+    caller: &Caller,
+    id: &ProductId,
+    input: ContentInput,
+) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let p = own_product(state, &merchant, id).await?;
+    let content = validated(state, Some(&p.id), input).await?;
+    let latest = state
+        .store
+        .latest_revision(&p.id)
+        .await?
+        .ok_or(AppError::NotFound("revision".into()))?;
+    if latest.state == RevisionState::Approved {
+        state
+            .store
+            .insert_revision(&p.id, latest.number + 1, &content, state.now())
+            .await?;
+    } else {
+        let next = latest.state.edit()?;
+        state
+            .store
+            .update_revision(&latest.id, latest.state, next, &content, state.now())
+            .await?;
+    }
+    seller_product(state, p, true).await
+}
+
+/// Submits the draft for review; the review is due 3 working days later.
+pub async fn submit(state: &AppState, caller: &Caller, id: &ProductId) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let p = own_product(state, &merchant, id).await?;
+    let latest = state
+        .store
+        .latest_revision(&p.id)
+        .await?
+        .ok_or(AppError::NotFound("revision".into()))?;
+    let next = latest.state.submit()?;
+    // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
+    latest.content.validated(state.settings.endpoint_rules())?;
+    let now = state.now();
+    let due = state
+        .settings
+        .calendar()
+        .add_working_days(now, REVIEW_WORKING_DAYS);
+    state
+        .store
+        .submit_revision(&latest.id, latest.state, next, now, due)
+        .await?;
+    seller_product(state, p, true).await
+}
+
+/// Delists a listed product: no new purchases; running instances go on.
+pub async fn delist(state: &AppState, caller: &Caller, id: &ProductId) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let p = own_product(state, &merchant, id).await?;
+    let next = p.state.delist()?;
+    state
+        .store
+        .set_product_state(&p.id, p.state, next, state.now())
+        .await?;
+    state.catalog.invalidate().await;
+    let p = state.store.product(&p.id).await?;
+    seller_product(state, p, true).await
+}

@@ -1,0 +1,443 @@
+//! The seller-call job handler: signs each lifecycle call, posts it to the product's endpoint and
+//! acts on the answer. What the answer means for the instance is core's decision (a created
+//! instance becomes active, a refusal fails it and refunds the order); this handler carries it
+//! out and stores it with the job's end in one transaction.
+
+use super::{BoxFuture, JobHandler, Step, Trace};
+use crate::jobs::{SellerJob, SellerPayload};
+use crate::AppState;
+use chrono::Utc;
+use souk_core::lifecycle::{self, Event, InstanceState, Subject};
+use souk_protocol::access_crypto::{self, EncryptType};
+use souk_protocol::signature::{signed_url, SignedParams};
+use souk_protocol::{
+    outcome, Activity, AppInfo, Outcome, RefreshScene, ResultCode, SellerAnswer, StatusChange,
+};
+use souk_store::events::NewEvent;
+use souk_store::instances::{Change, Instance, Refund};
+use souk_store::jobs::{Job, JobEnd, JobState};
+
+/// Runs one kind of seller call.
+pub struct SellerCallHandler(pub SellerJob);
+
+impl JobHandler for SellerCallHandler {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    fn run<'a>(
+        &'a self,
+        state: &'a AppState,
+        job: &'a Job,
+        trace: &'a mut Trace,
+    ) -> BoxFuture<'a, Result<Step, souk_store::Error>> {
+        Box::pin(run(state, self.0, job, trace))
+    }
+
+    fn give_up<'a>(
+        &'a self,
+        state: &'a AppState,
+        job: &'a Job,
+        error: String,
+    ) -> BoxFuture<'a, Result<(), souk_store::Error>> {
+        Box::pin(async move {
+            let attempts = job.attempts_in_budget();
+            if self.0 == SellerJob::NewInstance {
+                let instance = instance_of(state, job).await?;
+                if instance.state == InstanceState::Provisioning {
+                    let reason = format!(
+                        "the seller did not create the instance after {attempts} attempts; last: {error}"
+                    );
+                    return fail_provisioning(state, job, &instance, &reason).await;
+                }
+            }
+            let detail = format!("gave up after {attempts} attempts; last: {error}");
+            end(
+                state,
+                job,
+                JobState::Dead,
+                "seller.call_failed",
+                detail,
+                Some(&error),
+            )
+            .await
+        })
+    }
+}
+
+async fn instance_of(state: &AppState, job: &Job) -> Result<Instance, souk_store::Error> {
+    let id = job
+        .instance_id
+        .as_ref()
+        .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
+    state.store.instance(id).await
+}
+
+/// Ends the job with an event on its instance's timeline.
+async fn end(
+    state: &AppState,
+    job: &Job,
+    to: JobState,
+    kind: &str,
+    detail: String,
+    error: Option<&str>,
+) -> Result<(), souk_store::Error> {
+    state
+        .store
+        .end_job(
+            JobEnd {
+                id: &job.id,
+                attempts: job.attempts,
+                state: to,
+                error,
+            },
+            NewEvent {
+                order_id: None,
+                instance_id: job.instance_id.as_ref(),
+                kind,
+                detail,
+                actor: None,
+            },
+            state.now(),
+        )
+        .await
+}
+
+/// Core's decision for an instance the seller could not create: failed, and its order refunded,
+/// stored with the job's end.
+async fn fail_provisioning(
+    state: &AppState,
+    job: &Job,
+    instance: &Instance,
+    reason: &str,
+) -> Result<(), souk_store::Error> {
+    let now = state.now();
+    let t = lifecycle::transition(
+        Subject {
+            state: instance.state,
+            expiry: instance.expires_at,
+        },
+        Event::ProvisioningFailed,
+        now,
+        state.settings.policy,
+    )?;
+    let order = state.store.order(&instance.order_id).await?;
+    let refunded = order.state.refund()?;
+    state
+        .store
+        .apply_change(
+            instance,
+            Change {
+                transition: &t,
+                jobs: vec![],
+                refund: Some(Refund {
+                    order_id: &order.id,
+                    buyer_id: &order.buyer_id,
+                    amount: order.amount,
+                    from: order.state,
+                    to: refunded,
+                    memo: format!("refund: provisioning failed ({reason})"),
+                }),
+                seller_instance_id: None,
+                access_enc: None,
+                failure_reason: Some(reason),
+                event: Some(NewEvent {
+                    order_id: Some(&order.id),
+                    instance_id: Some(&instance.id),
+                    kind: "instance.failed",
+                    detail: format!("{reason}; the order was refunded"),
+                    actor: None,
+                }),
+                job: Some(JobEnd {
+                    id: &job.id,
+                    attempts: job.attempts,
+                    state: JobState::Dead,
+                    error: Some(reason),
+                }),
+            },
+            now,
+        )
+        .await
+}
+
+/// What the call is, for a seller job on `instance`; `None` when there is nothing to call.
+fn activity(kind: SellerJob, instance: &Instance, payload: &SellerPayload) -> Option<Activity> {
+    let line = |order: &str| format!("{order}-000001");
+    if kind == SellerJob::NewInstance {
+        return (instance.state == InstanceState::Provisioning).then(|| Activity::NewInstance {
+            order_id: instance.order_id.to_string(),
+            order_line_id: line(instance.order_id.as_str()),
+            business_id: instance.business_id.clone(),
+        });
+    }
+    // Nothing exists at the seller (provisioning never finished): nothing to tell it.
+    let seller_id = instance.seller_instance_id.clone()?;
+    Some(match kind {
+        SellerJob::Freeze => Activity::UpdateInstanceStatus {
+            instance_id: seller_id,
+            status: StatusChange::Freeze,
+        },
+        SellerJob::Unfreeze => Activity::UpdateInstanceStatus {
+            instance_id: seller_id,
+            status: StatusChange::Unfreeze,
+        },
+        SellerJob::QueryAccess => Activity::QueryInstance {
+            instance_ids: vec![seller_id],
+        },
+        SellerJob::Release => Activity::ReleaseInstance {
+            instance_id: seller_id,
+            order_id: instance.order_id.to_string(),
+            order_line_id: line(instance.order_id.as_str()),
+        },
+        SellerJob::Refresh | SellerJob::NewInstance => Activity::RefreshInstance {
+            instance_id: seller_id,
+            order_id: payload.order_id.to_string(),
+            order_line_id: line(payload.order_id.as_str()),
+            product_id: instance.product_id.to_string(),
+            expire_time: instance.expires_at.format("%Y%m%d%H%M%S").to_string(),
+            scene: RefreshScene::Renewal,
+        },
+    })
+}
+
+fn done_event(kind: SellerJob) -> (&'static str, &'static str) {
+    match kind {
+        SellerJob::NewInstance => ("seller.created", "the seller created the instance"),
+        SellerJob::Freeze => ("seller.frozen", "the seller froze the instance"),
+        SellerJob::Unfreeze => ("seller.unfrozen", "the seller unfroze the instance"),
+        SellerJob::Release => ("seller.released", "the seller released the instance"),
+        SellerJob::Refresh => ("seller.refreshed", "the seller recorded the new expiry"),
+        SellerJob::QueryAccess => ("seller.access", "the seller gave the access data"),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    kind: SellerJob,
+    job: &Job,
+    trace: &mut Trace,
+) -> Result<Step, souk_store::Error> {
+    let payload: SellerPayload = serde_json::from_str(&job.payload)
+        .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
+    let instance_id = job
+        .instance_id
+        .as_ref()
+        .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
+    let (instance, endpoint, key) = state.store.instance_for_call(instance_id).await?;
+    let Some(activity) = activity(kind, &instance, &payload) else {
+        let detail = match kind {
+            SellerJob::NewInstance => "provisioning already settled".to_owned(),
+            other => format!("{} skipped: the seller has no instance", other.kind()),
+        };
+        end(state, job, JobState::Done, "job.skipped", detail, None).await?;
+        return Ok(Step::Settled);
+    };
+    let endpoint =
+        endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
+    let key = state
+        .secrets
+        .open(&key)
+        .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
+    trace.request = Some(format!("{} for instance {}", activity.name(), instance.id));
+
+    let answer = call(state, &endpoint, &key, &activity).await;
+    let code = answer
+        .as_ref()
+        .ok()
+        .and_then(|a| ResultCode::parse(&a.result_code));
+    let what = match &answer {
+        Ok(a) => format!(
+            "{} answered {} {}",
+            activity.name(),
+            a.result_code,
+            a.result_msg
+        ),
+        Err(e) => format!("{} failed: {e}", activity.name()),
+    };
+    trace.answer = Some(match &answer {
+        Ok(a) => format!("{} {}", a.result_code, a.result_msg),
+        Err(e) => e.clone(),
+    });
+    let mut verdict = outcome(code, activity.name());
+    if kind == SellerJob::NewInstance && verdict == Outcome::Done {
+        let sid = answer
+            .as_ref()
+            .ok()
+            .and_then(|a| a.instance_id.clone())
+            .unwrap_or_default();
+        if sid.is_empty() || sid.len() > 64 {
+            verdict = Outcome::Retry;
+        }
+    }
+    // queryInstance succeeds only once the seller has the instance's access data.
+    let queried_access = match (kind, &answer) {
+        (SellerJob::QueryAccess, Ok(a)) if verdict == Outcome::Done => {
+            let found = a
+                .info
+                .iter()
+                .flatten()
+                .find(|i| Some(&i.instance_id) == instance.seller_instance_id.as_ref());
+            match found.and_then(|i| i.app_info.clone()) {
+                Some(info) => Some(decrypt_access(&key, a.encrypt_type.as_deref(), info)),
+                None => {
+                    verdict = Outcome::Pending;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    state.metrics.seller_call(
+        activity.name(),
+        match verdict {
+            Outcome::Done => "done",
+            Outcome::Pending => "pending",
+            Outcome::Retry => "retry",
+            Outcome::Final => "final",
+        },
+    );
+    let now = state.now();
+    match (kind, verdict, answer) {
+        (SellerJob::NewInstance, Outcome::Done, Ok(answer)) => {
+            let seller_id = answer.instance_id.clone().unwrap_or_default();
+            let access = answer
+                .app_info
+                .clone()
+                .map(|info| decrypt_access(&key, answer.encrypt_type.as_deref(), info));
+            // A seller that creates asynchronously answers the access data later, to queryInstance.
+            let follow_up: Vec<_> = access
+                .is_none()
+                .then(|| SellerJob::QueryAccess.spec(&instance.order_id))
+                .into_iter()
+                .collect();
+            let sealed = access.map(|a| {
+                state
+                    .secrets
+                    .seal(&serde_json::to_string(&a).unwrap_or_default())
+            });
+            let t = lifecycle::transition(
+                Subject {
+                    state: instance.state,
+                    expiry: instance.expires_at,
+                },
+                Event::Provisioned,
+                now,
+                state.settings.policy,
+            )?;
+            state
+                .store
+                .apply_change(
+                    &instance,
+                    Change {
+                        transition: &t,
+                        jobs: follow_up,
+                        refund: None,
+                        seller_instance_id: Some(&seller_id),
+                        access_enc: sealed.as_deref(),
+                        failure_reason: None,
+                        event: Some(NewEvent {
+                            order_id: Some(&instance.order_id),
+                            instance_id: Some(&instance.id),
+                            kind: "instance.active",
+                            detail: format!("the seller created instance {seller_id}"),
+                            actor: None,
+                        }),
+                        job: Some(JobEnd {
+                            id: &job.id,
+                            attempts: job.attempts,
+                            state: JobState::Done,
+                            error: None,
+                        }),
+                    },
+                    now,
+                )
+                .await?;
+            Ok(Step::Settled)
+        }
+        (SellerJob::NewInstance, Outcome::Final, _) => {
+            let reason = format!(
+                "{} ({what})",
+                code.map_or("the seller could not create the instance", |c| c
+                    .refusal_reason())
+            );
+            fail_provisioning(state, job, &instance, &reason).await?;
+            Ok(Step::Settled)
+        }
+        (_, Outcome::Done, _) => {
+            if let Some(info) = queried_access {
+                let sealed = state
+                    .secrets
+                    .seal(&serde_json::to_string(&info).unwrap_or_default());
+                state.store.set_access(instance_id, &sealed, now).await?;
+            }
+            let (event, detail) = done_event(kind);
+            end(state, job, JobState::Done, event, detail.to_owned(), None).await?;
+            Ok(Step::Settled)
+        }
+        (_, Outcome::Final, _) => {
+            end(
+                state,
+                job,
+                JobState::Dead,
+                "seller.call_failed",
+                what.clone(),
+                Some(&what),
+            )
+            .await?;
+            Ok(Step::Settled)
+        }
+        (_, Outcome::Retry | Outcome::Pending, _) => Ok(Step::Retry(what)),
+    }
+}
+
+/// Signs and posts one call. The signature's timestamp is real time, not the injected clock: it
+/// proves freshness to the seller, whose clock is real.
+pub async fn call(
+    state: &AppState,
+    endpoint: &str,
+    key: &str,
+    activity: &Activity,
+) -> Result<SellerAnswer, String> {
+    let body = activity.body(false);
+    let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
+    let res = state
+        .http
+        .post(signed_url(endpoint, &params))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json;charset=utf8",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                format!("connection failed: {e}")
+            }
+        })?;
+    let status = res.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the answer failed: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
+}
+
+/// Decrypts the fields a seller may encrypt; a value that does not decrypt stays as given.
+fn decrypt_access(key: &str, encrypt_type: Option<&str>, mut info: AppInfo) -> AppInfo {
+    if let Some(kind) = EncryptType::from_wire(encrypt_type) {
+        for field in [&mut info.password, &mut info.user_name] {
+            if let Some(v) = field.as_ref() {
+                if let Ok(plain) = access_crypto::decrypt(key, kind, v) {
+                    *field = Some(plain);
+                }
+            }
+        }
+    }
+    info
+}
