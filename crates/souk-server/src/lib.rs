@@ -14,6 +14,8 @@ pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod settings;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod workers;
 
 use souk_core::clock::{Clock, SystemClock, TestClock};

@@ -6,6 +6,7 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use souk_server::testing::User;
 use souk_store::testing::{backends, TestDb};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -68,57 +69,6 @@ async fn wait_until_up(url: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{url} did not come up");
-}
-
-struct Api {
-    base: String,
-    client: Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            client: Client::builder().cookie_store(true).build().unwrap(),
-        }
-    }
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        expect: StatusCode,
-    ) -> Value {
-        let mut req = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        assert_eq!(status, expect, "{method} {path}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-    async fn get(&self, path: &str) -> Value {
-        self.send(reqwest::Method::GET, path, None, StatusCode::OK)
-            .await
-    }
-    async fn post(&self, path: &str, body: Value, expect: StatusCode) -> Value {
-        self.send(reqwest::Method::POST, path, Some(body), expect)
-            .await
-    }
-    async fn wait_for(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..400 {
-            let v = self.get(path).await;
-            if done(&v) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{path} never became {what}: {}", self.get(path).await);
-    }
 }
 
 async fn tenant(seller_app: &str, instance_id: &str) -> Value {
@@ -230,8 +180,8 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let op = Api::new(&base);
-        op.post(
+        let op = User::new(&base);
+        op.expect_post(
             "/v1/sessions",
             json!({"email": "ops@souk.test", "password": "operator password"}),
             StatusCode::OK,
@@ -239,14 +189,14 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         .await;
 
         // A seller: sign-up, enterprise verification, merchant application.
-        let seller = Api::new(&base);
-        let s = seller.post("/v1/accounts", json!({"kind": "enterprise", "name": "Acme", "email": "seller@acme.test", "password": "seller password"}), StatusCode::CREATED).await;
+        let seller = User::new(&base);
+        let s = seller.expect_post("/v1/accounts", json!({"kind": "enterprise", "name": "Acme", "email": "seller@acme.test", "password": "seller password"}), StatusCode::CREATED).await;
         seller
-            .post("/v1/me/verification", json!({"legal_name": "Li Wei", "phone": "+86 21 5555 0000", "company_name": "Acme Ltd", "registration_number": "91310000MA1FL0000X"}), StatusCode::ACCEPTED)
+            .expect_post("/v1/me/verification", json!({"legal_name": "Li Wei", "phone": "+86 21 5555 0000", "company_name": "Acme Ltd", "registration_number": "91310000MA1FL0000X"}), StatusCode::ACCEPTED)
             .await;
-        let queue = op.get("/v1/operator/verifications").await;
+        let queue = op.json("/v1/operator/verifications").await;
         assert_eq!(queue[0]["id"], s["id"]);
-        op.post(
+        op.expect_post(
             &format!(
                 "/v1/operator/verifications/{}/decision",
                 s["id"].as_str().unwrap()
@@ -256,10 +206,10 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         )
         .await;
         let m = seller
-            .post("/v1/merchant", json!({"company_name": "Acme Ltd", "support_email": "support@acme.test", "support_phone": "400-800-0000", "business_licence_number": "BL-2026-001"}), StatusCode::CREATED)
+            .expect_post("/v1/merchant", json!({"company_name": "Acme Ltd", "support_email": "support@acme.test", "support_phone": "400-800-0000", "business_licence_number": "BL-2026-001"}), StatusCode::CREATED)
             .await;
         assert_eq!(m["state"], "pending");
-        op.post(
+        op.expect_post(
             &format!(
                 "/v1/operator/merchants/{}/decision",
                 m["id"].as_str().unwrap()
@@ -271,7 +221,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
 
         // The product: draft, submit, review.
         let product = seller
-            .post(
+            .expect_post(
                 "/v1/seller/products",
                 json!({
                     "name": "Acme Notes", "summary": "Shared notebooks for teams", "category": "collaboration", "tags": ["notes"],
@@ -284,14 +234,14 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             .await;
         let product_id = product["id"].as_str().unwrap();
         seller
-            .post(
+            .expect_post(
                 &format!("/v1/seller/products/{product_id}/submit"),
                 json!({}),
                 StatusCode::OK,
             )
             .await;
-        let reviews = op.get("/v1/operator/reviews").await;
-        op.post(
+        let reviews = op.json("/v1/operator/reviews").await;
+        op.expect_post(
             &format!(
                 "/v1/operator/reviews/{}/decision",
                 reviews[0]["revision_id"].as_str().unwrap()
@@ -302,10 +252,10 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         .await;
 
         // A buyer: verification, top-up, search, two purchases.
-        let buyer = Api::new(&base);
-        let b = buyer.post("/v1/accounts", json!({"kind": "individual", "name": "Bao", "email": "bao@buyer.test", "password": "buyer password"}), StatusCode::CREATED).await;
-        buyer.post("/v1/me/verification", json!({"legal_name": "Bao Lin", "phone": "13800000000", "id_number": "110101199001010000"}), StatusCode::ACCEPTED).await;
-        op.post(
+        let buyer = User::new(&base);
+        let b = buyer.expect_post("/v1/accounts", json!({"kind": "individual", "name": "Bao", "email": "bao@buyer.test", "password": "buyer password"}), StatusCode::CREATED).await;
+        buyer.expect_post("/v1/me/verification", json!({"legal_name": "Bao Lin", "phone": "13800000000", "id_number": "110101199001010000"}), StatusCode::ACCEPTED).await;
+        op.expect_post(
             &format!(
                 "/v1/operator/verifications/{}/decision",
                 b["id"].as_str().unwrap()
@@ -314,9 +264,9 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             StatusCode::OK,
         )
         .await;
-        op.post("/v1/operator/top-ups", json!({"email": "bao@buyer.test", "amount": "500.00", "currency": "CNY", "reference": "bank-0001"}), StatusCode::CREATED).await;
+        op.expect_post("/v1/operator/top-ups", json!({"email": "bao@buyer.test", "amount": "500.00", "currency": "CNY", "reference": "bank-0001"}), StatusCode::CREATED).await;
         let found = buyer
-            .get("/v1/products?q=notebooks&category=collaboration")
+            .json("/v1/products?q=notebooks&category=collaboration")
             .await;
         assert_eq!(found["items"][0]["id"], product_id);
         let plan = found["items"][0]["plans"][0]["id"]
@@ -345,12 +295,8 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         let r = format!("/v1/instances/{}", second["instance_id"].as_str().unwrap());
 
         // Provisioned at the seller; the access data souk shows is what the seller holds.
-        let ia = buyer
-            .wait_for(&a, "active", |v| v["state"] == "active")
-            .await;
-        let ir = buyer
-            .wait_for(&r, "active", |v| v["state"] == "active")
-            .await;
+        let ia = buyer.wait_for(&a, |v| v["state"] == "active").await;
+        let ir = buyer.wait_for(&r, |v| v["state"] == "active").await;
         let (ta, tr) = (
             ia["seller_instance_id"].as_str().unwrap().to_owned(),
             ir["seller_instance_id"].as_str().unwrap().to_owned(),
@@ -366,37 +312,33 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             format!("{seller_app}/t/{ta}")
         );
         assert_eq!(
-            buyer.get("/v1/balance").await["balances"][0]["amount"],
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
             "302.00"
         );
 
         // A month later both have expired: grace, still running at the seller.
-        let clock = Api::new(&base);
+        let clock = User::new(&base);
         clock
-            .post(
+            .expect_post(
                 "/v1/test/clock",
                 json!({"advance_seconds": 31 * DAY + 60}),
                 StatusCode::OK,
             )
             .await;
-        buyer.wait_for(&a, "grace", |v| v["state"] == "grace").await;
-        buyer.wait_for(&r, "grace", |v| v["state"] == "grace").await;
+        buyer.wait_for(&a, |v| v["state"] == "grace").await;
+        buyer.wait_for(&r, |v| v["state"] == "grace").await;
         assert_eq!(tenant(&seller_app, &ta).await["status"], "active");
 
         // The grace period ends: frozen at the seller, retention starts.
         clock
-            .post(
+            .expect_post(
                 "/v1/test/clock",
                 json!({"advance_seconds": 15 * DAY}),
                 StatusCode::OK,
             )
             .await;
-        buyer
-            .wait_for(&a, "frozen", |v| v["state"] == "frozen")
-            .await;
-        buyer
-            .wait_for(&r, "frozen", |v| v["state"] == "frozen")
-            .await;
+        buyer.wait_for(&a, |v| v["state"] == "frozen").await;
+        buyer.wait_for(&r, |v| v["state"] == "frozen").await;
         wait_tenant(&seller_app, &ta, "frozen").await;
         wait_tenant(&seller_app, &tr, "frozen").await;
 
@@ -404,7 +346,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         let old_expiry: chrono::DateTime<chrono::Utc> =
             ir["expires_at"].as_str().unwrap().parse().unwrap();
         let renewal = buyer
-            .post(
+            .expect_post(
                 &format!("{r}/renew"),
                 json!({"periods": 2}),
                 StatusCode::CREATED,
@@ -412,9 +354,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             .await;
         assert_eq!(renewal["kind"], "renew");
         assert_eq!(renewal["amount"]["amount"], "198.00");
-        let restored = buyer
-            .wait_for(&r, "active", |v| v["state"] == "active")
-            .await;
+        let restored = buyer.wait_for(&r, |v| v["state"] == "active").await;
         let new_expiry: chrono::DateTime<chrono::Utc> =
             restored["expires_at"].as_str().unwrap().parse().unwrap();
         assert_eq!(
@@ -432,7 +372,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
 
         // Retention ends for the other: released at the seller; the renewed one runs on.
         clock
-            .post(
+            .expect_post(
                 "/v1/test/clock",
                 json!({"advance_seconds": 15 * DAY}),
                 StatusCode::OK,
@@ -440,7 +380,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
             .await;
         wait_tenant(&seller_app, &ta, "released").await;
         let released = buyer
-            .wait_for(&a, "released at the seller", |v| {
+            .wait_for(&a, |v| {
                 v["state"] == "released"
                     && v["timeline"]
                         .as_array()
@@ -449,7 +389,7 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
                         .any(|e| e["kind"] == "seller.released")
             })
             .await;
-        assert_eq!(buyer.get(&r).await["state"], "active");
+        assert_eq!(buyer.json(&r).await["state"], "active");
         assert_eq!(tenant(&seller_app, &tr).await["status"], "active");
         let kinds: Vec<&str> = released["timeline"]
             .as_array()
@@ -482,11 +422,11 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
 
         // Money: 500 - 99 - 99 - 198; every balance equals its entries.
         assert_eq!(
-            buyer.get("/v1/balance").await["balances"][0]["amount"],
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
             "104.00"
         );
         assert_eq!(
-            buyer.get("/v1/ledger").await["items"]
+            buyer.json("/v1/ledger").await["items"]
                 .as_array()
                 .unwrap()
                 .len(),

@@ -1,14 +1,21 @@
-//! `TestApp::spawn(backend)`: souk on a random port over a fresh database, with a test clock,
-//! and helpers that walk people through sign-up, verification, merchant onboarding and review.
-#![allow(dead_code)]
+//! Test support shared by every crate's tests and the benchmarks (feature `testing`):
+//! `TestApp::spawn(backend)` runs souk on a random port over a fresh database with a test clock,
+//! [`User`] is one person at a browser, and a stub seller answers souk's calls.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+use crate::{AppState, Settings, SharedState};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 use souk_core::accounts::{AccountKind, Role};
-use souk_server::{AppState, Settings, SharedState};
+use souk_seller::{
+    AppInfo, InstanceInfo, Keys, NewInstance, Refresh, ResultCode, Seller, SellerAnswer,
+    StatusChange,
+};
 use souk_store::accounts::NewAccount;
 use souk_store::testing::TestDb;
 use souk_store::Backend;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub struct TestApp {
     pub base: String,
@@ -34,7 +41,7 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let state = AppState::new(db.store.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = souk_server::start(state.clone(), listener).unwrap();
+        let running = crate::start(state.clone(), listener).unwrap();
         TestApp {
             base: format!("http://{}", running.addr),
             state,
@@ -84,7 +91,7 @@ impl TestApp {
     }
 
     pub async fn operator_with_roles(&self, email: &str, roles: &str) -> User {
-        let hash = souk_server::auth::hash_password("operator password".into())
+        let hash = crate::auth::hash_password("operator password".into())
             .await
             .unwrap();
         let roles: Vec<Role> = roles.split(',').map(|r| r.parse().unwrap()).collect();
@@ -261,6 +268,43 @@ pub fn product_body(name: &str, endpoint: &str, monthly: &str) -> Value {
 }
 
 impl User {
+    /// Someone not logged in yet, at `base`.
+    pub fn new(base: &str) -> User {
+        User {
+            client: TestApp::client(),
+            base: base.to_owned(),
+            id: String::new(),
+            email: String::new(),
+        }
+    }
+
+    /// Sends a request, asserts the status, and returns the JSON body (null when there is none).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, expect, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// POSTs `body`, asserts the status, and returns the JSON body.
+    pub async fn expect_post(&self, path: &str, body: Value, expect: StatusCode) -> Value {
+        self.send(reqwest::Method::POST, path, Some(body), expect)
+            .await
+    }
+
     /// As a reviewer, approves the revision `rev` (asserting it went through).
     pub async fn approve_review(&self, rev: &str) {
         let res = self
@@ -350,4 +394,146 @@ pub async fn assert_problem(res: Response, status: StatusCode, field: Option<&st
         assert_eq!(body["field"], f, "{body}");
     }
     body
+}
+
+/// A seller endpoint for tests: answers `newInstance` with `code` after failing `fail_first`
+/// calls with HTTP 500, and counts the calls it saw.
+pub struct StubSeller {
+    pub code: &'static str,
+    pub fail_first: usize,
+    /// The first calls answer only after 2 s: longer than souk waits in the timeout test.
+    pub stall_first: usize,
+    pub calls: AtomicUsize,
+}
+
+impl Seller for StubSeller {
+    async fn new_instance(&self, req: NewInstance) -> SellerAnswer {
+        SellerAnswer {
+            instance_id: Some(format!("stub-{}", &req.business_id[4..12])),
+            ..SellerAnswer {
+                result_code: self.code.into(),
+                ..Default::default()
+            }
+        }
+    }
+    async fn query_instance(&self, ids: Vec<String>) -> SellerAnswer {
+        SellerAnswer {
+            info: Some(
+                ids.into_iter()
+                    .map(|i| InstanceInfo {
+                        app_info: Some(AppInfo {
+                            front_end_url: Some(format!("https://stub.test/{i}")),
+                            ..Default::default()
+                        }),
+                        instance_id: i,
+                    })
+                    .collect(),
+            ),
+            ..SellerAnswer::code(ResultCode::Success, "ok")
+        }
+    }
+    async fn refresh_instance(&self, _: Refresh) -> SellerAnswer {
+        SellerAnswer::code(ResultCode::Success, "ok")
+    }
+    async fn update_instance_status(&self, _: String, _: StatusChange) -> SellerAnswer {
+        SellerAnswer::code(ResultCode::Success, "ok")
+    }
+    async fn release_instance(&self, _: String, _: String) -> SellerAnswer {
+        SellerAnswer::code(ResultCode::Success, "ok")
+    }
+}
+
+/// Serves a stub seller; returns its endpoint URL. The first `fail_first` calls get HTTP 500.
+pub async fn stub_seller(
+    code: &'static str,
+    fail_first: usize,
+    key: &str,
+) -> (String, Arc<StubSeller>) {
+    serve_stub(
+        StubSeller {
+            code,
+            fail_first,
+            stall_first: 0,
+            calls: AtomicUsize::new(0),
+        },
+        key,
+    )
+    .await
+}
+
+pub async fn serve_stub(stub: StubSeller, key: &str) -> (String, Arc<StubSeller>) {
+    let stub = Arc::new(stub);
+    let counter = stub.clone();
+    let endpoint = souk_seller::router(stub.clone(), Keys::new([key.to_owned()]));
+    let app = axum::Router::new()
+        .nest_service("/souk", endpoint)
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.calls.fetch_add(1, Ordering::SeqCst);
+                    if n < counter.stall_first {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                    if n < counter.fail_first {
+                        return axum::response::IntoResponse::into_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                        );
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/souk"), stub)
+}
+
+pub const KEY: &str = "stub-signing-key-0123456789";
+
+/// A new merchant `seller@acme.test` with a listed product calling `endpoint`.
+pub async fn product_with(
+    app: &TestApp,
+    op: &User,
+    endpoint: &str,
+    monthly: &str,
+) -> (User, String, String) {
+    let seller = app.merchant(op, "seller@acme.test").await;
+    let (id, plan) = listed_by(app, op, &seller, endpoint, monthly).await;
+    (seller, id, plan)
+}
+
+/// A listed product of `seller` calling `endpoint` with [`KEY`]; returns (product, plan).
+pub async fn listed_by(
+    app: &TestApp,
+    op: &User,
+    seller: &User,
+    endpoint: &str,
+    monthly: &str,
+) -> (String, String) {
+    let res = seller.post("/v1/seller/products", json!({"signing_key": KEY, "name": "Stub", "summary": "s", "category": "security", "support_contact": "x", "endpoint_url": endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": monthly}]})).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let p: Value = res.json().await.unwrap();
+    let id = p["id"].as_str().unwrap().to_owned();
+    seller
+        .post(&format!("/v1/seller/products/{id}/submit"), json!({}))
+        .await;
+    let rev = p["current"]["id"].as_str().unwrap().to_owned();
+    op.approve_review(&rev).await;
+    let product: Value = TestApp::client()
+        .get(format!("{}/v1/products/{id}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
+    (id, plan)
 }

@@ -1,0 +1,227 @@
+//! Provisioning through the seller: refusals refund, failures retry with backoff, a dead or slow seller holds up no one.
+
+use souk_server::testing::*;
+
+use serde_json::Value;
+use souk_store::on_both_databases;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+on_both_databases! {
+    async fn a_seller_refusal_fails_the_instance_and_refunds_the_order(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000106", 0, KEY).await;
+        let (_, _, plan) = product_with(&app, &op, &endpoint, "80.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let ins = order["instance_id"].as_str().unwrap();
+        let i = buyer
+            .wait_for(&format!("/v1/instances/{ins}"), |v| v["state"] == "failed")
+            .await;
+        assert!(
+            i["failure_reason"].as_str().unwrap().contains("sold out"),
+            "{i}"
+        );
+        let order = buyer
+            .json(&format!("/v1/orders/{}", order["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(order["state"], "refunded");
+        assert!(order["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "instance.failed"));
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "100.00"
+        );
+        assert_eq!(
+            stub.calls.load(Ordering::SeqCst),
+            1,
+            "a final refusal is not retried"
+        );
+        let metrics = TestApp::client()
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in [
+            "souk_seller_calls_total{activity=\"newInstance\",outcome=\"final\"} 1",
+            "souk_instances{state=\"failed\"} 1",
+            "souk_jobs{state=\"dead\"} 1",
+            "souk_http_requests_total{method=\"POST\",status=\"201\"}",
+        ] {
+            assert!(
+                metrics.contains(line),
+                "{line} missing from /metrics:\n{metrics}"
+            );
+        }
+        assert!(app
+            .state
+            .store
+            .ledger_mismatches()
+            .await
+            .unwrap()
+            .is_empty());
+        app.cleanup().await;
+    }
+}
+
+on_both_databases! {
+    async fn a_failing_seller_is_retried_with_backoff_until_it_answers(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000000", 2, KEY).await;
+        let (_, _, plan) = product_with(&app, &op, &endpoint, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "10.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        // The first attempt fails; the retry waits for the backoff, which only the clock moves.
+        for _ in 0..200 {
+            if stub.calls.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(buyer.json(&path).await["state"], "provisioning");
+        // Each step of the clock makes the next retry due; a retry only happens when due.
+        let ready = |v: &Value| v["state"] == "active" && v["access"]["front_end_url"].is_string();
+        for _ in 0..40 {
+            if ready(&buyer.json(&path).await) {
+                break;
+            }
+            app.advance(600).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Active; its newInstance answer had no access data, so queryInstance filled it in.
+        let i = buyer.wait_for(&path, ready).await;
+        let sid = i["seller_instance_id"].as_str().unwrap();
+        assert!(sid.starts_with("stub-"));
+        assert_eq!(
+            i["access"]["front_end_url"],
+            format!("https://stub.test/{sid}")
+        );
+        // Two failed attempts, the successful newInstance, then queryInstance for the access data.
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 4);
+        app.cleanup().await;
+    }
+}
+
+on_both_databases! {
+    async fn a_seller_that_never_answers_fails_after_the_retry_budget_and_refunds(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000000", usize::MAX, KEY).await;
+        let (_, _, plan) = product_with(&app, &op, &endpoint, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "10.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        let budget = app.state.settings.job_max_attempts as usize;
+        for _ in 0..budget * 4 {
+            if buyer.json(&path).await["state"] == "failed" {
+                break;
+            }
+            app.advance(3600).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let i = buyer.wait_for(&path, |v| v["state"] == "failed").await;
+        assert!(
+            i["failure_reason"].as_str().unwrap().contains("attempts"),
+            "{i}"
+        );
+        assert_eq!(stub.calls.load(Ordering::SeqCst), budget);
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "10.00"
+        );
+        app.cleanup().await;
+    }
+}
+
+on_both_databases! {
+    async fn a_seller_that_answers_too_late_is_retried(backend) {
+        let settings = souk_server::Settings {
+            seller_timeout: std::time::Duration::from_millis(300),
+            ..souk_server::Settings::for_tests()
+        };
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let stub = StubSeller {
+            code: "000000",
+            fail_first: 0,
+            stall_first: 1,
+            calls: AtomicUsize::new(0),
+        };
+        let (endpoint, stub) = serve_stub(stub, KEY).await;
+        let (_, _, plan) = product_with(&app, &op, &endpoint, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "10.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        // The first answer comes after souk stopped waiting: still provisioning, retry pending.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(buyer.json(&path).await["state"], "provisioning");
+        for _ in 0..40 {
+            if buyer.json(&path).await["state"] == "active" {
+                break;
+            }
+            app.advance(600).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        buyer.wait_for(&path, |v| v["state"] == "active").await;
+        assert_eq!(
+            buyer.json("/v1/balance").await["balances"][0]["amount"],
+            "0.00"
+        );
+        app.cleanup().await;
+    }
+}
+
+on_both_databases! {
+    async fn a_slow_seller_does_not_hold_up_other_sellers(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let slow = StubSeller {
+            code: "000000",
+            fail_first: 0,
+            stall_first: 1,
+            calls: AtomicUsize::new(0),
+        };
+        let (slow_endpoint, slow) = serve_stub(slow, KEY).await;
+        let (fast_endpoint, _fast) = stub_seller("000000", 0, KEY).await;
+        let (_, _, slow_plan) = product_with(&app, &op, &slow_endpoint, "10.00").await;
+        let other = app.merchant(&op, "other@seller.test").await;
+        let (_, fast_plan) = listed_by(&app, &op, &other, &fast_endpoint, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "20.00").await;
+
+        let slow_order: Value = buyer.order(&slow_plan, 1, None).await.json().await.unwrap();
+        for _ in 0..200 {
+            if slow.calls.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let fast_order: Value = buyer.order(&fast_plan, 1, None).await.json().await.unwrap();
+        let fast_path = format!(
+            "/v1/instances/{}",
+            fast_order["instance_id"].as_str().unwrap()
+        );
+        buyer.wait_for(&fast_path, |v| v["state"] == "active").await;
+        // The slow seller is still answering its first call (it takes 2 s).
+        let slow_path = format!(
+            "/v1/instances/{}",
+            slow_order["instance_id"].as_str().unwrap()
+        );
+        assert_eq!(buyer.json(&slow_path).await["state"], "provisioning");
+        buyer.wait_for(&slow_path, |v| v["state"] == "active").await;
+        app.cleanup().await;
+    }
+}
