@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod merchants;
 pub mod money;
+pub mod net;
 pub mod orders;
 pub mod plans;
 pub mod review;

@@ -117,8 +117,8 @@ fn by_time(
     now: DateTime<Utc>,
     policy: Policy,
 ) -> (InstanceState, Option<DateTime<Utc>>) {
-    let grace_end = expiry + policy.grace;
-    let retention_end = grace_end + policy.retention;
+    let grace_end = crate::clock::add(expiry, policy.grace);
+    let retention_end = crate::clock::add(grace_end, policy.retention);
     if now < expiry {
         (InstanceState::Active, Some(expiry))
     } else if now < grace_end {
@@ -166,8 +166,8 @@ pub fn due(
     now: DateTime<Utc>,
     policy: Policy,
 ) -> Option<Transition> {
-    let grace_end = expiry + policy.grace;
-    let retention_end = grace_end + policy.retention;
+    let grace_end = crate::clock::add(expiry, policy.grace);
+    let retention_end = crate::clock::add(grace_end, policy.retention);
     match state {
         InstanceState::Active if now >= expiry => Some(Transition {
             state: InstanceState::Grace,
@@ -196,8 +196,11 @@ pub fn reschedule(
 ) -> Option<DateTime<Utc>> {
     match state {
         InstanceState::Active => Some(expiry),
-        InstanceState::Grace => Some(expiry + policy.grace),
-        InstanceState::Frozen => Some(expiry + policy.grace + policy.retention),
+        InstanceState::Grace => Some(crate::clock::add(expiry, policy.grace)),
+        InstanceState::Frozen => Some(crate::clock::add(
+            crate::clock::add(expiry, policy.grace),
+            policy.retention,
+        )),
         InstanceState::Provisioning | InstanceState::Released | InstanceState::Failed => None,
     }
 }
