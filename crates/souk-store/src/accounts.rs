@@ -125,6 +125,76 @@ impl Store {
         .await?)
     }
 
+    /// The account of a session that is neither past `expires_at` nor idle since before
+    /// `idle_cutoff`, and when the session was last seen (milliseconds).
+    pub async fn live_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Option<(AccountRow, i64)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            account: AccountRow,
+            seen_at: i64,
+        }
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {cols}, COALESCE(s.last_seen_at, s.created_at) AS seen_at FROM sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) > $3"
+        ))
+        .bind(token_hash)
+        .bind(ms(now))
+        .bind(ms(idle_cutoff))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.account, r.seen_at)))
+    }
+
+    /// Records that a session was used at `now`.
+    pub async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(ms(now))
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of an account; returns how many there were.
+    pub async fn delete_sessions_of(&self, account_id: &str) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes sessions past their expiry or idle since before `idle_cutoff`, of one account or
+    /// (with `None`) of everyone.
+    pub async fn delete_dead_sessions(
+        &self,
+        account_id: Option<&str>,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let dead = "(expires_at <= $1 OR COALESCE(last_seen_at, created_at) <= $2)";
+        let sql = match account_id {
+            Some(_) => format!("DELETE FROM sessions WHERE {dead} AND account_id = $3"),
+            None => format!("DELETE FROM sessions WHERE {dead}"),
+        };
+        let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(idle_cutoff));
+        if let Some(id) = account_id {
+            q = q.bind(id);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
+pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -85,8 +86,10 @@ pub struct Store {
     backend: Backend,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "spine", include_str!("../migrations/0001_spine.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "spine", include_str!("../migrations/0001_spine.sql")),
+    (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+];
 
 impl Store {
     /// Connects to `url`: `sqlite://path` (the file is created if missing) or `postgres://…`.

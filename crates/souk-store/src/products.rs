@@ -94,17 +94,19 @@ impl Store {
         &self,
         merchant_id: &str,
         product_type: &str,
-        signing_key_enc: &str,
+        seal_signing_key: impl FnOnce(&str) -> String,
         content_json: &str,
         now: DateTime<Utc>,
     ) -> Result<(ProductRow, RevisionRow)> {
         let id = new_id("prd", now);
+        // Sealed once the id is known: the sealed key is bound to its row.
+        let signing_key_enc = seal_signing_key(&id);
         let mut tx = self.begin().await?;
         sqlx::query(&format!("INSERT INTO products ({PRODUCT}) VALUES ($1, $2, $3, 'draft', $4, NULL, NULL, $5, $5, NULL)"))
             .bind(&id)
             .bind(merchant_id)
             .bind(product_type)
-            .bind(signing_key_enc)
+            .bind(&signing_key_enc)
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;
