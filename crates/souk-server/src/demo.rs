@@ -291,7 +291,6 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
             .await?;
         merchants.push(m.id);
     }
-    let key = state.secrets.seal(DEMO_SIGNING_KEY);
     for p in PRODUCTS {
         let content = ProductContent {
             name: p.name.into(),
@@ -316,11 +315,21 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
                 })
                 .collect(),
         }
-        .validated(EndpointRules { allow_loopback_http: true })?;
+        .validated(demo_rules(seller_endpoint))?;
         let json = serde_json::to_string(&content).map_err(err)?;
         let (product, revision) = state
             .store
-            .create_product(&merchants[p.merchant], "saas", &key, &json, now)
+            .create_product(
+                &merchants[p.merchant],
+                "saas",
+                |id| {
+                    state
+                        .secrets
+                        .seal(&crate::crypto::product_key_aad(id), DEMO_SIGNING_KEY)
+                },
+                &json,
+                now,
+            )
             .await?;
         state
             .store
@@ -380,4 +389,17 @@ pub async fn fill(state: &SharedState, seller_endpoint: &str) -> Result<bool, Ap
     }
     state.catalog.invalidate().await;
     Ok(true)
+}
+
+/// The demo's products point at the demo seller the operator named; its own literal address is
+/// allowed, nothing else.
+fn demo_rules(seller_endpoint: &str) -> EndpointRules {
+    let allowed = match souk_core::net::url_host(seller_endpoint) {
+        Some(souk_core::net::Host::Ip(ip)) => vec![ipnet::IpNet::from(ip)],
+        _ => Vec::new(),
+    };
+    EndpointRules {
+        allow_loopback_http: true,
+        networks: souk_core::net::SellerNetworks { allowed },
+    }
 }

@@ -117,19 +117,26 @@ impl Decision {
 
 async fn start_session(
     state: &SharedState,
+    peer: &crate::client::Peer,
     account: &AccountRow,
     status: StatusCode,
 ) -> ApiResult<Response> {
     let (token, hash) = auth::new_session_token();
     let now = Utc::now();
+    crate::sessions::sweep_account(state, &account.id, now).await;
     state
         .store
-        .create_session(&hash, &account.id, now, now + state.settings.session_ttl)
+        .create_session(
+            &hash,
+            &account.id,
+            now,
+            souk_core::clock::add(now, state.settings.session_ttl),
+        )
         .await?;
     let cookie = auth::session_cookie(
         &token,
         state.settings.session_ttl.num_seconds(),
-        state.settings.cookie_secure,
+        peer.https,
     );
     Ok((
         status,
@@ -143,11 +150,15 @@ async fn start_session(
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = SignUp,
     responses((status = 201, body = AccountView, description = "Created and logged in (session cookie set)"),
               (status = 409, body = Problem, description = "E-mail already registered"),
-              (status = 422, body = Problem, description = "Invalid input")))]
+              (status = 422, body = Problem, description = "Invalid input"),
+              (status = 429, body = Problem, description = "Too many sign-ups from this address; see Retry-After"),
+              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
 pub async fn sign_up(
     State(state): State<SharedState>,
+    peer: crate::client::Peer,
     Body(input): Body<SignUp>,
 ) -> ApiResult<Response> {
+    state.throttle.sign_up(&peer)?;
     let kind: AccountKind = input
         .kind
         .parse()
@@ -155,7 +166,7 @@ pub async fn sign_up(
     let name = validate::text("name", &input.name, 100)?;
     let email = validate::email("email", &input.email)?;
     validate::password("password", &input.password)?;
-    let hash = auth::hash_password(input.password).await?;
+    let hash = state.throttle.hash_password(input.password).await?;
     let account = state
         .store
         .create_account(
@@ -169,26 +180,35 @@ pub async fn sign_up(
             state.now(),
         )
         .await?;
-    start_session(&state, &account, StatusCode::CREATED).await
+    start_session(&state, &peer, &account, StatusCode::CREATED).await
 }
 
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LogIn,
-    responses((status = 200, body = AccountView), (status = 401, body = Problem)))]
+    responses((status = 200, body = AccountView), (status = 401, body = Problem),
+              (status = 429, body = Problem, description = "Too many attempts; see Retry-After"),
+              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
 pub async fn log_in(
     State(state): State<SharedState>,
+    peer: crate::client::Peer,
     Body(input): Body<LogIn>,
 ) -> ApiResult<Response> {
     let email = input.email.trim().to_lowercase();
+    state.throttle.log_in(&peer, &email)?;
     let account = state.store.account_by_email(&email).await?;
-    let ok = auth::verify_password(
-        input.password,
-        account.as_ref().map(|a| a.password_hash.clone()),
-    )
-    .await;
+    let ok = state
+        .throttle
+        .verify_password(
+            input.password,
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await?;
     match account {
-        Some(a) if ok => start_session(&state, &a, StatusCode::OK).await,
-        _ => Err(ApiError::BadCredentials),
+        Some(a) if ok => start_session(&state, &peer, &a, StatusCode::OK).await,
+        _ => {
+            state.throttle.log_in_failed(&email);
+            Err(ApiError::BadCredentials)
+        }
     }
 }
 
@@ -196,6 +216,7 @@ pub async fn log_in(
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "accounts", responses((status = 204)))]
 pub async fn log_out(
     State(state): State<SharedState>,
+    peer: crate::client::Peer,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
@@ -206,7 +227,7 @@ pub async fn log_out(
     }
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, auth::clear_cookie())],
+        [(header::SET_COOKIE, auth::clear_cookie(peer.https))],
     )
         .into_response())
 }

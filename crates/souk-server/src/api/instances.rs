@@ -2,6 +2,7 @@
 //! restores an instance in grace or retention (unfreezing it at the seller) and extends its
 //! expiry from the old expiry.
 
+use souk_core::clock::add;
 use super::ledger::PageParams;
 use super::orders::{
     answer, idempotent, key_of, require_verified, short_balance, EventView, OrderView,
@@ -79,7 +80,9 @@ async fn view(state: &SharedState, i: InstanceRow, with_timeline: bool) -> ApiRe
     let product_name = product.listed_name();
     let access = match &i.access_enc {
         Some(enc) => {
-            let info: AppInfo = serde_json::from_str(&state.secrets.open(enc)?)
+            let info: AppInfo = serde_json::from_str(&state
+                    .secrets
+                    .open(&crate::crypto::instance_access_aad(&i.id), enc)?)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             Some(AccessView {
                 front_end_url: info.front_end_url,
@@ -112,8 +115,8 @@ async fn view(state: &SharedState, i: InstanceRow, with_timeline: bool) -> ApiRe
         state: i.state,
         period: i.period,
         expires_at: expires,
-        grace_ends_at: expires + policy.grace,
-        retention_ends_at: expires + policy.grace + policy.retention,
+        grace_ends_at: add(expires, policy.grace),
+        retention_ends_at: add(add(expires, policy.grace), policy.retention),
         seller_instance_id: i.seller_instance_id,
         access,
         failure_reason: i.failure_reason,

@@ -173,7 +173,9 @@ async fn view(
         id: p.id.clone(),
         product_type: p.product_type.clone(),
         state: p.state.clone(),
-        signing_key: state.secrets.open(&p.signing_key_enc)?,
+        signing_key: state
+            .secrets
+            .open(&crate::crypto::product_key_aad(&p.id), &p.signing_key_enc)?,
         endpoint_url: p.endpoint_url.clone(),
         listed: p
             .listed_content
@@ -266,7 +268,7 @@ pub async fn create(
         .create_product(
             &merchant.id,
             "saas",
-            &state.secrets.seal(&key),
+            |id| state.secrets.seal(&crate::crypto::product_key_aad(id), &key),
             &content,
             state.now(),
         )

@@ -169,7 +169,7 @@ async fn run_job(state: &SharedState, job: &JobRow) {
             )
             .await
     } else {
-        let retry_at = state.now() + backoff(state, job.attempts);
+        let retry_at = souk_core::clock::add(state.now(), backoff(state, job.attempts));
         state
             .store
             .retry_job(&job.id, job.attempts, retry_at, &error, state.now())
@@ -211,7 +211,7 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
     let key = state
         .secrets
-        .open(&key)
+        .open(&crate::crypto::product_key_aad(&instance.product_id), &key)
         .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
     let now = state.now();
     let line = |order: &str| format!("{order}-000001");
@@ -281,7 +281,11 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         }
     };
 
-    let answer = call(state, &endpoint, &key, &activity).await;
+    let refused = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await;
+    let answer = match &refused {
+        Some(reason) => Err(reason.clone()),
+        None => call(state, &endpoint, &key, &activity).await,
+    };
     let code = answer
         .as_ref()
         .ok()
@@ -296,6 +300,9 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         Err(e) => format!("{} failed: {e}", activity.name()),
     };
     let mut verdict = outcome(code, activity.name());
+    if refused.is_some() {
+        verdict = Outcome::Final;
+    }
     if kind == SellerJob::NewInstance && verdict == Outcome::Done {
         let sid = answer
             .as_ref()
@@ -349,7 +356,7 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
             let sealed = access.map(|a| {
                 state
                     .secrets
-                    .seal(&serde_json::to_string(&a).unwrap_or_default())
+                    .seal(&crate::crypto::instance_access_aad(&instance.id), &serde_json::to_string(&a).unwrap_or_default())
             });
             let t = lifecycle::provisioned(
                 lifecycle::InstanceState::Provisioning,
@@ -397,7 +404,7 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
             if let Some(info) = queried_access {
                 let sealed = state
                     .secrets
-                    .seal(&serde_json::to_string(&info).unwrap_or_default());
+                    .seal(&crate::crypto::instance_access_aad(instance_id), &serde_json::to_string(&info).unwrap_or_default());
                 state.store.set_access(instance_id, &sealed, now).await?;
             }
             let (kind_name, detail) = kind.done_event();
@@ -437,7 +444,7 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
             .await
         }
         (_, Outcome::Retry | Outcome::Pending) => {
-            let at: DateTime<Utc> = now + backoff(state, job.attempts);
+            let at: DateTime<Utc> = souk_core::clock::add(now, backoff(state, job.attempts));
             tracing::info!(job = %job.id, attempt = job.attempts, retry_at = %at, "{what}");
             state
                 .store
@@ -489,21 +496,12 @@ pub async fn call(
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                format!("connection failed: {e}")
-            }
-        })?;
+        .map_err(|e| crate::egress::describe(e, "connection"))?;
     let status = res.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = res
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the answer failed: {e}"))?;
+    let bytes = crate::egress::read_limited(res, state.settings.seller_answer_limit).await?;
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
 }
 

@@ -14,6 +14,7 @@ pub const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Starts the workers on the runtime.
 pub fn spawn(state: SharedState) {
     tokio::spawn(dispatcher::run(state.clone()));
+    tokio::spawn(crate::sessions::sweep(state.clone()));
     tokio::spawn(scheduler::run(state));
 }
 

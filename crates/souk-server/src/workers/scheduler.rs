@@ -2,6 +2,7 @@
 //! range, so its cost follows the due rows, not all rows), asks core for the transition and stores
 //! it with its seller calls in one transaction.
 
+use souk_core::clock::add;
 use super::dispatcher::SellerJob;
 use crate::SharedState;
 use chrono::{DateTime, Utc};
@@ -58,11 +59,11 @@ async fn step(
                 InstanceState::Grace => format!(
                     "expired {}; it keeps running in the grace period until {}",
                     day(expiry),
-                    day(expiry + policy.grace)
+                    day(add(expiry, policy.grace))
                 ),
                 InstanceState::Frozen => format!(
                     "grace period ended; frozen at the seller; data kept until {}",
-                    day(expiry + policy.grace + policy.retention)
+                    day(add(add(expiry, policy.grace), policy.retention))
                 ),
                 InstanceState::Released => {
                     "retention period ended; released at the seller".to_owned()
