@@ -64,11 +64,12 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 /// `t + d`, stopping at the ends of time instead of panicking: an expiry bought at the far end
 /// of the calendar still has a grace end to show.
 pub fn add(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
-    t.checked_add_signed(d).unwrap_or(if d < chrono::Duration::zero() {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    })
+    t.checked_add_signed(d)
+        .unwrap_or(if d < chrono::Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ pub fn cross_site(state: &SharedState, headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let authority = origin.split_once("://").map(|(_, a)| a);
-    let same_host = matches!((authority, own_host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
+    let same_host =
+        matches!((authority, own_host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
     let public = state
         .settings
         .public_url
@@ -68,7 +69,9 @@ fn public_origin(url: &str) -> &str {
     let url = url.trim();
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let end = rest.find(['/', '?', '#']).map_or(url.len(), |i| scheme.len() + 3 + i);
+            let end = rest
+                .find(['/', '?', '#'])
+                .map_or(url.len(), |i| scheme.len() + 3 + i);
             &url[..end]
         }
         None => url,

@@ -25,9 +25,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let networks = self.networks.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let (allowed, refused): (Vec<_>, Vec<_>) = found
                 .into_iter()
                 .partition(|a| networks.check(a.ip()).is_ok());
@@ -75,7 +74,11 @@ pub async fn read_limited(mut res: reqwest::Response, limit: usize) -> Result<Ve
         return Err(too_long());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| describe(e, "reading the answer"))? {
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| describe(e, "reading the answer"))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(too_long());
         }

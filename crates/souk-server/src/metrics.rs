@@ -126,10 +126,7 @@ fn label(method: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
     ];
-    KNOWN
-        .into_iter()
-        .find(|m| *m == method)
-        .unwrap_or("other")
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
 }
 
 /// What the database says at scrape time.

@@ -85,8 +85,12 @@ impl Settings {
         Settings {
             allow_loopback_http: true,
             allowed_seller_networks: vec![
-                ipnet::IpNet::V4(ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).unwrap_or_default()),
-                ipnet::IpNet::V6(ipnet::Ipv6Net::new(std::net::Ipv6Addr::LOCALHOST, 128).unwrap_or_default()),
+                ipnet::IpNet::V4(
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).unwrap_or_default(),
+                ),
+                ipnet::IpNet::V6(
+                    ipnet::Ipv6Net::new(std::net::Ipv6Addr::LOCALHOST, 128).unwrap_or_default(),
+                ),
             ],
             test_clock: true,
             test_clock_token: Some(TEST_CLOCK_TOKEN_FOR_TESTS.to_owned()),

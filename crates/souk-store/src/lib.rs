@@ -88,7 +88,11 @@ pub struct Store {
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "spine", include_str!("../migrations/0001_spine.sql")),
-    (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+    (
+        2,
+        "sessions",
+        include_str!("../migrations/0002_sessions.sql"),
+    ),
 ];
 
 impl Store {

@@ -3,10 +3,8 @@
 use crate::{Result, Store};
 
 /// The columns holding sealed secrets: (table, column).
-pub const SEALED_COLUMNS: [(&str, &str); 2] = [
-    ("products", "signing_key_enc"),
-    ("instances", "access_enc"),
-];
+pub const SEALED_COLUMNS: [(&str, &str); 2] =
+    [("products", "signing_key_enc"), ("instances", "access_enc")];
 
 /// One sealed value and the row it belongs to.
 #[derive(Debug, Clone)]

@@ -276,7 +276,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// A number within `lo..=hi`, or an error naming the setting: out-of-range values are refused,
 /// never clamped, so what runs is what was written.
-fn within<T: PartialOrd + std::fmt::Display + Copy>(name: &str, value: T, lo: T, hi: T) -> Result<T> {
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<T> {
     if value < lo || value > hi {
         bail!("{name} must be between {lo} and {hi}, not {value}");
     }
@@ -292,7 +297,9 @@ fn networks(name: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>> {
         .map(|s| {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| anyhow::anyhow!("{name}: {s:?} is not an IP network such as 10.0.0.0/8"))
+                .map_err(|_| {
+                    anyhow::anyhow!("{name}: {s:?} is not an IP network such as 10.0.0.0/8")
+                })
         })
         .collect()
 }
@@ -316,7 +323,12 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
     let d = Settings::default();
     let none = ServeArgs::default();
     let a = serve.unwrap_or(&none);
-    let grace = within("grace_days", a.grace_days.or(file.grace_days).unwrap_or(15), 0, 365)?;
+    let grace = within(
+        "grace_days",
+        a.grace_days.or(file.grace_days).unwrap_or(15),
+        0,
+        365,
+    )?;
     let retention = within(
         "retention_days",
         a.retention_days.or(file.retention_days).unwrap_or(15),
@@ -359,7 +371,9 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
     )?;
     let ttl_hours = within(
         "session_ttl_hours",
-        a.session_ttl_hours.or(file.session_ttl_hours).unwrap_or(168),
+        a.session_ttl_hours
+            .or(file.session_ttl_hours)
+            .unwrap_or(168),
         1,
         24 * 365,
     )?;
@@ -392,8 +406,7 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
     };
     let d_limits = souk_server::throttle::Limits::default();
     let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
-        within(name, flag.or(file).unwrap_or(default.as_secs()), 1, 86_400)
-            .map(Duration::from_secs)
+        within(name, flag.or(file).unwrap_or(default.as_secs()), 1, 86_400).map(Duration::from_secs)
     };
     let throttle = souk_server::throttle::Limits {
         login_failures_per_account: within(
@@ -468,7 +481,9 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         allowed_seller_networks,
         seller_timeout: Duration::from_secs(within(
             "seller_timeout_secs",
-            a.seller_timeout_secs.or(file.seller_timeout_secs).unwrap_or(5),
+            a.seller_timeout_secs
+                .or(file.seller_timeout_secs)
+                .unwrap_or(5),
             1,
             60,
         )?),
@@ -496,11 +511,15 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         test_clock: a.test_clock,
         test_clock_token: token(
             "test_clock_token",
-            a.test_clock_token.clone().or_else(|| file.test_clock_token.clone()),
+            a.test_clock_token
+                .clone()
+                .or_else(|| file.test_clock_token.clone()),
         )?,
         metrics_token: token(
             "metrics_token",
-            a.metrics_token.clone().or_else(|| file.metrics_token.clone()),
+            a.metrics_token
+                .clone()
+                .or_else(|| file.metrics_token.clone()),
         )?,
         demo_seller: demo,
         catalog_ttl: Duration::from_secs(within(
@@ -606,11 +625,22 @@ mod tests {
         .unwrap();
         let env_only = parse(&["--secret-key", KEY]);
         let s = settings(&env_only.common, Some(&env_only.serve), &file).unwrap();
-        assert_eq!(s.catalog_ttl, Duration::from_secs(7), "environment over file");
+        assert_eq!(
+            s.catalog_ttl,
+            Duration::from_secs(7),
+            "environment over file"
+        );
         assert_eq!(s.throttle.signups_per_address, 4);
-        assert_eq!(s.job_backoff_cap, chrono::Duration::seconds(600), "file over default");
+        assert_eq!(
+            s.job_backoff_cap,
+            chrono::Duration::seconds(600),
+            "file over default"
+        );
         assert_eq!(s.session_idle, chrono::Duration::minutes(30));
-        assert_eq!(s.allowed_seller_networks, vec!["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(
+            s.allowed_seller_networks,
+            vec!["10.0.0.0/8".parse().unwrap()]
+        );
         let flagged = parse(&[
             "--secret-key",
             KEY,
@@ -624,7 +654,11 @@ mod tests {
         let s = settings(&flagged.common, Some(&flagged.serve), &file).unwrap();
         std::env::remove_var("SOUK_CATALOG_TTL_SECS");
         std::env::remove_var("SOUK_SIGNUPS_PER_ADDRESS");
-        assert_eq!(s.catalog_ttl, Duration::from_secs(2), "flag over environment");
+        assert_eq!(
+            s.catalog_ttl,
+            Duration::from_secs(2),
+            "flag over environment"
+        );
         assert_eq!(
             s.allowed_seller_networks,
             vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
@@ -642,17 +676,35 @@ mod tests {
             (&["--seller-timeout-secs", "0"][..], "seller_timeout_secs"),
             (&["--seller-timeout-secs", "600"], "seller_timeout_secs"),
             (&["--job-backoff-secs", "0"], "job_backoff_secs"),
-            (&["--job-backoff-secs", "10", "--job-backoff-cap-secs", "5"], "job_backoff_cap_secs"),
+            (
+                &["--job-backoff-secs", "10", "--job-backoff-cap-secs", "5"],
+                "job_backoff_cap_secs",
+            ),
             (&["--session-ttl-hours", "0"], "session_ttl_hours"),
-            (&["--session-ttl-hours", "1", "--session-idle-minutes", "61"], "session_idle_minutes"),
-            (&["--allowed-seller-networks", "127.0.0.1/33"], "allowed_seller_networks"),
+            (
+                &["--session-ttl-hours", "1", "--session-idle-minutes", "61"],
+                "session_idle_minutes",
+            ),
+            (
+                &["--allowed-seller-networks", "127.0.0.1/33"],
+                "allowed_seller_networks",
+            ),
             (&["--trusted-proxies", "proxy.example"], "trusted_proxies"),
             (&["--public-url", "market.example.com"], "public_url"),
             (&["--metrics-token", "short"], "metrics_token"),
-            (&["--password-hash-concurrency", "0"], "password_hash_concurrency"),
-            (&["--login-failures-per-account", "0"], "login_failures_per_account"),
+            (
+                &["--password-hash-concurrency", "0"],
+                "password_hash_concurrency",
+            ),
+            (
+                &["--login-failures-per-account", "0"],
+                "login_failures_per_account",
+            ),
             (&["--review-holidays", "2027-13-01"], "review_holidays"),
-            (&["--seller-answer-limit-kib", "0"], "seller_answer_limit_kib"),
+            (
+                &["--seller-answer-limit-kib", "0"],
+                "seller_answer_limit_kib",
+            ),
         ] {
             let cli = parse(&[&["--secret-key", KEY][..], args].concat());
             let err = settings(&cli.common, Some(&cli.serve), &FileConfig::default())

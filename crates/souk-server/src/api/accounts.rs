@@ -133,11 +133,7 @@ async fn start_session(
             souk_core::clock::add(now, state.settings.session_ttl),
         )
         .await?;
-    let cookie = auth::session_cookie(
-        &token,
-        state.settings.session_ttl.num_seconds(),
-        peer.https,
-    );
+    let cookie = auth::session_cookie(&token, state.settings.session_ttl.num_seconds(), peer.https);
     Ok((
         status,
         [(header::SET_COOKIE, cookie)],

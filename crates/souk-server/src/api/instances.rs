@@ -2,7 +2,6 @@
 //! restores an instance in grace or retention (unfreezing it at the seller) and extends its
 //! expiry from the old expiry.
 
-use souk_core::clock::add;
 use super::ledger::PageParams;
 use super::orders::{
     answer, idempotent, key_of, require_verified, short_balance, EventView, OrderView,
@@ -17,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use souk_core::clock::add;
 use souk_core::lifecycle::{self, InstanceState};
 use souk_core::orders::{OrderKind, OrderState};
 use souk_core::plans::{add_periods, Period, PlanPrices};
@@ -80,10 +80,12 @@ async fn view(state: &SharedState, i: InstanceRow, with_timeline: bool) -> ApiRe
     let product_name = product.listed_name();
     let access = match &i.access_enc {
         Some(enc) => {
-            let info: AppInfo = serde_json::from_str(&state
+            let info: AppInfo = serde_json::from_str(
+                &state
                     .secrets
-                    .open(&crate::crypto::instance_access_aad(&i.id), enc)?)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    .open(&crate::crypto::instance_access_aad(&i.id), enc)?,
+            )
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
             Some(AccessView {
                 front_end_url: info.front_end_url,
                 admin_url: info.admin_url,

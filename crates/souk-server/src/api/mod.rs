@@ -42,7 +42,10 @@ struct ApiDoc;
 pub fn router(state: SharedState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(accounts::sign_up))
-        .routes(routes!(accounts::log_in, crate::sessions::log_out_everywhere))
+        .routes(routes!(
+            accounts::log_in,
+            crate::sessions::log_out_everywhere
+        ))
         .routes(routes!(accounts::log_out))
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::submit_verification))

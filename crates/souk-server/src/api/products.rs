@@ -268,7 +268,11 @@ pub async fn create(
         .create_product(
             &merchant.id,
             "saas",
-            |id| state.secrets.seal(&crate::crypto::product_key_aad(id), &key),
+            |id| {
+                state
+                    .secrets
+                    .seal(&crate::crypto::product_key_aad(id), &key)
+            },
             &content,
             state.now(),
         )

@@ -354,9 +354,10 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
                 .is_none()
                 .then(|| SellerJob::QueryAccess.spec(&instance.order_id));
             let sealed = access.map(|a| {
-                state
-                    .secrets
-                    .seal(&crate::crypto::instance_access_aad(&instance.id), &serde_json::to_string(&a).unwrap_or_default())
+                state.secrets.seal(
+                    &crate::crypto::instance_access_aad(&instance.id),
+                    &serde_json::to_string(&a).unwrap_or_default(),
+                )
             });
             let t = lifecycle::provisioned(
                 lifecycle::InstanceState::Provisioning,
@@ -402,9 +403,10 @@ async fn handle(state: &SharedState, job: &JobRow) -> Result<(), souk_store::Err
         }
         (_, Outcome::Done) => {
             if let Some(info) = queried_access {
-                let sealed = state
-                    .secrets
-                    .seal(&crate::crypto::instance_access_aad(instance_id), &serde_json::to_string(&info).unwrap_or_default());
+                let sealed = state.secrets.seal(
+                    &crate::crypto::instance_access_aad(instance_id),
+                    &serde_json::to_string(&info).unwrap_or_default(),
+                );
                 state.store.set_access(instance_id, &sealed, now).await?;
             }
             let (kind_name, detail) = kind.done_event();

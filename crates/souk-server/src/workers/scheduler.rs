@@ -2,10 +2,10 @@
 //! range, so its cost follows the due rows, not all rows), asks core for the transition and stores
 //! it with its seller calls in one transaction.
 
-use souk_core::clock::add;
 use super::dispatcher::SellerJob;
 use crate::SharedState;
 use chrono::{DateTime, Utc};
+use souk_core::clock::add;
 use souk_core::lifecycle::{self, InstanceState};
 use souk_store::instances::{Change, InstanceRow};
 
