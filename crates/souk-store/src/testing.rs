@@ -122,6 +122,16 @@ impl TestDb {
     }
 }
 
+impl Store {
+    /// Every job's `last_error`, for tests that check what errors reveal.
+    pub async fn job_errors(&self) -> crate::Result<Vec<String>> {
+        let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT last_error FROM jobs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| r.0).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -138,15 +148,5 @@ mod tests {
             super::replace_database("postgres://u@h", "x"),
             "postgres://u@h/x"
         );
-    }
-}
-
-impl Store {
-    /// Every job's `last_error`, for tests that check what errors reveal.
-    pub async fn job_errors(&self) -> crate::Result<Vec<String>> {
-        let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT last_error FROM jobs")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().filter_map(|r| r.0).collect())
     }
 }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the marketplace: the API, the seller-call dispatcher and the lifecycle scheduler
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate,
     /// Fill an empty database with a demo marketplace, then exit
