@@ -149,15 +149,12 @@ mod tests {
         m.request("GET", 200, Duration::from_millis(30));
         m.request("POST", 402, Duration::from_micros(500));
         m.seller_call("newInstance", "done");
-        m.request("FOOBAR", 405, Duration::from_micros(5));
         let text = m.render(&Gauges {
             jobs: vec![("pending".into(), 2)],
             instances: vec![("active".into(), 5)],
             ..Default::default()
         });
         assert!(text.contains("souk_http_requests_total{method=\"GET\",status=\"200\"} 2"));
-        assert!(text.contains("souk_http_requests_total{method=\"other\",status=\"405\"} 1"));
-        assert!(!text.contains("FOOBAR"));
         assert!(text.contains("souk_http_request_duration_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("souk_http_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(
@@ -165,5 +162,15 @@ mod tests {
         );
         assert!(text.contains("souk_jobs{state=\"pending\"} 2"));
         assert!(text.contains("souk_instances{state=\"active\"} 5"));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = Metrics::default();
+        m.request("FOOBAR", 405, Duration::from_micros(5));
+        m.request("BAZ", 405, Duration::from_micros(5));
+        let text = m.render(&Gauges::default());
+        assert!(text.contains("souk_http_requests_total{method=\"other\",status=\"405\"} 2"));
+        assert!(!text.contains("FOOBAR"));
     }
 }
