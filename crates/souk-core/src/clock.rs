@@ -61,9 +61,30 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// `t + d`, stopping at the ends of time instead of panicking: an expiry bought at the far end
+/// of the calendar still has a grace end to show.
+pub fn add(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d)
+        .unwrap_or(if d < chrono::Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adding_saturates_at_the_ends_of_time() {
+        let max = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(add(max, chrono::Duration::days(15)), max);
+        assert_eq!(
+            add(DateTime::<Utc>::MIN_UTC, -chrono::Duration::days(1)),
+            DateTime::<Utc>::MIN_UTC
+        );
+    }
 
     #[test]
     fn test_clock_moves_only_forward() {

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod merchants;
 pub mod money;
+pub mod net;
 pub mod orders;
 pub mod plans;
 pub mod review;

@@ -170,20 +170,15 @@ impl Transition {
     }
 }
 
-/// Adds a duration, saturating at the end of time instead of overflowing.
-pub fn later(t: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    t.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 impl Policy {
     /// When the grace period of an instance expiring at `expiry` ends.
     pub fn grace_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
-        later(expiry, self.grace)
+        crate::clock::add(expiry, self.grace)
     }
 
     /// When the retention period of an instance expiring at `expiry` ends.
     pub fn retention_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
-        later(self.grace_end(expiry), self.retention)
+        crate::clock::add(self.grace_end(expiry), self.retention)
     }
 }
 

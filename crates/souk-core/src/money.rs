@@ -114,7 +114,11 @@ impl Money {
             currency.minor_digits(),
             RoundingStrategy::MidpointAwayFromZero,
         );
-        let scaled = rounded * Decimal::from(10i64.pow(currency.minor_digits()));
+        // Checked: near Decimal's maximum the scaling overflows, and that must be an answer, not
+        // a panic.
+        let scaled = rounded
+            .checked_mul(Decimal::from(10i64.pow(currency.minor_digits())))
+            .ok_or_else(|| Error::invalid("amount", "amount is too large"))?;
         let minor = i64::try_from(scaled.trunc())
             .map_err(|_| Error::invalid("amount", "amount is too large"))?;
         Ok(Money { minor, currency })

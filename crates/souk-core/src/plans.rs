@@ -116,7 +116,10 @@ impl PlanPrices {
         let unit = self.unit_price(period).ok_or_else(|| {
             Error::invalid("period", format!("this plan is not sold by the {period}"))
         })?;
-        Money::round(unit * Decimal::from(count), self.currency)
+        let total = unit
+            .checked_mul(Decimal::from(count))
+            .ok_or_else(|| Error::invalid("periods", "the price is too large"))?;
+        Money::round(total, self.currency)
     }
 
     /// The lowest price of one month of this plan (a yearly price counts as a twelfth), for

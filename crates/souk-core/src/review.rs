@@ -144,10 +144,34 @@ pub struct ProductContent {
 }
 
 /// Where the content may point its endpoint.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct EndpointRules {
-    /// Plain HTTP is allowed to loopback addresses (development and tests).
+    /// Plain HTTP is allowed to literal loopback addresses (development and tests).
     pub allow_loopback_http: bool,
+    /// Non-public networks an operator allows endpoints in. A literal address outside them is
+    /// refused here; host names are checked when souk calls them, since DNS can change.
+    pub networks: crate::net::SellerNetworks,
+}
+
+impl EndpointRules {
+    /// Checks a seller endpoint: https, except plain http to a literal address in an allowed
+    /// network (or to loopback when `allow_loopback_http`); never a literal non-public address
+    /// outside the allowed networks.
+    pub fn endpoint(&self, field: &str, value: &str) -> Result<String, Error> {
+        use crate::net::{url_host, Host};
+        let host = url_host(value.trim());
+        let http_ok = match host {
+            Some(Host::Ip(ip)) => self.networks.explicitly_allowed(ip),
+            _ => false,
+        };
+        let url = validate::url(field, value, !http_ok, self.allow_loopback_http)?;
+        if let Some(Host::Ip(ip)) = host {
+            self.networks
+                .check(ip)
+                .map_err(|message| Error::invalid(field, message))?;
+        }
+        Ok(url)
+    }
 }
 
 impl ProductContent {
@@ -210,12 +234,7 @@ impl ProductContent {
             },
             support_contact: validate::text("support_contact", &self.support_contact, 200)?,
             licence: validate::optional_text("licence", &self.licence, 50_000)?,
-            endpoint_url: validate::url(
-                "endpoint_url",
-                &self.endpoint_url,
-                true,
-                rules.allow_loopback_http,
-            )?,
+            endpoint_url: rules.endpoint("endpoint_url", &self.endpoint_url)?,
             plans,
         })
     }
@@ -265,11 +284,31 @@ mod tests {
         let mut c = content();
         c.endpoint_url = "http://127.0.0.1:9/x".into();
         assert!(c.validated(EndpointRules::default()).is_err());
-        assert!(c
-            .validated(EndpointRules {
-                allow_loopback_http: true
-            })
-            .is_ok());
+        let loopback = EndpointRules {
+            allow_loopback_http: true,
+            networks: crate::net::SellerNetworks {
+                allowed: vec!["127.0.0.0/8".parse().unwrap()],
+            },
+        };
+        assert!(c.validated(loopback.clone()).is_ok());
+        // Plain http to loopback alone is not enough: the network must be allowed too.
+        let http_only = EndpointRules {
+            allow_loopback_http: true,
+            ..Default::default()
+        };
+        assert!(c.validated(http_only).is_err());
+        for refused in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://[fd00:ec2::254]/",
+            "https://10.0.0.8/souk",
+            "http://127.attacker.example/souk",
+        ] {
+            c.endpoint_url = refused.into();
+            assert!(
+                matches!(c.validated(loopback.clone()), Err(Error::Invalid { field, .. }) if field == "endpoint_url"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

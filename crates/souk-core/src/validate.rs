@@ -60,7 +60,7 @@ pub fn password(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// An absolute http(s) URL; `loopback_http` allows plain HTTP to 127.0.0.0/8, ::1 and localhost.
+/// An absolute http(s) URL; `loopback_http` allows plain HTTP to literal 127.0.0.0/8 and ::1.
 pub fn url(
     field: &str,
     value: &str,
@@ -90,7 +90,11 @@ pub fn url(
             "must be an absolute URL with a host and no credentials",
         ));
     }
-    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
+    // Only a literal loopback address counts: a name such as `127.attacker.example` may resolve
+    // anywhere, and names are checked when souk calls them.
+    let loopback = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
     match scheme {
         "https" => Ok(v.to_owned()),
         "http" if !require_https => Ok(v.to_owned()),
@@ -129,6 +133,8 @@ mod tests {
         assert!(url("u", "http://127.0.0.1:9000/souk", true, true).is_ok());
         assert!(url("u", "http://127.0.0.1:9000/souk", true, false).is_err());
         assert!(url("u", "http://[::1]:9000/", true, true).is_ok());
+        assert!(url("u", "http://127.attacker.example/souk", true, true).is_err());
+        assert!(url("u", "http://localhost:9000/souk", true, true).is_err());
         assert!(url("u", "ftp://x.com", false, false).is_err());
         assert!(url("u", "https://user:pw@x.com", true, false).is_err());
         assert!(url("u", "not a url", false, false).is_err());

@@ -13,30 +13,34 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use souk_store::accounts::Account;
 use std::future::Future;
 use std::pin::Pin;
 
-/// The session cookie's name.
+/// The session cookie's name over plain http.
 pub const SESSION_COOKIE: &str = "souk_session";
 
-/// Hashes a password with argon2id, off the async threads.
-pub async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(|e| AppError::Internal(e.to_string()))
+/// The session cookie's name over https: the `__Host-` prefix makes browsers accept it only
+/// `Secure`, for this host alone (no `Domain`) and for every path, so a sibling subdomain or a
+/// plain-http page cannot plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-souk_session";
+
+/// Hashes a password with argon2id, on the calling thread (see [`crate::throttle::Throttle`]
+/// for the limited way to call it from a request).
+pub fn hash_now(password: &str) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
-/// Checks a password against a stored hash. For an unknown e-mail (`None`) it hashes anyway, so
-/// the answer takes as long and does not tell which e-mails have accounts.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(stored) => PasswordHash::new(&stored).is_ok_and(|parsed| {
+/// Checks a password against a stored hash, on the calling thread. For an unknown e-mail
+/// (`None`) it hashes anyway, so the answer takes as long and does not tell which e-mails have
+/// accounts.
+pub fn verify_now(password: &str, hash: Option<&str>) -> bool {
+    match hash {
+        Some(stored) => PasswordHash::new(stored).is_ok_and(|parsed| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
@@ -46,9 +50,15 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
             let _ = Argon2::default().hash_password(password.as_bytes(), &salt);
             false
         }
-    })
-    .await
-    .unwrap_or(false)
+    }
+}
+
+/// Hashes a password with argon2id, off the async threads (command line and tests; requests go
+/// through the throttle's hashing limit).
+pub async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_now(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
 }
 
 /// A new random session token and the hash under which it is stored.
@@ -64,29 +74,55 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The `Set-Cookie` value that starts a session.
+/// The `Set-Cookie` value that starts a session; `secure` when the client uses https.
 pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
-    )
+    if secure {
+        format!("{SECURE_SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}; Secure")
+    } else {
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}")
+    }
 }
 
 /// The `Set-Cookie` value that ends a session.
-pub fn clear_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+pub fn clear_cookie(secure: bool) -> String {
+    if secure {
+        format!("{SECURE_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
+    } else {
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+    }
 }
 
-/// The session token sent with a request, if any.
+/// The session token sent with a request, if any (the `__Host-` cookie first).
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+    let cookies = || {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+    };
+    [SECURE_SESSION_COOKIE, SESSION_COOKIE]
+        .into_iter()
+        .find_map(|name| cookies().find(|(k, _)| *k == name))
         .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The account of a live session: not past its lifetime, not idle longer than the idle
+/// timeout. Marks the session used at most once a minute, so most requests only read.
+pub async fn session_account(state: &AppState, token: &str) -> AppResult<Option<Account>> {
+    // Sessions expire in real time: a test clock moving months ahead must not log people out.
+    let now = chrono::Utc::now();
+    let hash = token_hash(token);
+    let idle_cutoff = souk_core::clock::add(now, -state.settings.session_idle);
+    let Some((account, seen_at)) = state.store.live_session(&hash, now, idle_cutoff).await? else {
+        return Ok(None);
+    };
+    if now - seen_at >= chrono::Duration::minutes(1) {
+        state.store.touch_session(&hash, now).await?;
+    }
+    Ok(Some(account))
 }
 
 /// One way of proving who is calling. Each is asked in turn; the first that recognises the
@@ -114,11 +150,7 @@ impl Authenticator for SessionCookie {
             let Some(token) = session_token(&parts.headers) else {
                 return Ok(None);
             };
-            // Sessions expire in real time: a test clock moving months ahead must not log
-            // people out.
-            let account = state
-                .store
-                .session_account(&token_hash(&token), chrono::Utc::now())
+            let account = session_account(state, &token)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
             Ok(Some(Caller {

@@ -191,7 +191,7 @@ async fn verified_account(
     email: &str,
     password: &str,
 ) -> AppResult<Caller> {
-    let session = accounts::sign_up(
+    let account = accounts::register(
         state,
         SignUp {
             kind: kind.as_str().to_owned(),
@@ -201,9 +201,8 @@ async fn verified_account(
         },
     )
     .await?;
-    accounts::log_out(state, &session.token).await?;
     let caller = Caller {
-        account: session.account,
+        account,
         via: Via::CommandLine,
     };
     let details = match kind {

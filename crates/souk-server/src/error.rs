@@ -73,6 +73,15 @@ pub enum AppError {
     /// Some other unique rule or state clash.
     #[error("{0}")]
     Conflict(String),
+    /// Too many attempts from this address or at this account; try again after the delay.
+    #[error("too many attempts; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    /// Too much work waiting (password hashing); try again shortly.
+    #[error("souk is busy; try again in a moment")]
+    Busy,
+    /// A browser write that another site started (cross-site request forgery).
+    #[error("{0}")]
+    CrossSite(String),
     /// A bug or an outage; details are logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -145,6 +154,17 @@ impl AppError {
                 "Insufficient balance",
             ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many attempts",
+            ),
+            Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy", "Busy"),
+            CrossSite(_) => (
+                StatusCode::FORBIDDEN,
+                "cross-site",
+                "Cross-site request refused",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -192,12 +212,22 @@ impl IntoResponse for AppError {
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
+        let mut res = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            AppError::Busy => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        res
     }
 }
 

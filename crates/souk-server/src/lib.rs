@@ -6,16 +6,23 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod crypto;
+pub mod csrf;
 pub mod demo;
 pub mod demo_seller;
+pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
+pub mod panics;
+pub mod sessions;
 pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod throttle;
 pub mod workers;
 
 use souk_core::clock::{Clock, SystemClock, TestClock};
@@ -51,6 +58,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Log-in and sign-up limits, and the password-hashing slots.
+    pub throttle: throttle::Throttle,
 }
 
 /// Shared application state.
@@ -70,8 +79,13 @@ impl AppState {
             .connect_timeout(settings.seller_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("souk/", env!("CARGO_PKG_VERSION")))
+            // Names resolve only to addresses seller calls may reach (see `egress`).
+            .dns_resolver(Arc::new(egress::GuardedResolver {
+                networks: settings.seller_networks(),
+            }))
             .build()
-            .expect("the HTTP client builds with static settings");
+            .expect("the HTTP client builds with static settings and the bundled TLS roots");
+        let throttle = throttle::Throttle::new(&settings.throttle);
         Arc::new(AppState {
             secrets: crypto::SecretBox::new(&settings.secret_key),
             catalog: app::catalog::CatalogCache::new(settings.catalog_ttl),
@@ -83,6 +97,7 @@ impl AppState {
             wake_dispatcher: Notify::new(),
             wake_scheduler: Notify::new(),
             metrics: metrics::Metrics::default(),
+            throttle,
             http,
         })
     }
@@ -108,7 +123,14 @@ pub fn start(state: SharedState, listener: TcpListener) -> std::io::Result<Runni
     let addr = listener.local_addr()?;
     workers::spawn(state.clone());
     let app = api::router(state.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app.into_make_service()).await });
+    // With the peer's address: log-in throttling counts per client address.
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
     Ok(Running {
         addr,
         state,

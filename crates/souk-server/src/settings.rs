@@ -35,13 +35,41 @@ pub struct Settings {
     pub demo_seller: bool,
     /// How long a node serves the catalog from memory before re-reading it.
     pub catalog_ttl: Duration,
+    /// Log-in and sign-up limits, and how many password hashes run at once.
+    pub throttle: crate::throttle::Limits,
+    /// Non-public networks seller endpoints may be in (e.g. `127.0.0.0/8` for development).
+    pub allowed_seller_networks: Vec<ipnet::IpNet>,
+    /// The largest seller answer souk reads, in bytes.
+    pub seller_answer_limit: usize,
+    /// Where people reach souk (`https://market.example.com`); an https URL makes the session
+    /// cookie `Secure` and `__Host-` prefixed, and is an accepted `Origin` for browser writes.
+    pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` souk believes.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A session unused this long ends.
+    pub session_idle: chrono::Duration,
+    /// Bearer token that reads `/metrics` (operators with a session may too).
+    pub metrics_token: Option<String>,
+    /// Bearer token that reads and moves the test clock (operators with a session may too).
+    pub test_clock_token: Option<String>,
 }
+
+/// The test clock token [`Settings::for_tests`] sets, for test helpers.
+pub const TEST_CLOCK_TOKEN_FOR_TESTS: &str = "test-clock-token";
 
 impl Settings {
     /// Where product endpoints may point.
     pub fn endpoint_rules(&self) -> souk_core::review::EndpointRules {
         souk_core::review::EndpointRules {
             allow_loopback_http: self.allow_loopback_http,
+            networks: self.seller_networks(),
+        }
+    }
+
+    /// The networks seller calls may reach beyond the public internet.
+    pub fn seller_networks(&self) -> souk_core::net::SellerNetworks {
+        souk_core::net::SellerNetworks {
+            allowed: self.allowed_seller_networks.clone(),
         }
     }
 
@@ -50,12 +78,24 @@ impl Settings {
         WorkCalendar::new(self.holidays.iter().copied())
     }
 
-    /// Defaults for tests and embedding: loopback endpoints allowed, a random secret key.
+    /// Defaults for tests and embedding: loopback endpoints allowed, a random secret key, a test
+    /// clock behind [`TEST_CLOCK_TOKEN_FOR_TESTS`], and log-in limits loose enough for tests that
+    /// sign up many accounts from 127.0.0.1.
     pub fn for_tests() -> Settings {
         Settings {
             allow_loopback_http: true,
+            allowed_seller_networks: vec![
+                ipnet::IpNet::V4(
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).unwrap_or_default(),
+                ),
+                ipnet::IpNet::V6(
+                    ipnet::Ipv6Net::new(std::net::Ipv6Addr::LOCALHOST, 128).unwrap_or_default(),
+                ),
+            ],
             test_clock: true,
+            test_clock_token: Some(TEST_CLOCK_TOKEN_FOR_TESTS.to_owned()),
             secret_key: rand::random(),
+            throttle: crate::throttle::Limits::loose(),
             ..Settings::default()
         }
     }
@@ -77,6 +117,14 @@ impl Default for Settings {
             test_clock: false,
             demo_seller: false,
             catalog_ttl: Duration::from_secs(5),
+            throttle: crate::throttle::Limits::default(),
+            allowed_seller_networks: Vec::new(),
+            seller_answer_limit: 64 * 1024,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            session_idle: chrono::Duration::hours(2),
+            metrics_token: None,
+            test_clock_token: None,
         }
     }
 }

@@ -245,6 +245,7 @@ impl TestApp {
     pub async fn advance(&self, seconds: i64) {
         let res = Self::client()
             .post(format!("{}/v1/test/clock", self.base))
+            .bearer_auth(crate::settings::TEST_CLOCK_TOKEN_FOR_TESTS)
             .json(&json!({"advance_seconds": seconds}))
             .send()
             .await

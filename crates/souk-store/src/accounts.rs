@@ -165,21 +165,68 @@ impl Store {
         Ok(())
     }
 
-    /// The account of a live session, read in one round trip.
-    pub async fn session_account(
+    /// The account of a session that is past neither its lifetime (`expires_at > now`) nor its
+    /// idle timeout (last used after `idle_cutoff`), with when it was last used, in one round trip.
+    pub async fn live_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Account>> {
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Option<(Account, DateTime<Utc>)>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sessions s JOIN accounts a ON a.id = s.account_id \
-             LEFT JOIN account_roles r ON r.account_id = a.id WHERE s.token_hash = $1 AND s.expires_at > $2"
+            "SELECT {COLUMNS}, COALESCE(s.last_seen_at, s.created_at) AS seen_at FROM sessions s \
+             JOIN accounts a ON a.id = s.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) > $3"
         ))
         .bind(token_hash)
         .bind(ms(now))
+        .bind(ms(idle_cutoff))
         .fetch_all(&self.pool)
         .await?;
-        one(rows)
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let seen_at = time(first, "seen_at")?;
+        Ok(one(rows)?.map(|a| (a, seen_at)))
+    }
+
+    /// Records that a session was used at `now`.
+    pub async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(ms(now))
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of an account; returns how many there were.
+    pub async fn delete_sessions_of(&self, account_id: &AccountId) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account_id.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes sessions past their expiry or idle since before `idle_cutoff`, of one account or
+    /// (with `None`) of everyone.
+    pub async fn delete_dead_sessions(
+        &self,
+        account_id: Option<&AccountId>,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let dead = "(expires_at <= $1 OR COALESCE(last_seen_at, created_at) <= $2)";
+        let sql = match account_id {
+            Some(_) => format!("DELETE FROM sessions WHERE {dead} AND account_id = $3"),
+            None => format!("DELETE FROM sessions WHERE {dead}"),
+        };
+        let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(idle_cutoff));
+        if let Some(id) = account_id {
+            q = q.bind(id.as_str());
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
     /// Ends a session.

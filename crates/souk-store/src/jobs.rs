@@ -187,7 +187,7 @@ impl Store {
         );
         // One statement is atomic on both databases; no explicit transaction is needed.
         let mut jobs = sqlx::query(&sql)
-            .bind(ms(souk_core::lifecycle::later(wall, lease)))
+            .bind(ms(souk_core::clock::add(wall, lease)))
             .bind(ms(now))
             .bind(limit)
             .bind(ms(wall))

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
+pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -166,11 +167,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     1 "spine" "0001_spine.sql",
     2 "account roles" "0002_account_roles.sql",
     3 "job handlers" "0003_job_handlers.sql",
+    4 "sessions" "0004_sessions.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
     2 "account roles" "0002_account_roles.sql",
     3 "job handlers" "0003_job_handlers.sql",
+    4 "sessions" "0004_sessions.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -146,16 +146,19 @@ fn content_json(content: &ProductContent) -> Result<String> {
 }
 
 impl Store {
-    /// Creates a never-listed product with its first draft.
+    /// Creates a never-listed product with its first draft; `seal_signing_key` seals the key for
+    /// the new product's id.
     pub async fn create_product(
         &self,
         merchant_id: &MerchantId,
         product_type: ProductType,
-        signing_key_enc: &str,
+        seal_signing_key: impl FnOnce(&ProductId) -> String,
         content: &ProductContent,
         now: DateTime<Utc>,
     ) -> Result<(Product, Revision)> {
         let id: ProductId = fresh(now);
+        // Sealed once the id is known: the sealed key is bound to its row.
+        let signing_key_enc = seal_signing_key(&id);
         let content = content_json(content)?;
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO products (id, merchant_id, product_type, state, signing_key_enc, listed_content, endpoint_url, created_at, updated_at, listed_at) \
@@ -164,7 +167,7 @@ impl Store {
             .bind(merchant_id.as_str())
             .bind(product_type.as_str())
             .bind(ProductState::Draft.as_str())
-            .bind(signing_key_enc)
+            .bind(&signing_key_enc)
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;

@@ -45,7 +45,7 @@ pub fn postgres_enabled() -> bool {
 /// Defines one test body as two named tests, `<name>::sqlite` and `<name>::postgres`, so a
 /// failure names its database and one database's failure does not hide the other's:
 ///
-/// ```ignore
+/// ```text
 /// on_both_databases! {
 ///     async fn debits_never_overdraw(backend) { let db = TestDb::new(backend).await; ... }
 /// }
@@ -204,6 +204,16 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         self.drop_now();
+    }
+}
+
+impl Store {
+    /// Every job's `last_error`, for tests that check what errors reveal.
+    pub async fn job_errors(&self) -> crate::Result<Vec<String>> {
+        let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT last_error FROM jobs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| r.0).collect())
     }
 }
 

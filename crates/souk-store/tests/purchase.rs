@@ -75,7 +75,13 @@ async fn shop(store: &Store) -> Shop {
         }],
     };
     let (product, rev) = store
-        .create_product(&m.id, ProductType::Saas, "sealed", &content, now)
+        .create_product(
+            &m.id,
+            ProductType::Saas,
+            |_| "sealed".to_owned(),
+            &content,
+            now,
+        )
         .await
         .unwrap();
     let prices = PlanPrices::parse("p", "CNY", Some("10"), None).unwrap();

@@ -29,8 +29,9 @@ pub struct Common {
     pub log_format: Option<String>,
 }
 
-/// Settings of `souk serve`.
-#[derive(Args, Debug, Clone)]
+/// Settings of `souk serve`. Every one also has an environment variable and a line in the
+/// configuration file (the same name in snake case), taken in that order.
+#[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// Address to listen on  [default: 127.0.0.1:8080]
     #[arg(long, env = "SOUK_LISTEN")]
@@ -41,27 +42,84 @@ pub struct ServeArgs {
     /// Use a clock that only moves through POST /v1/test/clock (for tests; never in production)
     #[arg(long)]
     pub test_clock: bool,
-    /// Grace period after expiry, in days  [default: 15]
+    /// Grace period after expiry, in days, 0 to 365  [default: 15]
     #[arg(long, env = "SOUK_GRACE_DAYS")]
     pub grace_days: Option<i64>,
-    /// Retention period after grace, in days  [default: 15]
+    /// Retention period after grace, in days, 0 to 365  [default: 15]
     #[arg(long, env = "SOUK_RETENTION_DAYS")]
     pub retention_days: Option<i64>,
-    /// Allow product endpoints on plain HTTP to loopback addresses (development)  [default: false]
+    /// Dates (YYYY-MM-DD, comma-separated) that are not working days for review deadlines
+    #[arg(long, env = "SOUK_REVIEW_HOLIDAYS")]
+    pub review_holidays: Option<String>,
+    /// Allow product endpoints on plain HTTP to literal loopback addresses (development)  [default: false]
     #[arg(long, env = "SOUK_ALLOW_LOOPBACK_HTTP")]
     pub allow_loopback_http: Option<bool>,
-    /// Seconds a seller has to answer one call  [default: 5]
+    /// Non-public networks seller endpoints may be in, comma-separated CIDRs (e.g. 127.0.0.0/8)  [default: none]
+    #[arg(long, env = "SOUK_ALLOWED_SELLER_NETWORKS")]
+    pub allowed_seller_networks: Option<String>,
+    /// Seconds a seller has to answer one call, 1 to 60  [default: 5]
     #[arg(long, env = "SOUK_SELLER_TIMEOUT_SECS")]
     pub seller_timeout_secs: Option<u64>,
-    /// Attempts of a seller call before giving up  [default: 8]
+    /// The largest seller answer read, in KiB, 1 to 10240  [default: 64]
+    #[arg(long, env = "SOUK_SELLER_ANSWER_LIMIT_KIB")]
+    pub seller_answer_limit_kib: Option<u64>,
+    /// Attempts of a seller call before giving up, 1 to 100  [default: 8]
     #[arg(long, env = "SOUK_JOB_MAX_ATTEMPTS")]
     pub job_max_attempts: Option<i64>,
-    /// Seconds before the first retry of a failed seller call, doubled each time  [default: 5]
+    /// Seconds before the first retry of a failed seller call, doubled each time, 1 to 3600  [default: 5]
     #[arg(long, env = "SOUK_JOB_BACKOFF_SECS")]
     pub job_backoff_secs: Option<i64>,
-    /// Mark the session cookie Secure (when served behind TLS)  [default: false]
+    /// The longest wait between two attempts, in seconds, job_backoff_secs to 86400  [default: 1800]
+    #[arg(long, env = "SOUK_JOB_BACKOFF_CAP_SECS")]
+    pub job_backoff_cap_secs: Option<i64>,
+    /// How long a login lasts at most, in hours, 1 to 8760  [default: 168]
+    #[arg(long, env = "SOUK_SESSION_TTL_HOURS")]
+    pub session_ttl_hours: Option<i64>,
+    /// A session unused this many minutes ends, 1 to the session TTL  [default: 120]
+    #[arg(long, env = "SOUK_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<i64>,
+    /// Always mark the session cookie Secure (as an https public_url does)  [default: false]
     #[arg(long, env = "SOUK_COOKIE_SECURE")]
     pub cookie_secure: Option<bool>,
+    /// Where people reach souk, e.g. https://market.example.com  [default: none]
+    #[arg(long, env = "SOUK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated CIDRs  [default: none]
+    #[arg(long, env = "SOUK_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Seconds a node serves the catalog from memory, 0 to 3600  [default: 5]
+    #[arg(long, env = "SOUK_CATALOG_TTL_SECS")]
+    pub catalog_ttl_secs: Option<u64>,
+    /// Bearer token that reads /metrics (at least 16 characters)  [default: none: operators only]
+    #[arg(long, env = "SOUK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Bearer token that reads and moves the test clock (at least 16 characters)  [default: none: operators only]
+    #[arg(long, env = "SOUK_TEST_CLOCK_TOKEN", hide_env_values = true)]
+    pub test_clock_token: Option<String>,
+    /// Failed log-ins per account before it waits, 1 to 10000  [default: 10]
+    #[arg(long, env = "SOUK_LOGIN_FAILURES_PER_ACCOUNT")]
+    pub login_failures_per_account: Option<u32>,
+    /// The window of login_failures_per_account, in seconds, 1 to 86400  [default: 900]
+    #[arg(long, env = "SOUK_LOGIN_FAILURE_WINDOW_SECS")]
+    pub login_failure_window_secs: Option<u64>,
+    /// Log-in attempts per client address, 1 to 100000  [default: 30]
+    #[arg(long, env = "SOUK_LOGIN_ATTEMPTS_PER_ADDRESS")]
+    pub login_attempts_per_address: Option<u32>,
+    /// The window of login_attempts_per_address, in seconds, 1 to 86400  [default: 60]
+    #[arg(long, env = "SOUK_LOGIN_ADDRESS_WINDOW_SECS")]
+    pub login_address_window_secs: Option<u64>,
+    /// Sign-ups per client address, 1 to 100000  [default: 10]
+    #[arg(long, env = "SOUK_SIGNUPS_PER_ADDRESS")]
+    pub signups_per_address: Option<u32>,
+    /// The window of signups_per_address, in seconds, 1 to 86400  [default: 3600]
+    #[arg(long, env = "SOUK_SIGNUP_WINDOW_SECS")]
+    pub signup_window_secs: Option<u64>,
+    /// Password hashes computed at once, 1 to 256  [default: the number of cores]
+    #[arg(long, env = "SOUK_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Password hashes that may wait for a slot (more are answered 503), 0 to 10000  [default: 32]
+    #[arg(long, env = "SOUK_PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
 }
 
 /// The configuration file's lines; all optional.
@@ -78,12 +136,28 @@ pub struct FileConfig {
     /// Dates (YYYY-MM-DD) that are not working days for review deadlines.
     pub review_holidays: Option<Vec<NaiveDate>>,
     pub allow_loopback_http: Option<bool>,
+    pub allowed_seller_networks: Option<Vec<String>>,
     pub seller_timeout_secs: Option<u64>,
+    pub seller_answer_limit_kib: Option<u64>,
     pub job_max_attempts: Option<i64>,
     pub job_backoff_secs: Option<i64>,
+    pub job_backoff_cap_secs: Option<i64>,
     pub session_ttl_hours: Option<i64>,
+    pub session_idle_minutes: Option<i64>,
     pub cookie_secure: Option<bool>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub catalog_ttl_secs: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub test_clock_token: Option<String>,
+    pub login_failures_per_account: Option<u32>,
+    pub login_failure_window_secs: Option<u64>,
+    pub login_attempts_per_address: Option<u32>,
+    pub login_address_window_secs: Option<u64>,
+    pub signups_per_address: Option<u32>,
+    pub signup_window_secs: Option<u64>,
+    pub password_hash_concurrency: Option<usize>,
+    pub password_hash_queue: Option<usize>,
 }
 
 impl FileConfig {
@@ -130,8 +204,11 @@ pub fn secret_key(common: &Common, file: &FileConfig) -> Result<[u8; 32]> {
         .or_else(|| file.secret_key_file.clone())
         .unwrap_or_else(|| PathBuf::from("souk.key"));
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse_key(text.trim())
-            .with_context(|| format!("{} must hold 64 hex digits", path.display())),
+        Ok(text) => {
+            private_enough(&path)?;
+            parse_key(text.trim())
+                .with_context(|| format!("{} must hold 64 hex digits", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
             write_private(&path, &hex_string(&key))
@@ -141,6 +218,31 @@ pub fn secret_key(common: &Common, file: &FileConfig) -> Result<[u8; 32]> {
         }
         Err(e) => Err(e).with_context(|| format!("reading the secret key file {}", path.display())),
     }
+}
+
+/// Refuses a key file that the group or others can read or write: whoever reads it can open
+/// every sealed secret in the database.
+fn private_enough(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading the secret key file {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the secret key file {} is accessible to its group or others (mode {:o}); \
+                 make it private with: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn hex_string(key: &[u8]) -> String {
@@ -172,58 +274,261 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     writeln!(f, "{text}")
 }
 
-/// The server settings from flags, environment, file and defaults.
+/// A number within `lo..=hi`, or an error naming the setting: out-of-range values are refused,
+/// never clamped, so what runs is what was written.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<T> {
+    if value < lo || value > hi {
+        bail!("{name} must be between {lo} and {hi}, not {value}");
+    }
+    Ok(value)
+}
+
+/// A list of IP networks (`10.0.0.0/8`; a bare address is one host), naming the setting on error.
+fn networks(name: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!("{name}: {s:?} is not an IP network such as 10.0.0.0/8")
+                })
+        })
+        .collect()
+}
+
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',').map(|s| s.trim().to_owned()).collect()
+}
+
+fn token(name: &str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        Some(t) if t.trim().chars().count() < 16 => {
+            bail!("{name} must be at least 16 characters")
+        }
+        Some(t) => Ok(Some(t.trim().to_owned())),
+        None => Ok(None),
+    }
+}
+
+/// The server settings from flags, environment, file and defaults, each checked once.
 pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -> Result<Settings> {
     let d = Settings::default();
-    let pick = |flag: Option<i64>, file: Option<i64>| flag.or(file);
-    let serve_opt = |f: fn(&ServeArgs) -> Option<i64>| serve.and_then(f);
-    let grace = pick(serve_opt(|s| s.grace_days), file.grace_days).unwrap_or(15);
-    let retention = pick(serve_opt(|s| s.retention_days), file.retention_days).unwrap_or(15);
-    if !(0..=365).contains(&grace) || !(0..=365).contains(&retention) {
-        bail!("grace_days and retention_days must be between 0 and 365");
-    }
-    let max_attempts = pick(serve_opt(|s| s.job_max_attempts), file.job_max_attempts)
-        .unwrap_or(d.job_max_attempts);
-    if !(1..=100).contains(&max_attempts) {
-        bail!("job_max_attempts must be between 1 and 100");
-    }
-    let demo = serve.is_some_and(|s| s.demo);
+    let none = ServeArgs::default();
+    let a = serve.unwrap_or(&none);
+    let grace = within(
+        "grace_days",
+        a.grace_days.or(file.grace_days).unwrap_or(15),
+        0,
+        365,
+    )?;
+    let retention = within(
+        "retention_days",
+        a.retention_days.or(file.retention_days).unwrap_or(15),
+        0,
+        365,
+    )?;
+    let holidays = match &a.review_holidays {
+        Some(text) => comma_list(text)
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                    anyhow::anyhow!("review_holidays: {s:?} is not a date such as 2027-01-01")
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => file.review_holidays.clone().unwrap_or_default(),
+    };
+    let max_attempts = within(
+        "job_max_attempts",
+        a.job_max_attempts
+            .or(file.job_max_attempts)
+            .unwrap_or(d.job_max_attempts),
+        1,
+        100,
+    )?;
+    let backoff = within(
+        "job_backoff_secs",
+        a.job_backoff_secs.or(file.job_backoff_secs).unwrap_or(5),
+        1,
+        3600,
+    )?;
+    let backoff_cap = within(
+        "job_backoff_cap_secs",
+        a.job_backoff_cap_secs
+            .or(file.job_backoff_cap_secs)
+            .unwrap_or_else(|| d.job_backoff_cap.num_seconds().max(backoff)),
+        backoff,
+        86_400,
+    )?;
+    let ttl_hours = within(
+        "session_ttl_hours",
+        a.session_ttl_hours
+            .or(file.session_ttl_hours)
+            .unwrap_or(168),
+        1,
+        24 * 365,
+    )?;
+    let idle_minutes = match a.session_idle_minutes.or(file.session_idle_minutes) {
+        Some(m) => within("session_idle_minutes", m, 1, ttl_hours * 60)?,
+        // The default never outlasts a shorter configured lifetime.
+        None => (ttl_hours * 60).min(120),
+    };
+    let list = |flag: &Option<String>, file: &Option<Vec<String>>| match flag {
+        Some(text) => comma_list(text),
+        None => file.clone().unwrap_or_default(),
+    };
+    let allowed_seller_networks = networks(
+        "allowed_seller_networks",
+        &list(&a.allowed_seller_networks, &file.allowed_seller_networks),
+    )?;
+    // `souk serve --demo` calls its own demo seller; `serve` allows exactly that address.
+    let demo = a.demo;
+    let public_url = match a.public_url.clone().or_else(|| file.public_url.clone()) {
+        Some(u) => {
+            let u = u.trim().trim_end_matches('/').to_owned();
+            if !(u.starts_with("https://") || u.starts_with("http://"))
+                || souk_core::net::url_host(&u).is_none()
+            {
+                bail!("public_url must be an http(s) URL such as https://market.example.com, not {u:?}");
+            }
+            Some(u)
+        }
+        None => None,
+    };
+    let d_limits = souk_server::throttle::Limits::default();
+    let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+        within(name, flag.or(file).unwrap_or(default.as_secs()), 1, 86_400).map(Duration::from_secs)
+    };
+    let throttle = souk_server::throttle::Limits {
+        login_failures_per_account: within(
+            "login_failures_per_account",
+            a.login_failures_per_account
+                .or(file.login_failures_per_account)
+                .unwrap_or(d_limits.login_failures_per_account),
+            1,
+            10_000,
+        )?,
+        login_failure_window: secs(
+            "login_failure_window_secs",
+            a.login_failure_window_secs,
+            file.login_failure_window_secs,
+            d_limits.login_failure_window,
+        )?,
+        login_attempts_per_address: within(
+            "login_attempts_per_address",
+            a.login_attempts_per_address
+                .or(file.login_attempts_per_address)
+                .unwrap_or(d_limits.login_attempts_per_address),
+            1,
+            100_000,
+        )?,
+        login_address_window: secs(
+            "login_address_window_secs",
+            a.login_address_window_secs,
+            file.login_address_window_secs,
+            d_limits.login_address_window,
+        )?,
+        signups_per_address: within(
+            "signups_per_address",
+            a.signups_per_address
+                .or(file.signups_per_address)
+                .unwrap_or(d_limits.signups_per_address),
+            1,
+            100_000,
+        )?,
+        signup_window: secs(
+            "signup_window_secs",
+            a.signup_window_secs,
+            file.signup_window_secs,
+            d_limits.signup_window,
+        )?,
+        hashes_at_once: within(
+            "password_hash_concurrency",
+            a.password_hash_concurrency
+                .or(file.password_hash_concurrency)
+                .unwrap_or(d_limits.hashes_at_once),
+            1,
+            256,
+        )?,
+        hash_queue: within(
+            "password_hash_queue",
+            a.password_hash_queue
+                .or(file.password_hash_queue)
+                .unwrap_or(d_limits.hash_queue),
+            0,
+            10_000,
+        )?,
+    };
     Ok(Settings {
         policy: souk_core::lifecycle::Policy {
             grace: chrono::Duration::days(grace),
             retention: chrono::Duration::days(retention),
         },
-        holidays: file.review_holidays.clone().unwrap_or_default(),
+        holidays,
         allow_loopback_http: demo
-            || serve
-                .and_then(|s| s.allow_loopback_http)
+            || a.allow_loopback_http
                 .or(file.allow_loopback_http)
                 .unwrap_or(false),
-        seller_timeout: Duration::from_secs(
-            serve
-                .and_then(|s| s.seller_timeout_secs)
+        allowed_seller_networks,
+        seller_timeout: Duration::from_secs(within(
+            "seller_timeout_secs",
+            a.seller_timeout_secs
                 .or(file.seller_timeout_secs)
-                .unwrap_or(5)
-                .clamp(1, 60),
-        ),
+                .unwrap_or(5),
+            1,
+            60,
+        )?),
+        seller_answer_limit: within(
+            "seller_answer_limit_kib",
+            a.seller_answer_limit_kib
+                .or(file.seller_answer_limit_kib)
+                .unwrap_or(64),
+            1,
+            10 * 1024,
+        )? as usize
+            * 1024,
         job_max_attempts: max_attempts,
-        job_backoff: chrono::Duration::seconds(
-            pick(serve_opt(|s| s.job_backoff_secs), file.job_backoff_secs)
-                .unwrap_or(5)
-                .clamp(1, 3600),
-        ),
-        job_backoff_cap: d.job_backoff_cap,
+        job_backoff: chrono::Duration::seconds(backoff),
+        job_backoff_cap: chrono::Duration::seconds(backoff_cap),
         secret_key: secret_key(common, file)?,
-        session_ttl: chrono::Duration::hours(
-            file.session_ttl_hours.unwrap_or(168).clamp(1, 24 * 365),
-        ),
-        cookie_secure: serve
-            .and_then(|s| s.cookie_secure)
-            .or(file.cookie_secure)
-            .unwrap_or(false),
-        test_clock: serve.is_some_and(|s| s.test_clock),
+        session_ttl: chrono::Duration::hours(ttl_hours),
+        session_idle: chrono::Duration::minutes(idle_minutes),
+        cookie_secure: a.cookie_secure.or(file.cookie_secure).unwrap_or(false),
+        public_url,
+        trusted_proxies: networks(
+            "trusted_proxies",
+            &list(&a.trusted_proxies, &file.trusted_proxies),
+        )?,
+        test_clock: a.test_clock,
+        test_clock_token: token(
+            "test_clock_token",
+            a.test_clock_token
+                .clone()
+                .or_else(|| file.test_clock_token.clone()),
+        )?,
+        metrics_token: token(
+            "metrics_token",
+            a.metrics_token
+                .clone()
+                .or_else(|| file.metrics_token.clone()),
+        )?,
         demo_seller: demo,
-        catalog_ttl: Duration::from_secs(file.catalog_ttl_secs.unwrap_or(5)),
+        catalog_ttl: Duration::from_secs(within(
+            "catalog_ttl_secs",
+            a.catalog_ttl_secs.or(file.catalog_ttl_secs).unwrap_or(5),
+            0,
+            3600,
+        )?),
+        throttle,
     })
 }
 
@@ -306,6 +611,129 @@ mod tests {
         let first = secret_key(&cli.common, &FileConfig::default()).unwrap();
         let again = secret_key(&cli.common, &FileConfig::default()).unwrap();
         assert_eq!(first, again);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn flags_beat_environment_and_environment_beats_the_file() {
+        // Only this test reads SOUK_CATALOG_TTL_SECS and SOUK_SIGNUPS_PER_ADDRESS.
+        std::env::set_var("SOUK_CATALOG_TTL_SECS", "7");
+        std::env::set_var("SOUK_SIGNUPS_PER_ADDRESS", "4");
+        let file: FileConfig = toml::from_str(
+            "catalog_ttl_secs = 9\nsignups_per_address = 3\njob_backoff_cap_secs = 600\nallowed_seller_networks = [\"10.0.0.0/8\"]\nsession_idle_minutes = 30",
+        )
+        .unwrap();
+        let env_only = parse(&["--secret-key", KEY]);
+        let s = settings(&env_only.common, Some(&env_only.serve), &file).unwrap();
+        assert_eq!(
+            s.catalog_ttl,
+            Duration::from_secs(7),
+            "environment over file"
+        );
+        assert_eq!(s.throttle.signups_per_address, 4);
+        assert_eq!(
+            s.job_backoff_cap,
+            chrono::Duration::seconds(600),
+            "file over default"
+        );
+        assert_eq!(s.session_idle, chrono::Duration::minutes(30));
+        assert_eq!(
+            s.allowed_seller_networks,
+            vec!["10.0.0.0/8".parse().unwrap()]
+        );
+        let flagged = parse(&[
+            "--secret-key",
+            KEY,
+            "--catalog-ttl-secs",
+            "2",
+            "--allowed-seller-networks",
+            "127.0.0.0/8, ::1",
+            "--review-holidays",
+            "2027-01-01,2027-01-02",
+        ]);
+        let s = settings(&flagged.common, Some(&flagged.serve), &file).unwrap();
+        std::env::remove_var("SOUK_CATALOG_TTL_SECS");
+        std::env::remove_var("SOUK_SIGNUPS_PER_ADDRESS");
+        assert_eq!(
+            s.catalog_ttl,
+            Duration::from_secs(2),
+            "flag over environment"
+        );
+        assert_eq!(
+            s.allowed_seller_networks,
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+        );
+        assert_eq!(s.holidays.len(), 2);
+        let defaults = settings(&env_only.common, None, &FileConfig::default()).unwrap();
+        assert_eq!(defaults.session_idle, chrono::Duration::hours(2));
+        assert_eq!(defaults.seller_answer_limit, 64 * 1024);
+        assert!(defaults.allowed_seller_networks.is_empty() && defaults.metrics_token.is_none());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_setting_not_clamped() {
+        for (args, name) in [
+            (&["--seller-timeout-secs", "0"][..], "seller_timeout_secs"),
+            (&["--seller-timeout-secs", "600"], "seller_timeout_secs"),
+            (&["--job-backoff-secs", "0"], "job_backoff_secs"),
+            (
+                &["--job-backoff-secs", "10", "--job-backoff-cap-secs", "5"],
+                "job_backoff_cap_secs",
+            ),
+            (&["--session-ttl-hours", "0"], "session_ttl_hours"),
+            (
+                &["--session-ttl-hours", "1", "--session-idle-minutes", "61"],
+                "session_idle_minutes",
+            ),
+            (
+                &["--allowed-seller-networks", "127.0.0.1/33"],
+                "allowed_seller_networks",
+            ),
+            (&["--trusted-proxies", "proxy.example"], "trusted_proxies"),
+            (&["--public-url", "market.example.com"], "public_url"),
+            (&["--metrics-token", "short"], "metrics_token"),
+            (
+                &["--password-hash-concurrency", "0"],
+                "password_hash_concurrency",
+            ),
+            (
+                &["--login-failures-per-account", "0"],
+                "login_failures_per_account",
+            ),
+            (&["--review-holidays", "2027-13-01"], "review_holidays"),
+            (
+                &["--seller-answer-limit-kib", "0"],
+                "seller_answer_limit_kib",
+            ),
+        ] {
+            let cli = parse(&[&["--secret-key", KEY][..], args].concat());
+            let err = settings(&cli.common, Some(&cli.serve), &FileConfig::default())
+                .expect_err(name)
+                .to_string();
+            assert!(err.contains(name), "{args:?}: {err}");
+        }
+        let file: FileConfig = toml::from_str("session_ttl_hours = 100000").unwrap();
+        let cli = parse(&["--secret-key", KEY]);
+        let err = settings(&cli.common, None, &file).unwrap_err().to_string();
+        assert!(err.contains("session_ttl_hours"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("souk-open-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("souk.key");
+        std::fs::write(&path, KEY).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cli = parse(&["--secret-key-file", path.to_str().unwrap()]);
+        let err = secret_key(&cli.common, &FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(secret_key(&cli.common, &FileConfig::default()).is_ok());
         std::fs::remove_dir_all(dir).ok();
     }
 }

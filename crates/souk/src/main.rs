@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the marketplace: the API, the seller-call dispatcher and the lifecycle scheduler
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate,
     /// Fill an empty database with a demo marketplace, then exit
@@ -134,19 +134,37 @@ async fn open(common: &Common, file: &FileConfig) -> Result<Store> {
     Ok(store)
 }
 
+/// Rewrites secrets sealed in the old `v1` format as `v2`, bound to their rows. Reads the key
+/// only when there is something to rewrite.
+async fn reseal(store: &Store, common: &Common, file: &FileConfig) -> Result<()> {
+    if store.sealed_values("v1:").await?.is_empty() {
+        return Ok(());
+    }
+    let secrets = souk_server::crypto::SecretBox::new(&config::secret_key(common, file)?);
+    let n = souk_server::crypto::reseal_v1(store, &secrets).await?;
+    tracing::info!(secrets = n, "re-sealed secrets bound to their rows");
+    Ok(())
+}
+
 async fn run(cli: Cli, file: FileConfig) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.common, &args, &file).await,
         Command::Migrate => {
-            open(&cli.common, &file).await?;
+            let store = open(&cli.common, &file).await?;
+            reseal(&store, &cli.common, &file).await?;
             println!("the database is up to date");
             Ok(())
         }
         Command::Demo { seller_endpoint } => {
-            let state = AppState::new(
-                open(&cli.common, &file).await?,
-                config::settings(&cli.common, None, &file)?,
-            );
+            let mut settings = config::settings(&cli.common, None, &file)?;
+            // The demo products call this endpoint: allow exactly its address, nothing more.
+            match souk_core::net::url_host(&seller_endpoint) {
+                Some(souk_core::net::Host::Ip(ip)) => {
+                    settings.allowed_seller_networks.push(ipnet::IpNet::from(ip))
+                }
+                _ => bail!("--seller-endpoint must name the demo seller by IP address, e.g. http://127.0.0.1:8080/demo-seller"),
+            }
+            let state = AppState::new(open(&cli.common, &file).await?, settings);
             demo(&state, &seller_endpoint).await
         }
         Command::Admin(admin) => {
@@ -177,15 +195,29 @@ async fn demo(state: &SharedState, seller_endpoint: &str) -> Result<()> {
 }
 
 async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<()> {
-    let settings = config::settings(common, Some(args), file)?;
+    let mut settings = config::settings(common, Some(args), file)?;
     let listen = config::listen(args, file);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(open(common, file).await?, settings);
+    // The demo seller is mounted on this listener: allow exactly its address, nothing more.
+    let demo_addr = match addr.ip() {
+        ip if ip.is_unspecified() => {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
     if args.demo {
-        demo(&state, &format!("http://{addr}/demo-seller")).await?;
+        settings
+            .allowed_seller_networks
+            .push(ipnet::IpNet::from(demo_addr.ip()));
+    }
+    let store = open(common, file).await?;
+    reseal(&store, common, file).await?;
+    let state = AppState::new(store, settings);
+    if args.demo {
+        demo(&state, &format!("http://{demo_addr}/demo-seller")).await?;
     }
     if args.test_clock {
         tracing::warn!(

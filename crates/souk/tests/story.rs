@@ -146,6 +146,8 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
                     &format!("127.0.0.1:{port}"),
                     "--allow-loopback-http",
                     "true",
+                    "--allowed-seller-networks",
+                    "127.0.0.0/8",
                     "--job-backoff-secs",
                     "1",
                 ])
@@ -317,7 +319,8 @@ async fn a_subscription_lives_its_whole_life_across_processes() {
         );
 
         // A month later both have expired: grace, still running at the seller.
-        let clock = User::new(&base);
+        // The test clock answers an operator (role operations) or its token, never anyone.
+        let clock = &op;
         clock
             .expect_post(
                 "/v1/test/clock",

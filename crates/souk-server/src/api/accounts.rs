@@ -3,6 +3,7 @@
 use crate::app::accounts::{self, Decision, LogIn, Session, SignUp, VerificationInput};
 use crate::app::Caller;
 use crate::auth;
+use crate::client::Peer;
 use crate::error::{AppResult, Problem};
 use crate::extract::Body;
 use crate::SharedState;
@@ -71,11 +72,11 @@ impl From<&Account> for AccountView {
     }
 }
 
-fn with_cookie(state: &SharedState, session: Session, status: StatusCode) -> Response {
+fn with_cookie(state: &SharedState, peer: &Peer, session: Session, status: StatusCode) -> Response {
     let cookie = auth::session_cookie(
         &session.token,
         state.settings.session_ttl.num_seconds(),
-        state.settings.cookie_secure,
+        peer.https,
     );
     (
         status,
@@ -89,37 +90,63 @@ fn with_cookie(state: &SharedState, session: Session, status: StatusCode) -> Res
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = SignUp,
     responses((status = 201, body = AccountView, description = "Created and logged in (session cookie set)"),
               (status = 409, body = Problem, description = "E-mail already registered"),
-              (status = 422, body = Problem, description = "Invalid input")))]
+              (status = 422, body = Problem, description = "Invalid input"),
+              (status = 429, body = Problem, description = "Too many sign-ups from this address; see Retry-After"),
+              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
 pub async fn sign_up(
     State(state): State<SharedState>,
+    peer: Peer,
     Body(input): Body<SignUp>,
 ) -> AppResult<Response> {
-    let session = accounts::sign_up(&state, input).await?;
-    Ok(with_cookie(&state, session, StatusCode::CREATED))
+    let session = accounts::sign_up(&state, &peer, input).await?;
+    Ok(with_cookie(&state, &peer, session, StatusCode::CREATED))
 }
 
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LogIn,
-    responses((status = 200, body = AccountView), (status = 401, body = Problem)))]
+    responses((status = 200, body = AccountView), (status = 401, body = Problem),
+              (status = 429, body = Problem, description = "Too many attempts; see Retry-After"),
+              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
 pub async fn log_in(
     State(state): State<SharedState>,
+    peer: Peer,
     Body(input): Body<LogIn>,
 ) -> AppResult<Response> {
-    let session = accounts::log_in(&state, input).await?;
-    Ok(with_cookie(&state, session, StatusCode::OK))
+    let session = accounts::log_in(&state, &peer, input).await?;
+    Ok(with_cookie(&state, &peer, session, StatusCode::OK))
 }
 
 /// Logs out.
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "accounts", responses((status = 204)))]
-pub async fn log_out(State(state): State<SharedState>, headers: HeaderMap) -> AppResult<Response> {
+pub async fn log_out(
+    State(state): State<SharedState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
         accounts::log_out(&state, &token).await?;
     }
-    Ok((
+    Ok(cleared(&peer))
+}
+
+/// Logs out everywhere: ends every session of the caller's account, this one included.
+#[utoipa::path(delete, path = "/v1/sessions", tag = "accounts",
+    responses((status = 204, description = "Every session of the account ended"), (status = 401, body = Problem)))]
+pub async fn log_out_everywhere(
+    State(state): State<SharedState>,
+    peer: Peer,
+    caller: Caller,
+) -> AppResult<Response> {
+    accounts::log_out_everywhere(&state, &caller).await?;
+    Ok(cleared(&peer))
+}
+
+fn cleared(peer: &Peer) -> Response {
+    (
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, auth::clear_cookie())],
+        [(header::SET_COOKIE, auth::clear_cookie(peer.https))],
     )
-        .into_response())
+        .into_response()
 }
 
 /// The logged-in account.

@@ -46,7 +46,7 @@ struct ApiDoc;
 pub fn router(state: SharedState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(accounts::sign_up))
-        .routes(routes!(accounts::log_in))
+        .routes(routes!(accounts::log_in, accounts::log_out_everywhere))
         .routes(routes!(accounts::log_out))
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::submit_verification))
@@ -96,6 +96,11 @@ pub fn router(state: SharedState) -> Router {
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(crate::panics::layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::csrf::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             trace_request,

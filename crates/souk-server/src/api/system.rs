@@ -71,7 +71,10 @@ fn test_clock(state: &SharedState) -> AppResult<&souk_core::clock::TestClock> {
 }
 
 /// The test clock's time.
-pub async fn clock(State(state): State<SharedState>) -> AppResult<Json<ClockView>> {
+pub async fn clock(
+    State(state): State<SharedState>,
+    _: crate::ops::ClockAccess,
+) -> AppResult<Json<ClockView>> {
     Ok(Json(ClockView {
         now: souk_core::clock::Clock::now(test_clock(&state)?),
     }))
@@ -80,6 +83,7 @@ pub async fn clock(State(state): State<SharedState>) -> AppResult<Json<ClockView
 /// Moves the test clock and wakes the workers so due work runs at once.
 pub async fn move_clock(
     State(state): State<SharedState>,
+    _: crate::ops::ClockAccess,
     Body(m): Body<MoveClock>,
 ) -> AppResult<Json<ClockView>> {
     let clock = test_clock(&state)?;
@@ -108,7 +112,10 @@ pub async fn move_clock(
 
 /// Prometheus text: this node's counters and the queue and lifecycle gauges. It holds counts only;
 /// expose it to your monitoring, not to the internet.
-pub async fn metrics(State(state): State<SharedState>) -> AppResult<impl IntoResponse> {
+pub async fn metrics(
+    State(state): State<SharedState>,
+    _: crate::ops::MetricsAccess,
+) -> AppResult<impl IntoResponse> {
     let now = state.now();
     let (jobs, oldest_job) = state.store.job_stats(now).await?;
     let (instances, earliest_due) = state.store.instance_stats(now).await?;

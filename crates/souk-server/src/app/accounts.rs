@@ -3,6 +3,7 @@
 
 use super::{Caller, Via};
 use crate::auth;
+use crate::client::Peer;
 use crate::error::{AppError, AppResult};
 use crate::AppState;
 use serde::{Deserialize, Serialize};
@@ -75,15 +76,28 @@ async fn start_session(state: &AppState, account: Account) -> AppResult<Session>
     let (token, hash) = auth::new_session_token();
     // Sessions expire in real time: a test clock moving months ahead must not log people out.
     let now = chrono::Utc::now();
+    crate::sessions::sweep_account(state, &account.id, now).await;
     state
         .store
-        .create_session(&hash, &account.id, now, now + state.settings.session_ttl)
+        .create_session(
+            &hash,
+            &account.id,
+            now,
+            souk_core::clock::add(now, state.settings.session_ttl),
+        )
         .await?;
     Ok(Session { token, account })
 }
 
-/// Creates an account and logs it in.
-pub async fn sign_up(state: &AppState, input: SignUp) -> AppResult<Session> {
+/// Creates an account and logs it in; sign-ups are throttled per client address.
+pub async fn sign_up(state: &AppState, peer: &Peer, input: SignUp) -> AppResult<Session> {
+    state.throttle.sign_up(peer)?;
+    let account = register(state, input).await?;
+    start_session(state, account).await
+}
+
+/// Creates an account (sign-up without a session or a client to throttle: the demo).
+pub async fn register(state: &AppState, input: SignUp) -> AppResult<Account> {
     let kind: AccountKind = input
         .kind
         .parse()
@@ -91,8 +105,8 @@ pub async fn sign_up(state: &AppState, input: SignUp) -> AppResult<Session> {
     let name = validate::text("name", &input.name, 100)?;
     let email = validate::email("email", &input.email)?;
     validate::password("password", &input.password)?;
-    let hash = auth::hash_password(input.password).await?;
-    let account = state
+    let hash = state.throttle.hash_password(input.password).await?;
+    Ok(state
         .store
         .create_account(
             NewAccount {
@@ -104,28 +118,39 @@ pub async fn sign_up(state: &AppState, input: SignUp) -> AppResult<Session> {
             },
             state.now(),
         )
-        .await?;
-    start_session(state, account).await
+        .await?)
 }
 
-/// Logs in with e-mail and password.
-pub async fn log_in(state: &AppState, input: LogIn) -> AppResult<Session> {
+/// Logs in with e-mail and password; attempts are throttled per client address and per account,
+/// and password checks wait in a bounded line.
+pub async fn log_in(state: &AppState, peer: &Peer, input: LogIn) -> AppResult<Session> {
     let email = input.email.trim().to_lowercase();
+    state.throttle.log_in(peer, &email)?;
     let account = state.store.account_by_email(&email).await?;
-    let ok = auth::verify_password(
-        input.password,
-        account.as_ref().map(|a| a.password_hash.clone()),
-    )
-    .await;
+    let ok = state
+        .throttle
+        .verify_password(
+            input.password,
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await?;
     match account {
         Some(a) if ok => start_session(state, a).await,
-        _ => Err(AppError::BadCredentials),
+        _ => {
+            state.throttle.log_in_failed(&email);
+            Err(AppError::BadCredentials)
+        }
     }
 }
 
 /// Ends the session with this token (nothing happens for an unknown one).
 pub async fn log_out(state: &AppState, token: &str) -> AppResult<()> {
     Ok(state.store.delete_session(&auth::token_hash(token)).await?)
+}
+
+/// Ends every session of the caller's account, the current one included.
+pub async fn log_out_everywhere(state: &AppState, caller: &Caller) -> AppResult<u64> {
+    Ok(state.store.delete_sessions_of(caller.id()).await?)
 }
 
 /// Submits (or, after a rejection, resubmits) the caller's real-name verification.

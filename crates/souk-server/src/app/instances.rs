@@ -50,8 +50,12 @@ async fn with_details(
     let product = state.store.product(&i.product_id).await?;
     let access = match &i.access_enc {
         Some(enc) => Some(
-            serde_json::from_str(&state.secrets.open(enc)?)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            serde_json::from_str(
+                &state
+                    .secrets
+                    .open(&crate::crypto::instance_access_aad(i.id.as_str()), enc)?,
+            )
+            .map_err(|e| AppError::Internal(e.to_string()))?,
         ),
         None => None,
     };

@@ -104,7 +104,10 @@ async fn seller_product(
             .collect()
     };
     Ok(SellerProduct {
-        signing_key: state.secrets.open(&product.signing_key_enc)?,
+        signing_key: state.secrets.open(
+            &crate::crypto::product_key_aad(product.id.as_str()),
+            &product.signing_key_enc,
+        )?,
         product,
         revisions,
     })
@@ -177,7 +180,11 @@ pub async fn create(
         .create_product(
             &merchant.id,
             ProductType::Saas,
-            &state.secrets.seal(&key),
+            |id| {
+                state
+                    .secrets
+                    .seal(&crate::crypto::product_key_aad(id.as_str()), &key)
+            },
             &content,
             state.now(),
         )

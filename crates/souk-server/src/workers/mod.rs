@@ -169,6 +169,7 @@ impl Handlers {
 /// Starts the workers on the runtime.
 pub fn spawn(state: SharedState) {
     tokio::spawn(run(state.clone(), Handlers::standard()));
+    tokio::spawn(crate::sessions::sweep(state.clone()));
     tokio::spawn(scheduler::run(state));
 }
 
@@ -273,7 +274,8 @@ async fn attempt(state: &AppState, handlers: &Handlers, job: &Job) {
     let settled = if job.attempts_in_budget() >= policy.max_attempts {
         handler.give_up(state, job, error).await
     } else {
-        let at: DateTime<Utc> = state.now() + policy.delay(job.attempts_in_budget());
+        let at: DateTime<Utc> =
+            souk_core::clock::add(state.now(), policy.delay(job.attempts_in_budget()));
         tracing::info!(retry_at = %at, "{error}");
         state
             .store

@@ -236,11 +236,19 @@ async fn run(
         endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
     let key = state
         .secrets
-        .open(&key)
+        .open(
+            &crate::crypto::product_key_aad(instance.product_id.as_str()),
+            &key,
+        )
         .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
     trace.request = Some(format!("{} for instance {}", activity.name(), instance.id));
 
-    let answer = call(state, &endpoint, &key, &activity).await;
+    // Resolved and checked now, not when the product was saved: a name may point elsewhere since.
+    let refused = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await;
+    let answer = match &refused {
+        Some(reason) => Err(reason.clone()),
+        None => call(state, &endpoint, &key, &activity).await,
+    };
     let code = answer
         .as_ref()
         .ok()
@@ -259,6 +267,9 @@ async fn run(
         Err(e) => e.clone(),
     });
     let mut verdict = outcome(code, activity.name());
+    if refused.is_some() {
+        verdict = Outcome::Final;
+    }
     if kind == SellerJob::NewInstance && verdict == Outcome::Done {
         let sid = answer
             .as_ref()
@@ -311,9 +322,10 @@ async fn run(
                 .into_iter()
                 .collect();
             let sealed = access.map(|a| {
-                state
-                    .secrets
-                    .seal(&serde_json::to_string(&a).unwrap_or_default())
+                state.secrets.seal(
+                    &crate::crypto::instance_access_aad(instance.id.as_str()),
+                    &serde_json::to_string(&a).unwrap_or_default(),
+                )
             });
             let t = lifecycle::transition(
                 Subject {
@@ -365,9 +377,10 @@ async fn run(
         }
         (_, Outcome::Done, _) => {
             if let Some(info) = queried_access {
-                let sealed = state
-                    .secrets
-                    .seal(&serde_json::to_string(&info).unwrap_or_default());
+                let sealed = state.secrets.seal(
+                    &crate::crypto::instance_access_aad(instance_id.as_str()),
+                    &serde_json::to_string(&info).unwrap_or_default(),
+                );
                 state.store.set_access(instance_id, &sealed, now).await?;
             }
             let (event, detail) = done_event(kind);
@@ -410,21 +423,12 @@ pub async fn call(
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                format!("connection failed: {e}")
-            }
-        })?;
+        .map_err(|e| crate::egress::describe(e, "connection"))?;
     let status = res.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = res
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the answer failed: {e}"))?;
+    let bytes = crate::egress::read_limited(res, state.settings.seller_answer_limit).await?;
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
 }
 

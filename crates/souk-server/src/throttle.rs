@@ -1,0 +1,228 @@
+//! Log-in and sign-up throttling, and the limit on password hashes running at once.
+//!
+//! Limits are counted in memory on each node (a fixed window per key), which is enough to turn
+//! password guessing from thousands of tries a second into a few an hour per account. Password
+//! hashing (argon2, ~19 MiB and tens of milliseconds each) runs at most `hashes_at_once` at a
+//! time with at most `hash_queue` waiting; beyond that callers are told to come back, so a
+//! flood of log-ins costs neither unbounded memory nor unbounded latency.
+
+use crate::client::Peer;
+use crate::error::AppError;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Keys one window remembers before it drops expired ones (and then stops adding new ones).
+const MAX_KEYS: usize = 100_000;
+
+/// The configured limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Failed log-ins per account e-mail in `login_failure_window` before log-ins to it wait.
+    pub login_failures_per_account: u32,
+    pub login_failure_window: Duration,
+    /// Log-in attempts per client address in `login_address_window`.
+    pub login_attempts_per_address: u32,
+    pub login_address_window: Duration,
+    /// Sign-ups per client address in `signup_window`.
+    pub signups_per_address: u32,
+    pub signup_window: Duration,
+    /// Password hashes computed at once (default: the number of cores).
+    pub hashes_at_once: usize,
+    /// Password hashes that may wait for a free slot; more are answered 503.
+    pub hash_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_failures_per_account: 10,
+            login_failure_window: Duration::from_secs(15 * 60),
+            login_attempts_per_address: 30,
+            login_address_window: Duration::from_secs(60),
+            signups_per_address: 10,
+            signup_window: Duration::from_secs(3600),
+            hashes_at_once: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_queue: 32,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits for tests that sign up hundreds of accounts from 127.0.0.1.
+    pub fn loose() -> Limits {
+        Limits {
+            login_failures_per_account: 1_000_000,
+            login_attempts_per_address: 1_000_000,
+            signups_per_address: 1_000_000,
+            hash_queue: 100_000,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Counts hits per key in fixed windows.
+struct Window {
+    limit: u32,
+    period: Duration,
+    hits: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Window {
+    fn new(limit: u32, period: Duration) -> Self {
+        Window {
+            limit,
+            period,
+            hits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses when `key` used up its window; with `count` also counts this hit.
+    fn hit(&self, key: &str, count: bool) -> Result<(), AppError> {
+        let now = Instant::now();
+        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((start, n)) = hits.get_mut(key) {
+            let elapsed = now.duration_since(*start);
+            if elapsed >= self.period {
+                *start = now;
+                *n = 0;
+            } else if *n >= self.limit {
+                return Err(AppError::RateLimited {
+                    retry_after_secs: (self.period - elapsed).as_secs().max(1),
+                });
+            }
+            if count {
+                *n += 1;
+            }
+            return Ok(());
+        }
+        if !count {
+            return Ok(());
+        }
+        if hits.len() >= MAX_KEYS {
+            let period = self.period;
+            hits.retain(|_, (start, _)| now.duration_since(*start) < period);
+        }
+        if hits.len() < MAX_KEYS {
+            hits.insert(key.to_owned(), (now, 1));
+        } else {
+            tracing::warn!("throttle table full; a key goes uncounted");
+        }
+        Ok(())
+    }
+}
+
+/// The throttle state of one node.
+pub struct Throttle {
+    login_address: Window,
+    login_account: Window,
+    signup_address: Window,
+    hashing: Semaphore,
+    /// Hashes running or waiting.
+    in_line: AtomicUsize,
+    capacity: usize,
+}
+
+impl Throttle {
+    /// A throttle enforcing `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        let at_once = limits.hashes_at_once.max(1);
+        Throttle {
+            login_address: Window::new(
+                limits.login_attempts_per_address,
+                limits.login_address_window,
+            ),
+            login_account: Window::new(
+                limits.login_failures_per_account,
+                limits.login_failure_window,
+            ),
+            signup_address: Window::new(limits.signups_per_address, limits.signup_window),
+            hashing: Semaphore::new(at_once),
+            in_line: AtomicUsize::new(0),
+            capacity: at_once.saturating_add(limits.hash_queue),
+        }
+    }
+
+    /// Before checking a password: counts the attempt against the client's address and refuses
+    /// while the account has too many recent failures.
+    pub fn log_in(&self, peer: &Peer, email: &str) -> Result<(), AppError> {
+        self.login_address.hit(&peer.ip.to_string(), true)?;
+        self.login_account.hit(email, false)
+    }
+
+    /// After a wrong password (or an unknown e-mail): counts the failure against the account.
+    pub fn log_in_failed(&self, email: &str) {
+        let _ = self.login_account.hit(email, true);
+    }
+
+    /// Before creating an account: counts the sign-up against the client's address.
+    pub fn sign_up(&self, peer: &Peer) -> Result<(), AppError> {
+        self.signup_address.hit(&peer.ip.to_string(), true)
+    }
+
+    /// Runs a password hash (or check) in a free hashing slot, off the async threads.
+    pub async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        // Counted out on drop, so a caller that goes away while waiting frees its place.
+        struct InLine<'a>(&'a AtomicUsize);
+        impl Drop for InLine<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _in_line = InLine(&self.in_line);
+        if self.in_line.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            return Err(AppError::Busy);
+        }
+        async {
+            let _slot = self
+                .hashing
+                .acquire()
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))
+        }
+        .await
+    }
+
+    /// [`crate::auth::hash_password`] under the hashing limit.
+    pub async fn hash_password(&self, password: String) -> Result<String, AppError> {
+        self.hashing(move || crate::auth::hash_now(&password))
+            .await?
+    }
+
+    /// [`crate::auth::verify_password`] under the hashing limit.
+    pub async fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, AppError> {
+        self.hashing(move || crate::auth::verify_now(&password, hash.as_deref()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_refuses_past_its_limit_and_says_when_to_retry() {
+        let w = Window::new(2, Duration::from_secs(60));
+        assert!(w.hit("a", true).is_ok());
+        assert!(w.hit("a", true).is_ok());
+        match w.hit("a", true) {
+            Err(AppError::RateLimited { retry_after_secs }) => {
+                assert!((1..=60).contains(&retry_after_secs))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(w.hit("b", false).is_ok(), "other keys are not affected");
+    }
+}
