@@ -126,6 +126,16 @@ impl TestApp {
         }
     }
 
+    /// Gives `user` operator roles (comma-separated), as an administrator would in the database.
+    pub async fn grant_roles(&self, user: &User, roles: &str) {
+        let roles: Vec<Role> = roles.split(',').map(|r| r.parse().unwrap()).collect();
+        self.state
+            .store
+            .add_roles(&user.id.as_str().into(), &roles)
+            .await
+            .unwrap();
+    }
+
     /// A buyer whose verification an operator approved.
     pub async fn verified_buyer(&self, op: &User, email: &str) -> User {
         let u = self.sign_up("individual", email).await;
@@ -224,6 +234,20 @@ impl TestApp {
             .unwrap();
         let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
         (id, plan, key)
+    }
+
+    /// A new merchant `seller@acme.test` with a listed product calling `endpoint`; returns
+    /// (seller, product id, plan id).
+    pub async fn listed_product_of_new_merchant(
+        &self,
+        op: &User,
+        endpoint: &str,
+    ) -> (User, String, String) {
+        let seller = self.merchant(op, "seller@acme.test").await;
+        let (product, plan, _) = self
+            .listed_product(op, &seller, "Acme Notes", endpoint, "99.00")
+            .await;
+        (seller, product, plan)
     }
 
     pub async fn top_up(&self, op: &User, user: &User, amount: &str) {

@@ -125,6 +125,20 @@ impl Store {
         self.account(&id).await
     }
 
+    /// Gives an account operator roles it does not hold yet.
+    pub async fn add_roles(&self, id: &AccountId, roles: &[Role]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for role in roles {
+            sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One account by id.
     pub async fn account(&self, id: &AccountId) -> Result<Account> {
         let rows = sqlx::query(&format!(

@@ -4,72 +4,19 @@
 //! grace, are frozen at the seller, sit in retention; one is renewed (and unfrozen at the seller),
 //! the other is released. The ledger balances throughout. Runs on SQLite and on PostgreSQL.
 
+mod common;
+
+use common::*;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use souk_server::testing::User;
-use souk_store::testing::{backends, TestDb};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use souk_store::on_both_databases;
+use souk_store::testing::TestDb;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SIGNING_KEY: &str = "acme-notes-signing-key-2026";
 const DAY: i64 = 86_400;
-
-struct Process(Child);
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn souk_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_souk"))
-}
-
-fn seller_app_bin() -> PathBuf {
-    let path = souk_bin().with_file_name(format!("seller-app{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run the workspace's tests (cargo test --workspace), which build it",
-        path.display()
-    );
-    path
-}
-
-fn souk(args: &[&str], db: &str, key: &str) -> Output {
-    Command::new(souk_bin())
-        .args(args)
-        .env("SOUK_DATABASE_URL", db)
-        .env("SOUK_SECRET_KEY", key)
-        .env("SOUK_CONFIG", "/dev/null")
-        .output()
-        .unwrap()
-}
-
-async fn wait_until_up(url: &str) {
-    let http = Client::new();
-    for _ in 0..400 {
-        if http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{url} did not come up");
-}
 
 async fn tenant(seller_app: &str, instance_id: &str) -> Value {
     let tenants: Vec<Value> = Client::new()
@@ -109,14 +56,12 @@ async fn wait_tenant_until(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscription_lives_its_whole_life_across_processes() {
-    let seller_app_bin = seller_app_bin();
-    for backend in backends() {
-        eprintln!("story on {backend:?}");
+on_both_databases! {
+    async fn a_subscription_lives_its_whole_life_across_processes(backend) {
+        let seller_app_bin = seller_app_bin();
         let db = TestDb::new(backend).await;
         let secret = "7d9f0c3a5b1e4f2a8c6d0e9b7a5c3e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d";
-        let dir = std::env::temp_dir().join(format!("souk-story-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("souk-story-{}-{backend:?}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
 
         let seller_port = free_port();
