@@ -136,6 +136,18 @@ impl TestApp {
             .unwrap();
     }
 
+    /// `path` read as an anonymous visitor, as JSON.
+    pub async fn public_json(&self, path: &str) -> Value {
+        Self::client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A buyer whose verification an operator approved.
     pub async fn verified_buyer(&self, op: &User, email: &str) -> User {
         let u = self.sign_up("individual", email).await;
@@ -224,14 +236,7 @@ impl TestApp {
             .unwrap()
             .to_owned();
         op.approve_review(&rev).await;
-        let product: Value = Self::client()
-            .get(format!("{}/v1/products/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let product: Value = self.public_json(&format!("/v1/products/{id}")).await;
         let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
         (id, plan, key)
     }
@@ -551,14 +556,7 @@ pub async fn listed_by(
         .await;
     let rev = p["current"]["id"].as_str().unwrap().to_owned();
     op.approve_review(&rev).await;
-    let product: Value = TestApp::client()
-        .get(format!("{}/v1/products/{id}", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product: Value = app.public_json(&format!("/v1/products/{id}")).await;
     let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
     (id, plan)
 }

@@ -32,14 +32,7 @@ async fn buyer_of(app: &TestApp, op: &User, endpoint: &str) -> (User, String) {
     assert_eq!(res.status(), StatusCode::OK);
     op.approve_review(p["current"]["id"].as_str().unwrap())
         .await;
-    let product: Value = TestApp::client()
-        .get(format!("{}/v1/products/{id}", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product: Value = app.public_json(&format!("/v1/products/{id}")).await;
     let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
     let buyer = app.verified_buyer(op, "bao@buyer.test").await;
     app.top_up(op, &buyer, "500.00").await;

@@ -99,14 +99,7 @@ on_both_databases! {
             .to_owned();
         op.approve_review(&rev_id).await;
         let public = TestApp::client();
-        let listed: Value = public
-            .get(format!("{}/v1/products/{id}", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = app.public_json(&format!("/v1/products/{id}")).await;
         assert_eq!(listed["plans"][0]["monthly_price"], "12");
         let plan_id = listed["plans"][0]["id"].as_str().unwrap().to_owned();
 
@@ -132,14 +125,7 @@ on_both_databases! {
         let queue = op.json("/v1/operator/reviews").await;
         assert_eq!(queue[0]["kind"], "change");
         app.state.catalog.invalidate().await;
-        let still: Value = public
-            .get(format!("{}/v1/products/{id}", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let still: Value = app.public_json(&format!("/v1/products/{id}")).await;
         assert_eq!(still["name"], "Notes");
         op.post(
             &format!(
@@ -149,14 +135,7 @@ on_both_databases! {
             json!({"approve": true}),
         )
         .await;
-        let changed: Value = public
-            .get(format!("{}/v1/products/{id}", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let changed: Value = app.public_json(&format!("/v1/products/{id}")).await;
         assert_eq!(
             (
                 changed["name"].as_str(),
