@@ -54,8 +54,10 @@ impl RetryPolicy {
 
 /// What one run of a job came to.
 pub enum Step {
-    /// The handler stored the job's end (done, or dead for good) with its effects.
-    Settled,
+    /// The handler stored the job as done, with its effects.
+    Done,
+    /// The handler stored the job as dead for good (a final refusal), with its effects.
+    Dead(String),
     /// It did not work this time; try again after the policy's delay, or give up.
     Retry(String),
 }
@@ -250,26 +252,33 @@ async fn attempt(state: &AppState, handlers: &Handlers, job: &Job) {
         return;
     };
     let outcome = handler.run(state, job, &mut trace).await;
-    let error = match &outcome {
-        Ok(Step::Settled) => None,
-        Ok(Step::Retry(what)) => Some(what.clone()),
+    let (error, retry) = match &outcome {
+        Ok(Step::Done) => (None, false),
+        Ok(Step::Dead(why)) => (Some(why.clone()), false),
+        Ok(Step::Retry(what)) => (Some(what.clone()), true),
         Err(e) => {
             tracing::error!(error = %e, "job failed inside souk");
-            Some(e.to_string())
+            (Some(e.to_string()), true)
         }
     };
-    let attempt = Attempt {
-        attempt: job.attempts,
-        started_at,
-        latency_ms: started.elapsed().as_millis() as i64,
-        request: trace.request,
-        answer: trace.answer,
-        error: error.clone(),
-    };
-    if let Err(e) = state.store.record_attempt(&job.id, &attempt).await {
-        tracing::warn!(error = %e, "could not record the attempt");
+    // Every attempt of a job that ever went wrong is kept; a job done at its first attempt, the
+    // common case, costs no extra write.
+    if error.is_some() || job.attempts > 1 {
+        let attempt = Attempt {
+            attempt: job.attempts,
+            started_at,
+            latency_ms: started.elapsed().as_millis() as i64,
+            request: trace.request,
+            answer: trace.answer,
+            error: error.clone(),
+        };
+        if let Err(e) = state.store.record_attempt(&job.id, &attempt).await {
+            tracing::warn!(error = %e, "could not record the attempt");
+        }
     }
-    let Some(error) = error else { return };
+    let (Some(error), true) = (error, retry) else {
+        return;
+    };
     let policy = handler.policy(state);
     let settled = if job.attempts_in_budget() >= policy.max_attempts {
         handler.give_up(state, job, error).await

@@ -230,7 +230,7 @@ async fn run(
             other => format!("{} skipped: the seller has no instance", other.kind()),
         };
         end(state, job, JobState::Done, "job.skipped", detail, None).await?;
-        return Ok(Step::Settled);
+        return Ok(Step::Done);
     };
     let endpoint =
         endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
@@ -364,7 +364,7 @@ async fn run(
                     now,
                 )
                 .await?;
-            Ok(Step::Settled)
+            Ok(Step::Done)
         }
         (SellerJob::NewInstance, Outcome::Final, _) => {
             let reason = format!(
@@ -373,7 +373,7 @@ async fn run(
                     .refusal_reason())
             );
             fail_provisioning(state, job, &instance, &reason).await?;
-            Ok(Step::Settled)
+            Ok(Step::Dead(reason))
         }
         (_, Outcome::Done, _) => {
             if let Some(info) = queried_access {
@@ -385,7 +385,7 @@ async fn run(
             }
             let (event, detail) = done_event(kind);
             end(state, job, JobState::Done, event, detail.to_owned(), None).await?;
-            Ok(Step::Settled)
+            Ok(Step::Done)
         }
         (_, Outcome::Final, _) => {
             end(
@@ -397,7 +397,7 @@ async fn run(
                 Some(&what),
             )
             .await?;
-            Ok(Step::Settled)
+            Ok(Step::Dead(what))
         }
         (_, Outcome::Retry | Outcome::Pending, _) => Ok(Step::Retry(what)),
     }
