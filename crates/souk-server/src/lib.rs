@@ -23,6 +23,7 @@ pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod throttle;
+pub mod web;
 pub mod workers;
 
 use souk_core::clock::{Clock, SystemClock, TestClock};

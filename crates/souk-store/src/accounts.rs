@@ -318,6 +318,34 @@ impl Store {
         accounts(&rows)
     }
 
+    /// Accounts whose e-mail or name contains `text` (any case), newest first, after the
+    /// account id `before` when given.
+    pub async fn search_accounts(
+        &self,
+        text: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Account>> {
+        let pattern = format!(
+            "%{}%",
+            text.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM (SELECT * FROM accounts WHERE (LOWER(email) LIKE $1 ESCAPE '\\' OR LOWER(name) LIKE $1 ESCAPE '\\') \
+             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3) a \
+             LEFT JOIN account_roles r ON r.account_id = a.id ORDER BY a.id DESC"
+        ))
+        .bind(pattern)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        accounts(&rows)
+    }
+
     /// Whether any account exists (demo data only fills an empty marketplace).
     pub async fn has_accounts(&self) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")

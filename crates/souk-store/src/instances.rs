@@ -215,6 +215,24 @@ impl Store {
             .collect()
     }
 
+    /// The instances of a merchant's products, newest first.
+    pub async fn instances_of_merchant(
+        &self,
+        merchant_id: &MerchantId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Instance>> {
+        sqlx::query(&format!("SELECT {INSTANCE} FROM instances i WHERE i.merchant_id = $1 AND ($2 IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3"))
+            .bind(merchant_id.as_str())
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(instance)
+            .collect()
+    }
+
     /// Instances whose next transition is due at `now`, most overdue first. Reads only the due
     /// rows through the partial index on `next_transition_at`.
     pub async fn due_instances(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Instance>> {

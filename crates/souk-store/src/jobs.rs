@@ -306,6 +306,20 @@ impl Store {
         .collect()
     }
 
+    /// The jobs about an instance, newest first (at most `limit`).
+    pub async fn jobs_of_instance(&self, instance: &InstanceId, limit: i64) -> Result<Vec<Job>> {
+        sqlx::query(&format!(
+            "SELECT {JOB} FROM jobs WHERE instance_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(instance.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job)
+        .collect()
+    }
+
     /// Puts a dead job back in the queue, due now, with a fresh retry budget; only a dead job
     /// can be replayed (a second replay of the same job finds it pending and is
     /// [`Error::Stale`]).

@@ -307,15 +307,39 @@ impl Store {
         .transpose()
     }
 
-    /// A buyer's orders, newest first, after the order id `before` when given.
+    /// A buyer's orders, newest first, after the order id `before` when given, only in `state`
+    /// and of `kind` when given.
     pub async fn orders_of_buyer(
         &self,
         buyer_id: &AccountId,
+        state: Option<OrderState>,
+        kind: Option<OrderKind>,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Order>> {
-        sqlx::query(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
+        sqlx::query(&format!("SELECT {ORDER} FROM orders WHERE buyer_id = $1 AND ($2 IS NULL OR id < $2) \
+                              AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR kind = $4) ORDER BY id DESC LIMIT $5"))
             .bind(buyer_id.as_str())
+            .bind(before)
+            .bind(state.map(OrderState::as_str))
+            .bind(kind.map(OrderKind::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(order)
+            .collect()
+    }
+
+    /// The orders of a merchant's products, newest first, after the order id `before`.
+    pub async fn orders_of_merchant(
+        &self,
+        merchant_id: &MerchantId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Order>> {
+        sqlx::query(&format!("SELECT {ORDER} FROM orders WHERE merchant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"))
+            .bind(merchant_id.as_str())
             .bind(before)
             .bind(limit)
             .fetch_all(&self.pool)

@@ -468,6 +468,24 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a product's sealed signing key.
+    pub async fn set_signing_key(
+        &self,
+        id: &ProductId,
+        signing_key_enc: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        crate::changed(
+            sqlx::query("UPDATE products SET signing_key_enc = $1, updated_at = $2 WHERE id = $3")
+                .bind(signing_key_enc)
+                .bind(ms(now))
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Moves a product from `from` to `to` (delisting).
     pub async fn set_product_state(
         &self,

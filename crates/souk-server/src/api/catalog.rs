@@ -17,6 +17,8 @@ pub struct SearchParams {
     pub q: Option<String>,
     /// A category from `GET /v1/categories`.
     pub category: Option<String>,
+    /// Only this merchant's products (its id, `mer_…`).
+    pub merchant: Option<String>,
     /// Product type, e.g. `saas`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
@@ -57,6 +59,7 @@ pub async fn search(
         SearchInput {
             q: p.q,
             category: p.category,
+            merchant: p.merchant,
             product_type: p.product_type,
             min_price: p.min_price,
             max_price: p.max_price,

@@ -10,6 +10,7 @@ pub mod merchants;
 pub mod orders;
 pub mod products;
 pub mod reviews;
+pub mod sales;
 pub mod system;
 
 use crate::app::PageRequest;
@@ -73,6 +74,9 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::list))
         .routes(routes!(instances::get))
         .routes(routes!(instances::renew))
+        .routes(routes!(sales::orders))
+        .routes(routes!(sales::instances))
+        .routes(routes!(sales::rotate_key))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::replay))
@@ -94,7 +98,8 @@ pub fn router(state: SharedState) -> Router {
     if state.settings.demo_seller {
         app = app.nest_service("/demo-seller", crate::demo_seller::router());
     }
-    app.fallback(not_found)
+    app.merge(crate::web::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(crate::panics::layer())
         .layer(axum::middleware::from_fn_with_state(

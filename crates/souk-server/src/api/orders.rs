@@ -127,7 +127,7 @@ pub async fn list(
     caller: Caller,
     Query(p): Query<PageParams>,
 ) -> AppResult<Json<OrderPage>> {
-    let page = orders::list(&state, &caller, p.into()).await?;
+    let page = orders::list(&state, &caller, orders::OrderFilter::default(), p.into()).await?;
     Ok(Json(OrderPage {
         items: page
             .items

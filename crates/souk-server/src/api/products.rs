@@ -86,7 +86,7 @@ pub struct SellerProductView {
     pub created_at: DateTime<Utc>,
 }
 
-fn view(sp: SellerProduct, all_revisions: bool) -> SellerProductView {
+pub(crate) fn view(sp: SellerProduct, all_revisions: bool) -> SellerProductView {
     let p = sp.product;
     SellerProductView {
         id: p.id.to_string(),

@@ -277,3 +277,30 @@ pub async fn command_line_caller(state: &AppState) -> AppResult<Caller> {
         via: Via::CommandLine,
     })
 }
+
+/// Accounts whose e-mail or name contains `text`, newest first (any operator role).
+pub async fn search(
+    state: &AppState,
+    caller: &Caller,
+    text: &str,
+    page: super::PageRequest,
+) -> AppResult<super::Page<Account>> {
+    if caller.account.roles.is_empty() {
+        return Err(AppError::Forbidden("this needs an operator role".into()));
+    }
+    let size = page.size()?;
+    let text = validate::optional_text("q", text, 200)?;
+    let rows = state
+        .store
+        .search_accounts(&text, page.cursor.as_deref(), size + 1)
+        .await?;
+    Ok(page.page(rows, size, |a| a.id.as_str()))
+}
+
+/// One account, for an operator (any operator role).
+pub async fn get(state: &AppState, caller: &Caller, id: &AccountId) -> AppResult<Account> {
+    if caller.account.roles.is_empty() {
+        return Err(AppError::Forbidden("this needs an operator role".into()));
+    }
+    Ok(state.store.account(id).await?)
+}

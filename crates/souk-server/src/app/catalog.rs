@@ -69,6 +69,8 @@ pub struct Entry {
 pub struct Search {
     pub text: Option<String>,
     pub category: Option<String>,
+    /// A merchant's id.
+    pub merchant: Option<String>,
     pub product_type: Option<String>,
     pub currency: Option<String>,
     pub min_price: Option<Decimal>,
@@ -149,6 +151,12 @@ impl Entry {
         if s.category
             .as_ref()
             .is_some_and(|c| *c != self.view.category)
+        {
+            return false;
+        }
+        if s.merchant
+            .as_ref()
+            .is_some_and(|m| *m != self.view.merchant.id)
         {
             return false;
         }
@@ -253,6 +261,8 @@ impl CatalogCache {
 pub struct SearchInput {
     pub q: Option<String>,
     pub category: Option<String>,
+    /// A merchant's id.
+    pub merchant: Option<String>,
     pub product_type: Option<String>,
     pub min_price: Option<String>,
     pub max_price: Option<String>,
@@ -306,6 +316,7 @@ pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
     let search = Search {
         text: input.q.filter(|q| !q.trim().is_empty()),
         category: input.category,
+        merchant: input.merchant.filter(|m| !m.trim().is_empty()),
         product_type: input.product_type,
         currency: input.currency,
         min_price: parse_price("min_price", input.min_price.as_deref())?,
@@ -320,6 +331,19 @@ pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
         items,
         total,
     })
+}
+
+/// The merchants with something listed, by name, for filters.
+pub async fn merchants(state: &AppState) -> AppResult<Vec<MerchantRef>> {
+    let entries = state.catalog.entries(&state.store).await?;
+    let mut out: Vec<MerchantRef> = Vec::new();
+    for e in entries.iter() {
+        if !out.iter().any(|m| m.id == e.view.merchant.id) {
+            out.push(e.view.merchant.clone());
+        }
+    }
+    out.sort_by(|a, b| a.company_name.cmp(&b.company_name));
+    Ok(out)
 }
 
 /// One listed product with its plans.

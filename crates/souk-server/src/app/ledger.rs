@@ -55,6 +55,27 @@ pub async fn entries(
     Ok(page.page(rows, size, |e| e.id.as_str()))
 }
 
+/// Another account's balances and ledger, newest first (roles `finance` or `support`).
+pub async fn account_ledger(
+    state: &AppState,
+    caller: &Caller,
+    account: &AccountId,
+    page: PageRequest,
+) -> AppResult<(Vec<Money>, Page<Entry>)> {
+    if !(caller.account.has_role(Role::Finance) || caller.account.has_role(Role::Support)) {
+        return Err(AppError::Forbidden(
+            "this needs the operator role finance or support".into(),
+        ));
+    }
+    let balances = state.store.balances(account).await?;
+    let size = page.size()?;
+    let rows = state
+        .store
+        .ledger_entries(account, page.cursor.as_deref(), size + 1)
+        .await?;
+    Ok((balances, page.page(rows, size, |e| e.id.as_str())))
+}
+
 /// Records a top-up (role `finance`, never to the operator's own account). With an idempotency
 /// key a retry credits once and answers the first entry.
 pub async fn top_up(

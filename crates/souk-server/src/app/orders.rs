@@ -6,6 +6,7 @@ use super::{Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::jobs::SellerJob;
 use crate::AppState;
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use souk_core::ids::{InstanceId, OrderId, PlanId};
 use souk_core::ledger::debit_floor;
@@ -17,6 +18,7 @@ use souk_core::review::ProductState;
 use souk_store::events::TimelineEvent;
 use souk_store::instances::Instance;
 use souk_store::orders::{Order, Purchase};
+use souk_store::products::{Plan, Product};
 use souk_store::{fresh, Store};
 use utoipa::ToSchema;
 
@@ -115,14 +117,21 @@ pub async fn place(
     .await
 }
 
-async fn buy(
-    state: &AppState,
-    caller: &Caller,
-    input: OrderInput,
-    key: Option<String>,
-    fingerprint: String,
-) -> AppResult<Placed> {
-    caller.require_verified()?;
+/// What an order would cost, decided exactly as buying decides it.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    pub plan: Plan,
+    pub product: Product,
+    pub period: Period,
+    pub periods: u32,
+    /// Price of one period.
+    pub unit_price: Decimal,
+    /// What the order would charge.
+    pub price: Money,
+}
+
+/// Prices an order without placing it: the plan must be on sale and sold by the period.
+pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
     let period: Period = input.period.parse()?;
     let (plan, product) = match state
         .store
@@ -142,6 +151,32 @@ async fn buy(
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
     })?;
+    Ok(Quote {
+        plan,
+        product,
+        period,
+        periods: input.periods,
+        unit_price,
+        price,
+    })
+}
+
+async fn buy(
+    state: &AppState,
+    caller: &Caller,
+    input: OrderInput,
+    key: Option<String>,
+    fingerprint: String,
+) -> AppResult<Placed> {
+    caller.require_verified()?;
+    let Quote {
+        plan,
+        product,
+        period,
+        price,
+        unit_price,
+        ..
+    } = quote(state, &input).await?;
     let now = state.now();
     let order_id: OrderId = fresh(now);
     let instance_id: InstanceId = fresh(now);
@@ -214,12 +249,48 @@ async fn buy(
     })
 }
 
-/// The caller's orders, newest first.
-pub async fn list(state: &AppState, caller: &Caller, page: PageRequest) -> AppResult<Page<Order>> {
+/// Which of the caller's orders to list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// `paid` or `refunded`.
+    pub state: Option<String>,
+    /// `new` or `renew`.
+    pub kind: Option<String>,
+}
+
+/// The caller's orders, newest first, filtered.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    filter: OrderFilter,
+    page: PageRequest,
+) -> AppResult<Page<Order>> {
     let size = page.size()?;
+    let in_state = filter
+        .state
+        .as_deref()
+        .map(|s| {
+            s.parse::<OrderState>()
+                .map_err(|_| AppError::invalid("state", "must be paid or refunded"))
+        })
+        .transpose()?;
+    let kind = filter
+        .kind
+        .as_deref()
+        .map(|s| {
+            s.parse::<OrderKind>()
+                .map_err(|_| AppError::invalid("kind", "must be new or renew"))
+        })
+        .transpose()?;
     let rows = state
         .store
-        .orders_of_buyer(caller.id(), page.cursor.as_deref(), size + 1)
+        .orders_of_buyer(
+            caller.id(),
+            in_state,
+            kind,
+            page.cursor.as_deref(),
+            size + 1,
+        )
         .await?;
     Ok(page.page(rows, size, |o| o.id.as_str()))
 }

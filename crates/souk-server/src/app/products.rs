@@ -277,3 +277,24 @@ pub async fn delist(state: &AppState, caller: &Caller, id: &ProductId) -> AppRes
     let p = state.store.product(&p.id).await?;
     seller_product(state, p, true).await
 }
+
+/// Replaces the product's signing key with a new random one, shown in the answer only; calls
+/// made from now on are signed with it.
+pub async fn rotate_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &ProductId,
+) -> AppResult<SellerProduct> {
+    let merchant = merchants::approved(state, caller).await?;
+    let p = own_product(state, &merchant, id).await?;
+    let key = signing_key(None)?;
+    let sealed = state
+        .secrets
+        .seal(&crate::crypto::product_key_aad(p.id.as_str()), &key);
+    state
+        .store
+        .set_signing_key(&p.id, &sealed, state.now())
+        .await?;
+    let p = state.store.product(&p.id).await?;
+    seller_product(state, p, true).await
+}

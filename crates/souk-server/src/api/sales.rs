@@ -1,0 +1,117 @@
+//! What a merchant sold: orders and instances of its own products, with the seller calls and
+//! their answers; and the rotation of a product's signing key.
+
+use super::jobs::JobView;
+use super::orders::OrderView;
+use super::products::SellerProductView;
+use super::PageParams;
+use crate::app::sales::{self, Sale};
+use crate::app::{products, Caller};
+use crate::error::{AppResult, Problem};
+use crate::extract::Query;
+use crate::SharedState;
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A page of the merchant's orders.
+#[derive(Serialize, ToSchema)]
+pub struct SaleOrderPage {
+    pub items: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+/// An instance of one of the merchant's products, with the calls souk made to the seller.
+#[derive(Serialize, ToSchema)]
+pub struct SaleView {
+    pub id: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub order_id: String,
+    /// `provisioning`, `active`, `grace`, `frozen`, `released` or `failed`.
+    pub state: String,
+    pub expires_at: DateTime<Utc>,
+    pub seller_instance_id: Option<String>,
+    pub failure_reason: Option<String>,
+    /// The newest seller calls first, with every attempt and the seller's answers.
+    pub calls: Vec<JobView>,
+}
+
+impl From<Sale> for SaleView {
+    fn from(s: Sale) -> Self {
+        let i = s.instance;
+        SaleView {
+            id: i.id.to_string(),
+            product_id: i.product_id.to_string(),
+            product_name: s.product_name,
+            order_id: i.order_id.to_string(),
+            state: i.state.as_str().to_owned(),
+            expires_at: i.expires_at,
+            seller_instance_id: i.seller_instance_id,
+            failure_reason: i.failure_reason,
+            calls: s.calls.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A page of the merchant's instances.
+#[derive(Serialize, ToSchema)]
+pub struct SalePage {
+    pub items: Vec<SaleView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The orders of the merchant's products, newest first (approved merchants).
+#[utoipa::path(operation_id = "seller_orders", get, path = "/v1/seller/orders", tag = "seller", params(PageParams),
+    responses((status = 200, body = SaleOrderPage), (status = 403, body = Problem)))]
+pub async fn orders(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(p): Query<PageParams>,
+) -> AppResult<Json<SaleOrderPage>> {
+    let page = sales::orders(&state, &caller, p.into()).await?;
+    Ok(Json(SaleOrderPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|o| {
+                crate::app::orders::OrderDetails {
+                    order: o,
+                    timeline: vec![],
+                }
+                .into()
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The instances of the merchant's products with the seller calls and answers (approved merchants).
+#[utoipa::path(operation_id = "seller_instances", get, path = "/v1/seller/instances", tag = "seller", params(PageParams),
+    responses((status = 200, body = SalePage), (status = 403, body = Problem)))]
+pub async fn instances(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(p): Query<PageParams>,
+) -> AppResult<Json<SalePage>> {
+    let page = sales::instances(&state, &caller, p.into()).await?;
+    Ok(Json(SalePage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Replaces the product's signing key with a new one, answered once here; configure the
+/// endpoint with it (approved merchants).
+#[utoipa::path(operation_id = "rotate_signing_key", post, path = "/v1/seller/products/{product_id}/signing-key", tag = "seller", params(("product_id" = String, Path)),
+    responses((status = 200, body = SellerProductView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn rotate_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> AppResult<Json<SellerProductView>> {
+    let sp = products::rotate_key(&state, &caller, &product_id.into()).await?;
+    Ok(Json(super::products::view(sp, true)))
+}

@@ -1,0 +1,424 @@
+//! The web pages: server-rendered HTML on the API's port, from templates compiled into the binary.
+//! Pages are one more front door: they extract what a person sent, call the same `app` functions
+//! as the JSON API, and shape the answer as HTML. A refused action shows the application layer's
+//! reason next to the field at fault and keeps what the person typed.
+//!
+//! Every form carries a CSRF token (a random cookie echoed in a hidden field, compared in constant
+//! time); output is escaped by the templates; writes answer with a redirect to the next page
+//! (post/redirect/get) and a notice it shows.
+
+pub mod accounts;
+pub mod buyer;
+pub mod operator;
+pub mod seller;
+pub mod storefront;
+
+use crate::app::Caller;
+use crate::client::Peer;
+use crate::error::AppError;
+use crate::SharedState;
+use askama::Template;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use souk_core::accounts::Role;
+use souk_core::money::Money;
+use std::collections::HashMap;
+
+/// The cookie holding the CSRF token forms echo.
+const CSRF_COOKIE: &str = "souk_csrf";
+/// The largest form souk reads.
+const MAX_FORM: usize = 256 * 1024;
+
+/// Every page.
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(storefront::home))
+        .route("/search", get(storefront::search))
+        .route("/products/{id}", get(storefront::product))
+        .route(
+            "/products/{id}/buy",
+            get(storefront::buy_form).post(storefront::buy),
+        )
+        .route("/login", get(accounts::login_form).post(accounts::log_in))
+        .route(
+            "/signup",
+            get(accounts::sign_up_form).post(accounts::sign_up),
+        )
+        .route("/logout", post(accounts::log_out))
+        .route(
+            "/account/verification",
+            get(accounts::verification_form).post(accounts::submit_verification),
+        )
+        .merge(buyer::routes())
+        .merge(seller::routes())
+        .merge(operator::routes())
+        .route("/static/souk.css", get(stylesheet))
+        .route("/static/souk.js", get(script))
+}
+
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/souk.css"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/souk.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Who is looking at a page, as the layout shows them.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub name: String,
+    pub is_operator: bool,
+    pub caller: Caller,
+}
+
+/// What every page's layout needs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The `<title>`: what the page is, then the site.
+    pub title: String,
+    pub viewer: Option<Viewer>,
+    /// Echoed by every form.
+    pub csrf: String,
+    /// A message about what the last action did (post/redirect/get).
+    pub notice: Option<String>,
+}
+
+impl Ctx {
+    /// The signed-in person, if any.
+    pub fn caller(&self) -> Option<&Caller> {
+        self.viewer.as_ref().map(|v| &v.caller)
+    }
+}
+
+/// The context of a page request: who is looking, the CSRF token, the notice.
+pub struct Page {
+    pub ctx: Ctx,
+    set_csrf: Option<String>,
+    https: bool,
+}
+
+impl Page {
+    /// The page with this title.
+    pub fn titled(mut self, title: impl Into<String>) -> Self {
+        self.ctx.title = format!("{} · souk", title.into());
+        self
+    }
+
+    /// Renders a template as this page's answer.
+    pub fn render(&self, t: &impl Template) -> Response {
+        self.render_status(StatusCode::OK, t)
+    }
+
+    /// Renders a template with a status other than 200 (a refused form is 422).
+    pub fn render_status(&self, status: StatusCode, t: &impl Template) -> Response {
+        let mut res = match t.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => AppError::Internal(format!("template: {e}")).into_response(),
+        };
+        if let Some(token) = &self.set_csrf {
+            let secure = if self.https { "; Secure" } else { "" };
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            )) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        res
+    }
+}
+
+fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn notice_of(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    let code = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "notice")?
+        .1;
+    notice_text(&code).map(str::to_owned)
+}
+
+/// What a notice code in a redirect means; unknown codes show nothing.
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "welcome" => "Welcome to souk. Your account is ready.",
+        "logged-in" => "You are logged in.",
+        "logged-out" => "You are logged out.",
+        "verification-sent" => "Your details were sent. A reviewer decides within a few working days.",
+        "paid" => "Paid. The seller is setting it up; this page updates by itself.",
+        "renewed" => "Renewed. The new expiry is below.",
+        "applied" => "Your application was sent. Operations decide within a few working days.",
+        "saved" => "Saved.",
+        "submitted" => "Submitted for review. The review is due within 3 working days.",
+        "delisted" => "Delisted. No one can buy it now; running instances go on.",
+        "key-rotated" => "A new signing key was made. Configure your endpoint with it now: it is shown only on this page.",
+        "decided" => "Decision recorded.",
+        "topped-up" => "Top-up recorded.",
+        "replayed" => "The job was put back in the queue.",
+        _ => return None,
+    })
+}
+
+impl FromRequestParts<SharedState> for Page {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut viewer = None;
+        for scheme in &state.authenticators {
+            if let Ok(Some(caller)) = scheme.authenticate(parts, state).await {
+                viewer = Some(Viewer {
+                    name: caller.account.name.clone(),
+                    is_operator: !caller.account.roles.is_empty(),
+                    caller,
+                });
+                break;
+            }
+        }
+        let https = Peer::from_request_parts(parts, state)
+            .await
+            .map(|p| p.https)
+            .unwrap_or(false);
+        let (csrf, set_csrf) = match cookie(parts, CSRF_COOKIE) {
+            Some(t) => (t, None),
+            None => {
+                let t = hex::encode(rand::random::<[u8; 24]>());
+                (t.clone(), Some(t))
+            }
+        };
+        Ok(Page {
+            ctx: Ctx {
+                title: "souk".into(),
+                viewer,
+                csrf,
+                notice: notice_of(parts),
+            },
+            set_csrf,
+            https,
+        })
+    }
+}
+
+/// A page that needs a signed-in person: anyone else is sent to log in first, and back after.
+pub struct Signed {
+    pub page: Page,
+    pub caller: Caller,
+}
+
+/// The answer for someone who must log in first.
+pub struct ToLogIn(String);
+
+impl IntoResponse for ToLogIn {
+    fn into_response(self) -> Response {
+        let next: String = form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
+        Redirect::to(&format!("/login?next={next}")).into_response()
+    }
+}
+
+impl FromRequestParts<SharedState> for Signed {
+    type Rejection = ToLogIn;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let page = Page::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        match page.ctx.caller().cloned() {
+            Some(caller) => Ok(Signed { page, caller }),
+            None => Err(ToLogIn(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/".to_owned(), |p| p.to_string()),
+            )),
+        }
+    }
+}
+
+/// A posted form whose CSRF token matched the cookie; anything else is refused and changes
+/// nothing.
+pub struct Posted<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<SharedState> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let expected = cookie(&parts, CSRF_COOKIE);
+        let bytes = axum::body::to_bytes(body, MAX_FORM)
+            .await
+            .map_err(|_| refused_form("The form is too large.").into_response())?;
+        let pairs: HashMap<String, String> = form_urlencoded::parse(&bytes).into_owned().collect();
+        let given = pairs.get("csrf").map(String::as_str).unwrap_or_default();
+        let ok = expected.as_deref().is_some_and(|e| {
+            use subtle::ConstantTimeEq;
+            !e.is_empty() && bool::from(e.as_bytes().ct_eq(given.as_bytes()))
+        });
+        if !ok {
+            let _ = Page::from_request_parts(&mut parts, state).await;
+            return Err(refused_form(
+                "This form has expired or came from another site. Go back, reload the page and try again.",
+            )
+            .into_response());
+        }
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(&bytes));
+        serde_path_to_error::deserialize(de)
+            .map(Posted)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let message = e.into_inner().to_string();
+                AppError::invalid(field, message).into_response()
+            })
+    }
+}
+
+fn refused_form(message: &str) -> (StatusCode, Html<String>) {
+    let page = ErrorPage {
+        ctx: Ctx {
+            title: "Form refused · souk".into(),
+            viewer: None,
+            csrf: String::new(),
+            notice: None,
+        },
+        status: 403,
+        heading: "This form was refused".into(),
+        message: message.into(),
+    };
+    (
+        StatusCode::FORBIDDEN,
+        Html(page.render().unwrap_or_else(|_| message.to_owned())),
+    )
+}
+
+/// The page for a refusal that has no form to go back to (not found, not allowed, …).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub ctx: Ctx,
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}
+
+/// Renders an application error as a page, with the same reason the API gives.
+pub fn error_page(page: &Page, e: AppError) -> Response {
+    if let AppError::Internal(detail) = &e {
+        tracing::error!(%detail, "internal error on a page");
+    }
+    let (status, _, title) = e.parts();
+    let view = ErrorPage {
+        ctx: Ctx {
+            title: format!("{title} · souk"),
+            ..page.ctx.clone()
+        },
+        status: status.as_u16(),
+        heading: title.to_owned(),
+        message: e.detail(),
+    };
+    page.render_status(status, &view)
+}
+
+/// A redirect after a write, carrying the notice the next page shows.
+pub fn done(to: &str, notice: &str) -> Response {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{sep}notice={notice}")).into_response()
+}
+
+/// Field errors for a form refused by the application layer, with a summary at the top.
+#[derive(Debug, Clone, Default)]
+pub struct FormErrors {
+    /// (field, message), in the order to list them.
+    pub items: Vec<(String, String)>,
+}
+
+impl FormErrors {
+    /// The application layer's refusal, on its field (or on the form as a whole).
+    pub fn from_error(e: &AppError) -> FormErrors {
+        FormErrors {
+            items: vec![(e.field().unwrap_or("form").to_owned(), e.detail())],
+        }
+    }
+
+    /// The message for `field`, if it is at fault.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// Whether nothing is at fault.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// An instant as a page shows it: machine-readable for the script that turns it into the
+/// viewer's time zone, and readable (UTC) without the script.
+pub fn when(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The same instant as text, in UTC, for when the script does not run.
+pub fn when_text(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Money as a page shows it: the amount with its currency's decimals, then the currency.
+pub fn money(m: &Money) -> String {
+    m.to_string()
+}
+
+/// The colour of a state badge: fixed meanings everywhere.
+pub fn badge(state: &str) -> &'static str {
+    match state {
+        "provisioning" | "pending" | "in_review" | "running" => "blue",
+        "active" | "paid" | "listed" | "approved" | "verified" | "done" => "green",
+        "grace" | "draft" | "unverified" => "amber",
+        "frozen" | "failed" | "rejected" | "dead" => "red",
+        _ => "grey",
+    }
+}
+
+/// Whether the viewer holds an operator role.
+pub fn has_role(ctx: &Ctx, role: Role) -> bool {
+    ctx.caller().is_some_and(|c| c.account.has_role(role))
+}

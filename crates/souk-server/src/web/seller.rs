@@ -1,0 +1,622 @@
+//! The seller centre: becoming a merchant, products with their drafts and reviews, the signing
+//! key (shown once, rotatable), and what was sold with the seller calls and their answers.
+
+use super::buyer::order_row;
+use super::{badge, done, error_page, when, when_text, FormErrors, Posted, Signed};
+use crate::app::merchants::{self, ApplicationInput};
+use crate::app::products::{self, ContentInput, PlanInput, SellerProduct};
+use crate::app::{sales, PageRequest};
+use crate::error::AppError;
+use crate::SharedState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use souk_core::review::{ProductContent, CATEGORIES};
+use std::collections::HashMap;
+
+/// How many plan rows the product form offers.
+const PLAN_ROWS: usize = 4;
+
+/// The seller centre's pages.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/seller", get(home))
+        .route("/seller/apply", post(apply))
+        .route("/seller/products/new", get(new_form))
+        .route("/seller/products", post(create))
+        .route("/seller/products/{id}", get(product_page))
+        .route("/seller/products/{id}/edit", get(edit_form).post(edit))
+        .route("/seller/products/{id}/submit", post(submit))
+        .route("/seller/products/{id}/delist", post(delist))
+        .route("/seller/products/{id}/signing-key", post(rotate_key))
+        .route("/seller/sales", get(sales_page))
+}
+
+/// What the merchant application form sends.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApplicationForm {
+    #[serde(default)]
+    pub company_name: String,
+    #[serde(default)]
+    pub support_email: String,
+    #[serde(default)]
+    pub support_phone: String,
+    #[serde(default)]
+    pub business_licence_number: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A product as the seller's list shows it.
+pub struct ProductRow {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub badge: &'static str,
+    /// The newest revision: its state, and what it is (a first listing or a change).
+    pub revision: String,
+    pub revision_badge: &'static str,
+    pub revision_kind: &'static str,
+    pub due: Option<String>,
+    pub due_text: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+fn product_row(sp: &SellerProduct) -> ProductRow {
+    let p = &sp.product;
+    let current = sp.revisions.first();
+    ProductRow {
+        id: p.id.to_string(),
+        name: p
+            .listed
+            .as_ref()
+            .map(|c| c.name.clone())
+            .or_else(|| current.map(|r| r.content.name.clone()))
+            .unwrap_or_default(),
+        state: p.state.as_str().to_owned(),
+        badge: badge(p.state.as_str()),
+        revision: current.map_or("-".into(), |r| r.state.as_str().to_owned()),
+        revision_badge: current.map_or("grey", |r| badge(r.state.as_str())),
+        revision_kind: current.map_or("", |r| {
+            if r.number == 1 {
+                "first listing"
+            } else {
+                "change"
+            }
+        }),
+        due: current.and_then(|r| r.due_at.as_ref().map(when)),
+        due_text: current.and_then(|r| r.due_at.as_ref().map(when_text)),
+        reasons: current.map(|r| r.reasons.clone()).unwrap_or_default(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "seller_home.html")]
+struct SellerHome {
+    ctx: super::Ctx,
+    merchant_state: Option<String>,
+    merchant_reason: Option<String>,
+    company: String,
+    can_apply: bool,
+    form: ApplicationForm,
+    errors: FormErrors,
+    products: Vec<ProductRow>,
+}
+
+async fn seller_home(
+    state: &SharedState,
+    signed: &Signed,
+    form: ApplicationForm,
+    refused: Option<AppError>,
+) -> Response {
+    let page = &signed.page;
+    let merchant = match merchants::mine(state, &signed.caller).await {
+        Ok(m) => Some(m),
+        Err(AppError::NotFound(_)) => None,
+        Err(e) => return error_page(page, e),
+    };
+    let approved = merchant
+        .as_ref()
+        .is_some_and(|m| m.state == souk_core::merchants::MerchantState::Approved);
+    let products = if approved {
+        match products::list(state, &signed.caller).await {
+            Ok(list) => list.iter().map(product_row).collect(),
+            Err(e) => return error_page(page, e),
+        }
+    } else {
+        vec![]
+    };
+    let errors = refused
+        .as_ref()
+        .map(FormErrors::from_error)
+        .unwrap_or_default();
+    let status = refused.as_ref().map_or(StatusCode::OK, |e| e.parts().0);
+    page.render_status(
+        status,
+        &SellerHome {
+            ctx: super::Ctx {
+                title: "Seller centre · souk".into(),
+                ..page.ctx.clone()
+            },
+            merchant_state: merchant.as_ref().map(|m| m.state.as_str().to_owned()),
+            merchant_reason: merchant.as_ref().and_then(|m| m.reason.clone()),
+            company: merchant
+                .as_ref()
+                .map(|m| m.application.company_name.clone())
+                .unwrap_or_default(),
+            can_apply: souk_core::merchants::MerchantState::apply(
+                merchant.as_ref().map(|m| m.state),
+            )
+            .is_ok(),
+            form,
+            errors,
+            products,
+        },
+    )
+}
+
+async fn home(State(state): State<SharedState>, signed: Signed) -> Response {
+    seller_home(&state, &signed, ApplicationForm::default(), None).await
+}
+
+async fn apply(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Posted(form): Posted<ApplicationForm>,
+) -> Response {
+    let input = ApplicationInput {
+        company_name: form.company_name.clone(),
+        support_email: form.support_email.clone(),
+        support_phone: form.support_phone.clone(),
+        business_licence_number: form.business_licence_number.clone(),
+        description: form.description.clone(),
+    };
+    match merchants::apply(&state, &signed.caller, input).await {
+        Ok(_) => done("/seller", "applied"),
+        Err(e) => seller_home(&state, &signed, form, Some(e)).await,
+    }
+}
+
+/// The product form's values, as typed (field names are the application layer's paths).
+pub struct ProductForm {
+    pub values: HashMap<String, String>,
+}
+
+impl ProductForm {
+    /// The value typed for `field`, or empty.
+    pub fn get(&self, field: &str) -> &str {
+        self.values.get(field).map_or("", String::as_str)
+    }
+
+    fn from_content(c: &ProductContent) -> ProductForm {
+        let mut values = HashMap::new();
+        for (k, v) in [
+            ("name", c.name.clone()),
+            ("summary", c.summary.clone()),
+            ("description", c.description.clone()),
+            ("category", c.category.clone()),
+            ("tags", c.tags.join(", ")),
+            ("logo_url", c.logo_url.clone().unwrap_or_default()),
+            ("support_contact", c.support_contact.clone()),
+            ("licence", c.licence.clone()),
+            ("endpoint_url", c.endpoint_url.clone()),
+        ] {
+            values.insert(k.to_owned(), v);
+        }
+        for (i, p) in c.plans.iter().enumerate() {
+            for (k, v) in [
+                ("id", p.id.clone().unwrap_or_default()),
+                ("name", p.name.clone()),
+                ("description", p.description.clone()),
+                ("currency", p.currency.clone()),
+                ("monthly_price", p.monthly_price.clone().unwrap_or_default()),
+                ("yearly_price", p.yearly_price.clone().unwrap_or_default()),
+            ] {
+                values.insert(format!("plans[{i}].{k}"), v);
+            }
+        }
+        ProductForm { values }
+    }
+
+    /// The content the form describes; plan rows left empty are not plans.
+    fn content(&self) -> ContentInput {
+        let opt = |k: &str| Some(self.get(k).trim().to_owned()).filter(|v| !v.is_empty());
+        let plans = (0..PLAN_ROWS)
+            .filter(|i| {
+                ["name", "monthly_price", "yearly_price"]
+                    .iter()
+                    .any(|k| !self.get(&format!("plans[{i}].{k}")).trim().is_empty())
+            })
+            .map(|i| PlanInput {
+                id: opt(&format!("plans[{i}].id")),
+                name: self.get(&format!("plans[{i}].name")).to_owned(),
+                description: self.get(&format!("plans[{i}].description")).to_owned(),
+                currency: opt(&format!("plans[{i}].currency")).unwrap_or_else(|| "CNY".into()),
+                monthly_price: opt(&format!("plans[{i}].monthly_price")),
+                yearly_price: opt(&format!("plans[{i}].yearly_price")),
+            })
+            .collect();
+        ContentInput {
+            name: self.get("name").to_owned(),
+            summary: self.get("summary").to_owned(),
+            description: self.get("description").to_owned(),
+            category: self.get("category").to_owned(),
+            tags: self
+                .get("tags")
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            logo_url: opt("logo_url"),
+            support_contact: self.get("support_contact").to_owned(),
+            licence: self.get("licence").to_owned(),
+            endpoint_url: self.get("endpoint_url").to_owned(),
+            plans,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "seller_product_form.html")]
+struct ProductFormPage {
+    ctx: super::Ctx,
+    heading: String,
+    action: String,
+    creating: bool,
+    form: ProductForm,
+    errors: FormErrors,
+    categories: Vec<&'static str>,
+    rows: Vec<usize>,
+}
+
+impl ProductFormPage {
+    fn plan_field(&self, i: &usize, field: &str) -> String {
+        format!("plans[{i}].{field}")
+    }
+
+    fn plan_value(&self, i: &usize, field: &str) -> String {
+        self.form.get(&self.plan_field(i, field)).to_owned()
+    }
+}
+
+fn product_form(
+    signed: &Signed,
+    heading: &str,
+    action: String,
+    creating: bool,
+    form: ProductForm,
+    refused: Option<&AppError>,
+) -> Response {
+    let page = &signed.page;
+    let errors = refused.map(FormErrors::from_error).unwrap_or_default();
+    let status = refused.map_or(StatusCode::OK, |e| e.parts().0);
+    page.render_status(
+        status,
+        &ProductFormPage {
+            ctx: super::Ctx {
+                title: format!("{heading} · souk"),
+                ..page.ctx.clone()
+            },
+            heading: heading.to_owned(),
+            action,
+            creating,
+            form,
+            errors,
+            categories: CATEGORIES.to_vec(),
+            rows: (0..PLAN_ROWS).collect(),
+        },
+    )
+}
+
+async fn new_form(signed: Signed) -> Response {
+    let mut values = HashMap::new();
+    values.insert("plans[0].currency".to_owned(), "CNY".to_owned());
+    product_form(
+        &signed,
+        "New product",
+        "/seller/products".into(),
+        true,
+        ProductForm { values },
+        None,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "seller_product.html")]
+struct ProductPage {
+    ctx: super::Ctx,
+    row: ProductRow,
+    endpoint: Option<String>,
+    /// Shown right after the key was made, and never again.
+    key: Option<String>,
+    can_edit: bool,
+    can_submit: bool,
+    can_delist: bool,
+    revisions: Vec<RevisionRow>,
+}
+
+/// A revision as the product page lists it.
+pub struct RevisionRow {
+    pub number: i64,
+    pub state: String,
+    pub badge: &'static str,
+    pub name: String,
+    pub plans: String,
+    pub reasons: Vec<String>,
+}
+
+fn product_view(signed: &Signed, sp: &SellerProduct, show_key: bool) -> Response {
+    let page = &signed.page;
+    let current = sp.revisions.first();
+    let p = &sp.product;
+    page.render(&ProductPage {
+        ctx: super::Ctx {
+            title: "Product · souk".into(),
+            ..page.ctx.clone()
+        },
+        row: product_row(sp),
+        endpoint: p.endpoint_url.clone(),
+        key: show_key.then(|| sp.signing_key.clone()),
+        can_edit: current.is_none_or(|r| {
+            r.state.edit().is_ok() || r.state == souk_core::review::RevisionState::Approved
+        }),
+        can_submit: current.is_some_and(|r| r.state.submit().is_ok()),
+        can_delist: p.state.delist().is_ok(),
+        revisions: sp
+            .revisions
+            .iter()
+            .map(|r| RevisionRow {
+                number: r.number,
+                state: r.state.as_str().to_owned(),
+                badge: badge(r.state.as_str()),
+                name: r.content.name.clone(),
+                plans: r
+                    .content
+                    .plans
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reasons: r.reasons.clone(),
+            })
+            .collect(),
+    })
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Posted(values): Posted<HashMap<String, String>>,
+) -> Response {
+    let form = ProductForm { values };
+    let key = Some(form.get("signing_key").trim().to_owned()).filter(|k| !k.is_empty());
+    match products::create(&state, &signed.caller, form.content(), key).await {
+        // The key is shown on this answer only: no redirect, so it is never in a URL or history.
+        Ok(sp) => product_view(&signed, &sp, true),
+        Err(e) => product_form(
+            &signed,
+            "New product",
+            "/seller/products".into(),
+            true,
+            form,
+            Some(&e),
+        ),
+    }
+}
+
+async fn product_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    match products::get(&state, &signed.caller, &id.into()).await {
+        Ok(sp) => product_view(&signed, &sp, false),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+async fn edit_form(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    match products::get(&state, &signed.caller, &id.as_str().into()).await {
+        Ok(sp) => {
+            let content = sp
+                .revisions
+                .first()
+                .map(|r| r.content.clone())
+                .or(sp.product.listed.clone());
+            let form = content
+                .as_ref()
+                .map(ProductForm::from_content)
+                .unwrap_or(ProductForm {
+                    values: HashMap::new(),
+                });
+            product_form(
+                &signed,
+                "Edit the draft",
+                format!("/seller/products/{id}/edit"),
+                false,
+                form,
+                None,
+            )
+        }
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+async fn edit(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(values): Posted<HashMap<String, String>>,
+) -> Response {
+    let form = ProductForm { values };
+    match products::edit_draft(&state, &signed.caller, &id.as_str().into(), form.content()).await {
+        Ok(_) => done(&format!("/seller/products/{id}"), "saved"),
+        Err(e) => product_form(
+            &signed,
+            "Edit the draft",
+            format!("/seller/products/{id}/edit"),
+            false,
+            form,
+            Some(&e),
+        ),
+    }
+}
+
+/// A form that sends nothing but its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Nothing {}
+
+async fn submit(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(_): Posted<Nothing>,
+) -> Response {
+    match products::submit(&state, &signed.caller, &id.as_str().into()).await {
+        Ok(_) => done(&format!("/seller/products/{id}"), "submitted"),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+async fn delist(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(_): Posted<Nothing>,
+) -> Response {
+    match products::delist(&state, &signed.caller, &id.as_str().into()).await {
+        Ok(_) => done(&format!("/seller/products/{id}"), "delisted"),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+async fn rotate_key(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(_): Posted<Nothing>,
+) -> Response {
+    match products::rotate_key(&state, &signed.caller, &id.into()).await {
+        Ok(sp) => product_view(&signed, &sp, true),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+/// A seller call as the sales page shows it.
+pub struct CallRow {
+    pub kind: String,
+    pub state: String,
+    pub badge: &'static str,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub answers: Vec<String>,
+}
+
+/// An instance sold, as the sales page shows it.
+pub struct SaleRow {
+    pub id: String,
+    pub product: String,
+    pub order_id: String,
+    pub state: String,
+    pub badge: &'static str,
+    pub expires: String,
+    pub expires_text: String,
+    pub failure: Option<String>,
+    pub calls: Vec<CallRow>,
+}
+
+#[derive(Template)]
+#[template(path = "seller_sales.html")]
+struct SalesPage {
+    ctx: super::Ctx,
+    rows: Vec<SaleRow>,
+    orders: Vec<super::buyer::OrderRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Cursor {
+    cursor: Option<String>,
+}
+
+async fn sales_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Query(q): Query<Cursor>,
+) -> Response {
+    let page = signed.page.titled("Sales");
+    let request = PageRequest {
+        cursor: q.cursor,
+        limit: Some(20),
+    };
+    let sold = match sales::instances(&state, &signed.caller, request).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&page, e),
+    };
+    let orders = match sales::orders(
+        &state,
+        &signed.caller,
+        PageRequest {
+            cursor: None,
+            limit: Some(20),
+        },
+    )
+    .await
+    {
+        Ok(p) => p.items.iter().map(order_row).collect(),
+        Err(e) => return error_page(&page, e),
+    };
+    page.render(&SalesPage {
+        ctx: page.ctx.clone(),
+        rows: sold
+            .items
+            .iter()
+            .map(|s| SaleRow {
+                id: s.instance.id.to_string(),
+                product: s.product_name.clone(),
+                order_id: s.instance.order_id.to_string(),
+                state: s.instance.state.as_str().to_owned(),
+                badge: badge(s.instance.state.as_str()),
+                expires: when(&s.instance.expires_at),
+                expires_text: when_text(&s.instance.expires_at),
+                failure: s.instance.failure_reason.clone(),
+                calls: s
+                    .calls
+                    .iter()
+                    .map(|c| CallRow {
+                        kind: c.job.kind.clone(),
+                        state: c.job.state.as_str().to_owned(),
+                        badge: badge(c.job.state.as_str()),
+                        attempts: c.job.attempts,
+                        last_error: c.job.last_error.clone(),
+                        answers: c
+                            .attempts
+                            .iter()
+                            .map(|a| {
+                                format!(
+                                    "#{} {}: {}",
+                                    a.attempt,
+                                    when_text(&a.started_at),
+                                    a.answer.as_deref().or(a.error.as_deref()).unwrap_or("-")
+                                )
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        orders,
+        next: sold
+            .next_cursor
+            .map(|c| format!("/seller/sales?cursor={c}")),
+    })
+}

@@ -1,0 +1,421 @@
+//! The storefront: home, search with filters, the product page, and buying.
+
+use super::{done, error_page, money, FormErrors, Page, Posted, Signed};
+use crate::app::catalog::{self, MerchantRef, PlanView, ProductView, SearchInput};
+use crate::app::orders::{self, OrderInput};
+use crate::app::{ledger, Caller};
+use crate::error::AppError;
+use crate::SharedState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use souk_core::money::{Currency, Money};
+use souk_core::review::CATEGORIES;
+use std::str::FromStr;
+
+/// A product as a card in a list.
+pub struct Card {
+    pub id: String,
+    pub name: String,
+    pub initials: String,
+    pub merchant: String,
+    pub category: String,
+    pub summary: String,
+    /// "from 49.00 CNY / month", when the product has a price.
+    pub price_from: Option<String>,
+}
+
+fn price(text: &Option<String>, currency: &str) -> Option<Money> {
+    let amount = Decimal::from_str(text.as_deref()?).ok()?;
+    Money::round(amount, Currency::from_str(currency).ok()?).ok()
+}
+
+/// The lowest monthly price of a product, or its lowest yearly one, as a card shows it.
+fn price_from(plans: &[PlanView]) -> Option<String> {
+    let lowest = |period: fn(&PlanView) -> &Option<String>| {
+        plans
+            .iter()
+            .filter_map(|p| price(period(p), &p.currency))
+            .min_by_key(|m| m.minor)
+    };
+    if let Some(m) = lowest(|p| &p.monthly_price) {
+        return Some(format!("from {} / month", money(&m)));
+    }
+    lowest(|p| &p.yearly_price).map(|m| format!("from {} / year", money(&m)))
+}
+
+impl From<&ProductView> for Card {
+    fn from(p: &ProductView) -> Self {
+        Card {
+            id: p.id.clone(),
+            initials: p
+                .name
+                .split_whitespace()
+                .filter_map(|w| w.chars().next())
+                .take(2)
+                .collect::<String>()
+                .to_uppercase(),
+            name: p.name.clone(),
+            merchant: p.merchant.company_name.clone(),
+            category: p.category.clone(),
+            summary: p.summary.clone(),
+            price_from: price_from(&p.plans),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    ctx: super::Ctx,
+    categories: Vec<&'static str>,
+    newest: Vec<Card>,
+}
+
+/// The storefront's home: categories and the newest listings.
+pub async fn home(State(state): State<SharedState>, page: Page) -> Response {
+    let page = page.titled("Cloud software, ready today");
+    match catalog::search(
+        &state,
+        SearchInput {
+            limit: Some(8),
+            ..SearchInput::default()
+        },
+    )
+    .await
+    {
+        Ok(found) => page.render(&Home {
+            ctx: page.ctx.clone(),
+            categories: CATEGORIES.to_vec(),
+            newest: found.items.iter().map(Card::from).collect(),
+        }),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+/// What the search form sends; everything optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchForm {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub merchant: String,
+    #[serde(default)]
+    pub min_price: String,
+    #[serde(default)]
+    pub max_price: String,
+    pub cursor: Option<String>,
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    ctx: super::Ctx,
+    form: SearchForm,
+    categories: Vec<&'static str>,
+    merchants: Vec<MerchantRef>,
+    results: Vec<Card>,
+    total: usize,
+    errors: FormErrors,
+    next: Option<String>,
+}
+
+impl SearchPage {
+    /// The link to the next page, keeping the filters.
+    fn next_link(&self) -> Option<String> {
+        let cursor = self.next.as_ref()?;
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &self.form.q)
+            .append_pair("category", &self.form.category)
+            .append_pair("merchant", &self.form.merchant)
+            .append_pair("min_price", &self.form.min_price)
+            .append_pair("max_price", &self.form.max_price)
+            .append_pair("cursor", cursor)
+            .finish();
+        Some(format!("/search?{q}"))
+    }
+}
+
+/// Search with filters in the URL, newest first, a page at a time.
+pub async fn search(
+    State(state): State<SharedState>,
+    page: Page,
+    Query(form): Query<SearchForm>,
+) -> Response {
+    let page = page.titled(match nonempty(&form.q) {
+        Some(q) => format!("Search: {q}"),
+        None => "Browse products".to_owned(),
+    });
+    let merchants = catalog::merchants(&state).await.unwrap_or_default();
+    let input = SearchInput {
+        q: nonempty(&form.q),
+        category: nonempty(&form.category),
+        merchant: nonempty(&form.merchant),
+        min_price: nonempty(&form.min_price),
+        max_price: nonempty(&form.max_price),
+        cursor: form.cursor.clone(),
+        limit: Some(12),
+        ..SearchInput::default()
+    };
+    let (results, total, next, errors) = match catalog::search(&state, input).await {
+        Ok(found) => (
+            found.items.iter().map(Card::from).collect(),
+            found.total,
+            found.next_cursor,
+            FormErrors::default(),
+        ),
+        Err(e @ AppError::Validation { .. }) => (vec![], 0, None, FormErrors::from_error(&e)),
+        Err(e) => return error_page(&page, e),
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page.render_status(
+        status,
+        &SearchPage {
+            ctx: page.ctx.clone(),
+            form,
+            categories: CATEGORIES.to_vec(),
+            merchants,
+            results,
+            total,
+            errors,
+            next,
+        },
+    )
+}
+
+/// A plan as the product page shows it.
+pub struct PlanRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub monthly: Option<String>,
+    pub yearly: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage {
+    ctx: super::Ctx,
+    product: ProductView,
+    plans: Vec<PlanRow>,
+}
+
+fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
+    p.plans
+        .iter()
+        .map(|pl| PlanRow {
+            id: pl.id.clone(),
+            name: pl.name.clone(),
+            description: pl.description.clone(),
+            monthly: price(&pl.monthly_price, &pl.currency).map(|m| money(&m)),
+            yearly: price(&pl.yearly_price, &pl.currency).map(|m| money(&m)),
+        })
+        .collect()
+}
+
+/// A listed product: what it is, who sells it, its plans and prices, support and licence.
+pub async fn product(
+    State(state): State<SharedState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> Response {
+    match catalog::product(&state, &id).await {
+        Ok(product) => {
+            let page = page.titled(product.name.clone());
+            page.render(&ProductPage {
+                ctx: page.ctx.clone(),
+                plans: plan_rows(&product),
+                product,
+            })
+        }
+        Err(e) => error_page(&page, e),
+    }
+}
+
+/// What the buy form sends.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuyForm {
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default = "month")]
+    pub period: String,
+    #[serde(default = "one")]
+    pub periods: String,
+    /// Made when the form was shown, so a double submit buys once.
+    #[serde(default)]
+    pub key: String,
+}
+
+fn month() -> String {
+    "month".into()
+}
+
+fn one() -> String {
+    "1".into()
+}
+
+#[derive(Template)]
+#[template(path = "buy.html")]
+struct BuyPage {
+    ctx: super::Ctx,
+    product: ProductView,
+    plans: Vec<PlanRow>,
+    form: BuyForm,
+    errors: FormErrors,
+    /// "3 months of Team: 297.00 CNY".
+    summary: Option<String>,
+    /// What paying would charge, for the button.
+    total: Option<String>,
+    /// The buyer's balance in the plan's currency.
+    balance: Option<String>,
+    /// How much is missing when the balance is short.
+    missing: Option<String>,
+    verified: bool,
+}
+
+async fn buy_page(
+    state: &SharedState,
+    page: &Page,
+    caller: &Caller,
+    product_id: &str,
+    form: BuyForm,
+    refused: Option<AppError>,
+) -> Response {
+    let product = match catalog::product(state, product_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(page, e),
+    };
+    let mut form = form;
+    if form.plan.is_empty() {
+        form.plan = product
+            .plans
+            .first()
+            .map(|p| p.id.clone())
+            .unwrap_or_default();
+    }
+    if form.key.is_empty() {
+        form.key = hex::encode(rand::random::<[u8; 12]>());
+    }
+    let mut errors = refused
+        .as_ref()
+        .map(FormErrors::from_error)
+        .unwrap_or_default();
+    let (mut summary, mut total, mut balance, mut missing) = (None, None, None, None);
+    match periods(&form).map(|n| OrderInput {
+        plan_id: form.plan.clone(),
+        period: form.period.clone(),
+        periods: n,
+    }) {
+        Ok(input) => match orders::quote(state, &input).await {
+            Ok(q) => {
+                summary = Some(format!(
+                    "{} {}{} of {}, plan {}",
+                    q.periods,
+                    q.period,
+                    if q.periods == 1 { "" } else { "s" },
+                    q.product.listed_name(),
+                    q.plan.name
+                ));
+                total = Some(money(&q.price));
+                let have = ledger::balances(state, caller)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|m| m.currency == q.price.currency)
+                    .unwrap_or(Money::from_minor(0, q.price.currency));
+                balance = Some(money(&have));
+                if have.minor < q.price.minor {
+                    missing = Some(money(&Money::from_minor(
+                        q.price.minor - have.minor,
+                        q.price.currency,
+                    )));
+                }
+            }
+            Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
+            Err(_) => {}
+        },
+        Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
+        Err(_) => {}
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page_title = format!("Buy {}", product.name);
+    let ctx = super::Ctx {
+        title: format!("{page_title} · souk"),
+        ..page.ctx.clone()
+    };
+    page.render_status(
+        status,
+        &BuyPage {
+            ctx,
+            plans: plan_rows(&product),
+            product,
+            form,
+            errors,
+            summary,
+            total,
+            balance,
+            missing,
+            verified: caller.require_verified().is_ok(),
+        },
+    )
+}
+
+fn periods(form: &BuyForm) -> Result<u32, AppError> {
+    form.periods
+        .trim()
+        .parse()
+        .map_err(|_| AppError::invalid("periods", "must be a whole number"))
+}
+
+/// The buy page: the plan, period and number of periods, the price, the balance, and the button.
+pub async fn buy_form(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(form): Query<BuyForm>,
+) -> Response {
+    buy_page(&state, &signed.page, &signed.caller, &id, form, None).await
+}
+
+/// Pays from the balance; a double submit of the same form buys once.
+pub async fn buy(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<BuyForm>,
+) -> Response {
+    let input = match periods(&form) {
+        Ok(n) => OrderInput {
+            plan_id: form.plan.clone(),
+            period: form.period.clone(),
+            periods: n,
+        },
+        Err(e) => return buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
+    };
+    let key = Some(format!("web-{}", form.key)).filter(|_| !form.key.is_empty());
+    match orders::place(&state, &signed.caller, input, key).await {
+        Ok(placed) => done(
+            &format!("/instances/{}", placed.details.order.instance_id),
+            "paid",
+        ),
+        Err(e) => buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
+    }
+}
