@@ -36,9 +36,14 @@
           box.innerHTML = html;
           var fresh = box.firstElementChild;
           if (!fresh) { return; }
+          if (!fresh.hasAttribute("data-refresh")) {
+            // The work is settled: load the whole page, with what now applies (access, renewal).
+            location.replace(location.pathname);
+            return;
+          }
           el.replaceWith(fresh);
           wire(fresh);
-          if (fresh.hasAttribute("data-refresh")) { poll(fresh); }
+          poll(fresh);
         })
         .catch(function () { poll(el); });
     }, 1500);
