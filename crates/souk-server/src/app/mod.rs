@@ -12,6 +12,7 @@ pub mod merchants;
 pub mod orders;
 pub mod products;
 pub mod reviews;
+pub mod schema;
 
 use crate::error::{AppError, AppResult};
 use souk_core::accounts::{Role, VerificationState};
