@@ -141,6 +141,10 @@ async fn openapi_document_states_errors_authentication_and_bounds() {
             if method != "get" {
                 assert!(responses.contains_key("403"), "{name}: cross-site 403");
             }
+            if op["tags"][0] == "operator" {
+                let description = op["description"].as_str().unwrap_or_default();
+                assert!(description.contains("role `"), "{name} names no role");
+            }
             if op["requestBody"].is_object() {
                 for status in ["400", "422"] {
                     assert!(

@@ -89,10 +89,7 @@ fn with_cookie(state: &SharedState, peer: &Peer, session: Session, status: Statu
 /// Creates an account and logs it in.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = SignUp,
     responses((status = 201, body = AccountView, description = "Created and logged in (session cookie set)"),
-              (status = 409, body = Problem, description = "E-mail already registered"),
-              (status = 422, body = Problem, description = "Invalid input"),
-              (status = 429, body = Problem, description = "Too many sign-ups from this address; see Retry-After"),
-              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
+              (status = 409, body = Problem, description = "E-mail already registered")))]
 pub async fn sign_up(
     State(state): State<SharedState>,
     peer: Peer,
@@ -104,9 +101,7 @@ pub async fn sign_up(
 
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LogIn,
-    responses((status = 200, body = AccountView, description = "Logged in (session cookie set)"), (status = 401, body = Problem, description = "Wrong e-mail or password"),
-              (status = 429, body = Problem, description = "Too many attempts; see Retry-After"),
-              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
+    responses((status = 200, body = AccountView, description = "Logged in (session cookie set)"), (status = 401, body = Problem, description = "Wrong e-mail or password")))]
 pub async fn log_in(
     State(state): State<SharedState>,
     peer: Peer,

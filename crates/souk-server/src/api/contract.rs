@@ -100,6 +100,17 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
     );
     let body = op.request_body.is_some();
     let writes = method != "get";
+    // Operator operations name their role in their one-line summary; clients show the
+    // description, so it says the same.
+    let operator = op.tags.iter().flatten().any(|t| t == "operator");
+    if operator {
+        let summary = op.summary.clone().unwrap_or_default();
+        match &mut op.description {
+            Some(d) if d.contains("role `") => {}
+            Some(d) => *d = format!("{summary}\n\n{d}"),
+            None => op.description = Some(summary),
+        }
+    }
 
     if is(SESSION_OPTIONAL) {
         // Either no credentials or the session cookie.
