@@ -13,10 +13,12 @@ use utoipa::ToSchema;
 pub struct Problem {
     /// Stable identifier of the kind of problem, e.g. `urn:souk:problem:validation`.
     #[serde(rename = "type")]
+    #[schema(format = "uri", example = "urn:souk:problem:validation")]
     pub kind: String,
     /// Short summary of the kind.
     pub title: String,
     /// HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What went wrong this time, for people.
     pub detail: String,

@@ -75,6 +75,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })
 }
 
+/// Path parameters; one that does not decode (percent-encoded bytes that are not UTF-8) is
+/// answered as a malformed request.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
 /// Query parameters; a bad one is answered as a validation problem.
 pub struct Query<T>(pub T);
 

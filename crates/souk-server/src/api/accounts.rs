@@ -1,13 +1,14 @@
 //! Sign-up, sessions, the caller's own account, and real-name verification with its review.
 
 use crate::app::accounts::{self, Decision, LogIn, Session, SignUp, VerificationInput};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::auth;
 use crate::client::Peer;
 use crate::error::{AppResult, Problem};
-use crate::extract::Body;
+use crate::extract::{Body, Path};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,8 +20,7 @@ use utoipa::ToSchema;
 /// Where verification stands.
 #[derive(Serialize, ToSchema)]
 pub struct VerificationView {
-    /// `unverified`, `pending`, `verified` or `rejected`.
-    #[schema(pattern = "^(unverified|pending|verified|rejected)$")]
+    #[schema(value_type = schema::Verification)]
     pub state: String,
     /// Why it was rejected.
     pub reason: Option<String>,
@@ -34,12 +34,12 @@ pub struct VerificationView {
 #[derive(Serialize, ToSchema)]
 pub struct AccountView {
     pub id: String,
-    /// `individual` or `enterprise`.
-    #[schema(pattern = "^(individual|enterprise)$")]
+    #[schema(value_type = schema::Kind)]
     pub kind: String,
     pub name: String,
     pub email: String,
     /// Operator roles, empty for buyers and sellers.
+    #[schema(value_type = Vec<schema::OperatorRole>)]
     pub roles: Vec<String>,
     pub verification: VerificationView,
     pub created_at: DateTime<Utc>,
@@ -89,10 +89,7 @@ fn with_cookie(state: &SharedState, peer: &Peer, session: Session, status: Statu
 /// Creates an account and logs it in.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = SignUp,
     responses((status = 201, body = AccountView, description = "Created and logged in (session cookie set)"),
-              (status = 409, body = Problem, description = "E-mail already registered"),
-              (status = 422, body = Problem, description = "Invalid input"),
-              (status = 429, body = Problem, description = "Too many sign-ups from this address; see Retry-After"),
-              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
+              (status = 409, body = Problem, description = "E-mail already registered")))]
 pub async fn sign_up(
     State(state): State<SharedState>,
     peer: Peer,
@@ -104,9 +101,7 @@ pub async fn sign_up(
 
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LogIn,
-    responses((status = 200, body = AccountView), (status = 401, body = Problem),
-              (status = 429, body = Problem, description = "Too many attempts; see Retry-After"),
-              (status = 503, body = Problem, description = "Busy; see Retry-After")))]
+    responses((status = 200, body = AccountView, description = "Logged in (session cookie set)"), (status = 401, body = Problem, description = "Wrong e-mail or password")))]
 pub async fn log_in(
     State(state): State<SharedState>,
     peer: Peer,
@@ -157,7 +152,9 @@ pub async fn me(caller: Caller) -> Json<AccountView> {
 
 /// Submits (or, after a rejection, resubmits) real-name verification.
 #[utoipa::path(post, path = "/v1/me/verification", tag = "accounts", request_body = VerificationInput,
-    responses((status = 202, body = AccountView, description = "Waiting for a reviewer"), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 202, body = AccountView, description = "Waiting for a reviewer"),
+              (status = 409, body = Problem, description = "Already pending or verified"),
+              (status = 422, body = Problem, description = "Invalid input, or details that do not fit the account's kind")))]
 pub async fn submit_verification(
     State(state): State<SharedState>,
     caller: Caller,
@@ -169,7 +166,7 @@ pub async fn submit_verification(
 
 /// Verifications waiting for a reviewer, oldest first (role `reviewer`).
 #[utoipa::path(get, path = "/v1/operator/verifications", tag = "operator",
-    responses((status = 200, body = Vec<AccountView>), (status = 403, body = Problem)))]
+    responses((status = 200, body = Vec<AccountView>), (status = 403, body = Problem, description = "Needs the operator role `reviewer`")))]
 pub async fn verification_queue(
     State(state): State<SharedState>,
     caller: Caller,
@@ -181,7 +178,9 @@ pub async fn verification_queue(
 /// Approves or rejects a pending verification (role `reviewer`; not one's own).
 #[utoipa::path(post, path = "/v1/operator/verifications/{account_id}/decision", tag = "operator", request_body = Decision,
     params(("account_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = AccountView),
+              (status = 403, body = Problem, description = "Needs the operator role `reviewer`, and not for one's own account"),
+              (status = 404, body = Problem), (status = 409, body = Problem, description = "Not pending, or it changed meanwhile")))]
 pub async fn decide_verification(
     State(state): State<SharedState>,
     caller: Caller,

@@ -1,10 +1,11 @@
 //! Browsing and searching listed products.
 
 use crate::app::catalog::{self, ProductView, SearchInput};
+use crate::app::schema;
 use crate::error::{AppResult, Problem};
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_core::review::CATEGORIES;
@@ -16,19 +17,21 @@ pub struct SearchParams {
     /// Words that must all appear in the name, summary, description, tags or merchant.
     pub q: Option<String>,
     /// A category from `GET /v1/categories`.
+    #[param(value_type = Option<schema::Category>)]
     pub category: Option<String>,
     /// Only this merchant's products (its id, `mer_…`).
+    #[param(max_length = 64)]
     pub merchant: Option<String>,
-    /// Product type, e.g. `saas`.
+    /// Product type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<schema::KindOfProduct>)]
     pub product_type: Option<String>,
     /// Lowest price of one month (a yearly price counts as a twelfth).
     pub min_price: Option<String>,
     /// Highest price of one month.
     pub max_price: Option<String>,
     /// Only plans in this currency.
-    #[param(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    #[param(value_type = Option<schema::Currency>)]
     pub currency: Option<String>,
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -87,7 +90,7 @@ pub async fn product(
 }
 
 /// The categories products are listed under.
-#[utoipa::path(operation_id = "list_categories", get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = Vec<String>)))]
+#[utoipa::path(operation_id = "list_categories", get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = Vec<schema::Category>)))]
 pub async fn categories() -> Json<Vec<&'static str>> {
     Json(CATEGORIES.to_vec())
 }

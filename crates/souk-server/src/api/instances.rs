@@ -3,11 +3,12 @@
 use super::orders::{placed, EventView, OrderView};
 use super::{idempotency_key, PageParams};
 use crate::app::instances::{self, InstanceDetails, RenewInput};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::{Body, Query};
+use crate::extract::{Body, Path, Query};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -31,11 +32,10 @@ pub struct InstanceView {
     pub product_id: String,
     pub product_name: String,
     pub plan_id: String,
-    /// `provisioning`, `active`, `grace`, `frozen`, `released` or `failed`.
-    #[schema(pattern = "^(provisioning|active|grace|frozen|released|failed)$")]
+    #[schema(value_type = schema::Lifecycle)]
     pub state: String,
-    /// `month` or `year`: what a renewal buys.
-    #[schema(pattern = "^(month|year)$")]
+    /// What a renewal buys.
+    #[schema(value_type = schema::Period)]
     pub period: String,
     pub expires_at: DateTime<Utc>,
     /// When the grace period ends (the seller is asked to freeze it then).
@@ -119,9 +119,12 @@ pub async fn get(
 /// Renews an instance for N more periods from its current expiry, paid from the balance. During
 /// grace or retention this restores it (unfreezing it at the seller when frozen).
 #[utoipa::path(operation_id = "renew_instance", post, path = "/v1/instances/{instance_id}/renew", tag = "instances", request_body = RenewInput,
-    params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the same order")),
+    params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry return the same order")),
     responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "The renewal an earlier request with this key made"),
-              (status = 402, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 402, body = Problem, description = "The balance does not cover the price"),
+              (status = 403, body = Problem, description = "Real-name verification must pass before buying"),
+              (status = 404, body = Problem), (status = 409, body = Problem, description = "Released or failed instances cannot be renewed, or it changed meanwhile"),
+              (status = 422, body = Problem, description = "Invalid input, or an Idempotency-Key used for a different order")))]
 pub async fn renew(
     State(state): State<SharedState>,
     caller: Caller,

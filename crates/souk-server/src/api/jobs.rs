@@ -2,11 +2,12 @@
 
 use super::PageParams;
 use crate::app::jobs::{self, JobDetails};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 /// Which jobs to list.
 #[derive(Deserialize, IntoParams)]
 pub struct JobFilter {
-    /// `pending`, `running`, `done` or `dead` (default `dead`).
-    #[param(pattern = "^(pending|running|done|dead)$")]
+    /// Default `dead`.
+    #[param(value_type = Option<schema::JobStatus>)]
     pub state: Option<String>,
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -44,8 +45,7 @@ pub struct JobView {
     pub id: String,
     /// e.g. `seller.new_instance`.
     pub kind: String,
-    /// `pending`, `running`, `done` or `dead`.
-    #[schema(pattern = "^(pending|running|done|dead)$")]
+    #[schema(value_type = schema::JobStatus)]
     pub state: String,
     pub instance_id: Option<String>,
     pub attempts: i64,
@@ -95,7 +95,7 @@ pub struct JobPage {
 
 /// Jobs in a state, newest first, with their attempts (role `operations`).
 #[utoipa::path(operation_id = "list_jobs", get, path = "/v1/operator/jobs", tag = "operator", params(JobFilter),
-    responses((status = 200, body = JobPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = JobPage), (status = 403, body = Problem, description = "Needs the operator role `operations`"), (status = 422, body = Problem)))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub async fn list(
 
 /// One job with its attempts (role `operations`).
 #[utoipa::path(operation_id = "get_job", get, path = "/v1/operator/jobs/{job_id}", tag = "operator", params(("job_id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = JobView), (status = 403, body = Problem, description = "Needs the operator role `operations`"), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
@@ -128,7 +128,8 @@ pub async fn get(
 
 /// Replays a dead job: due now, with a fresh retry budget (role `operations`).
 #[utoipa::path(operation_id = "replay_job", post, path = "/v1/operator/jobs/{job_id}/replay", tag = "operator", params(("job_id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = JobView), (status = 403, body = Problem, description = "Needs the operator role `operations`"), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "Only dead jobs are replayed")))]
 pub async fn replay(
     State(state): State<SharedState>,
     caller: Caller,

@@ -2,6 +2,7 @@
 
 use super::{idempotency_key, MoneyView, PageParams};
 use crate::app::ledger::{self, TopUp};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
 use crate::extract::{Body, Query};
@@ -25,8 +26,7 @@ pub struct BalanceView {
 #[derive(Serialize, ToSchema)]
 pub struct EntryView {
     pub id: String,
-    /// `top_up`, `charge` or `refund`.
-    #[schema(pattern = "^(top_up|charge|refund)$")]
+    #[schema(value_type = schema::Movement)]
     pub kind: String,
     /// Positive for credits, negative for debits.
     pub amount: MoneyView,
@@ -89,8 +89,11 @@ pub async fn entries(
 /// Records a top-up for an account (role `finance`; not one's own). Send an `Idempotency-Key`
 /// so that a retry credits once.
 #[utoipa::path(operation_id = "record_top_up", post, path = "/v1/operator/top-ups", tag = "operator", request_body = TopUp,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry credit once")),
-    responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "The top-up an earlier request with this key recorded"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry credit once")),
+    responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "The top-up an earlier request with this key recorded"), (status = 403, body = Problem, description = "Needs the operator role `finance`, and not for one's own account"),
+              (status = 404, body = Problem, description = "No such account"),
+              (status = 409, body = Problem, description = "A concurrent request with the same Idempotency-Key is still being recorded"),
+              (status = 422, body = Problem, description = "Invalid input, neither or both of account_id and email, or an Idempotency-Key used for a different top-up")))]
 pub async fn top_up(
     State(state): State<SharedState>,
     caller: Caller,

@@ -2,11 +2,12 @@
 
 use crate::app::accounts::Decision;
 use crate::app::merchants::{self, ApplicationInput};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::Body;
+use crate::extract::{Body, Path};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -19,8 +20,7 @@ use utoipa::ToSchema;
 pub struct MerchantView {
     pub id: String,
     pub account_id: String,
-    /// `pending`, `approved` or `rejected`.
-    #[schema(pattern = "^(pending|approved|rejected)$")]
+    #[schema(value_type = schema::MerchantStatus)]
     pub state: String,
     pub company_name: String,
     pub support_email: String,
@@ -53,7 +53,9 @@ impl From<Merchant> for MerchantView {
 
 /// Applies to become a merchant (enterprise-verified accounts), or applies again after a rejection.
 #[utoipa::path(operation_id = "apply_as_merchant", post, path = "/v1/merchant", tag = "merchants", request_body = ApplicationInput,
-    responses((status = 201, body = MerchantView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = MerchantView),
+              (status = 409, body = Problem, description = "Not an enterprise-verified account, or an application is pending or approved"),
+              (status = 422, body = Problem)))]
 pub async fn apply(
     State(state): State<SharedState>,
     caller: Caller,
@@ -64,7 +66,7 @@ pub async fn apply(
 }
 
 /// The caller's merchant record.
-#[utoipa::path(operation_id = "my_merchant", get, path = "/v1/merchant", tag = "merchants", responses((status = 200, body = MerchantView), (status = 404, body = Problem)))]
+#[utoipa::path(operation_id = "my_merchant", get, path = "/v1/merchant", tag = "merchants", responses((status = 200, body = MerchantView), (status = 404, body = Problem, description = "The account never applied")))]
 pub async fn mine(
     State(state): State<SharedState>,
     caller: Caller,
@@ -73,7 +75,7 @@ pub async fn mine(
 }
 
 /// Merchant applications waiting for a decision (role `operations`).
-#[utoipa::path(operation_id = "merchant_queue", get, path = "/v1/operator/merchants", tag = "operator", responses((status = 200, body = Vec<MerchantView>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "merchant_queue", get, path = "/v1/operator/merchants", tag = "operator", responses((status = 200, body = Vec<MerchantView>), (status = 403, body = Problem, description = "Needs the operator role `operations`")))]
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
@@ -85,7 +87,9 @@ pub async fn queue(
 /// Approves or rejects a merchant application (role `operations`; not one's own).
 #[utoipa::path(operation_id = "decide_merchant", post, path = "/v1/operator/merchants/{merchant_id}/decision", tag = "operator", request_body = Decision,
     params(("merchant_id" = String, Path)),
-    responses((status = 200, body = MerchantView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = MerchantView),
+              (status = 403, body = Problem, description = "Needs the operator role `operations`, and not for one's own application"),
+              (status = 404, body = Problem), (status = 409, body = Problem, description = "Not pending, or it changed meanwhile")))]
 pub async fn decide(
     State(state): State<SharedState>,
     caller: Caller,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod contract;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
@@ -28,7 +29,7 @@ use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "souk", description = "The souk cloud marketplace API. Errors are application/problem+json (RFC 9457)."),
+    info(title = "souk", description = "The souk cloud marketplace API. Errors are application/problem+json (RFC 9457) with a stable `type` per kind of problem. Operations that need a session say so in `security` (the `session` cookie); operator operations name the role they need."),
     tags(
         (name = "accounts", description = "Sign-up, sessions, real-name verification"),
         (name = "merchants", description = "Becoming a merchant"),
@@ -82,6 +83,8 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(jobs::replay))
         .routes(routes!(system::healthz))
         .split_for_parts();
+    let mut openapi = openapi;
+    contract::complete(&mut openapi);
     let openapi = Arc::new(openapi);
     let mut app = api
         .route("/metrics", axum::routing::get(system::metrics))
@@ -165,7 +168,7 @@ async fn method_not_allowed() -> impl IntoResponse {
 pub struct MoneyView {
     /// e.g. `"99.00"`.
     pub amount: String,
-    #[schema(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    #[schema(value_type = crate::app::schema::Currency)]
     pub currency: String,
 }
 

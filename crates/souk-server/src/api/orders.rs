@@ -2,11 +2,12 @@
 
 use super::{idempotency_key, MoneyView, PageParams};
 use crate::app::orders::{self, OrderDetails, OrderInput, Placed};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::{Body, Query};
+use crate::extract::{Body, Path, Query};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -38,17 +39,14 @@ impl From<TimelineEvent> for EventView {
 #[derive(Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
-    /// `new` or `renew`.
-    #[schema(pattern = "^(new|renew)$")]
+    #[schema(value_type = schema::KindOfOrder)]
     pub kind: String,
-    /// `paid` or `refunded`.
-    #[schema(pattern = "^(paid|refunded)$")]
+    #[schema(value_type = schema::Payment)]
     pub state: String,
     pub product_id: String,
     pub plan_id: String,
     pub instance_id: String,
-    /// `month` or `year`.
-    #[schema(pattern = "^(month|year)$")]
+    #[schema(value_type = schema::Period)]
     pub period: String,
     pub periods: u32,
     /// Price of one period when ordered.
@@ -105,11 +103,13 @@ pub struct OrderPage {
 
 /// Buys a plan. Send an `Idempotency-Key` header so a retry cannot buy twice.
 #[utoipa::path(operation_id = "place_order", post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the same order")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry return the same order")),
     responses((status = 201, body = OrderView, description = "Paid; the instance is being provisioned"),
               (status = 200, body = OrderView, description = "The order an earlier request with this key created"),
               (status = 402, body = Problem, description = "The balance does not cover the price"),
-              (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 403, body = Problem, description = "Real-name verification must pass before buying"),
+              (status = 409, body = Problem, description = "The plan is not on sale, or the balance changed meanwhile"),
+              (status = 422, body = Problem, description = "Invalid input, no such plan, a period the plan is not sold by, or an Idempotency-Key used for a different order")))]
 pub async fn place(
     State(state): State<SharedState>,
     caller: Caller,

@@ -1,11 +1,12 @@
 //! A merchant's products: create a draft, edit it, submit it for review, delist.
 
 use crate::app::products::{self, ContentInput, SellerProduct};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppError, AppResult, Problem};
-use crate::extract::{parse_json, Body};
+use crate::extract::{parse_json, Body, Path};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -31,11 +32,9 @@ pub struct NewProduct {
 pub struct RevisionView {
     pub id: String,
     pub number: i64,
-    /// `new` for a first listing, `change` for a change to a listed product.
-    #[schema(pattern = "^(new|change)$")]
+    #[schema(value_type = schema::RevisionKind)]
     pub kind: String,
-    /// `draft`, `in_review`, `approved` or `rejected`.
-    #[schema(pattern = "^(draft|in_review|approved|rejected)$")]
+    #[schema(value_type = schema::Revision)]
     pub state: String,
     #[schema(value_type = Object)]
     pub content: ProductContent,
@@ -67,9 +66,9 @@ impl From<&Revision> for RevisionView {
 #[derive(Serialize, ToSchema)]
 pub struct SellerProductView {
     pub id: String,
+    #[schema(value_type = schema::KindOfProduct)]
     pub product_type: String,
-    /// `draft` (never listed), `listed` or `delisted`.
-    #[schema(pattern = "^(draft|listed|delisted)$")]
+    #[schema(value_type = schema::ListingState)]
     pub state: String,
     /// The key souk signs calls to the endpoint with; configure the endpoint with it.
     pub signing_key: String,
@@ -108,7 +107,7 @@ pub(crate) fn view(sp: SellerProduct, all_revisions: bool) -> SellerProductView 
 
 /// Creates a SaaS product as a draft (approved merchants only).
 #[utoipa::path(operation_id = "create_product", post, path = "/v1/seller/products", tag = "seller", request_body = NewProduct,
-    responses((status = 201, body = SellerProductView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
@@ -127,7 +126,7 @@ pub async fn create(
 }
 
 /// The merchant's products with their current draft or application.
-#[utoipa::path(operation_id = "my_products", get, path = "/v1/seller/products", tag = "seller", responses((status = 200, body = Vec<SellerProductView>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "my_products", get, path = "/v1/seller/products", tag = "seller", responses((status = 200, body = Vec<SellerProductView>), (status = 403, body = Problem, description = "Approved merchants only")))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -138,7 +137,7 @@ pub async fn list(
 
 /// One of the merchant's products with every revision.
 #[utoipa::path(operation_id = "my_product", get, path = "/v1/seller/products/{product_id}", tag = "seller", params(("product_id" = String, Path)),
-    responses((status = 200, body = SellerProductView), (status = 404, body = Problem)))]
+    responses((status = 200, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
@@ -151,7 +150,8 @@ pub async fn get(
 /// Saves the draft: edits the open draft (a rejected application becomes a draft again), or
 /// opens a change request for a listed product.
 #[utoipa::path(operation_id = "edit_product_draft", put, path = "/v1/seller/products/{product_id}/draft", tag = "seller", request_body = ContentInput, params(("product_id" = String, Path)),
-    responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "The product's revision cannot be edited now (in review)"), (status = 422, body = Problem)))]
 pub async fn edit_draft(
     State(state): State<SharedState>,
     caller: Caller,
@@ -164,7 +164,9 @@ pub async fn edit_draft(
 
 /// Submits the draft for review; the review is due 3 working days later.
 #[utoipa::path(operation_id = "submit_product", post, path = "/v1/seller/products/{product_id}/submit", tag = "seller", params(("product_id" = String, Path)),
-    responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "No draft to submit"),
+              (status = 422, body = Problem, description = "The draft no longer meets the rules (e.g. allowed endpoints changed)")))]
 pub async fn submit(
     State(state): State<SharedState>,
     caller: Caller,
@@ -176,7 +178,8 @@ pub async fn submit(
 
 /// Delists a listed product: no new purchases; running instances go on.
 #[utoipa::path(operation_id = "delist_product", post, path = "/v1/seller/products/{product_id}/delist", tag = "seller", params(("product_id" = String, Path)),
-    responses((status = 200, body = SellerProductView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "Not listed")))]
 pub async fn delist(
     State(state): State<SharedState>,
     caller: Caller,

@@ -2,11 +2,12 @@
 
 use super::products::RevisionView;
 use crate::app::reviews::{self, ReviewDecision};
+use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::Body;
+use crate::extract::{Body, Path};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,8 +19,7 @@ use utoipa::ToSchema;
 pub struct ReviewItem {
     pub revision_id: String,
     pub product_id: String,
-    /// `new` for a first listing, `change` for a change to a listed product.
-    #[schema(pattern = "^(new|change)$")]
+    #[schema(value_type = schema::RevisionKind)]
     pub kind: String,
     pub merchant: String,
     #[schema(value_type = Object)]
@@ -31,7 +31,7 @@ pub struct ReviewItem {
 }
 
 /// Applications in review, overdue first, then by due date (role `reviewer`).
-#[utoipa::path(operation_id = "review_queue", get, path = "/v1/operator/reviews", tag = "operator", responses((status = 200, body = Vec<ReviewItem>), (status = 403, body = Problem)))]
+#[utoipa::path(operation_id = "review_queue", get, path = "/v1/operator/reviews", tag = "operator", responses((status = 200, body = Vec<ReviewItem>), (status = 403, body = Problem, description = "Needs the operator role `reviewer`")))]
 pub async fn queue(
     State(state): State<SharedState>,
     caller: Caller,
@@ -62,7 +62,10 @@ pub async fn queue(
 /// Approves or rejects an application (role `reviewer`; not for one's own product).
 #[utoipa::path(operation_id = "decide_review", post, path = "/v1/operator/reviews/{revision_id}/decision", tag = "operator", request_body = ReviewDecision,
     params(("revision_id" = String, Path)),
-    responses((status = 200, body = RevisionView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = RevisionView),
+              (status = 403, body = Problem, description = "Needs the operator role `reviewer`, and not for one's own product"),
+              (status = 404, body = Problem), (status = 409, body = Problem, description = "Not in review, or it changed meanwhile"),
+              (status = 422, body = Problem, description = "A rejection without reasons, or content that no longer meets the rules")))]
 pub async fn decide(
     State(state): State<SharedState>,
     caller: Caller,

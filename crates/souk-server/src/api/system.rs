@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 /// Health of this node.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`.
+    #[schema(value_type = crate::app::schema::HealthStatus)]
     pub status: String,
-    /// `sqlite` or `postgres`.
+    #[schema(value_type = crate::app::schema::Database)]
     pub database: String,
 }
 

@@ -1,7 +1,7 @@
 //! Accounts: sign-up, log-in and log-out, real-name verification and its review, and the
 //! operators made on the command line.
 
-use super::{Caller, Via};
+use super::{schema, Caller, Via};
 use crate::auth;
 use crate::client::Peer;
 use crate::error::{AppError, AppResult};
@@ -16,9 +16,9 @@ use utoipa::ToSchema;
 /// Sign-up details.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SignUp {
-    /// `individual` or `enterprise`.
-    #[schema(pattern = "^(individual|enterprise)$", example = "individual")]
+    #[schema(value_type = schema::Kind)]
     pub kind: String,
+    /// The person's or the company's name; blank names are refused.
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[schema(format = "email", max_length = 254)]
@@ -31,7 +31,9 @@ pub struct SignUp {
 /// Log-in details.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct LogIn {
+    /// The e-mail the account signed up with (any case).
     pub email: String,
+    /// Wrong e-mail or password are answered alike, with 401.
     pub password: String,
 }
 
@@ -39,10 +41,20 @@ pub struct LogIn {
 /// `registration_number`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct VerificationInput {
+    /// The person's legal name (for enterprises, the legal representative's).
+    #[schema(min_length = 1, max_length = 100)]
     pub legal_name: String,
+    /// Digits, `+`, `-`, spaces and parentheses.
+    #[schema(min_length = 1, max_length = 32, pattern = r"^[0-9+\-() ]+$")]
     pub phone: String,
+    /// The national id number: required for individuals, refused for enterprises.
+    #[schema(min_length = 1, max_length = 40)]
     pub id_number: Option<String>,
+    /// Required for enterprises, refused for individuals.
+    #[schema(min_length = 1, max_length = 200)]
     pub company_name: Option<String>,
+    /// Required for enterprises, refused for individuals.
+    #[schema(min_length = 1, max_length = 40)]
     pub registration_number: Option<String>,
 }
 
@@ -52,6 +64,7 @@ pub struct Decision {
     /// `true` approves, `false` rejects.
     pub approve: bool,
     /// Required when rejecting.
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 

@@ -22,6 +22,7 @@ pub struct PlanView {
     pub name: String,
     pub description: String,
     /// ISO currency of the prices.
+    #[schema(value_type = super::schema::Currency)]
     pub currency: String,
     /// Price of one month (decimal string), when sold by the month.
     pub monthly_price: Option<String>,
@@ -40,11 +41,12 @@ pub struct MerchantRef {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProductView {
     pub id: String,
-    /// `saas`.
+    #[schema(value_type = super::schema::KindOfProduct)]
     pub product_type: String,
     pub name: String,
     pub summary: String,
     pub description: String,
+    #[schema(value_type = super::schema::Category)]
     pub category: String,
     pub tags: Vec<String>,
     pub logo_url: Option<String>,

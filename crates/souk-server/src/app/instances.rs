@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 /// How long to renew for, in the instance's period.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct RenewInput {
+    /// 1 to 36 months, or 1 to 5 years.
     #[schema(minimum = 1, maximum = 36)]
     pub periods: u32,
 }

@@ -1,7 +1,7 @@
 //! Balances and the ledger: the account's own view, and top-ups recorded by finance (through the
 //! API, the console or `souk admin top-up`, all with the same limit and idempotency).
 
-use super::{Caller, Page, PageRequest};
+use super::{schema, Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::AppState;
 use serde::Deserialize;
@@ -18,15 +18,19 @@ use utoipa::ToSchema;
 pub struct TopUp {
     /// The account to credit, by id…
     pub account_id: Option<String>,
-    /// …or by e-mail.
+    /// …or by e-mail (give one of the two).
+    #[schema(format = "email", max_length = 254)]
     pub email: Option<String>,
-    /// A positive decimal amount, e.g. `"500.00"`.
+    /// A positive decimal amount with at most the currency's decimals, up to 10,000,000,000.
+    #[schema(example = "500.00")]
     pub amount: String,
-    #[schema(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    #[schema(value_type = schema::Currency)]
     pub currency: String,
     /// The payment's reference (bank transfer, receipt).
+    #[schema(min_length = 1, max_length = 200)]
     pub reference: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub memo: String,
 }
 

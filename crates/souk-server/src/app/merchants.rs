@@ -14,12 +14,18 @@ use utoipa::ToSchema;
 /// What a company tells the marketplace to become a merchant.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ApplicationInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub company_name: String,
+    #[schema(format = "email", max_length = 254)]
     pub support_email: String,
+    #[schema(min_length = 1, max_length = 32)]
     pub support_phone: String,
     /// Business-information certification: the registered business licence number.
+    #[schema(min_length = 1, max_length = 64)]
     pub business_licence_number: String,
+    /// What the company does, in a few sentences.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
 }
 

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod products;
 pub mod reviews;
 pub mod sales;
+pub mod schema;
 
 use crate::error::{AppError, AppResult};
 use souk_core::accounts::{Role, VerificationState};

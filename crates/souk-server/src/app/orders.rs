@@ -2,7 +2,7 @@
 //! same transaction that creates the order, the instance and its provisioning job. A retry with
 //! the same `Idempotency-Key` answers the same order and charges once.
 
-use super::{Caller, Page, PageRequest};
+use super::{schema, Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::jobs::SellerJob;
 use crate::AppState;
@@ -26,8 +26,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct OrderInput {
     pub plan_id: String,
-    /// `month` or `year`.
-    #[schema(pattern = "^(month|year)$")]
+    #[schema(value_type = schema::Period)]
     pub period: String,
     /// How many months or years, 1 to 36 months or 1 to 5 years.
     #[schema(minimum = 1, maximum = 36)]

@@ -1,7 +1,7 @@
 //! A merchant's products: create a draft, edit it, submit it for review, delist. Changing a
 //! listed product opens a new revision (a change request) while the listed version stays live.
 
-use super::{merchants, Caller};
+use super::{merchants, schema, Caller};
 use crate::error::{AppError, AppResult};
 use crate::AppState;
 use serde::{Deserialize, Serialize};
@@ -18,35 +18,54 @@ use utoipa::ToSchema;
 pub struct PlanInput {
     /// Keep the id of a plan that is already listed, so its buyers stay on it.
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
-    /// ISO currency: CNY, USD, EUR, GBP, JPY, HKD or SGD.
-    #[schema(pattern = "^(CNY|USD|EUR|GBP|JPY|HKD|SGD)$")]
+    #[schema(value_type = schema::Currency)]
     pub currency: String,
-    /// Price of one month, a decimal string with at most 8 decimals.
+    /// Price of one month, a non-negative decimal string with at most 8 decimals. A plan needs a
+    /// monthly or a yearly price (or both).
+    #[schema(example = "99.00")]
     pub monthly_price: Option<String>,
-    /// Price of one year.
+    /// Price of one year, like `monthly_price`.
+    #[schema(example = "990.00")]
     pub yearly_price: Option<String>,
 }
 
 /// A product's content, reviewed as a whole.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ContentInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub summary: String,
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub description: String,
     /// See `GET /v1/categories`.
+    #[schema(value_type = schema::Category)]
     pub category: String,
+    /// Up to 10 tags of up to 30 characters.
     #[serde(default)]
+    #[schema(max_items = 10, value_type = Vec<schema::Tag>)]
     pub tags: Vec<String>,
+    /// An absolute http or https URL without credentials.
+    #[schema(format = "uri", max_length = 2000)]
     pub logo_url: Option<String>,
+    /// How buyers reach the seller's support.
+    #[schema(min_length = 1, max_length = 200)]
     pub support_contact: String,
     #[serde(default)]
+    #[schema(max_length = 50000)]
     pub licence: String,
-    /// The seller's production endpoint (https) that souk calls to provision.
+    /// The seller's production endpoint that souk calls to provision: https, and a public
+    /// address unless the operator allows others.
+    #[schema(format = "uri", min_length = 1, max_length = 2000)]
     pub endpoint_url: String,
+    /// 1 to 20 plans.
+    #[schema(min_items = 1, max_items = 20)]
     pub plans: Vec<PlanInput>,
 }
 

@@ -1,7 +1,7 @@
 //! The product review queue: reviewers approve (the revision becomes the listed version) or
 //! reject with reasons (the merchant edits and resubmits).
 
-use super::Caller;
+use super::{schema, Caller};
 use crate::error::AppResult;
 use crate::AppState;
 use serde::Deserialize;
@@ -17,8 +17,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ReviewDecision {
     pub approve: bool,
-    /// What the merchant must fix; at least one for a rejection.
+    /// What the merchant must fix, each up to 1000 characters; at least one for a rejection.
     #[serde(default)]
+    #[schema(value_type = Vec<schema::Reason>)]
     pub reasons: Vec<String>,
 }
 

@@ -5,9 +5,10 @@ use super::{badge, done, error_page, money, when, when_text, FormErrors, Posted,
 use crate::app::instances::{self, InstanceDetails, RenewInput};
 use crate::app::orders::{self, OrderDetails, OrderFilter};
 use crate::app::{ledger, PageRequest};
+use crate::extract::Path;
 use crate::SharedState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -5,9 +5,10 @@ use crate::app::catalog::{self, MerchantRef, PlanView, ProductView, SearchInput}
 use crate::app::orders::{self, OrderInput};
 use crate::app::{ledger, Caller};
 use crate::error::AppError;
+use crate::extract::Path;
 use crate::SharedState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use rust_decimal::Decimal;
