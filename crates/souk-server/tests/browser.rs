@@ -291,7 +291,10 @@ on_both_databases! {
         assert!(b.path().await.starts_with("/instances/"));
         let mut state = String::new();
         for _ in 0..200 {
-            state = buyer_browser.find(Locator::Id("state")).await.unwrap().text().await.unwrap();
+            // While the page reloads itself the element is briefly not there.
+            if let Ok(e) = buyer_browser.find(Locator::Id("state")).await {
+                state = e.text().await.unwrap_or_default();
+            }
             if state == "active" {
                 break;
             }

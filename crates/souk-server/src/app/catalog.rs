@@ -309,6 +309,9 @@ pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
     if let Some(c) = &input.currency {
         c.parse::<souk_core::money::Currency>()?;
     }
+    if let Some(m) = &input.merchant {
+        souk_core::validate::optional_text("merchant", m, 64)?;
+    }
     let offset = match &input.cursor {
         Some(c) => c
             .parse::<usize>()
