@@ -87,7 +87,12 @@ async fn souk(backend: Backend) -> Result<(TestDb, String, Arc<AppState>)> {
 }
 
 /// One page of souk against a bare server answering the same bytes from memory, 16 connections.
-async fn versus_bare(client: &Client, url: &str, content_type: &'static str, what: &str) -> Result<()> {
+async fn versus_bare(
+    client: &Client,
+    url: &str,
+    content_type: &'static str,
+    what: &str,
+) -> Result<()> {
     let body = client.get(url).send().await?.bytes().await?;
     let bare = axum::Router::new().route(
         "/",
