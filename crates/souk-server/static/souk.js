@@ -10,8 +10,25 @@
       }
     });
   }
+  // Checks that cost nothing are made while typing; the server checks everything again on submit.
+  var PRICE = /^\d{1,10}(\.\d{1,8})?$/;
+  function livePrices(root) {
+    root.querySelectorAll('input[name$="_price"]').forEach(function (input) {
+      var note = document.createElement("span");
+      note.className = "error-message";
+      note.setAttribute("aria-live", "polite");
+      input.insertAdjacentElement("afterend", note);
+      input.addEventListener("input", function () {
+        var v = input.value.trim();
+        var ok = v === "" || PRICE.test(v);
+        note.textContent = ok ? "" : "A price is a number with at most 8 decimals, like 49.00";
+        input.setAttribute("aria-invalid", ok ? "false" : "true");
+      });
+    });
+  }
   function wire(root) {
     localTimes(root);
+    livePrices(root);
     root.querySelectorAll("[data-reveal]").forEach(function (b) {
       b.addEventListener("click", function () {
         var s = document.getElementById(b.getAttribute("data-reveal"));

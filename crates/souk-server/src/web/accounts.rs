@@ -1,16 +1,55 @@
-//! Logging in and out, signing up, and real-name verification.
+//! Logging in and out, signing up, real-name verification, and accounts in the console.
 
-use super::{done, FormErrors, Page, Posted, Signed};
-use crate::app::accounts::{self, LogIn, SignUp, VerificationInput};
+use super::badge;
+use super::done;
+use super::error_page;
+use super::ledger::TopUpForm;
+use super::money;
+use super::when;
+use super::when_text;
+use super::FormErrors;
+use super::Nothing;
+use super::Page;
+use super::Posted;
+use super::Signed;
+use crate::app::accounts;
+use crate::app::accounts::LogIn;
+use crate::app::accounts::SignUp;
+use crate::app::accounts::VerificationInput;
+use crate::app::ledger;
+use crate::app::PageRequest;
 use crate::auth;
 use crate::client::Peer;
 use crate::error::AppError;
+use crate::extract::Path;
 use crate::SharedState;
 use askama::Template;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::header;
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Redirect;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Router;
 use serde::Deserialize;
+
+/// The account pages.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/login", get(login_form).post(log_in))
+        .route("/signup", get(sign_up_form).post(sign_up))
+        .route("/logout", post(log_out))
+        .route(
+            "/account/verification",
+            get(verification_form).post(submit_verification),
+        )
+        .route("/console/accounts", get(accounts_page))
+        .route("/console/accounts/{id}", get(account_page))
+}
 
 /// Where to go after logging in: a path on this site only.
 fn safe_next(next: &str) -> String {
@@ -174,10 +213,6 @@ pub async fn sign_up(
     }
 }
 
-/// What the log-out form sends (only its CSRF token).
-#[derive(Debug, Deserialize)]
-pub struct Nothing {}
-
 /// Logs out.
 pub async fn log_out(
     State(state): State<SharedState>,
@@ -295,4 +330,173 @@ pub async fn submit_verification(
             verification_page(&signed, form, FormErrors::from_error(&e), status)
         }
     }
+}
+
+/// An account as the console lists it.
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub kind: String,
+    pub verification: String,
+    pub badge: &'static str,
+    pub roles: String,
+}
+
+fn account_row(a: &souk_store::accounts::Account) -> AccountRow {
+    AccountRow {
+        id: a.id.to_string(),
+        name: a.name.clone(),
+        email: a.email.clone(),
+        kind: a.kind.as_str().to_owned(),
+        verification: a.verification.state.as_str().to_owned(),
+        badge: badge(a.verification.state.as_str()),
+        roles: a
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// The account search's query.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountQuery {
+    #[serde(default)]
+    pub q: String,
+    pub cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console_accounts.html")]
+struct AccountsPage {
+    ctx: super::Ctx,
+    q: String,
+    rows: Vec<AccountRow>,
+    next: Option<String>,
+}
+
+async fn accounts_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Query(query): Query<AccountQuery>,
+) -> Response {
+    let page = signed.page.titled("Accounts");
+    let request = PageRequest {
+        cursor: query.cursor.clone(),
+        limit: Some(25),
+    };
+    match accounts::search(&state, &signed.caller, &query.q, request).await {
+        Ok(p) => page.render(&AccountsPage {
+            ctx: page.ctx.clone(),
+            rows: p.items.iter().map(account_row).collect(),
+            next: p.next_cursor.map(|c| {
+                let q: String = form_urlencoded::byte_serialize(query.q.as_bytes()).collect();
+                format!("/console/accounts?q={q}&cursor={c}")
+            }),
+            q: query.q,
+        }),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_account.html")]
+struct AccountPage {
+    ctx: super::Ctx,
+    a: AccountRow,
+    balances: Vec<String>,
+    entries: Vec<super::ledger::EntryRow>,
+    can_top_up: bool,
+    form: TopUpForm,
+    errors: FormErrors,
+}
+
+pub(crate) async fn account_view(
+    state: &SharedState,
+    signed: &Signed,
+    id: &str,
+    form: TopUpForm,
+    refused: Option<AppError>,
+) -> Response {
+    let page = &signed.page;
+    let account = match accounts::get(state, &signed.caller, &id.into()).await {
+        Ok(a) => a,
+        Err(e) => return error_page(page, e),
+    };
+    let (balances, entries) = match ledger::account_ledger(
+        state,
+        &signed.caller,
+        &account.id,
+        PageRequest {
+            cursor: None,
+            limit: Some(50),
+        },
+    )
+    .await
+    {
+        Ok((b, p)) => (
+            b.iter().map(money).collect(),
+            p.items
+                .iter()
+                .map(|e| super::ledger::EntryRow {
+                    at: when(&e.created_at),
+                    at_text: when_text(&e.created_at),
+                    kind: e.kind.as_str().replace('_', "-"),
+                    memo: e.memo.clone(),
+                    amount: money(&e.amount),
+                    balance_after: money(&e.balance_after),
+                    order_id: e.order_id.as_ref().map(|o| o.to_string()),
+                })
+                .collect(),
+        ),
+        Err(_) => (vec![], vec![]),
+    };
+    let form = TopUpForm {
+        currency: if form.currency.is_empty() {
+            "CNY".into()
+        } else {
+            form.currency
+        },
+        key: if form.key.is_empty() {
+            hex::encode(rand::random::<[u8; 12]>())
+        } else {
+            form.key
+        },
+        ..form
+    };
+    let status = refused
+        .as_ref()
+        .map_or(axum::http::StatusCode::OK, |e| e.parts().0);
+    page.render_status(
+        status,
+        &AccountPage {
+            ctx: super::Ctx {
+                title: format!("{} · souk", account.name),
+                ..page.ctx.clone()
+            },
+            a: account_row(&account),
+            balances,
+            entries,
+            can_top_up: signed
+                .caller
+                .account
+                .has_role(souk_core::accounts::Role::Finance)
+                && signed.caller.id() != &account.id,
+            form,
+            errors: refused
+                .as_ref()
+                .map(FormErrors::from_error)
+                .unwrap_or_default(),
+        },
+    )
+}
+
+async fn account_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    account_view(&state, &signed, &id, TopUpForm::default(), None).await
 }

@@ -8,10 +8,15 @@
 //! (post/redirect/get) and a notice it shows.
 
 pub mod accounts;
-pub mod buyer;
-pub mod operator;
-pub mod seller;
-pub mod storefront;
+pub mod catalog;
+pub mod instances;
+pub mod jobs;
+pub mod ledger;
+pub mod merchants;
+pub mod orders;
+pub mod products;
+pub mod reviews;
+pub mod sales;
 
 use crate::app::Caller;
 use crate::client::Peer;
@@ -22,7 +27,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -35,32 +40,32 @@ const CSRF_COOKIE: &str = "souk_csrf";
 /// The largest form souk reads.
 const MAX_FORM: usize = 256 * 1024;
 
-/// Every page.
+/// Every page, by area, beside the API's areas.
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/", get(storefront::home))
-        .route("/search", get(storefront::search))
-        .route("/products/{id}", get(storefront::product))
-        .route(
-            "/products/{id}/buy",
-            get(storefront::buy_form).post(storefront::buy),
-        )
-        .route("/login", get(accounts::login_form).post(accounts::log_in))
-        .route(
-            "/signup",
-            get(accounts::sign_up_form).post(accounts::sign_up),
-        )
-        .route("/logout", post(accounts::log_out))
-        .route(
-            "/account/verification",
-            get(accounts::verification_form).post(accounts::submit_verification),
-        )
-        .merge(buyer::routes())
-        .merge(seller::routes())
-        .merge(operator::routes())
+        .merge(catalog::routes())
+        .merge(accounts::routes())
+        .merge(orders::routes())
+        .merge(instances::routes())
+        .merge(ledger::routes())
+        .merge(merchants::routes())
+        .merge(products::routes())
+        .merge(sales::routes())
+        .merge(reviews::routes())
+        .merge(jobs::routes())
         .route("/static/souk.css", get(stylesheet))
         .route("/static/souk.js", get(script))
 }
+
+/// Where a long list goes on: the cursor of the next page.
+#[derive(Debug, serde::Deserialize)]
+pub struct Cursor {
+    pub cursor: Option<String>,
+}
+
+/// A form that sends nothing but its CSRF token (a button that does one thing).
+#[derive(Debug, serde::Deserialize)]
+pub struct Nothing {}
 
 async fn stylesheet() -> Response {
     asset(

@@ -1,32 +1,35 @@
-//! The seller centre: becoming a merchant, products with their drafts and reviews, the signing
-//! key (shown once, rotatable), and what was sold with the seller calls and their answers.
+//! A merchant's products: drafts with their plans, submitting, delisting, and the signing key (shown once, rotatable).
 
-use super::buyer::order_row;
-use super::{badge, done, error_page, when, when_text, FormErrors, Posted, Signed};
-use crate::app::merchants::{self, ApplicationInput};
-use crate::app::products::{self, ContentInput, PlanInput, SellerProduct};
-use crate::app::{sales, PageRequest};
+use super::badge;
+use super::done;
+use super::error_page;
+use super::when;
+use super::when_text;
+use super::FormErrors;
+use super::Nothing;
+use super::Posted;
+use super::Signed;
+use crate::app::products;
+use crate::app::products::ContentInput;
+use crate::app::products::PlanInput;
+use crate::app::products::SellerProduct;
 use crate::error::AppError;
 use crate::extract::Path;
 use crate::SharedState;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
+use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
-use souk_core::review::{ProductContent, CATEGORIES};
+use souk_core::review::ProductContent;
+use souk_core::review::CATEGORIES;
 use std::collections::HashMap;
 
-/// How many plan rows the product form offers.
-const PLAN_ROWS: usize = 4;
-
-/// The seller centre's pages.
+/// The products pages.
 pub fn routes() -> Router<SharedState> {
     Router::new()
-        .route("/seller", get(home))
-        .route("/seller/apply", post(apply))
         .route("/seller/products/new", get(new_form))
         .route("/seller/products", post(create))
         .route("/seller/products/{id}", get(product_page))
@@ -34,23 +37,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/seller/products/{id}/submit", post(submit))
         .route("/seller/products/{id}/delist", post(delist))
         .route("/seller/products/{id}/signing-key", post(rotate_key))
-        .route("/seller/sales", get(sales_page))
 }
 
-/// What the merchant application form sends.
-#[derive(Debug, Default, Deserialize)]
-pub struct ApplicationForm {
-    #[serde(default)]
-    pub company_name: String,
-    #[serde(default)]
-    pub support_email: String,
-    #[serde(default)]
-    pub support_phone: String,
-    #[serde(default)]
-    pub business_licence_number: String,
-    #[serde(default)]
-    pub description: String,
-}
+/// How many plan rows the product form offers.
+const PLAN_ROWS: usize = 4;
 
 /// A product as the seller's list shows it.
 pub struct ProductRow {
@@ -67,7 +57,7 @@ pub struct ProductRow {
     pub reasons: Vec<String>,
 }
 
-fn product_row(sp: &SellerProduct) -> ProductRow {
+pub(crate) fn product_row(sp: &SellerProduct) -> ProductRow {
     let p = &sp.product;
     let current = sp.revisions.first();
     ProductRow {
@@ -92,93 +82,6 @@ fn product_row(sp: &SellerProduct) -> ProductRow {
         due: current.and_then(|r| r.due_at.as_ref().map(when)),
         due_text: current.and_then(|r| r.due_at.as_ref().map(when_text)),
         reasons: current.map(|r| r.reasons.clone()).unwrap_or_default(),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "seller_home.html")]
-struct SellerHome {
-    ctx: super::Ctx,
-    merchant_state: Option<String>,
-    merchant_reason: Option<String>,
-    company: String,
-    can_apply: bool,
-    form: ApplicationForm,
-    errors: FormErrors,
-    products: Vec<ProductRow>,
-}
-
-async fn seller_home(
-    state: &SharedState,
-    signed: &Signed,
-    form: ApplicationForm,
-    refused: Option<AppError>,
-) -> Response {
-    let page = &signed.page;
-    let merchant = match merchants::mine(state, &signed.caller).await {
-        Ok(m) => Some(m),
-        Err(AppError::NotFound(_)) => None,
-        Err(e) => return error_page(page, e),
-    };
-    let approved = merchant
-        .as_ref()
-        .is_some_and(|m| m.state == souk_core::merchants::MerchantState::Approved);
-    let products = if approved {
-        match products::list(state, &signed.caller).await {
-            Ok(list) => list.iter().map(product_row).collect(),
-            Err(e) => return error_page(page, e),
-        }
-    } else {
-        vec![]
-    };
-    let errors = refused
-        .as_ref()
-        .map(FormErrors::from_error)
-        .unwrap_or_default();
-    let status = refused.as_ref().map_or(StatusCode::OK, |e| e.parts().0);
-    page.render_status(
-        status,
-        &SellerHome {
-            ctx: super::Ctx {
-                title: "Seller centre · souk".into(),
-                ..page.ctx.clone()
-            },
-            merchant_state: merchant.as_ref().map(|m| m.state.as_str().to_owned()),
-            merchant_reason: merchant.as_ref().and_then(|m| m.reason.clone()),
-            company: merchant
-                .as_ref()
-                .map(|m| m.application.company_name.clone())
-                .unwrap_or_default(),
-            can_apply: souk_core::merchants::MerchantState::apply(
-                merchant.as_ref().map(|m| m.state),
-            )
-            .is_ok(),
-            form,
-            errors,
-            products,
-        },
-    )
-}
-
-async fn home(State(state): State<SharedState>, signed: Signed) -> Response {
-    seller_home(&state, &signed, ApplicationForm::default(), None).await
-}
-
-async fn apply(
-    State(state): State<SharedState>,
-    signed: Signed,
-    Posted(form): Posted<ApplicationForm>,
-) -> Response {
-    let input = ApplicationInput {
-        company_name: form.company_name.clone(),
-        support_email: form.support_email.clone(),
-        support_phone: form.support_phone.clone(),
-        business_licence_number: form.business_licence_number.clone(),
-        description: form.description.clone(),
-    };
-    match merchants::apply(&state, &signed.caller, input).await {
-        Ok(_) => done("/seller", "applied"),
-        Err(e) => seller_home(&state, &signed, form, Some(e)).await,
     }
 }
 
@@ -472,10 +375,6 @@ async fn edit(
     }
 }
 
-/// A form that sends nothing but its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Nothing {}
-
 async fn submit(
     State(state): State<SharedState>,
     signed: Signed,
@@ -510,114 +409,4 @@ async fn rotate_key(
         Ok(sp) => product_view(&signed, &sp, true),
         Err(e) => error_page(&signed.page, e),
     }
-}
-
-/// A seller call as the sales page shows it.
-pub struct CallRow {
-    pub kind: String,
-    pub state: String,
-    pub badge: &'static str,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub answers: Vec<String>,
-}
-
-/// An instance sold, as the sales page shows it.
-pub struct SaleRow {
-    pub id: String,
-    pub product: String,
-    pub order_id: String,
-    pub state: String,
-    pub badge: &'static str,
-    pub expires: String,
-    pub expires_text: String,
-    pub failure: Option<String>,
-    pub calls: Vec<CallRow>,
-}
-
-#[derive(Template)]
-#[template(path = "seller_sales.html")]
-struct SalesPage {
-    ctx: super::Ctx,
-    rows: Vec<SaleRow>,
-    orders: Vec<super::buyer::OrderRow>,
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Cursor {
-    cursor: Option<String>,
-}
-
-async fn sales_page(
-    State(state): State<SharedState>,
-    signed: Signed,
-    Query(q): Query<Cursor>,
-) -> Response {
-    let page = signed.page.titled("Sales");
-    let request = PageRequest {
-        cursor: q.cursor,
-        limit: Some(20),
-    };
-    let sold = match sales::instances(&state, &signed.caller, request).await {
-        Ok(p) => p,
-        Err(e) => return error_page(&page, e),
-    };
-    let orders = match sales::orders(
-        &state,
-        &signed.caller,
-        PageRequest {
-            cursor: None,
-            limit: Some(20),
-        },
-    )
-    .await
-    {
-        Ok(p) => p.items.iter().map(order_row).collect(),
-        Err(e) => return error_page(&page, e),
-    };
-    page.render(&SalesPage {
-        ctx: page.ctx.clone(),
-        rows: sold
-            .items
-            .iter()
-            .map(|s| SaleRow {
-                id: s.instance.id.to_string(),
-                product: s.product_name.clone(),
-                order_id: s.instance.order_id.to_string(),
-                state: s.instance.state.as_str().to_owned(),
-                badge: badge(s.instance.state.as_str()),
-                expires: when(&s.instance.expires_at),
-                expires_text: when_text(&s.instance.expires_at),
-                failure: s.instance.failure_reason.clone(),
-                calls: s
-                    .calls
-                    .iter()
-                    .map(|c| CallRow {
-                        kind: c.job.kind.clone(),
-                        state: c.job.state.as_str().to_owned(),
-                        badge: badge(c.job.state.as_str()),
-                        attempts: c.job.attempts,
-                        last_error: c.job.last_error.clone(),
-                        answers: c
-                            .attempts
-                            .iter()
-                            .map(|a| {
-                                format!(
-                                    "#{} {}: {}",
-                                    a.attempt,
-                                    when_text(&a.started_at),
-                                    a.answer.as_deref().or(a.error.as_deref()).unwrap_or("-")
-                                )
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        orders,
-        next: sold
-            .next_cursor
-            .map(|c| format!("/seller/sales?cursor={c}")),
-    })
 }

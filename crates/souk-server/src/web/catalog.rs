@@ -1,21 +1,38 @@
-//! The storefront: home, search with filters, the product page, and buying.
+//! The storefront: the home page, search with filters, and a product page.
 
-use super::{done, error_page, money, FormErrors, Page, Posted, Signed};
-use crate::app::catalog::{self, MerchantRef, PlanView, ProductView, SearchInput};
-use crate::app::orders::{self, OrderInput};
-use crate::app::{ledger, Caller};
+use super::error_page;
+use super::money;
+use super::FormErrors;
+use super::Page;
+use crate::app::catalog;
+use crate::app::catalog::MerchantRef;
+use crate::app::catalog::PlanView;
+use crate::app::catalog::ProductView;
+use crate::app::catalog::SearchInput;
 use crate::error::AppError;
 use crate::extract::Path;
 use crate::SharedState;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::Query;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use souk_core::money::{Currency, Money};
+use souk_core::money::Currency;
+use souk_core::money::Money;
 use souk_core::review::CATEGORIES;
 use std::str::FromStr;
+
+/// The catalog pages.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(search))
+        .route("/products/{id}", get(product))
+}
 
 /// A product as a card in a list.
 pub struct Card {
@@ -215,7 +232,7 @@ struct ProductPage {
     plans: Vec<PlanRow>,
 }
 
-fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
+pub(crate) fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
     p.plans
         .iter()
         .map(|pl| PlanRow {
@@ -244,179 +261,5 @@ pub async fn product(
             })
         }
         Err(e) => error_page(&page, e),
-    }
-}
-
-/// What the buy form sends.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuyForm {
-    #[serde(default)]
-    pub plan: String,
-    #[serde(default = "month")]
-    pub period: String,
-    #[serde(default = "one")]
-    pub periods: String,
-    /// Made when the form was shown, so a double submit buys once.
-    #[serde(default)]
-    pub key: String,
-}
-
-fn month() -> String {
-    "month".into()
-}
-
-fn one() -> String {
-    "1".into()
-}
-
-#[derive(Template)]
-#[template(path = "buy.html")]
-struct BuyPage {
-    ctx: super::Ctx,
-    product: ProductView,
-    plans: Vec<PlanRow>,
-    form: BuyForm,
-    errors: FormErrors,
-    /// "3 months of Team: 297.00 CNY".
-    summary: Option<String>,
-    /// What paying would charge, for the button.
-    total: Option<String>,
-    /// The buyer's balance in the plan's currency.
-    balance: Option<String>,
-    /// How much is missing when the balance is short.
-    missing: Option<String>,
-    verified: bool,
-}
-
-async fn buy_page(
-    state: &SharedState,
-    page: &Page,
-    caller: &Caller,
-    product_id: &str,
-    form: BuyForm,
-    refused: Option<AppError>,
-) -> Response {
-    let product = match catalog::product(state, product_id).await {
-        Ok(p) => p,
-        Err(e) => return error_page(page, e),
-    };
-    let mut form = form;
-    if form.plan.is_empty() {
-        form.plan = product
-            .plans
-            .first()
-            .map(|p| p.id.clone())
-            .unwrap_or_default();
-    }
-    if form.key.is_empty() {
-        form.key = hex::encode(rand::random::<[u8; 12]>());
-    }
-    let mut errors = refused
-        .as_ref()
-        .map(FormErrors::from_error)
-        .unwrap_or_default();
-    let (mut summary, mut total, mut balance, mut missing) = (None, None, None, None);
-    match periods(&form).map(|n| OrderInput {
-        plan_id: form.plan.clone(),
-        period: form.period.clone(),
-        periods: n,
-    }) {
-        Ok(input) => match orders::quote(state, &input).await {
-            Ok(q) => {
-                summary = Some(format!(
-                    "{} {}{} of {}, plan {}",
-                    q.periods,
-                    q.period,
-                    if q.periods == 1 { "" } else { "s" },
-                    q.product.listed_name(),
-                    q.plan.name
-                ));
-                total = Some(money(&q.price));
-                let have = ledger::balances(state, caller)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|m| m.currency == q.price.currency)
-                    .unwrap_or(Money::from_minor(0, q.price.currency));
-                balance = Some(money(&have));
-                if have.minor < q.price.minor {
-                    missing = Some(money(&Money::from_minor(
-                        q.price.minor - have.minor,
-                        q.price.currency,
-                    )));
-                }
-            }
-            Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
-            Err(_) => {}
-        },
-        Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
-        Err(_) => {}
-    }
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let page_title = format!("Buy {}", product.name);
-    let ctx = super::Ctx {
-        title: format!("{page_title} · souk"),
-        ..page.ctx.clone()
-    };
-    page.render_status(
-        status,
-        &BuyPage {
-            ctx,
-            plans: plan_rows(&product),
-            product,
-            form,
-            errors,
-            summary,
-            total,
-            balance,
-            missing,
-            verified: caller.require_verified().is_ok(),
-        },
-    )
-}
-
-fn periods(form: &BuyForm) -> Result<u32, AppError> {
-    form.periods
-        .trim()
-        .parse()
-        .map_err(|_| AppError::invalid("periods", "must be a whole number"))
-}
-
-/// The buy page: the plan, period and number of periods, the price, the balance, and the button.
-pub async fn buy_form(
-    State(state): State<SharedState>,
-    signed: Signed,
-    Path(id): Path<String>,
-    Query(form): Query<BuyForm>,
-) -> Response {
-    buy_page(&state, &signed.page, &signed.caller, &id, form, None).await
-}
-
-/// Pays from the balance; a double submit of the same form buys once.
-pub async fn buy(
-    State(state): State<SharedState>,
-    signed: Signed,
-    Path(id): Path<String>,
-    Posted(form): Posted<BuyForm>,
-) -> Response {
-    let input = match periods(&form) {
-        Ok(n) => OrderInput {
-            plan_id: form.plan.clone(),
-            period: form.period.clone(),
-            periods: n,
-        },
-        Err(e) => return buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
-    };
-    let key = Some(format!("web-{}", form.key)).filter(|_| !form.key.is_empty());
-    match orders::place(&state, &signed.caller, input, key).await {
-        Ok(placed) => done(
-            &format!("/instances/{}", placed.details.order.instance_id),
-            "paid",
-        ),
-        Err(e) => buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
     }
 }

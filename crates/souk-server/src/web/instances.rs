@@ -1,0 +1,213 @@
+//! The buyer's subscriptions: state, expiry, access data (revealed on click), renewal, and provisioning that updates in place.
+
+use super::badge;
+use super::done;
+use super::error_page;
+use super::orders::{events, EventRow};
+use super::when;
+use super::when_text;
+use super::Cursor;
+use super::FormErrors;
+use super::Posted;
+use super::Signed;
+use crate::app::instances;
+use crate::app::instances::InstanceDetails;
+use crate::app::instances::RenewInput;
+use crate::app::PageRequest;
+use crate::extract::Path;
+use crate::SharedState;
+use askama::Template;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+
+/// The instances pages.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/instances", get(instances_page))
+        .route("/instances/{id}", get(instance_page))
+        .route("/instances/{id}/status", get(instance_status))
+        .route("/instances/{id}/renew", post(renew))
+}
+
+/// A subscription as a row or a page shows it.
+pub struct InstanceRow {
+    pub id: String,
+    pub product: String,
+    pub state: String,
+    pub badge: &'static str,
+    pub period: String,
+    pub expires: String,
+    pub expires_text: String,
+    pub grace_ends: String,
+    pub grace_ends_text: String,
+    pub retention_ends: String,
+    pub retention_ends_text: String,
+    pub failure: Option<String>,
+    pub front_end_url: Option<String>,
+    pub admin_url: Option<String>,
+    pub user_name: Option<String>,
+    pub password: Option<String>,
+    pub memo: Option<String>,
+    /// Still being set up: the page refreshes this part until it is settled.
+    pub in_progress: bool,
+    pub renewable: bool,
+    pub timeline: Vec<EventRow>,
+}
+
+fn instance_row(d: &InstanceDetails) -> InstanceRow {
+    let i = &d.instance;
+    let access = d.access.as_ref();
+    let state = i.state.as_str();
+    InstanceRow {
+        id: i.id.to_string(),
+        product: d.product_name.clone(),
+        state: state.to_owned(),
+        badge: badge(state),
+        period: i.period.as_str().to_owned(),
+        expires: when(&i.expires_at),
+        expires_text: when_text(&i.expires_at),
+        grace_ends: when(&d.grace_ends_at),
+        grace_ends_text: when_text(&d.grace_ends_at),
+        retention_ends: when(&d.retention_ends_at),
+        retention_ends_text: when_text(&d.retention_ends_at),
+        failure: i.failure_reason.clone(),
+        front_end_url: access.and_then(|a| a.front_end_url.clone()),
+        admin_url: access.and_then(|a| a.admin_url.clone()),
+        user_name: access.and_then(|a| a.user_name.clone()),
+        password: access.and_then(|a| a.password.clone()),
+        memo: access.and_then(|a| a.memo.clone()),
+        in_progress: state == "provisioning",
+        renewable: matches!(state, "active" | "grace" | "frozen"),
+        timeline: events(&d.timeline),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "instances.html")]
+struct InstancesPage {
+    ctx: super::Ctx,
+    rows: Vec<InstanceRow>,
+    next: Option<String>,
+}
+
+async fn instances_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Query(q): Query<Cursor>,
+) -> Response {
+    let page = signed.page.titled("Your subscriptions");
+    let request = PageRequest {
+        cursor: q.cursor,
+        limit: Some(20),
+    };
+    match instances::list(&state, &signed.caller, request).await {
+        Ok(p) => page.render(&InstancesPage {
+            ctx: page.ctx.clone(),
+            rows: p.items.iter().map(instance_row).collect(),
+            next: p.next_cursor.map(|c| format!("/instances?cursor={c}")),
+        }),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "instance.html")]
+struct InstancePage {
+    ctx: super::Ctx,
+    i: InstanceRow,
+    renew_errors: FormErrors,
+    periods: String,
+    renew_hint: String,
+}
+
+#[derive(Template)]
+#[template(path = "instance_status.html")]
+struct InstanceStatus {
+    i: InstanceRow,
+}
+
+async fn instance_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let page = signed.page.titled("Subscription");
+    match instances::get(&state, &signed.caller, &id.into()).await {
+        Ok(d) => page.render(&InstancePage {
+            ctx: page.ctx.clone(),
+            i: instance_row(&d),
+            renew_hint: format!("{}s, from the current expiry", d.instance.period),
+            renew_errors: FormErrors::default(),
+            periods: "1".into(),
+        }),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+/// The part of the subscription page that changes while it is set up, for in-place refresh.
+async fn instance_status(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    match instances::get(&state, &signed.caller, &id.into()).await {
+        Ok(d) => signed.page.render(&InstanceStatus {
+            i: instance_row(&d),
+        }),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+/// What the renew form sends.
+#[derive(Debug, Deserialize)]
+pub struct RenewForm {
+    #[serde(default)]
+    pub periods: String,
+    #[serde(default)]
+    pub key: String,
+}
+
+async fn renew(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<RenewForm>,
+) -> Response {
+    let page = signed.page.titled("Subscription");
+    let refused = match form.periods.trim().parse::<u32>() {
+        Ok(periods) => {
+            let key = Some(format!("web-renew-{}", form.key)).filter(|_| !form.key.is_empty());
+            match instances::renew(
+                &state,
+                &signed.caller,
+                &id.as_str().into(),
+                RenewInput { periods },
+                key,
+            )
+            .await
+            {
+                Ok(_) => return done(&format!("/instances/{id}"), "renewed"),
+                Err(e) => e,
+            }
+        }
+        Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
+    };
+    match instances::get(&state, &signed.caller, &id.into()).await {
+        Ok(d) => page.render_status(
+            refused.parts().0,
+            &InstancePage {
+                ctx: page.ctx.clone(),
+                i: instance_row(&d),
+                renew_hint: format!("{}s, from the current expiry", d.instance.period),
+                renew_errors: FormErrors::from_error(&refused),
+                periods: form.periods,
+            },
+        ),
+        Err(e) => error_page(&page, e),
+    }
+}

@@ -1,0 +1,355 @@
+//! Buying (the plan, the period and how many, the price, the balance and what is missing), and the buyer's orders with their timelines.
+
+use super::badge;
+use super::catalog::{plan_rows, PlanRow};
+use super::done;
+use super::error_page;
+use super::money;
+use super::when;
+use super::when_text;
+use super::FormErrors;
+use super::Page;
+use super::Posted;
+use super::Signed;
+use crate::app::catalog;
+use crate::app::catalog::ProductView;
+use crate::app::ledger;
+use crate::app::orders;
+use crate::app::orders::OrderDetails;
+use crate::app::orders::OrderFilter;
+use crate::app::orders::OrderInput;
+use crate::app::Caller;
+use crate::app::PageRequest;
+use crate::error::AppError;
+use crate::extract::Path;
+use crate::SharedState;
+use askama::Template;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use souk_core::money::Money;
+use souk_store::events::TimelineEvent;
+use souk_store::orders::Order;
+
+/// The orders pages.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/products/{id}/buy", get(buy_form).post(buy))
+        .route("/orders", get(orders_page))
+        .route("/orders/{id}", get(order_page))
+}
+
+/// What the buy form sends.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuyForm {
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default = "month")]
+    pub period: String,
+    #[serde(default = "one")]
+    pub periods: String,
+    /// Made when the form was shown, so a double submit buys once.
+    #[serde(default)]
+    pub key: String,
+}
+
+fn month() -> String {
+    "month".into()
+}
+
+fn one() -> String {
+    "1".into()
+}
+
+#[derive(Template)]
+#[template(path = "buy.html")]
+struct BuyPage {
+    ctx: super::Ctx,
+    product: ProductView,
+    plans: Vec<PlanRow>,
+    form: BuyForm,
+    errors: FormErrors,
+    /// "3 months of Team: 297.00 CNY".
+    summary: Option<String>,
+    /// What paying would charge, for the button.
+    total: Option<String>,
+    /// The buyer's balance in the plan's currency.
+    balance: Option<String>,
+    /// How much is missing when the balance is short.
+    missing: Option<String>,
+    verified: bool,
+}
+
+async fn buy_page(
+    state: &SharedState,
+    page: &Page,
+    caller: &Caller,
+    product_id: &str,
+    form: BuyForm,
+    refused: Option<AppError>,
+) -> Response {
+    let product = match catalog::product(state, product_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(page, e),
+    };
+    let mut form = form;
+    if form.plan.is_empty() {
+        form.plan = product
+            .plans
+            .first()
+            .map(|p| p.id.clone())
+            .unwrap_or_default();
+    }
+    if form.key.is_empty() {
+        form.key = hex::encode(rand::random::<[u8; 12]>());
+    }
+    let mut errors = refused
+        .as_ref()
+        .map(FormErrors::from_error)
+        .unwrap_or_default();
+    let (mut summary, mut total, mut balance, mut missing) = (None, None, None, None);
+    match periods(&form).map(|n| OrderInput {
+        plan_id: form.plan.clone(),
+        period: form.period.clone(),
+        periods: n,
+    }) {
+        Ok(input) => match orders::quote(state, &input).await {
+            Ok(q) => {
+                summary = Some(format!(
+                    "{} {}{} of {}, plan {}",
+                    q.periods,
+                    q.period,
+                    if q.periods == 1 { "" } else { "s" },
+                    q.product.listed_name(),
+                    q.plan.name
+                ));
+                total = Some(money(&q.price));
+                let have = ledger::balances(state, caller)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|m| m.currency == q.price.currency)
+                    .unwrap_or(Money::from_minor(0, q.price.currency));
+                balance = Some(money(&have));
+                if have.minor < q.price.minor {
+                    missing = Some(money(&Money::from_minor(
+                        q.price.minor - have.minor,
+                        q.price.currency,
+                    )));
+                }
+            }
+            Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
+            Err(_) => {}
+        },
+        Err(e) if errors.is_empty() => errors = FormErrors::from_error(&e),
+        Err(_) => {}
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page_title = format!("Buy {}", product.name);
+    let ctx = super::Ctx {
+        title: format!("{page_title} · souk"),
+        ..page.ctx.clone()
+    };
+    page.render_status(
+        status,
+        &BuyPage {
+            ctx,
+            plans: plan_rows(&product),
+            product,
+            form,
+            errors,
+            summary,
+            total,
+            balance,
+            missing,
+            verified: caller.require_verified().is_ok(),
+        },
+    )
+}
+
+fn periods(form: &BuyForm) -> Result<u32, AppError> {
+    form.periods
+        .trim()
+        .parse()
+        .map_err(|_| AppError::invalid("periods", "must be a whole number"))
+}
+
+/// The buy page: the plan, period and number of periods, the price, the balance, and the button.
+pub async fn buy_form(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(form): Query<BuyForm>,
+) -> Response {
+    buy_page(&state, &signed.page, &signed.caller, &id, form, None).await
+}
+
+/// Pays from the balance; a double submit of the same form buys once.
+pub async fn buy(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<BuyForm>,
+) -> Response {
+    let input = match periods(&form) {
+        Ok(n) => OrderInput {
+            plan_id: form.plan.clone(),
+            period: form.period.clone(),
+            periods: n,
+        },
+        Err(e) => return buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
+    };
+    let key = Some(format!("web-{}", form.key)).filter(|_| !form.key.is_empty());
+    match orders::place(&state, &signed.caller, input, key).await {
+        Ok(placed) => done(
+            &format!("/instances/{}", placed.details.order.instance_id),
+            "paid",
+        ),
+        Err(e) => buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
+    }
+}
+
+/// One event on a timeline, as pages show it.
+pub struct EventRow {
+    pub at: String,
+    pub at_text: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub(crate) fn events(timeline: &[TimelineEvent]) -> Vec<EventRow> {
+    timeline
+        .iter()
+        .map(|e| EventRow {
+            at: when(&e.at),
+            at_text: when_text(&e.at),
+            kind: e.kind.clone(),
+            detail: e.detail.clone(),
+        })
+        .collect()
+}
+
+/// An order as a row or a page shows it.
+pub struct OrderRow {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub badge: &'static str,
+    pub instance_id: String,
+    pub what: String,
+    pub amount: String,
+    pub at: String,
+    pub at_text: String,
+}
+
+pub(crate) fn order_row(o: &Order) -> OrderRow {
+    OrderRow {
+        id: o.id.to_string(),
+        kind: o.kind.as_str().to_owned(),
+        state: o.state.as_str().to_owned(),
+        badge: badge(o.state.as_str()),
+        instance_id: o.instance_id.to_string(),
+        what: format!(
+            "{} {}{} at {} {} each",
+            o.periods,
+            o.period,
+            if o.periods == 1 { "" } else { "s" },
+            o.unit_price,
+            o.amount.currency
+        ),
+        amount: money(&o.amount),
+        at: when(&o.created_at),
+        at_text: when_text(&o.created_at),
+    }
+}
+
+/// The filters of the orders page, in the URL.
+#[derive(Debug, Default, Deserialize)]
+pub struct OrdersQuery {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub kind: String,
+    pub cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage {
+    ctx: super::Ctx,
+    query: OrdersQuery,
+    rows: Vec<OrderRow>,
+    next: Option<String>,
+    errors: FormErrors,
+}
+
+async fn orders_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Query(query): Query<OrdersQuery>,
+) -> Response {
+    let page = signed.page.titled("Your orders");
+    let filter = OrderFilter {
+        state: Some(query.state.clone()).filter(|s| !s.is_empty()),
+        kind: Some(query.kind.clone()).filter(|s| !s.is_empty()),
+    };
+    let request = PageRequest {
+        cursor: query.cursor.clone(),
+        limit: Some(20),
+    };
+    let (rows, next, errors) = match orders::list(&state, &signed.caller, filter, request).await {
+        Ok(p) => (
+            p.items.iter().map(order_row).collect(),
+            p.next_cursor.map(|c| {
+                format!(
+                    "/orders?state={}&kind={}&cursor={c}",
+                    query.state, query.kind
+                )
+            }),
+            FormErrors::default(),
+        ),
+        Err(e @ crate::error::AppError::Validation { .. }) => {
+            (vec![], None, FormErrors::from_error(&e))
+        }
+        Err(e) => return error_page(&page, e),
+    };
+    page.render(&OrdersPage {
+        ctx: page.ctx.clone(),
+        query,
+        rows,
+        next,
+        errors,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    ctx: super::Ctx,
+    order: OrderRow,
+    timeline: Vec<EventRow>,
+}
+
+async fn order_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let page = signed.page.titled("Order");
+    match orders::get(&state, &signed.caller, &id.into()).await {
+        Ok(OrderDetails { order, timeline }) => page.render(&OrderPage {
+            ctx: page.ctx.clone(),
+            order: order_row(&order),
+            timeline: events(&timeline),
+        }),
+        Err(e) => error_page(&page, e),
+    }
+}
