@@ -5,8 +5,6 @@ use super::done;
 use super::error_page;
 use super::ledger::TopUpForm;
 use super::money;
-use super::when;
-use super::when_text;
 use super::FormErrors;
 use super::Nothing;
 use super::Page;
@@ -438,18 +436,7 @@ pub(crate) async fn account_view(
     {
         Ok((b, p)) => (
             b.iter().map(money).collect(),
-            p.items
-                .iter()
-                .map(|e| super::ledger::EntryRow {
-                    at: when(&e.created_at),
-                    at_text: when_text(&e.created_at),
-                    kind: e.kind.as_str().replace('_', "-"),
-                    memo: e.memo.clone(),
-                    amount: money(&e.amount),
-                    balance_after: money(&e.balance_after),
-                    order_id: e.order_id.as_ref().map(|o| o.to_string()),
-                })
-                .collect(),
+            p.items.iter().map(super::ledger::entry_row).collect(),
         ),
         Err(_) => (vec![], vec![]),
     };

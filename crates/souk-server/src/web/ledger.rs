@@ -45,6 +45,19 @@ pub struct EntryRow {
     pub order_id: Option<String>,
 }
 
+/// A ledger entry as pages show it.
+pub(crate) fn entry_row(e: &souk_store::ledger::Entry) -> EntryRow {
+    EntryRow {
+        at: when(&e.created_at),
+        at_text: when_text(&e.created_at),
+        kind: e.kind.as_str().replace('_', "-"),
+        memo: e.memo.clone(),
+        amount: money(&e.amount),
+        balance_after: money(&e.balance_after),
+        order_id: e.order_id.as_ref().map(|o| o.to_string()),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "balance.html")]
 struct BalancePage {
@@ -72,19 +85,7 @@ async fn balance_page(
         Ok(p) => page.render(&BalancePage {
             ctx: page.ctx.clone(),
             balances,
-            rows: p
-                .items
-                .iter()
-                .map(|e| EntryRow {
-                    at: when(&e.created_at),
-                    at_text: when_text(&e.created_at),
-                    kind: e.kind.as_str().replace('_', "-"),
-                    memo: e.memo.clone(),
-                    amount: money(&e.amount),
-                    balance_after: money(&e.balance_after),
-                    order_id: e.order_id.as_ref().map(|o| o.to_string()),
-                })
-                .collect(),
+            rows: p.items.iter().map(entry_row).collect(),
             next: p.next_cursor.map(|c| format!("/balance?cursor={c}")),
         }),
         Err(e) => error_page(&page, e),
