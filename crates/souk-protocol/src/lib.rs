@@ -1,10 +1,12 @@
 //! Everything on the wire between souk and sellers, in the format of KooGallery's public
 //! "SaaS Access Guide V2.0" so that sellers integrated with that marketplace connect unchanged:
 //! the lifecycle calls ([`activity`]), their signature ([`signature`]), the result codes
-//! ([`result`]) and the encryption of access data ([`access_crypto`]).
+//! ([`result`]) and the encryption of access data ([`access_crypto`]); and the access-key
+//! signature of the calls sellers make to souk ([`aksk`]).
 
 pub mod access_crypto;
 pub mod activity;
+pub mod aksk;
 pub mod result;
 pub mod signature;
 
