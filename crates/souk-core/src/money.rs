@@ -127,6 +127,12 @@ impl Money {
     /// Parses an amount the way a person writes it (`"12.50"`), refusing more decimals than the
     /// currency's minor unit: balances and top-ups are whole minor units.
     pub fn parse(field: &str, text: &str, currency: Currency) -> Result<Self, Error> {
+        if !plain_decimal(text.trim()) {
+            return Err(Error::invalid(
+                field,
+                format!("{text:?} is not a decimal amount such as 12.50"),
+            ));
+        }
         let amount = Decimal::from_str(text.trim())
             .map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal amount")))?;
         if amount.normalize().scale() > currency.minor_digits() {
@@ -162,8 +168,28 @@ impl fmt::Display for Money {
     }
 }
 
+/// Whether `text` is a decimal as people write amounts: digits, at most one point with digits
+/// after it, and an optional leading minus; no exponent, sign `+`, separators or spaces inside
+/// (which `Decimal` would otherwise read, turning a typo like `1e9` into a billion).
+fn plain_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Parses a unit price: non-negative, at most [`MAX_PRICE_DECIMALS`] decimals, below a sane cap.
 pub fn parse_unit_price(field: &str, text: &str) -> Result<Decimal, Error> {
+    if !plain_decimal(text.trim()) {
+        return Err(Error::invalid(
+            field,
+            format!("{text:?} is not a decimal price such as 49.00"),
+        ));
+    }
     let price = Decimal::from_str(text.trim())
         .map_err(|_| Error::invalid(field, format!("{text:?} is not a decimal price")))?;
     if price.is_sign_negative() {
@@ -212,6 +238,17 @@ mod tests {
         assert!(Money::parse("amount", "1.5", Currency::Jpy).is_err());
         assert!(Money::parse("amount", "abc", Currency::Cny).is_err());
         assert!(Money::parse("amount", "1e400", Currency::Cny).is_err());
+        for typo in ["1e9", "1_000", "+5", "5.", ".5", "1 000", "0x10"] {
+            assert!(
+                Money::parse("amount", typo, Currency::Cny).is_err(),
+                "{typo}"
+            );
+            assert!(parse_unit_price("p", typo).is_err(), "{typo}");
+        }
+        assert_eq!(
+            Money::parse("amount", " 5 ", Currency::Cny).unwrap().minor,
+            500
+        );
         assert!("XYZ".parse::<Currency>().is_err());
     }
 

@@ -26,6 +26,15 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Err
     {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
+    // Direction overrides make a name read differently from what it is (spoofing).
+    if v.chars()
+        .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(Error::invalid(
+            field,
+            "must not contain text-direction override characters",
+        ));
+    }
     Ok(v.to_owned())
 }
 

@@ -104,6 +104,7 @@ pub fn router(state: SharedState) -> Router {
     app.merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(crate::panics::layer())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -155,8 +156,52 @@ async fn trace_request(
     res
 }
 
-async fn not_found() -> impl IntoResponse {
-    AppError::NotFound("this path".into())
+/// Nothing here: a problem document for the API, a page for a person.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    let path = uri.path();
+    if path.starts_with("/v1") || path.starts_with("/api/") || path == "/metrics" {
+        AppError::NotFound("this path".into()).into_response()
+    } else {
+        crate::web::not_found_page()
+    }
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer to other sites; pages may
+/// load only souk's own script and style; nothing but the static files may be cached, since
+/// pages and answers carry what belongs to one person.
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; \
+                 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

@@ -50,8 +50,13 @@ pub fn routes() -> Router<SharedState> {
 }
 
 /// Where to go after logging in: a path on this site only.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+/// Where to go after logging in: a path on this site only, in printable ASCII without a
+/// backslash or a fragment, so no browser can read it as another site (`/\t/evil` is `//evil`
+/// once the tab is dropped) and it goes into a `Location` header as it is.
+pub(crate) fn safe_next(next: &str) -> String {
+    let printable = next.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if printable && next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '#'])
+    {
         next.to_owned()
     } else {
         "/".to_owned()
@@ -486,4 +491,24 @@ async fn account_page(
     Path(id): Path<String>,
 ) -> Response {
     account_view(&state, &signed, &id, TopUpForm::default(), None).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_paths_of_this_site_are_followed_after_log_in() {
+        assert_eq!(super::safe_next("/orders?state=paid"), "/orders?state=paid");
+        for bad in [
+            "//evil.example",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\n/x",
+            "https://evil.example",
+            "/a#frag",
+            "/caf\u{e9}",
+            "",
+        ] {
+            assert_eq!(super::safe_next(bad), "/", "{bad:?}");
+        }
+    }
 }

@@ -50,6 +50,9 @@ pub struct InstanceRow {
     pub failure: Option<String>,
     pub front_end_url: Option<String>,
     pub admin_url: Option<String>,
+    /// The same addresses when they are safe to link (http or https); others are shown as text.
+    pub front_end_link: Option<String>,
+    pub admin_link: Option<String>,
     pub user_name: Option<String>,
     pub password: Option<String>,
     pub memo: Option<String>,
@@ -57,6 +60,17 @@ pub struct InstanceRow {
     pub in_progress: bool,
     pub renewable: bool,
     pub timeline: Vec<EventRow>,
+}
+
+/// A seller-given address, if it is one a page may link to: `javascript:`, `data:` and the like
+/// are the seller's text, never a link in souk's pages.
+fn link(url: &Option<String>) -> Option<String> {
+    url.as_ref()
+        .filter(|u| {
+            let lower = u.trim().to_ascii_lowercase();
+            lower.starts_with("https://") || lower.starts_with("http://")
+        })
+        .cloned()
 }
 
 fn instance_row(d: &InstanceDetails) -> InstanceRow {
@@ -78,6 +92,8 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         failure: i.failure_reason.clone(),
         front_end_url: access.and_then(|a| a.front_end_url.clone()),
         admin_url: access.and_then(|a| a.admin_url.clone()),
+        front_end_link: access.and_then(|a| link(&a.front_end_url)),
+        admin_link: access.and_then(|a| link(&a.admin_url)),
         user_name: access.and_then(|a| a.user_name.clone()),
         password: access.and_then(|a| a.password.clone()),
         memo: access.and_then(|a| a.memo.clone()),
@@ -209,5 +225,26 @@ async fn renew(
             },
         ),
         Err(e) => error_page(&page, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_web_addresses_become_links() {
+        let l = |u: &str| super::link(&Some(u.to_owned()));
+        assert_eq!(
+            l("https://t.example/a").as_deref(),
+            Some("https://t.example/a")
+        );
+        assert_eq!(l("HTTP://t.example").as_deref(), Some("HTTP://t.example"));
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            " vbscript:x",
+            "//evil",
+        ] {
+            assert_eq!(l(bad), None, "{bad}");
+        }
     }
 }

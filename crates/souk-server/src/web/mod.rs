@@ -343,6 +343,25 @@ pub struct ErrorPage {
     pub message: String,
 }
 
+/// The page for a path that is not there.
+pub fn not_found_page() -> Response {
+    let page = ErrorPage {
+        ctx: Ctx {
+            title: "Not found · souk".into(),
+            viewer: None,
+            csrf: String::new(),
+            notice: None,
+        },
+        status: 404,
+        heading: "This page does not exist".into(),
+        message: "Check the address, or start again from the storefront.".into(),
+    };
+    match page.render() {
+        Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// Renders an application error as a page, with the same reason the API gives.
 pub fn error_page(page: &Page, e: AppError) -> Response {
     if let AppError::Internal(detail) = &e {

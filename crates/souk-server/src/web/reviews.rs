@@ -165,6 +165,8 @@ async fn queues_page(state: &SharedState, signed: &Signed, error: Option<AppErro
                                 .join("; "),
                         ),
                         ("Description".into(), text(&c.description)),
+                        ("Tags".into(), text(&c.tags.join(", "))),
+                        ("Licence".into(), text(&c.licence)),
                     ],
                     due: item.revision.due_at.as_ref().map(when),
                     due_text: item.revision.due_at.as_ref().map(when_text),

@@ -1,0 +1,47 @@
+//! What every page and answer carries, whatever the browser: security headers, no caching of what
+//! belongs to one person, and a page (not a problem document) for a person at a missing path.
+
+use reqwest::StatusCode;
+use souk_server::testing::*;
+use souk_store::on_both_databases;
+
+on_both_databases! {
+    async fn pages_and_answers_carry_the_security_headers(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let home = TestApp::client().get(format!("{}/", app.base)).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK);
+        let h = home.headers();
+        assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["cache-control"], "no-store");
+        let me = op.get("/v1/me").await;
+        assert_eq!(me.headers()["cache-control"], "no-store");
+        let css = TestApp::client().get(format!("{}/static/souk.css", app.base)).send().await.unwrap();
+        assert!(css.headers()["cache-control"].to_str().unwrap().starts_with("public"));
+
+        let page = TestApp::client().get(format!("{}/no-such-page", app.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(page.text().await.unwrap().contains("This page does not exist"));
+        let api = TestApp::client().get(format!("{}/v1/no-such-thing", app.base)).send().await.unwrap();
+        assert_eq!(api.headers()["content-type"], "application/problem+json");
+
+        // After log-in, only a plain path of this site is followed.
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = c
+            .post(format!("{}/login", app.base))
+            .header("cookie", "souk_csrf=t")
+            .form(&[("email", "operator@souk.test"), ("password", "operator password"), ("csrf", "t"), ("next", "/\t/evil.example")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()["location"], "/?notice=logged-in");
+        app.cleanup().await;
+    }
+}
