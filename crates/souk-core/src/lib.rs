@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod calendar;
 pub mod clock;
 pub mod error;
+pub mod iam;
 pub mod ids;
 pub mod ledger;
 pub mod lifecycle;

@@ -30,6 +30,11 @@ pub fn instance_access_aad(instance_id: &str) -> String {
     format!("instances.access_enc:{instance_id}")
 }
 
+/// The associated data binding an access key's sealed secret to its key.
+pub fn access_key_aad(access_key: &str) -> String {
+    format!("access_keys.secret_enc:{access_key}")
+}
+
 impl SecretBox {
     /// A box with this 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {

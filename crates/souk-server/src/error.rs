@@ -42,6 +42,9 @@ pub enum AppError {
     /// Wrong e-mail or password.
     #[error("invalid e-mail or password")]
     BadCredentials,
+    /// A signed request that does not prove its access key: why, in the detail.
+    #[error("{0}")]
+    BadSignature(String),
     /// Logged in, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -120,6 +123,11 @@ impl AppError {
                 StatusCode::UNAUTHORIZED,
                 "bad-credentials",
                 "Invalid credentials",
+            ),
+            BadSignature(_) => (
+                StatusCode::UNAUTHORIZED,
+                "bad-signature",
+                "Signature refused",
             ),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             OwnCase(_) => (

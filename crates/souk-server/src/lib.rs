@@ -20,6 +20,7 @@ pub mod ops;
 pub mod panics;
 pub mod sessions;
 pub mod settings;
+pub mod signed;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod throttle;
@@ -90,7 +91,10 @@ impl AppState {
         Arc::new(AppState {
             secrets: crypto::SecretBox::new(&settings.secret_key),
             catalog: app::catalog::CatalogCache::new(settings.catalog_ttl),
-            authenticators: vec![Box::new(auth::SessionCookie)],
+            authenticators: vec![
+                Box::new(signed::AccessKeyAuth),
+                Box::new(auth::SessionCookie),
+            ],
             store,
             clock,
             test_clock,

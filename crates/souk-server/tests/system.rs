@@ -133,7 +133,7 @@ async fn openapi_document_states_errors_authentication_and_bounds() {
             } else {
                 assert_eq!(
                     security.map(Vec::as_slice),
-                    Some(&[json!({"session": []})][..]),
+                    Some(&[json!({"session": []}), json!({"access_key": []})][..]),
                     "{name} needs a session but does not declare it"
                 );
                 assert!(responses.contains_key("401"), "{name} documents no 401");

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod events;
+pub mod iam;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
@@ -168,12 +169,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     2 "account roles" "0002_account_roles.sql",
     3 "job handlers" "0003_job_handlers.sql",
     4 "sessions" "0004_sessions.sql",
+    5 "access keys" "0005_access_keys.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
     2 "account roles" "0002_account_roles.sql",
     3 "job handlers" "0003_job_handlers.sql",
     4 "sessions" "0004_sessions.sql",
+    5 "access keys" "0005_access_keys.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

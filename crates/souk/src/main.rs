@@ -73,6 +73,15 @@ enum Admin {
     /// The background job queue
     #[command(subcommand)]
     Jobs(Jobs),
+    /// Make an access key with full access for an account (under its IAM user `cli`) and print
+    /// the access key and, once, the secret key
+    CreateAccessKey {
+        #[arg(long)]
+        email: String,
+        /// Print {"access_key": …, "secret_key": …}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +338,20 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
             }
             for d in page.items {
                 print_job(&d);
+            }
+        }
+        Admin::CreateAccessKey { email, json } => {
+            let key = souk_server::app::iam::create_key_for(state, &email)
+                .await
+                .map_err(app_error)?;
+            if json {
+                println!(
+                    "{{\"access_key\":\"{}\",\"secret_key\":\"{}\"}}",
+                    key.key.access_key, key.secret
+                );
+            } else {
+                println!("access key  {}", key.key.access_key);
+                println!("secret key  {}  (shown once: store it now)", key.secret);
             }
         }
         Admin::Jobs(Jobs::Replay { id }) => {

@@ -23,6 +23,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 /// The name of the session cookie's security scheme.
 pub const SESSION_SCHEME: &str = "session";
+/// The name of the access-key signature's security scheme.
+pub const ACCESS_KEY_SCHEME: &str = "access_key";
 
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -64,6 +66,17 @@ pub fn complete(doc: &mut OpenApi) {
                  (sign-up) set. Under https it is named `{SECURE_SESSION_COOKIE}` (Secure, \
                  Path=/); browsers send it back as they received it."
             ),
+        ))),
+    );
+    components.security_schemes.insert(
+        ACCESS_KEY_SCHEME.to_owned(),
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "Authorization".to_owned(),
+            "A request signed with an IAM user's access key, exactly as Huawei Cloud's SDKs sign: \
+             `Authorization: SDK-HMAC-SHA256 Access=…, SignedHeaders=…, Signature=…` over the \
+             canonical request, with `X-Sdk-Date` within 15 minutes. The key's policy limits \
+             what it may call; a signed request is accepted once."
+                .to_owned(),
         ))),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -119,10 +132,11 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
             SecurityRequirement::new(SESSION_SCHEME, Vec::<String>::new()),
         ]);
     } else if !is(PUBLIC) {
-        op.security = Some(vec![SecurityRequirement::new(
-            SESSION_SCHEME,
-            Vec::<String>::new(),
-        )]);
+        // Either credential: the session cookie, or a request signed with an access key.
+        op.security = Some(vec![
+            SecurityRequirement::new(SESSION_SCHEME, Vec::<String>::new()),
+            SecurityRequirement::new(ACCESS_KEY_SCHEME, Vec::<String>::new()),
+        ]);
         add(
             op,
             401,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod contract;
+pub mod iam;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
@@ -38,6 +39,7 @@ use utoipa_axum::routes;
         (name = "orders", description = "Buying and renewing"),
         (name = "instances", description = "What a buyer bought, and its lifecycle"),
         (name = "balance", description = "Balances and the ledger"),
+        (name = "iam", description = "IAM users and access keys for signed (SDK-HMAC-SHA256) calls"),
         (name = "operator", description = "Review queues, decisions, top-ups and the job queue"),
         (name = "system", description = "Health and this document"),
     )
@@ -78,6 +80,12 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(sales::orders))
         .routes(routes!(sales::instances))
         .routes(routes!(sales::rotate_key))
+        .routes(routes!(iam::create_user, iam::users))
+        .routes(routes!(iam::create_key))
+        .routes(routes!(iam::disable_key))
+        .routes(routes!(iam::enable_key))
+        .routes(routes!(iam::delete_key))
+        .routes(routes!(iam::audit))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::replay))
@@ -104,6 +112,10 @@ pub fn router(state: SharedState) -> Router {
     app.merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::signed::check,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(crate::panics::layer())
         .layer(axum::middleware::from_fn_with_state(

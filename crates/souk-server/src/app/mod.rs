@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod iam;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
@@ -21,12 +22,17 @@ use souk_core::ids::AccountId;
 use souk_store::accounts::Account;
 
 /// How the caller proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     /// A browser session cookie.
     Session,
     /// `souk admin …` on the machine itself, acting as the marketplace's system operator.
     CommandLine,
+    /// A request signed with an IAM user's access key (`SDK-HMAC-SHA256`).
+    AccessKey {
+        access_key: String,
+        policy: souk_core::iam::Policy,
+    },
 }
 
 /// Who is asking: one type whatever the authentication, so no use case knows how it was called.

@@ -49,6 +49,18 @@ enum_schema!(
     AccountKind::ALL.iter().map(|k| k.as_str())
 );
 enum_schema!(
+    /// What an IAM user's access keys may do.
+    IamPolicy,
+    "What an IAM user's access keys may do.",
+    souk_core::iam::Policy::ALL.iter().map(|p| p.as_str())
+);
+enum_schema!(
+    /// Whether an access key can sign requests.
+    AccessKeyState,
+    "Whether an access key can sign requests.",
+    souk_core::iam::KeyState::ALL.iter().map(|p| p.as_str())
+);
+enum_schema!(
     /// An operator role.
     OperatorRole,
     "An operator role.",

@@ -1,0 +1,117 @@
+//! Signed calls with access keys (`SDK-HMAC-SHA256`): an IAM user's key signs a GET with a query
+//! and a POST with a JSON body as the SDKs do, and souk answers them as the account; a stale
+//! time, a wrong secret, a disabled or unknown key, a policy that does not allow the call and a
+//! replay are refused with problem+json and written to the audit operators read.
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_protocol::aksk;
+use souk_server::testing::*;
+use souk_store::on_both_databases;
+
+/// Sends a request signed with (`ak`, `sk`) at `date` (`YYYYMMDDTHHMMSSZ`).
+async fn signed(
+    base: &str,
+    method: &str,
+    path_and_query: &str,
+    body: Option<Value>,
+    ak: &str,
+    sk: &str,
+    date: &str,
+) -> reqwest::Response {
+    let url = reqwest::Url::parse(&format!("{base}{path_and_query}")).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut headers = vec![
+        ("Host".to_owned(), host),
+        ("X-Sdk-Date".to_owned(), date.to_owned()),
+    ];
+    if !body.is_empty() {
+        headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+    }
+    let request = aksk::Request {
+        method,
+        path: url.path(),
+        query: url.query_pairs().into_owned().collect(),
+        headers: headers.clone(),
+        body: body.as_bytes(),
+    };
+    let auth = aksk::sign(ak, sk, &request).unwrap();
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url.clone());
+    for (k, v) in headers.iter().filter(|(k, _)| k != "Host") {
+        req = req.header(k, v);
+    }
+    req.header("Authorization", auth.header())
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn now() -> String {
+    Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+on_both_databases! {
+    async fn keys_sign_calls_and_every_refusal_is_audited(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (_, _, plan) = app.listed_product_of_new_merchant(&op, "https://acme.example/souk").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "500.00").await;
+
+        // An IAM user with programmatic access, and a key: the secret shown once.
+        let user = buyer.expect_post("/v1/iam/users", json!({"name": "billing-bot", "programmatic_access": true, "policy": "billing"}), StatusCode::CREATED).await;
+        let uid = user["id"].as_str().unwrap();
+        let key = buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
+        let (ak, sk) = (key["access_key"].as_str().unwrap().to_owned(), key["secret_key"].as_str().unwrap().to_owned());
+        assert_eq!(ak.len(), 20);
+        let listed = buyer.json("/v1/iam/users").await;
+        assert!(!listed.to_string().contains(&sk), "the secret is never shown again");
+
+        // A GET with a query and a POST with a JSON body, answered as the account.
+        let res = signed(&app.base, "GET", "/v1/orders?limit=5", None, &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = signed(&app.base, "POST", "/v1/orders", Some(json!({"plan_id": plan, "period": "month", "periods": 1})), &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "401.00");
+        assert!(buyer.json("/v1/iam/users").await[0]["access_keys"][0]["last_used_at"].is_string());
+
+        // Refusals.
+        let refused = |res: reqwest::Response, status: StatusCode| async move {
+            assert_eq!(res.status(), status);
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            res.json::<Value>().await.unwrap()
+        };
+        let stale = (Utc::now() - chrono::Duration::minutes(16)).format("%Y%m%dT%H%M%SZ").to_string();
+        refused(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &stale).await, StatusCode::UNAUTHORIZED).await;
+        refused(signed(&app.base, "GET", "/v1/orders", None, &ak, "wrong-secret", &now()).await, StatusCode::UNAUTHORIZED).await;
+        refused(signed(&app.base, "GET", "/v1/orders", None, "AKUNKNOWN00000000000", &sk, &now()).await, StatusCode::UNAUTHORIZED).await;
+        let p = refused(signed(&app.base, "POST", "/v1/seller/products", Some(json!({})), &ak, &sk, &now()).await, StatusCode::FORBIDDEN).await;
+        assert!(p["detail"].as_str().unwrap().contains("billing"), "{p}");
+        // The same signed request twice: the second is a replay.
+        let date = now();
+        assert_eq!(signed(&app.base, "GET", "/v1/balance", None, &ak, &sk, &date).await.status(), StatusCode::OK);
+        refused(signed(&app.base, "GET", "/v1/balance", None, &ak, &sk, &date).await, StatusCode::UNAUTHORIZED).await;
+        // A key cannot manage IAM; a disabled key signs nothing.
+        refused(signed(&app.base, "GET", "/v1/iam/users", None, &ak, &sk, &now()).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(buyer.post(&format!("/v1/iam/access-keys/{ak}/disable"), json!({})).await.status(), StatusCode::NO_CONTENT);
+        refused(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await, StatusCode::UNAUTHORIZED).await;
+
+        // Every refusal is in the audit, for operations.
+        let audit = op.json("/v1/operator/audit?limit=100").await;
+        let reasons: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+        assert!(reasons.len() >= 6, "{reasons:?}");
+        for needle in ["too long ago", "does not match", "unknown access key", "does not allow", "already accepted", "disabled"] {
+            assert!(reasons.iter().any(|r| r.contains(needle)), "{needle} missing from {reasons:?}");
+        }
+        assert_problem(buyer.get("/v1/operator/audit").await, StatusCode::FORBIDDEN, None).await;
+        // Two keys a user at most.
+        buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
+        buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CONFLICT).await;
+        assert_eq!(buyer.client.delete(format!("{}/v1/iam/access-keys/{ak}", app.base)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
+        app.cleanup().await;
+    }
+}

@@ -1,0 +1,315 @@
+//! IAM users and their access keys, the signatures already accepted, and the audit of refused
+//! signed requests.
+
+use crate::decode::{id, int, opt_text, opt_time, parsed, text, time};
+use crate::{ms, new_id, Error, Result, Store};
+use chrono::{DateTime, Utc};
+use souk_core::iam::{KeyState, NewUser, Policy, MAX_KEYS_PER_USER};
+use souk_core::ids::AccountId;
+use sqlx::any::AnyRow;
+
+/// An IAM user of an account.
+#[derive(Debug, Clone)]
+pub struct IamUser {
+    pub id: String,
+    pub account_id: AccountId,
+    pub name: String,
+    pub console_access: bool,
+    pub programmatic_access: bool,
+    pub policy: Policy,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An access key; the secret is sealed by the server.
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    pub access_key: String,
+    pub user_id: String,
+    pub account_id: AccountId,
+    pub secret_enc: String,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A refused signed request, as the audit keeps it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub access_key: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub method: String,
+    pub path: String,
+    pub reason: String,
+}
+
+fn user(row: &AnyRow) -> Result<IamUser> {
+    Ok(IamUser {
+        id: text(row, "id")?,
+        account_id: id(row, "account_id")?,
+        name: text(row, "name")?,
+        console_access: int(row, "console_access")? == 1,
+        programmatic_access: int(row, "programmatic_access")? == 1,
+        policy: parsed(row, "policy")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn key(row: &AnyRow) -> Result<AccessKey> {
+    Ok(AccessKey {
+        access_key: text(row, "access_key")?,
+        user_id: text(row, "user_id")?,
+        account_id: id(row, "account_id")?,
+        secret_enc: text(row, "secret_enc")?,
+        state: parsed(row, "state")?,
+        created_at: time(row, "created_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
+    })
+}
+
+const USER: &str = "id, account_id, name, console_access, programmatic_access, policy, created_at";
+const KEY: &str = "access_key, user_id, account_id, secret_enc, state, created_at, last_used_at";
+
+impl Store {
+    /// Creates an IAM user; a name the account already uses is a duplicate.
+    pub async fn create_iam_user(
+        &self,
+        account: &AccountId,
+        u: &NewUser,
+        now: DateTime<Utc>,
+    ) -> Result<IamUser> {
+        let id = new_id("usr", now);
+        sqlx::query(&format!(
+            "INSERT INTO iam_users ({USER}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&id)
+        .bind(account.as_str())
+        .bind(&u.name)
+        .bind(i64::from(u.console_access))
+        .bind(i64::from(u.programmatic_access))
+        .bind(u.policy.as_str())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        self.iam_user(&id).await
+    }
+
+    /// One IAM user.
+    pub async fn iam_user(&self, id: &str) -> Result<IamUser> {
+        sqlx::query(&format!("SELECT {USER} FROM iam_users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| user(&r))
+            .transpose()?
+            .ok_or(Error::NotFound("IAM user"))
+    }
+
+    /// An account's IAM user by name, if any.
+    pub async fn iam_user_named(&self, account: &AccountId, name: &str) -> Result<Option<IamUser>> {
+        sqlx::query(&format!(
+            "SELECT {USER} FROM iam_users WHERE account_id = $1 AND name = $2"
+        ))
+        .bind(account.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| user(&r))
+        .transpose()
+    }
+
+    /// An account's IAM users, oldest first.
+    pub async fn iam_users_of(&self, account: &AccountId) -> Result<Vec<IamUser>> {
+        sqlx::query(&format!(
+            "SELECT {USER} FROM iam_users WHERE account_id = $1 ORDER BY id"
+        ))
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(user)
+        .collect()
+    }
+
+    /// Adds an access key to a user, unless it already holds [`MAX_KEYS_PER_USER`]
+    /// ([`Error::Stale`] then: the count is checked in the same transaction).
+    pub async fn create_access_key(
+        &self,
+        user: &IamUser,
+        access_key: &str,
+        secret_enc: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessKey> {
+        let mut tx = self.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            // Two concurrent creations for one user take turns on the user's row.
+            sqlx::query("SELECT id FROM iam_users WHERE id = $1 FOR UPDATE")
+                .bind(&user.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_id = $1")
+            .bind(&user.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= MAX_KEYS_PER_USER {
+            return Err(Error::Stale);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO access_keys ({KEY}) VALUES ($1, $2, $3, $4, $5, $6, NULL)"
+        ))
+        .bind(access_key)
+        .bind(&user.id)
+        .bind(user.account_id.as_str())
+        .bind(secret_enc)
+        .bind(KeyState::Active.as_str())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.access_key(access_key)
+            .await?
+            .ok_or(Error::NotFound("access key"))
+    }
+
+    /// One access key with its user's policy, if it exists.
+    pub async fn access_key(&self, access_key: &str) -> Result<Option<AccessKey>> {
+        sqlx::query(&format!(
+            "SELECT {KEY} FROM access_keys WHERE access_key = $1"
+        ))
+        .bind(access_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| key(&r))
+        .transpose()
+    }
+
+    /// A user's access keys, oldest first.
+    pub async fn access_keys_of(&self, user_id: &str) -> Result<Vec<AccessKey>> {
+        sqlx::query(&format!(
+            "SELECT {KEY} FROM access_keys WHERE user_id = $1 ORDER BY created_at, access_key"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(key)
+        .collect()
+    }
+
+    /// Enables or disables a key of `account`.
+    pub async fn set_access_key_state(
+        &self,
+        account: &AccountId,
+        access_key: &str,
+        to: KeyState,
+    ) -> Result<()> {
+        crate::changed(
+            sqlx::query(
+                "UPDATE access_keys SET state = $1 WHERE access_key = $2 AND account_id = $3",
+            )
+            .bind(to.as_str())
+            .bind(access_key)
+            .bind(account.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+        )
+        .map_err(|_| Error::NotFound("access key"))
+    }
+
+    /// Deletes a key of `account`.
+    pub async fn delete_access_key(&self, account: &AccountId, access_key: &str) -> Result<()> {
+        crate::changed(
+            sqlx::query("DELETE FROM access_keys WHERE access_key = $1 AND account_id = $2")
+                .bind(access_key)
+                .bind(account.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+        .map_err(|_| Error::NotFound("access key"))
+    }
+
+    /// Records that a key signed a request at `now` (at most once a minute, so reads stay reads).
+    pub async fn touch_access_key(&self, access_key: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE access_keys SET last_used_at = $1 WHERE access_key = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(ms(now))
+            .bind(access_key)
+            .bind(ms(now) - 60_000)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers an accepted signature until `expires`; `false` when it was accepted before (a
+    /// replay). Forgets expired ones on the way.
+    pub async fn remember_signature(
+        &self,
+        access_key: &str,
+        signature: &str,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<bool> {
+        sqlx::query("DELETE FROM signed_requests WHERE expires_at < $1")
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO signed_requests (access_key, signature, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(access_key)
+        .bind(signature)
+        .bind(ms(expires))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Writes a refused signed request to the audit.
+    pub async fn audit_refusal(&self, r: &Refusal) -> Result<()> {
+        sqlx::query("INSERT INTO auth_audit (id, at, access_key, account_id, method, path, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&r.id)
+            .bind(ms(r.at))
+            .bind(&r.access_key)
+            .bind(r.account_id.as_ref().map(AccountId::as_str))
+            .bind(&r.method)
+            .bind(&r.path)
+            .bind(&r.reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The audit of refused signed requests, newest first, after the id `before`.
+    pub async fn audit_refusals(&self, before: Option<&str>, limit: i64) -> Result<Vec<Refusal>> {
+        sqlx::query(
+            "SELECT id, at, access_key, account_id, method, path, reason FROM auth_audit \
+                     WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Refusal {
+                id: text(row, "id")?,
+                at: time(row, "at")?,
+                access_key: opt_text(row, "access_key")?,
+                account_id: opt_text(row, "account_id")?.map(AccountId::from),
+                method: text(row, "method")?,
+                path: text(row, "path")?,
+                reason: text(row, "reason")?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// A new id for an audit entry.
+pub fn refusal_id(now: DateTime<Utc>) -> String {
+    new_id("aud", now)
+}
