@@ -115,3 +115,61 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+/// The CSRF token of the form on the page at `path` (the page also sets its cookie).
+async fn csrf_of(user: &User, path: &str) -> String {
+    let html = user.get(path).await.text().await.unwrap();
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+on_both_databases! {
+    async fn the_access_keys_page_makes_users_and_keys(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let page = buyer.get("/access-keys").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("No users yet"));
+
+        // A user without a policy is refused with a readable message, and nothing is added.
+        let csrf = csrf_of(&buyer, "/access-keys").await;
+        let form = |name: &str, policy: &str| vec![("csrf", csrf.clone()), ("name", name.to_owned()), ("policy", policy.to_owned())];
+        let res = buyer.client.post(format!("{}/access-keys/users", app.base)).form(&form("report-bot", "")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.unwrap().contains("must be full_access, read_only, billing or seller_operations"));
+        assert_eq!(buyer.json("/v1/iam/users").await, json!([]));
+
+        let res = buyer.client.post(format!("{}/access-keys/users", app.base)).form(&form("report-bot", "read_only")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("The user was added") && html.contains("report-bot"), "{html}");
+        let uid = buyer.json("/v1/iam/users").await[0]["id"].as_str().unwrap().to_owned();
+
+        // Making a key shows its secret on that page only.
+        let res = buyer.client.post(format!("{}/access-keys/users/{uid}/keys", app.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        let html = res.text().await.unwrap();
+        let grab = |id: &str| {
+            let at = html.find(&format!("id=\"{id}\">")).unwrap() + id.len() + 6;
+            html[at..at + html[at..].find('<').unwrap()].to_owned()
+        };
+        let (ak, sk) = (grab("ak"), grab("sk"));
+        assert_eq!((ak.len(), sk.len()), (20, 40));
+        let again = buyer.get("/access-keys").await.text().await.unwrap();
+        assert!(again.contains(&ak) && !again.contains(&sk));
+
+        // The key works under its policy; disabled from the page, it signs nothing.
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
+        assert_eq!(signed(&app.base, "POST", "/v1/orders", Some(json!({})), &ak, &sk, &now()).await.status(), StatusCode::FORBIDDEN);
+        let res = buyer.client.post(format!("{}/access-keys/{ak}/disable", app.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert!(res.text().await.unwrap().contains("The key is disabled"));
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED);
+        let res = buyer.client.post(format!("{}/access-keys/{ak}/delete", app.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        let html = res.text().await.unwrap();
+        assert!(html.contains("The key was deleted") && !html.contains(&ak));
+        app.cleanup().await;
+    }
+}

@@ -314,6 +314,17 @@ on_both_databases! {
         b.shoot("orders", save).await;
         assert!(app.state.store.ledger_mismatches().await.unwrap().is_empty());
 
+        // A key for the buyer's billing script: its secret is on the page that makes it.
+        b.go("/access-keys").await;
+        b.fill("name", "billing-bot").await;
+        b.select("policy", "billing").await;
+        b.click("main form.stack button[type=submit]").await;
+        assert!(b.text().await.contains("The user was added"), "{}", b.text().await);
+        b.click("main .card form button[type=submit]").await;
+        let secret = buyer_browser.find(Locator::Id("sk")).await.unwrap().text().await.unwrap();
+        assert_eq!(secret.len(), 40);
+        b.shoot("access-keys", save).await;
+
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();
         app.cleanup().await;

@@ -7,6 +7,7 @@
 //! time); output is escaped by the templates; writes answer with a redirect to the next page
 //! (post/redirect/get) and a notice it shows.
 
+pub mod access_keys;
 pub mod accounts;
 pub mod catalog;
 pub mod instances;
@@ -45,6 +46,7 @@ pub fn router() -> Router<SharedState> {
     Router::new()
         .merge(catalog::routes())
         .merge(accounts::routes())
+        .merge(access_keys::routes())
         .merge(orders::routes())
         .merge(instances::routes())
         .merge(ledger::routes())
@@ -194,6 +196,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "decided" => "Decision recorded.",
         "topped-up" => "Top-up recorded.",
         "replayed" => "The job was put back in the queue.",
+        "user-created" => "The user was added. Make its key next.",
+        "key-enabled" => "The key is active again.",
+        "key-disabled" => "The key is disabled: requests signed with it are refused.",
+        "key-deleted" => "The key was deleted.",
         _ => return None,
     })
 }
