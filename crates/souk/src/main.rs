@@ -1,6 +1,7 @@
 //! The souk command line: thin wrappers over the library crates.
 
 mod config;
+mod sign;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -36,6 +37,22 @@ enum Command {
     /// Operator tasks
     #[command(subcommand)]
     Admin(Admin),
+    /// Print a curl command for a request signed with an access key (SDK-HMAC-SHA256), dated now
+    Sign {
+        /// GET, POST, PUT, DELETE …
+        method: String,
+        /// The whole URL, with its query string
+        url: String,
+        /// A JSON body (sent as application/json)
+        #[arg(long)]
+        data: Option<String>,
+        /// The access key
+        #[arg(long, env = "SOUK_ACCESS_KEY")]
+        ak: String,
+        /// The secret key; read from SOUK_SECRET_ACCESS_KEY when not given
+        #[arg(long, env = "SOUK_SECRET_ACCESS_KEY", hide_env_values = true)]
+        sk: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +192,18 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
             }
             let state = AppState::new(open(&cli.common, &file).await?, settings);
             demo(&state, &seller_endpoint).await
+        }
+        Command::Sign {
+            method,
+            url,
+            data,
+            ak,
+            sk,
+        } => {
+            let cmd =
+                sign::curl_command(&method, &url, data.as_deref(), &ak, &sk, chrono::Utc::now())?;
+            println!("{cmd}");
+            Ok(())
         }
         Command::Admin(admin) => {
             let state = AppState::new(
