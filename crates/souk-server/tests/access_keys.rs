@@ -173,3 +173,73 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+/// A key for `user` (signed in) under an IAM user with `policy`: (access key, secret key).
+async fn key_with(user: &User, name: &str, policy: &str) -> (String, String) {
+    let u = user
+        .expect_post(
+            "/v1/iam/users",
+            json!({"name": name, "programmatic_access": true, "policy": policy}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let k = user
+        .expect_post(
+            &format!("/v1/iam/users/{}/access-keys", u["id"].as_str().unwrap()),
+            json!({}),
+            StatusCode::CREATED,
+        )
+        .await;
+    (
+        k["access_key"].as_str().unwrap().to_owned(),
+        k["secret_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+on_both_databases! {
+    async fn a_seller_queries_its_order_with_a_signed_call_at_koogallerys_path(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (seller, product, plan) = app.listed_product_of_new_merchant(&op, "https://acme.example/souk").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "500.00").await;
+        let order: Value = buyer.order(&plan, 2, None).await.json().await.unwrap();
+        let order_id = order["id"].as_str().unwrap();
+        let (ak, sk) = key_with(&seller, "provisioner", "seller_operations").await;
+
+        let path = format!("/api/mkp-openapi-public/global/v1/order/query?orderId={order_id}&orderLineId={order_id}-000001");
+        let res = signed(&app.base, "GET", &path, None, &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["resultCode"], "MKT.0000");
+        let info = &body["orderInfo"];
+        assert_eq!(info["orderId"], order_id);
+        assert_eq!(info["orderType"], "NEW");
+        assert_eq!(info["customerId"], buyer.id.as_str());
+        assert_eq!(info["orderAmount"], "198.00");
+        let line = &info["orderLineList"][0];
+        assert_eq!(line["orderLineId"], format!("{order_id}-000001"));
+        assert_eq!((line["periodType"].as_str(), line["periodNumber"].as_u64()), (Some("month"), Some(2)));
+        assert_eq!(line["productInfo"][0]["productId"], product.as_str());
+        assert_eq!(line["productInfo"][0]["skuCode"], plan.as_str());
+        assert_eq!(line["expireTime"].as_str().unwrap().len(), 14);
+
+        // The same through souk's own API, with the merchant's session.
+        let own = seller.json(&format!("/v1/seller/orders/{order_id}")).await;
+        assert_eq!((own["id"].as_str(), own["buyer_name"].as_str(), own["plan_name"].as_str()), (Some(order_id), Some("buyer"), Some("Team")));
+
+        // A missing order id, a line the order does not have, another merchant's order: refused.
+        let p = signed(&app.base, "GET", "/api/mkp-openapi-public/global/v1/order/query", None, &ak, &sk, &now()).await;
+        assert_problem(p, StatusCode::UNPROCESSABLE_ENTITY, Some("orderId")).await;
+        let wrong_line = format!("/api/mkp-openapi-public/global/v1/order/query?orderId={order_id}&orderLineId=x");
+        assert_problem(signed(&app.base, "GET", &wrong_line, None, &ak, &sk, &now()).await, StatusCode::NOT_FOUND, None).await;
+        let other = app.merchant(&op, "other@seller.test").await;
+        let (oak, osk) = key_with(&other, "nosy", "seller_operations").await;
+        assert_problem(signed(&app.base, "GET", &path, None, &oak, &osk, &now()).await, StatusCode::NOT_FOUND, None).await;
+        assert_problem(other.get(&format!("/v1/seller/orders/{order_id}")).await, StatusCode::NOT_FOUND, None).await;
+        // A buyer's billing key is not a seller's.
+        let (bak, bsk) = key_with(&buyer, "billing-bot", "billing").await;
+        assert_problem(signed(&app.base, "GET", &path, None, &bak, &bsk, &now()).await, StatusCode::FORBIDDEN, None).await;
+        app.cleanup().await;
+    }
+}

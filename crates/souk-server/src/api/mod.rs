@@ -9,6 +9,7 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod order_query;
 pub mod orders;
 pub mod products;
 pub mod reviews;
@@ -78,6 +79,7 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::get))
         .routes(routes!(instances::renew))
         .routes(routes!(sales::orders))
+        .routes(routes!(sales::order))
         .routes(routes!(sales::instances))
         .routes(routes!(sales::rotate_key))
         .routes(routes!(iam::create_user, iam::users))
@@ -96,6 +98,7 @@ pub fn router(state: SharedState) -> Router {
     let openapi = Arc::new(openapi);
     let mut app = api
         .route("/metrics", axum::routing::get(system::metrics))
+        .route(order_query::PATH, axum::routing::get(order_query::query))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || system::openapi(openapi.clone())),

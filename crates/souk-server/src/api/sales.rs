@@ -5,7 +5,7 @@ use super::jobs::JobView;
 use super::orders::OrderView;
 use super::products::SellerProductView;
 use super::PageParams;
-use crate::app::sales::{self, Sale};
+use crate::app::sales::{self, Sale, SoldOrder};
 use crate::app::{products, Caller};
 use crate::error::{AppResult, Problem};
 use crate::extract::Path;
@@ -115,4 +115,53 @@ pub async fn rotate_key(
 ) -> AppResult<Json<SellerProductView>> {
     let sp = products::rotate_key(&state, &caller, &product_id.into()).await?;
     Ok(Json(super::products::view(sp, true)))
+}
+
+/// One order of the merchant's products, with what provisioning needs.
+#[derive(Serialize, ToSchema)]
+pub struct SoldOrderView {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// The order's single line, as in the seller calls (`{order id}-000001`).
+    pub order_line_id: String,
+    pub buyer_id: String,
+    pub buyer_name: String,
+    pub product_name: String,
+    pub plan_name: String,
+    /// When the instance expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<SoldOrder> for SoldOrderView {
+    fn from(s: SoldOrder) -> Self {
+        SoldOrderView {
+            order_line_id: s.order_line_id,
+            buyer_id: s.order.buyer_id.to_string(),
+            buyer_name: s.buyer_name,
+            product_name: s.product_name,
+            plan_name: s.plan_name,
+            expires_at: s.expires_at,
+            order: crate::app::orders::OrderDetails {
+                order: s.order,
+                timeline: vec![],
+            }
+            .into(),
+        }
+    }
+}
+
+/// One order of the merchant's products: the buyer, the product and plan, the period and the
+/// instance's expiry; what a seller queries after `newInstance` (approved merchants).
+#[utoipa::path(operation_id = "seller_order", get, path = "/v1/seller/orders/{order_id}", tag = "seller", params(("order_id" = String, Path)),
+    responses((status = 200, body = SoldOrderView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn order(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+) -> AppResult<Json<SoldOrderView>> {
+    Ok(Json(
+        sales::sold_order(&state, &caller, &order_id, None)
+            .await?
+            .into(),
+    ))
 }

@@ -162,11 +162,10 @@ async fn fail_provisioning(
 
 /// What the call is, for a seller job on `instance`; `None` when there is nothing to call.
 fn activity(kind: SellerJob, instance: &Instance, payload: &SellerPayload) -> Option<Activity> {
-    let line = |order: &str| format!("{order}-000001");
     if kind == SellerJob::NewInstance {
         return (instance.state == InstanceState::Provisioning).then(|| Activity::NewInstance {
             order_id: instance.order_id.to_string(),
-            order_line_id: line(instance.order_id.as_str()),
+            order_line_id: crate::app::sales::order_line_id(&instance.order_id),
             business_id: instance.business_id.clone(),
         });
     }
@@ -187,12 +186,12 @@ fn activity(kind: SellerJob, instance: &Instance, payload: &SellerPayload) -> Op
         SellerJob::Release => Activity::ReleaseInstance {
             instance_id: seller_id,
             order_id: instance.order_id.to_string(),
-            order_line_id: line(instance.order_id.as_str()),
+            order_line_id: crate::app::sales::order_line_id(&instance.order_id),
         },
         SellerJob::Refresh | SellerJob::NewInstance => Activity::RefreshInstance {
             instance_id: seller_id,
             order_id: payload.order_id.to_string(),
-            order_line_id: line(payload.order_id.as_str()),
+            order_line_id: crate::app::sales::order_line_id(&payload.order_id),
             product_id: instance.product_id.to_string(),
             expire_time: instance.expires_at.format("%Y%m%d%H%M%S").to_string(),
             scene: RefreshScene::Renewal,
