@@ -197,7 +197,7 @@ async fn key_with(user: &User, name: &str, policy: &str) -> (String, String) {
 }
 
 on_both_databases! {
-    async fn a_seller_queries_its_order_with_a_signed_call_at_koogallerys_path(backend) {
+    async fn a_seller_queries_its_order_and_updates_access_data_with_signed_calls(backend) {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let (seller, product, plan) = app.listed_product_of_new_merchant(&op, "https://acme.example/souk").await;
@@ -240,6 +240,27 @@ on_both_databases! {
         // A buyer's billing key is not a seller's.
         let (bak, bsk) = key_with(&buyer, "billing-bot", "billing").await;
         assert_problem(signed(&app.base, "GET", &path, None, &bak, &bsk, &now()).await, StatusCode::FORBIDDEN, None).await;
+
+        // The seller updates the instance's access data; the buyer sees it, and the timeline says so.
+        let instance = order["instance_id"].as_str().unwrap();
+        let access = format!("/v1/seller/instances/{instance}/access");
+        let res = signed(&app.base, "PUT", &access, Some(json!({"front_end_url": "https://notes.acme.example/t/1", "password": "n3w pass"})), &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{}", res.text().await.unwrap());
+        let seen = buyer.json(&format!("/v1/instances/{instance}")).await;
+        assert_eq!(seen["access"]["front_end_url"], "https://notes.acme.example/t/1");
+        assert_eq!(seen["access"]["password"], "n3w pass");
+        assert!(seen["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "seller.access_updated"), "{seen}");
+        // Only a user name now: the rest stays.
+        let res = signed(&app.base, "PUT", &access, Some(json!({"user_name": "admin"})), &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        let seen = buyer.json(&format!("/v1/instances/{instance}")).await;
+        assert_eq!((seen["access"]["user_name"].as_str(), seen["access"]["password"].as_str()), (Some("admin"), Some("n3w pass")));
+        // Bad addresses, nothing at all, another merchant: refused, nothing changed.
+        let bad = signed(&app.base, "PUT", &access, Some(json!({"front_end_url": "javascript:alert(1)"})), &ak, &sk, &now()).await;
+        assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, Some("front_end_url")).await;
+        assert_problem(signed(&app.base, "PUT", &access, Some(json!({})), &ak, &sk, &now()).await, StatusCode::UNPROCESSABLE_ENTITY, None).await;
+        assert_problem(signed(&app.base, "PUT", &access, Some(json!({"password": "x"})), &oak, &osk, &now()).await, StatusCode::NOT_FOUND, None).await;
+        assert_eq!(buyer.json(&format!("/v1/instances/{instance}")).await["access"]["password"], "n3w pass");
         app.cleanup().await;
     }
 }

@@ -320,19 +320,26 @@ impl Store {
         Ok(())
     }
 
-    /// Updates the stored access data of an instance (a later `queryInstance` answer).
+    /// Updates the stored access data of an instance (a later `queryInstance` answer, or the
+    /// seller's own update), with the event that says so when there is one.
     pub async fn set_access(
         &self,
         id: &InstanceId,
         access_enc: &str,
+        event: Option<NewEvent<'_>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3")
             .bind(access_enc)
             .bind(ms(now))
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some(event) = event {
+            events::record(&mut tx, event, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -80,6 +80,7 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::renew))
         .routes(routes!(sales::orders))
         .routes(routes!(sales::order))
+        .routes(routes!(sales::update_access))
         .routes(routes!(sales::instances))
         .routes(routes!(sales::rotate_key))
         .routes(routes!(iam::create_user, iam::users))

@@ -5,7 +5,7 @@ use super::jobs::JobView;
 use super::orders::OrderView;
 use super::products::SellerProductView;
 use super::PageParams;
-use crate::app::sales::{self, Sale, SoldOrder};
+use crate::app::sales::{self, AccessInput, Sale, SoldOrder};
 use crate::app::{products, Caller};
 use crate::error::{AppResult, Problem};
 use crate::extract::Path;
@@ -164,4 +164,19 @@ pub async fn order(
             .await?
             .into(),
     ))
+}
+
+/// Replaces parts of an instance's access data (an address moved, the first user's password was
+/// reset); the buyer sees the new values at once (approved merchants, their own instances).
+#[utoipa::path(operation_id = "seller_update_access", put, path = "/v1/seller/instances/{instance_id}/access", tag = "seller", params(("instance_id" = String, Path)),
+    request_body = AccessInput,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_access(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    crate::extract::Body(input): crate::extract::Body<AccessInput>,
+) -> AppResult<axum::http::StatusCode> {
+    sales::update_access(&state, &caller, &instance_id, input).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

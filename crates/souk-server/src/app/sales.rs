@@ -115,3 +115,102 @@ pub async fn sold_order(
         order,
     })
 }
+
+/// Access data a seller gives for one of its instances; what is left out stays as it was.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct AccessInput {
+    /// Where users sign in (http or https).
+    pub front_end_url: Option<String>,
+    /// Where the buyer administers the instance (http or https).
+    pub admin_url: Option<String>,
+    /// The first user's name.
+    #[schema(max_length = 128)]
+    pub user_name: Option<String>,
+    /// The first user's password, in clear: souk seals it at rest and shows it only to the buyer.
+    #[schema(max_length = 256)]
+    pub password: Option<String>,
+}
+
+/// Replaces parts of an instance's access data at the seller's request (the seller changed an
+/// address or reset the first user's password); on the instance's timeline. Not for an instance
+/// that failed or was released.
+pub async fn update_access(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    input: AccessInput,
+) -> AppResult<()> {
+    use crate::error::AppError;
+    use souk_core::lifecycle::InstanceState;
+    let merchant = merchants::approved(state, caller).await?;
+    let instance = match state.store.instance(&instance_id.into()).await {
+        Ok(i) if i.merchant_id == merchant.id => i,
+        Ok(_) | Err(souk_store::Error::NotFound(_)) => {
+            return Err(AppError::NotFound("instance".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let url = |field: &str, v: &Option<String>| -> AppResult<Option<String>> {
+        v.as_deref()
+            .map(|v| souk_core::validate::url(field, v, false, true))
+            .transpose()
+            .map_err(Into::into)
+    };
+    let front_end_url = url("front_end_url", &input.front_end_url)?;
+    let admin_url = url("admin_url", &input.admin_url)?;
+    let user_name = input
+        .user_name
+        .as_deref()
+        .map(|v| souk_core::validate::text("user_name", v, 128))
+        .transpose()?;
+    let password = match input.password {
+        Some(p) if p.is_empty() || p.chars().count() > 256 || p.chars().any(char::is_control) => {
+            return Err(AppError::invalid(
+                "password",
+                "must be 1 to 256 characters without control characters",
+            ))
+        }
+        other => other,
+    };
+    if front_end_url.is_none() && admin_url.is_none() && user_name.is_none() && password.is_none() {
+        return Err(AppError::invalid(
+            "front_end_url",
+            "give at least one field",
+        ));
+    }
+    if matches!(
+        instance.state,
+        InstanceState::Failed | InstanceState::Released
+    ) {
+        return Err(AppError::Refused(souk_core::Refused {
+            state: instance.state.as_str().into(),
+            event: "update the access data".into(),
+        }));
+    }
+    let aad = crate::crypto::instance_access_aad(instance.id.as_str());
+    let mut info: souk_protocol::AppInfo = match &instance.access_enc {
+        Some(enc) => serde_json::from_str(&state.secrets.open(&aad, enc)?)
+            .map_err(|e| AppError::Internal(e.to_string()))?,
+        None => Default::default(),
+    };
+    info.front_end_url = front_end_url.or(info.front_end_url);
+    info.admin_url = admin_url.or(info.admin_url);
+    info.user_name = user_name.or(info.user_name);
+    info.password = password.or(info.password);
+    let sealed = state.secrets.seal(
+        &aad,
+        &serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    let event = souk_store::events::NewEvent {
+        order_id: None,
+        instance_id: Some(&instance.id),
+        kind: "seller.access_updated",
+        detail: "the seller updated the access data".into(),
+        actor: Some(caller.id()),
+    };
+    state
+        .store
+        .set_access(&instance.id, &sealed, Some(event), state.now())
+        .await?;
+    Ok(())
+}
