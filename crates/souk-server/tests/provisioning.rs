@@ -219,3 +219,42 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn a_seller_sends_test_calls_to_its_endpoint(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
+        let (seller, product, _) = product_with(&app, &op, &endpoint, "80.00").await;
+        let call: Value = seller.post(&format!("/v1/seller/products/{product}/test-call"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(call["passed"], true, "{call}");
+        assert_eq!(call["activity"], "newInstance");
+        assert!(call["result"].as_str().unwrap().starts_with("000000"), "{call}");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        // Nothing was bought.
+        assert_eq!(seller.json("/v1/seller/orders").await["items"], serde_json::json!([]));
+
+        // From the seller centre's product page.
+        let html = seller.get(&format!("/seller/products/{product}")).await.text().await.unwrap();
+        let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &html[at..at + html[at..].find('"').unwrap()];
+        let page = seller.client.post(format!("{}/seller/products/{product}/test-call", app.base)).form(&[("csrf", csrf)]).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Test call passed"), "{page}");
+
+        // An endpoint that refuses, and one that is not there: failed, with the reason.
+        let (refusing, _) = stub_seller("000001", 0, KEY).await;
+        let other = app.merchant(&op, "other@seller.test").await;
+        let (p2, _) = listed_by(&app, &op, &other, &refusing, "10.00").await;
+        let call: Value = other.post(&format!("/v1/seller/products/{p2}/test-call"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(call["passed"], false);
+        assert!(call["result"].as_str().unwrap().starts_with("000001"), "{call}");
+        let third = app.merchant(&op, "third@seller.test").await;
+        let (p3, _) = listed_by(&app, &op, &third, "http://127.0.0.1:9/souk", "10.00").await;
+        let call: Value = third.post(&format!("/v1/seller/products/{p3}/test-call"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(call["passed"], false);
+        assert!(!call["result"].as_str().unwrap().is_empty());
+        // Another merchant's product is not found.
+        assert_problem(third.post(&format!("/v1/seller/products/{product}/test-call"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;
+        app.cleanup().await;
+    }
+}

@@ -180,3 +180,36 @@ pub async fn update_access(
     sales::update_access(&state, &caller, &instance_id, input).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
+
+/// What a test call to the product's endpoint found.
+#[derive(Serialize, ToSchema)]
+pub struct TestCallView {
+    /// The endpoint called (the latest revision's).
+    pub endpoint: String,
+    /// The activity sent, with `testFlag` `"1"`.
+    pub activity: String,
+    /// The seller answered `000000` with an instance id.
+    pub passed: bool,
+    /// The seller's result code and message, or why the call failed.
+    pub result: String,
+    pub latency_ms: u64,
+}
+
+/// Sends a test `newInstance` (`testFlag` `"1"`, a made-up order) to the product's endpoint and
+/// reports the answer, so a seller can debug its endpoint; nothing is bought (approved merchants).
+#[utoipa::path(operation_id = "seller_test_call", post, path = "/v1/seller/products/{product_id}/test-call", tag = "seller", params(("product_id" = String, Path)),
+    responses((status = 200, body = TestCallView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn test_call(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> AppResult<Json<TestCallView>> {
+    let c = products::test_call(&state, &caller, &product_id.into()).await?;
+    Ok(Json(TestCallView {
+        endpoint: c.endpoint,
+        activity: c.activity.to_owned(),
+        passed: c.passed,
+        result: c.result,
+        latency_ms: c.latency_ms,
+    }))
+}

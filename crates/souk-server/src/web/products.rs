@@ -37,6 +37,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/seller/products/{id}/submit", post(submit))
         .route("/seller/products/{id}/delist", post(delist))
         .route("/seller/products/{id}/signing-key", post(rotate_key))
+        .route("/seller/products/{id}/test-call", post(test_call))
 }
 
 /// How many plan rows the product form offers.
@@ -238,6 +239,7 @@ struct ProductPage {
     endpoint: Option<String>,
     /// Shown right after the key was made, and never again.
     key: Option<String>,
+    test: Option<products::TestCall>,
     can_edit: bool,
     can_submit: bool,
     can_delist: bool,
@@ -254,7 +256,12 @@ pub struct RevisionRow {
     pub reasons: Vec<String>,
 }
 
-fn product_view(signed: &Signed, sp: &SellerProduct, show_key: bool) -> Response {
+fn product_view(
+    signed: &Signed,
+    sp: &SellerProduct,
+    show_key: bool,
+    test: Option<products::TestCall>,
+) -> Response {
     let page = &signed.page;
     let current = sp.revisions.first();
     let p = &sp.product;
@@ -266,6 +273,7 @@ fn product_view(signed: &Signed, sp: &SellerProduct, show_key: bool) -> Response
         row: product_row(sp),
         endpoint: p.endpoint_url.clone(),
         key: show_key.then(|| sp.signing_key.clone()),
+        test,
         can_edit: current.is_none_or(|r| {
             r.state.edit().is_ok() || r.state == souk_core::review::RevisionState::Approved
         }),
@@ -301,7 +309,7 @@ async fn create(
     let key = Some(form.get("signing_key").trim().to_owned()).filter(|k| !k.is_empty());
     match products::create(&state, &signed.caller, form.content(), key).await {
         // The key is shown on this answer only: no redirect, so it is never in a URL or history.
-        Ok(sp) => product_view(&signed, &sp, true),
+        Ok(sp) => product_view(&signed, &sp, true, None),
         Err(e) => product_form(
             &signed,
             "New product",
@@ -319,7 +327,7 @@ async fn product_page(
     Path(id): Path<String>,
 ) -> Response {
     match products::get(&state, &signed.caller, &id.into()).await {
-        Ok(sp) => product_view(&signed, &sp, false),
+        Ok(sp) => product_view(&signed, &sp, false, None),
         Err(e) => error_page(&signed.page, e),
     }
 }
@@ -406,7 +414,24 @@ async fn rotate_key(
     Posted(_): Posted<Nothing>,
 ) -> Response {
     match products::rotate_key(&state, &signed.caller, &id.into()).await {
-        Ok(sp) => product_view(&signed, &sp, true),
+        Ok(sp) => product_view(&signed, &sp, true, None),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+async fn test_call(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(_): Posted<Nothing>,
+) -> Response {
+    let id: souk_core::ids::ProductId = id.into();
+    let call = match products::test_call(&state, &signed.caller, &id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&signed.page, e),
+    };
+    match products::get(&state, &signed.caller, &id).await {
+        Ok(sp) => product_view(&signed, &sp, false, Some(call)),
         Err(e) => error_page(&signed.page, e),
     }
 }

@@ -246,7 +246,7 @@ async fn run(
     let refused = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await;
     let answer = match &refused {
         Some(reason) => Err(reason.clone()),
-        None => call(state, &endpoint, &key, &activity).await,
+        None => call(state, &endpoint, &key, &activity, false).await,
     };
     let code = answer
         .as_ref()
@@ -405,15 +405,16 @@ async fn run(
     }
 }
 
-/// Signs and posts one call. The signature's timestamp is real time, not the injected clock: it
+/// Signs and posts one call (`test`: with `testFlag` `"1"`). The signature's timestamp is real time, not the injected clock: it
 /// proves freshness to the seller, whose clock is real.
 pub async fn call(
     state: &AppState,
     endpoint: &str,
     key: &str,
     activity: &Activity,
+    test: bool,
 ) -> Result<SellerAnswer, String> {
-    let body = activity.body(false);
+    let body = activity.body(test);
     let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
     let res = state
         .http
