@@ -11,6 +11,8 @@
 //! # }
 //! ```
 
+pub mod client;
+
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::post;

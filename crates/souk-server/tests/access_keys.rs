@@ -255,6 +255,17 @@ on_both_databases! {
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         let seen = buyer.json(&format!("/v1/instances/{instance}")).await;
         assert_eq!((seen["access"]["user_name"].as_str(), seen["access"]["password"].as_str()), (Some("admin"), Some("n3w pass")));
+        // The seller kit's client makes the same calls.
+        let kit = souk_seller::client::Marketplace::new(&app.base, &ak, &sk);
+        assert_eq!(kit.query_order(order_id, None).await.unwrap()["orderId"], order_id);
+        let update = souk_seller::client::AccessUpdate { admin_url: Some("https://admin.acme.example/".into()), ..Default::default() };
+        kit.update_access(instance, &update).await.unwrap();
+        assert_eq!(buyer.json(&format!("/v1/instances/{instance}")).await["access"]["admin_url"], "https://admin.acme.example/");
+        let wrong = souk_seller::client::Marketplace::new(&app.base, &ak, "not-the-secret");
+        match wrong.query_order(order_id, None).await {
+            Err(souk_seller::client::Error::Refused { status, .. }) => assert_eq!(status, 401),
+            other => panic!("a wrong secret must be refused: {other:?}"),
+        }
         // Bad addresses, nothing at all, another merchant: refused, nothing changed.
         let bad = signed(&app.base, "PUT", &access, Some(json!({"front_end_url": "javascript:alert(1)"})), &ak, &sk, &now()).await;
         assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, Some("front_end_url")).await;
