@@ -42,6 +42,12 @@ on_both_databases! {
             .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()["location"], "/?notice=logged-in");
+
+        // Someone who is not a merchant is told so before filling in a product form.
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let form = buyer.get("/seller/products/new").await;
+        assert_eq!(form.status(), StatusCode::FORBIDDEN);
+        assert!(form.text().await.unwrap().contains("apply to become a merchant first"));
         app.cleanup().await;
     }
 }

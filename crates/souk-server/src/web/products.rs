@@ -218,7 +218,11 @@ fn product_form(
     )
 }
 
-async fn new_form(signed: Signed) -> Response {
+async fn new_form(State(state): State<SharedState>, signed: Signed) -> Response {
+    // Only an approved merchant can save a product: say so now, not after the form is filled in.
+    if let Err(e) = crate::app::merchants::approved(&state, &signed.caller).await {
+        return error_page(&signed.page, e);
+    }
     let mut values = HashMap::new();
     values.insert("plans[0].currency".to_owned(), "CNY".to_owned());
     product_form(
