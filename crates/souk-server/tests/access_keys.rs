@@ -266,6 +266,15 @@ on_both_databases! {
             Err(souk_seller::client::Error::Refused { status, .. }) => assert_eq!(status, 401),
             other => panic!("a wrong secret must be refused: {other:?}"),
         }
+        // Two updates of different fields at once: neither is lost.
+        for round in 0..10 {
+            let admin = format!("https://admin.acme.example/{round}");
+            let user = format!("user-{round}");
+            let (a, b) = tokio::join!(seller.put(&access, json!({"admin_url": admin})), seller.put(&access, json!({"user_name": user})));
+            assert_eq!((a.status(), b.status()), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+            let seen = buyer.json(&format!("/v1/instances/{instance}")).await;
+            assert_eq!((seen["access"]["admin_url"].as_str(), seen["access"]["user_name"].as_str()), (Some(admin.as_str()), Some(user.as_str())));
+        }
         // Bad addresses, nothing at all, another merchant: refused, nothing changed.
         let bad = signed(&app.base, "PUT", &access, Some(json!({"front_end_url": "javascript:alert(1)"})), &ak, &sk, &now()).await;
         assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, Some("front_end_url")).await;

@@ -320,26 +320,52 @@ impl Store {
         Ok(())
     }
 
-    /// Updates the stored access data of an instance (a later `queryInstance` answer, or the
-    /// seller's own update), with the event that says so when there is one.
+    /// Replaces the access data only if it is still `expected` and the instance has neither failed
+    /// nor been released, recording `event`; false when either changed meanwhile (the caller reads
+    /// again and retries), so two concurrent partial updates cannot drop one another's fields.
+    pub async fn replace_access(
+        &self,
+        id: &InstanceId,
+        expected: Option<&str>,
+        access_enc: &str,
+        event: NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3 \
+             AND (access_enc = $4 OR (access_enc IS NULL AND $4 IS NULL)) AND state <> $5 AND state <> $6",
+        )
+        .bind(access_enc)
+        .bind(ms(now))
+        .bind(id.as_str())
+        .bind(expected)
+        .bind(InstanceState::Failed.as_str())
+        .bind(InstanceState::Released.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            events::record(&mut tx, event, now).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// Updates the stored access data of an instance (a later `queryInstance` answer).
     pub async fn set_access(
         &self,
         id: &InstanceId,
         access_enc: &str,
-        event: Option<NewEvent<'_>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE instances SET access_enc = $1, updated_at = $2 WHERE id = $3")
             .bind(access_enc)
             .bind(ms(now))
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        if let Some(event) = event {
-            events::record(&mut tx, event, now).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 }

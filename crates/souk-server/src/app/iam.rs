@@ -17,7 +17,8 @@ pub struct UserInput {
     /// Letters, digits, `-`, `_` and `.`; unique in the account.
     #[schema(min_length = 1, max_length = 64)]
     pub name: String,
-    /// May log in to the web console.
+    /// Recorded for console sign-in by IAM users, which souk does not offer yet: only the
+    /// account's own people log in to the web console today.
     #[serde(default)]
     pub console_access: bool,
     /// May hold access keys and sign API calls.

@@ -143,13 +143,6 @@ pub async fn update_access(
     use crate::error::AppError;
     use souk_core::lifecycle::InstanceState;
     let merchant = merchants::approved(state, caller).await?;
-    let instance = match state.store.instance(&instance_id.into()).await {
-        Ok(i) if i.merchant_id == merchant.id => i,
-        Ok(_) | Err(souk_store::Error::NotFound(_)) => {
-            return Err(AppError::NotFound("instance".into()))
-        }
-        Err(e) => return Err(e.into()),
-    };
     let url = |field: &str, v: &Option<String>| -> AppResult<Option<String>> {
         v.as_deref()
             .map(|v| souk_core::validate::url(field, v, false, true))
@@ -178,39 +171,59 @@ pub async fn update_access(
             "give at least one field",
         ));
     }
-    if matches!(
-        instance.state,
-        InstanceState::Failed | InstanceState::Released
-    ) {
-        return Err(AppError::Refused(souk_core::Refused {
-            state: instance.state.as_str().into(),
-            event: "update the access data".into(),
-        }));
+    // Read, merge, and write only over what was read: a concurrent update makes the write miss,
+    // and the merge is done again on the newer value.
+    for _ in 0..5 {
+        let instance = match state.store.instance(&instance_id.into()).await {
+            Ok(i) if i.merchant_id == merchant.id => i,
+            Ok(_) | Err(souk_store::Error::NotFound(_)) => {
+                return Err(AppError::NotFound("instance".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if matches!(
+            instance.state,
+            InstanceState::Failed | InstanceState::Released
+        ) {
+            return Err(AppError::Refused(souk_core::Refused {
+                state: instance.state.as_str().into(),
+                event: "update the access data".into(),
+            }));
+        }
+        let aad = crate::crypto::instance_access_aad(instance.id.as_str());
+        let mut info: souk_protocol::AppInfo = match &instance.access_enc {
+            Some(enc) => serde_json::from_str(&state.secrets.open(&aad, enc)?)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            None => Default::default(),
+        };
+        info.front_end_url = front_end_url.clone().or(info.front_end_url);
+        info.admin_url = admin_url.clone().or(info.admin_url);
+        info.user_name = user_name.clone().or(info.user_name);
+        info.password = password.clone().or(info.password);
+        let sealed = state.secrets.seal(
+            &aad,
+            &serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?,
+        );
+        let event = souk_store::events::NewEvent {
+            order_id: None,
+            instance_id: Some(&instance.id),
+            kind: "seller.access_updated",
+            detail: "the seller updated the access data".into(),
+            actor: Some(caller.id()),
+        };
+        if state
+            .store
+            .replace_access(
+                &instance.id,
+                instance.access_enc.as_deref(),
+                &sealed,
+                event,
+                state.now(),
+            )
+            .await?
+        {
+            return Ok(());
+        }
     }
-    let aad = crate::crypto::instance_access_aad(instance.id.as_str());
-    let mut info: souk_protocol::AppInfo = match &instance.access_enc {
-        Some(enc) => serde_json::from_str(&state.secrets.open(&aad, enc)?)
-            .map_err(|e| AppError::Internal(e.to_string()))?,
-        None => Default::default(),
-    };
-    info.front_end_url = front_end_url.or(info.front_end_url);
-    info.admin_url = admin_url.or(info.admin_url);
-    info.user_name = user_name.or(info.user_name);
-    info.password = password.or(info.password);
-    let sealed = state.secrets.seal(
-        &aad,
-        &serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?,
-    );
-    let event = souk_store::events::NewEvent {
-        order_id: None,
-        instance_id: Some(&instance.id),
-        kind: "seller.access_updated",
-        detail: "the seller updated the access data".into(),
-        actor: Some(caller.id()),
-    };
-    state
-        .store
-        .set_access(&instance.id, &sealed, Some(event), state.now())
-        .await?;
-    Ok(())
+    Err(AppError::Stale)
 }

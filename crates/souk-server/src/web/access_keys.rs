@@ -41,9 +41,6 @@ pub struct UserForm {
     pub name: String,
     #[serde(default)]
     pub policy: String,
-    /// A checkbox: present when ticked.
-    #[serde(default)]
-    pub console_access: Option<String>,
 }
 
 /// A key as the page lists it.
@@ -59,7 +56,6 @@ pub struct UserRow {
     pub id: String,
     pub name: String,
     pub policy: String,
-    pub console_access: bool,
     pub programmatic_access: bool,
     pub keys: Vec<KeyRow>,
     pub can_add_key: bool,
@@ -70,7 +66,6 @@ fn user_row(u: &UserWithKeys) -> UserRow {
         id: u.user.id.clone(),
         name: u.user.name.clone(),
         policy: u.user.policy.as_str().to_owned(),
-        console_access: u.user.console_access,
         programmatic_access: u.user.programmatic_access,
         keys: u
             .keys
@@ -146,7 +141,7 @@ async fn create_user(
 ) -> Response {
     let input = UserInput {
         name: form.name.trim().to_owned(),
-        console_access: form.console_access.is_some(),
+        console_access: false,
         programmatic_access: true,
         policy: form.policy.clone(),
     };

@@ -380,10 +380,7 @@ async fn run(
                     &crate::crypto::instance_access_aad(instance_id.as_str()),
                     &serde_json::to_string(&info).unwrap_or_default(),
                 );
-                state
-                    .store
-                    .set_access(instance_id, &sealed, None, now)
-                    .await?;
+                state.store.set_access(instance_id, &sealed, now).await?;
             }
             let (event, detail) = done_event(kind);
             end(state, job, JobState::Done, event, detail.to_owned(), None).await?;
