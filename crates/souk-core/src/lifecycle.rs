@@ -98,6 +98,9 @@ pub enum SellerCall {
     Release,
     /// `refreshInstance` with scene `RENEWAL`: the expiry moved.
     RefreshRenewal,
+    /// `refreshInstance` with scene `UNSUBSCRIBE_RENEWAL_PERIOD`: renewed periods that had not
+    /// begun were given back, so the expiry moved earlier.
+    RefreshUnsubscribed,
 }
 
 /// Something a transition makes happen besides the new state.
@@ -120,6 +123,11 @@ pub enum Event {
     Due,
     /// A renewal moved the expiry to this instant.
     Renewed { new_expiry: DateTime<Utc> },
+    /// The buyer unsubscribed: the instance is released at once.
+    Unsubscribed,
+    /// The buyer gave back renewed periods that had not begun: the expiry moves back to this
+    /// instant, which is still in the future.
+    RenewalsReturned { new_expiry: DateTime<Utc> },
 }
 
 impl Event {
@@ -129,6 +137,8 @@ impl Event {
             Event::ProvisioningFailed => "fail provisioning",
             Event::Due => "move along its lifecycle",
             Event::Renewed { .. } => "renew",
+            Event::Unsubscribed => "unsubscribe",
+            Event::RenewalsReturned { .. } => "give back renewals",
         }
     }
 }
@@ -275,6 +285,25 @@ pub fn transition(
                 effects,
             })
         }
+        (Active | Grace | Frozen, Event::Unsubscribed) => Ok(to(
+            Released,
+            None,
+            vec![Effect::Seller(SellerCall::Release)],
+        )),
+        (Active, Event::RenewalsReturned { new_expiry }) => {
+            if new_expiry > expiry || new_expiry <= now {
+                return Err(Error::invalid(
+                    "scope",
+                    "only renewed periods that have not begun can be given back",
+                ));
+            }
+            Ok(Transition {
+                state: Active,
+                expiry: new_expiry,
+                next_at: Some(new_expiry),
+                effects: vec![Effect::Seller(SellerCall::RefreshUnsubscribed)],
+            })
+        }
         (other, event) => Err(Error::refused(other, event.name())),
     }
 }
@@ -410,6 +439,59 @@ mod tests {
                 ),
                 Err(Error::Refused(_))
             ));
+        }
+    }
+
+    #[test]
+    fn unsubscribing_releases_and_giving_back_renewals_moves_the_expiry_back() {
+        let now = t0() - Duration::days(40);
+        for s in [Active, Grace, Frozen] {
+            let t = step(s, t0(), Event::Unsubscribed, now);
+            assert_eq!(
+                (t.state, t.next_at, calls(&t)),
+                (Released, None, vec![SellerCall::Release])
+            );
+        }
+        for s in [Released, Failed, Provisioning] {
+            let refused = transition(
+                Subject {
+                    state: s,
+                    expiry: t0(),
+                },
+                Event::Unsubscribed,
+                now,
+                Policy::default(),
+            );
+            assert!(matches!(refused, Err(Error::Refused(_))));
+        }
+        let back = t0() - Duration::days(30);
+        let t = step(
+            Active,
+            t0(),
+            Event::RenewalsReturned { new_expiry: back },
+            now,
+        );
+        assert_eq!(
+            (t.state, t.expiry, t.next_at, calls(&t)),
+            (
+                Active,
+                back,
+                Some(back),
+                vec![SellerCall::RefreshUnsubscribed]
+            )
+        );
+        // Neither a later expiry nor one already past is a return of unbegun periods.
+        for new_expiry in [t0() + Duration::days(1), now - Duration::days(1)] {
+            let refused = transition(
+                Subject {
+                    state: Active,
+                    expiry: t0(),
+                },
+                Event::RenewalsReturned { new_expiry },
+                now,
+                Policy::default(),
+            );
+            assert!(matches!(refused, Err(Error::Invalid { .. })));
         }
     }
 

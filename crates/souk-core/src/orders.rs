@@ -18,6 +18,8 @@ string_enum! {
         Paid = "paid",
         /// Refunded in full (provisioning failed).
         Refunded = "refunded",
+        /// The buyer unsubscribed; what the refund rules allowed went back.
+        Unsubscribed = "unsubscribed",
     }
 }
 
@@ -29,6 +31,20 @@ impl OrderState {
             other => Err(Error::refused(other, "refund")),
         }
     }
+
+    /// The buyer gives the order back by unsubscribing.
+    pub fn unsubscribe(self) -> Result<OrderState, Error> {
+        match self {
+            OrderState::Paid => Ok(OrderState::Unsubscribed),
+            other => Err(Error::refused(other, "unsubscribe")),
+        }
+    }
+}
+
+/// Whether an order counts (in sales figures, settlement and the seller's order query): it was
+/// paid for (more than zero) and has been neither refunded nor unsubscribed.
+pub fn is_valid(state: OrderState, paid_minor: i64) -> bool {
+    paid_minor > 0 && state == OrderState::Paid
 }
 
 /// The longest `Idempotency-Key` souk keeps.
@@ -56,6 +72,16 @@ mod tests {
     fn refunds_happen_once() {
         assert_eq!(OrderState::Paid.refund().unwrap(), OrderState::Refunded);
         assert!(OrderState::Refunded.refund().is_err());
+        assert_eq!(
+            OrderState::Paid.unsubscribe().unwrap(),
+            OrderState::Unsubscribed
+        );
+        assert!(OrderState::Unsubscribed.unsubscribe().is_err());
+        assert!(OrderState::Unsubscribed.refund().is_err());
+        assert!(is_valid(OrderState::Paid, 1));
+        assert!(!is_valid(OrderState::Paid, 0));
+        assert!(!is_valid(OrderState::Unsubscribed, 100));
+        assert!(!is_valid(OrderState::Refunded, 100));
         assert!(idempotency_key("a b").is_err());
         assert!(idempotency_key("").is_err());
         assert!(idempotency_key("retry-7f3a").is_ok());

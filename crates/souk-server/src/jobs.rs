@@ -18,6 +18,8 @@ pub enum SellerJob {
     Release,
     /// `refreshInstance` RENEWAL with the new expiry.
     Refresh,
+    /// `refreshInstance` UNSUBSCRIBE_RENEWAL_PERIOD with the earlier expiry.
+    RefreshUnsubscribed,
     /// `queryInstance` until the seller has the access data (it may create asynchronously).
     QueryAccess,
 }
@@ -30,12 +32,13 @@ pub struct SellerPayload {
 
 impl SellerJob {
     /// Every seller job kind.
-    pub const ALL: [SellerJob; 6] = [
+    pub const ALL: [SellerJob; 7] = [
         SellerJob::NewInstance,
         SellerJob::Freeze,
         SellerJob::Unfreeze,
         SellerJob::Release,
         SellerJob::Refresh,
+        SellerJob::RefreshUnsubscribed,
         SellerJob::QueryAccess,
     ];
 
@@ -47,6 +50,7 @@ impl SellerJob {
             SellerJob::Unfreeze => "seller.unfreeze",
             SellerJob::Release => "seller.release",
             SellerJob::Refresh => "seller.refresh",
+            SellerJob::RefreshUnsubscribed => "seller.refresh_unsubscribed",
             SellerJob::QueryAccess => "seller.query_instance",
         }
     }
@@ -63,6 +67,7 @@ impl SellerJob {
             SellerCall::Unfreeze => SellerJob::Unfreeze,
             SellerCall::Release => SellerJob::Release,
             SellerCall::RefreshRenewal => SellerJob::Refresh,
+            SellerCall::RefreshUnsubscribed => SellerJob::RefreshUnsubscribed,
         }
     }
 

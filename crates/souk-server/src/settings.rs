@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use souk_core::calendar::WorkCalendar;
 use souk_core::lifecycle::Policy;
+use souk_core::refunds::RefundPolicy;
 use std::time::Duration;
 
 /// Runtime settings of the server and its workers.
@@ -11,6 +12,8 @@ use std::time::Duration;
 pub struct Settings {
     /// Grace and retention periods.
     pub policy: Policy,
+    /// What unsubscribing gives back.
+    pub refunds: RefundPolicy,
     /// Holidays that do not count as working days for review deadlines.
     pub holidays: Vec<NaiveDate>,
     /// Allow product endpoints on plain HTTP to loopback addresses (development, tests, demo).
@@ -105,6 +108,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             policy: Policy::default(),
+            refunds: RefundPolicy::default(),
             holidays: Vec::new(),
             allow_loopback_http: false,
             seller_timeout: Duration::from_secs(5),

@@ -50,6 +50,14 @@ impl TestApp {
         }
     }
 
+    /// What `souk admin verify-ledger` checks: every balance equals its entries and every
+    /// order's money (charged less refunded) is what its entries took.
+    pub async fn assert_ledger_balances(&self) {
+        let store = &self.state.store;
+        assert_eq!(store.ledger_mismatches().await.unwrap(), vec![]);
+        assert_eq!(store.order_mismatches().await.unwrap(), vec![]);
+    }
+
     pub async fn cleanup(mut self) {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
@@ -434,6 +442,21 @@ pub struct StubSeller {
     /// The first calls answer only after 2 s: longer than souk waits in the timeout test.
     pub stall_first: usize,
     pub calls: AtomicUsize,
+    /// The lifecycle calls it answered, in order: `refresh <scene> <expireTime>`, `release <id>`.
+    pub heard: std::sync::Mutex<Vec<String>>,
+}
+
+impl StubSeller {
+    /// The lifecycle calls answered so far.
+    pub fn heard(&self) -> Vec<String> {
+        self.heard.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn hear(&self, what: String) {
+        if let Ok(mut h) = self.heard.lock() {
+            h.push(what);
+        }
+    }
 }
 
 impl Seller for StubSeller {
@@ -462,13 +485,15 @@ impl Seller for StubSeller {
             ..SellerAnswer::code(ResultCode::Success, "ok")
         }
     }
-    async fn refresh_instance(&self, _: Refresh) -> SellerAnswer {
+    async fn refresh_instance(&self, r: Refresh) -> SellerAnswer {
+        self.hear(format!("refresh {:?} {}", r.scene, r.expire_time));
         SellerAnswer::code(ResultCode::Success, "ok")
     }
     async fn update_instance_status(&self, _: String, _: StatusChange) -> SellerAnswer {
         SellerAnswer::code(ResultCode::Success, "ok")
     }
-    async fn release_instance(&self, _: String, _: String) -> SellerAnswer {
+    async fn release_instance(&self, id: String, _: String) -> SellerAnswer {
+        self.hear(format!("release {id}"));
         SellerAnswer::code(ResultCode::Success, "ok")
     }
 }
@@ -485,6 +510,7 @@ pub async fn stub_seller(
             fail_first,
             stall_first: 0,
             calls: AtomicUsize::new(0),
+            heard: Default::default(),
         },
         key,
     )

@@ -301,6 +301,7 @@ on_both_databases! {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(state, "active", "the page updated itself: {}", b.text().await);
+        let subscription = b.path().await;
         b.shoot("subscription", save).await;
         b.fill("periods", "1").await;
         b.click("main form.stack button[type=submit]").await;
@@ -324,6 +325,21 @@ on_both_databases! {
         let secret = buyer_browser.find(Locator::Id("sk")).await.unwrap().text().await.unwrap();
         assert_eq!(secret.len(), 40);
         b.shoot("access-keys", save).await;
+
+        // The buyer changes their mind: the renewal goes back, then the whole subscription, each
+        // in full within the first days.
+        b.go(&subscription).await;
+        b.click("#give-back button[type=submit]").await;
+        assert!(b.text().await.contains("given back"), "{}", b.text().await);
+        b.click("#unsubscribe button[type=submit]").await;
+        assert!(b.text().await.contains("tick the box"), "unconfirmed: {}", b.text().await);
+        b.shoot("unsubscribe", save).await;
+        buyer_browser.find(Locator::Css("#unsubscribe input[name=confirm]")).await.unwrap().click().await.unwrap();
+        b.click("#unsubscribe button[type=submit]").await;
+        assert!(b.text().await.contains("Unsubscribed"), "{}", b.text().await);
+        b.go("/balance").await;
+        assert!(b.text().await.contains("500.00 CNY"), "all back: {}", b.text().await);
+        app.assert_ledger_balances().await;
 
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();

@@ -151,6 +151,7 @@ on_both_databases! {
             fail_first: 0,
             stall_first: 1,
             calls: AtomicUsize::new(0),
+            heard: Default::default(),
         };
         let (endpoint, stub) = serve_stub(stub, KEY).await;
         let (_, _, plan) = product_with(&app, &op, &endpoint, "10.00").await;
@@ -187,6 +188,7 @@ on_both_databases! {
             fail_first: 0,
             stall_first: 1,
             calls: AtomicUsize::new(0),
+            heard: Default::default(),
         };
         let (slow_endpoint, slow) = serve_stub(slow, KEY).await;
         let (fast_endpoint, _fast) = stub_seller("000000", 0, KEY).await;

@@ -280,10 +280,11 @@ impl Store {
         }
         if let Some(r) = &c.refund {
             crate::changed(
-                sqlx::query("UPDATE orders SET state = $1 WHERE id = $2 AND state = $3")
+                sqlx::query("UPDATE orders SET state = $1, refunded_minor = refunded_minor + $4 WHERE id = $2 AND state = $3")
                     .bind(r.to.as_str())
                     .bind(r.order_id.as_str())
                     .bind(r.from.as_str())
+                    .bind(r.amount.minor)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected(),

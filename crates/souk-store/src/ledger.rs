@@ -36,6 +36,17 @@ pub struct Mismatch {
     pub entries_minor: i64,
 }
 
+/// An order whose money the ledger does not account for: what it kept (charged less refunded)
+/// differs from what its ledger entries took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderMismatch {
+    pub order_id: OrderId,
+    pub amount_minor: i64,
+    pub refunded_minor: i64,
+    /// The sum of its entries: minus what they took.
+    pub entries_minor: i64,
+}
+
 /// A movement of money to record.
 pub struct Movement<'a> {
     pub account_id: &'a AccountId,
@@ -241,6 +252,31 @@ impl Store {
                 account_id: id(row, "account_id")?,
                 currency: text(row, "currency")?,
                 balance_minor: int(row, "balance_minor")?,
+                entries_minor: int(row, "entries_minor")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Every order whose money is not accounted for: paid = charged - refunded must equal what
+    /// its ledger entries took, and a refund never exceeds the charge. Empty when all is well.
+    pub async fn order_mismatches(&self) -> Result<Vec<OrderMismatch>> {
+        sqlx::query(
+            "SELECT o.id, o.amount_minor, o.refunded_minor, CAST(COALESCE(s.total, 0) AS BIGINT) AS entries_minor \
+             FROM orders o LEFT JOIN (SELECT order_id, SUM(amount_minor) AS total FROM ledger_entries \
+                                      WHERE order_id IS NOT NULL GROUP BY order_id) s ON s.order_id = o.id \
+             WHERE o.amount_minor - o.refunded_minor <> 0 - COALESCE(s.total, 0) \
+                OR o.refunded_minor < 0 OR o.refunded_minor > o.amount_minor \
+             ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(OrderMismatch {
+                order_id: id(row, "id")?,
+                amount_minor: int(row, "amount_minor")?,
+                refunded_minor: int(row, "refunded_minor")?,
                 entries_minor: int(row, "entries_minor")?,
             })
         })

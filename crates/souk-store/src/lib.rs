@@ -170,6 +170,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     3 "job handlers" "0003_job_handlers.sql",
     4 "sessions" "0004_sessions.sql",
     5 "access keys" "0005_access_keys.sql",
+    6 "unsubscribe" "0006_unsubscribe.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -177,6 +178,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     3 "job handlers" "0003_job_handlers.sql",
     4 "sessions" "0004_sessions.sql",
     5 "access keys" "0005_access_keys.sql",
+    6 "unsubscribe" "0006_unsubscribe.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -36,6 +36,8 @@ pub struct Order {
     pub unit_price: Decimal,
     /// What was paid.
     pub amount: Money,
+    /// What went back to the buyer (provisioning failed, or unsubscribed).
+    pub refunded: Money,
     pub idempotency_key: Option<String>,
     /// What the request asked for, so a reused key on a different request is told apart.
     pub request_fingerprint: Option<String>,
@@ -43,7 +45,7 @@ pub struct Order {
 }
 
 const ORDER: &str = "id, buyer_id, kind, state, product_id, plan_id, merchant_id, instance_id, period, periods, currency, \
-    unit_price, amount_minor, idempotency_key, request_fingerprint, created_at";
+    unit_price, amount_minor, idempotency_key, request_fingerprint, created_at, refunded_minor";
 
 fn order(row: &AnyRow) -> Result<Order> {
     let currency: Currency = parsed(row, "currency")?;
@@ -61,6 +63,7 @@ fn order(row: &AnyRow) -> Result<Order> {
             .map_err(|_| Error::Corrupt("periods out of range".into()))?,
         unit_price: parsed(row, "unit_price")?,
         amount: Money::from_minor(int(row, "amount_minor")?, currency),
+        refunded: Money::from_minor(int(row, "refunded_minor")?, currency),
         idempotency_key: opt_text(row, "idempotency_key")?,
         request_fingerprint: opt_text(row, "request_fingerprint")?,
         created_at: time(row, "created_at")?,
@@ -89,8 +92,31 @@ pub struct Purchase<'a> {
     pub floor_minor: i64,
 }
 
+/// Money going back for one order because the buyer unsubscribed.
+pub struct OrderRefund<'a> {
+    pub order: &'a Order,
+    /// What goes back now (zero for a span already used up); never more than is left of it.
+    pub amount: Money,
+    /// What the ledger entry says.
+    pub memo: String,
+}
+
+/// An unsubscription decided by the server: core's transition of the instance, the seller call,
+/// and the orders it gives back.
+pub struct Unsubscription<'a> {
+    pub instance: &'a Instance,
+    pub transition: &'a Transition,
+    pub jobs: Vec<JobSpec>,
+    /// Every order given back; each moves from paid to unsubscribed.
+    pub refunds: Vec<OrderRefund<'a>>,
+    /// The timeline event: its kind and what it says.
+    pub event_kind: &'static str,
+    pub memo: &'a str,
+    pub actor: &'a AccountId,
+}
+
 async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"))
+    sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"))
         .bind(o.id.as_str())
         .bind(o.buyer_id.as_str())
         .bind(o.kind.as_str())
@@ -107,6 +133,7 @@ async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
         .bind(&o.idempotency_key)
         .bind(&o.request_fingerprint)
         .bind(ms(o.created_at))
+        .bind(o.refunded.minor)
         .execute(conn)
         .await
         ?;
@@ -163,7 +190,7 @@ async fn purchase_in_one_statement(
     let sql = format!(
         "WITH d AS (UPDATE balances SET amount_minor = amount_minor - $13 \
                     WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= $26 RETURNING amount_minor), \
-              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM d), \
+              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0 FROM d), \
               l AS (INSERT INTO ledger_entries (id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at, created_by) \
                     SELECT $17, $2, $11, $27, 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
               i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
@@ -281,6 +308,77 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Gives orders back and applies core's transition to the instance in one transaction, if
+    /// the instance is still as read and every order still paid ([`Error::Stale`] otherwise:
+    /// decide again). Each refund is a ledger entry against its order.
+    pub async fn unsubscribe(&self, u: Unsubscription<'_>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        instances::set_state(&mut tx, u.instance, u.transition, now).await?;
+        for r in &u.refunds {
+            crate::changed(
+                sqlx::query(
+                    "UPDATE orders SET state = $1, refunded_minor = refunded_minor + $2 \
+                     WHERE id = $3 AND state = $4 AND refunded_minor + $2 <= amount_minor",
+                )
+                .bind(OrderState::Unsubscribed.as_str())
+                .bind(r.amount.minor)
+                .bind(r.order.id.as_str())
+                .bind(OrderState::Paid.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            )?;
+            if r.amount.minor > 0 {
+                ledger::apply(
+                    &mut tx,
+                    &Movement {
+                        account_id: &r.order.buyer_id,
+                        amount: r.amount,
+                        kind: EntryKind::Refund,
+                        order_id: Some(&r.order.id),
+                        reference: None,
+                        memo: &r.memo,
+                        created_by: Some(u.actor),
+                        idempotency_key: None,
+                        floor_minor: 0,
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
+        for job in &u.jobs {
+            enqueue(&mut tx, job, Some(&u.instance.id), now, now).await?;
+        }
+        events::record(
+            &mut tx,
+            NewEvent {
+                order_id: Some(&u.instance.order_id),
+                instance_id: Some(&u.instance.id),
+                kind: u.event_kind,
+                detail: u.memo.to_owned(),
+                actor: Some(u.actor),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The orders of an instance, oldest first: the purchase, then its renewals.
+    pub async fn orders_of_instance(&self, instance_id: &InstanceId) -> Result<Vec<Order>> {
+        sqlx::query(&format!(
+            "SELECT {ORDER} FROM orders WHERE instance_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(instance_id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(order)
+        .collect()
     }
 
     /// One order by id.

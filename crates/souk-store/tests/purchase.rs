@@ -132,6 +132,7 @@ fn order_and_instance(shop: &Shop, key: &str) -> (Order, Instance) {
         periods: 1,
         unit_price: Decimal::new(10, 0),
         amount: Money::from_minor(1000, Currency::Cny),
+        refunded: Money::from_minor(0, Currency::Cny),
         idempotency_key: Some(key.to_owned()),
         request_fingerprint: Some("f".into()),
         created_at: now,
@@ -188,6 +189,7 @@ async fn purchases_behave(store: &Store, shop: &Shop) {
         Err(Error::Duplicate(Constraint::OrderIdempotencyKey))
     ));
     assert_eq!(store.balances(&shop.buyer).await.unwrap()[0].minor, 500);
+    assert_eq!(store.order_mismatches().await.unwrap(), vec![]);
     let stored = store.order(&o1.id).await.unwrap();
     assert_eq!(
         (stored.state, stored.amount, stored.unit_price),
@@ -279,6 +281,21 @@ async fn run_cases(store: &Store) {
         .await
         .unwrap();
     purchases_behave(store, &shop).await;
+    // An order whose refund the ledger never saw is reported by the ledger check.
+    sqlx::query("UPDATE orders SET refunded_minor = 100")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let wrong = store.order_mismatches().await.unwrap();
+    assert_eq!(
+        (
+            wrong.len(),
+            wrong[0].amount_minor,
+            wrong[0].refunded_minor,
+            wrong[0].entries_minor
+        ),
+        (1, 1000, 100, -1000)
+    );
 }
 
 on_both_databases! {

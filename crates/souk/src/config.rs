@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Retention period after grace, in days, 0 to 365  [default: 15]
     #[arg(long, env = "SOUK_RETENTION_DAYS")]
     pub retention_days: Option<i64>,
+    /// Days after an order in which unsubscribing refunds it in full, 0 to 365 (prorated after)  [default: 5]
+    #[arg(long, env = "SOUK_FULL_REFUND_DAYS")]
+    pub full_refund_days: Option<i64>,
     /// Dates (YYYY-MM-DD, comma-separated) that are not working days for review deadlines
     #[arg(long, env = "SOUK_REVIEW_HOLIDAYS")]
     pub review_holidays: Option<String>,
@@ -133,6 +136,7 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub grace_days: Option<i64>,
     pub retention_days: Option<i64>,
+    pub full_refund_days: Option<i64>,
     /// Dates (YYYY-MM-DD) that are not working days for review deadlines.
     pub review_holidays: Option<Vec<NaiveDate>>,
     pub allow_loopback_http: Option<bool>,
@@ -335,6 +339,12 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         0,
         365,
     )?;
+    let full_refund_days = within(
+        "full_refund_days",
+        a.full_refund_days.or(file.full_refund_days).unwrap_or(5),
+        0,
+        365,
+    )?;
     let holidays = match &a.review_holidays {
         Some(text) => comma_list(text)
             .iter()
@@ -473,6 +483,9 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
             grace: chrono::Duration::days(grace),
             retention: chrono::Duration::days(retention),
         },
+        refunds: souk_core::refunds::RefundPolicy {
+            full_refund_window: chrono::Duration::days(full_refund_days),
+        },
         holidays,
         allow_loopback_http: demo
             || a.allow_loopback_http
@@ -570,6 +583,11 @@ mod tests {
         let s = settings(&cli.common, Some(&cli.serve), &file).unwrap();
         assert_eq!(s.policy.grace, chrono::Duration::days(3));
         assert_eq!(s.policy.retention, chrono::Duration::days(20));
+        assert_eq!(
+            s.refunds.full_refund_window,
+            chrono::Duration::days(5),
+            "the default refund window"
+        );
         assert_eq!(
             s.holidays,
             vec![NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()]

@@ -334,17 +334,27 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
         }
         Admin::VerifyLedger => {
             let mismatches = state.store.ledger_mismatches().await?;
-            if mismatches.is_empty() {
-                println!("ledger balances: every balance equals the sum of its entries");
-            } else {
-                for m in &mismatches {
-                    println!(
-                        "MISMATCH {} {}: balance {} but entries sum to {}",
-                        m.account_id, m.currency, m.balance_minor, m.entries_minor
-                    );
-                }
-                bail!("{} balance(s) do not match their ledger", mismatches.len());
+            for m in &mismatches {
+                println!(
+                    "MISMATCH {} {}: balance {} but entries sum to {}",
+                    m.account_id, m.currency, m.balance_minor, m.entries_minor
+                );
             }
+            let orders = state.store.order_mismatches().await?;
+            for o in &orders {
+                println!(
+                    "MISMATCH order {}: charged {} less refunded {} but its entries sum to {}",
+                    o.order_id, o.amount_minor, o.refunded_minor, o.entries_minor
+                );
+            }
+            if !mismatches.is_empty() || !orders.is_empty() {
+                bail!(
+                    "{} balance(s) and {} order(s) do not match their ledger",
+                    mismatches.len(),
+                    orders.len()
+                );
+            }
+            println!("ledger balances: every balance equals the sum of its entries, and every order's money (paid = charged - refunded) is in the ledger");
         }
         Admin::Jobs(Jobs::List {
             state: in_state,

@@ -1,8 +1,9 @@
 //! What a buyer bought: instances with their state, expiry and access data, and renewal.
 
 use super::orders::{placed, EventView, OrderView};
+use super::MoneyView;
 use super::{idempotency_key, PageParams};
-use crate::app::instances::{self, InstanceDetails, RenewInput};
+use crate::app::instances::{self, InstanceDetails, RefundQuote, RenewInput, UnsubscribeInput};
 use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
@@ -12,8 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use souk_core::refunds::Scope;
+use utoipa::{IntoParams, ToSchema};
 
 /// How the buyer reaches the instance, as the seller gave it (decrypted for its owner only).
 #[derive(Serialize, ToSchema)]
@@ -136,4 +138,114 @@ pub async fn renew(
     Ok(placed(
         instances::renew(&state, &caller, &instance_id.into(), input, key).await?,
     ))
+}
+
+/// Which refund to price.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScopeParams {
+    /// `everything` (the default) or `renewals`.
+    #[param(value_type = Option<schema::UnsubscribeScope>)]
+    pub scope: Option<String>,
+}
+
+/// One order given back, and what goes back for it.
+#[derive(Serialize, ToSchema)]
+pub struct RefundLine {
+    pub order_id: String,
+    /// What the order charged.
+    pub paid: MoneyView,
+    /// What goes back for it.
+    pub refund: MoneyView,
+}
+
+/// What unsubscribing gives back, order by order.
+#[derive(Serialize, ToSchema)]
+pub struct RefundQuoteView {
+    #[schema(value_type = schema::UnsubscribeScope)]
+    pub scope: String,
+    pub orders: Vec<RefundLine>,
+    /// Everything that goes back.
+    pub total: MoneyView,
+    /// The expiry afterwards, when only renewals are given back.
+    pub new_expiry: Option<DateTime<Utc>>,
+}
+
+impl From<RefundQuote> for RefundQuoteView {
+    fn from(q: RefundQuote) -> Self {
+        RefundQuoteView {
+            scope: match q.scope {
+                Scope::Everything => "everything",
+                Scope::RenewalsOnly => "renewals",
+            }
+            .to_owned(),
+            orders: q
+                .orders
+                .into_iter()
+                .map(|(o, back)| RefundLine {
+                    order_id: o.id.to_string(),
+                    paid: o.amount.into(),
+                    refund: back.into(),
+                })
+                .collect(),
+            total: q.total.into(),
+            new_expiry: q.new_expiry,
+        }
+    }
+}
+
+/// What an unsubscription did.
+#[derive(Serialize, ToSchema)]
+pub struct UnsubscribedView {
+    pub instance: InstanceView,
+    /// Everything that went back to the balance.
+    pub refunded: MoneyView,
+    /// The orders given back, as they are now.
+    pub orders: Vec<OrderView>,
+}
+
+/// What unsubscribing would give back now, decided exactly as unsubscribing decides it.
+#[utoipa::path(operation_id = "quote_unsubscribe", get, path = "/v1/instances/{instance_id}/refund-quote", tag = "instances",
+    params(("instance_id" = String, Path), ScopeParams),
+    responses((status = 200, body = RefundQuoteView), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "The instance is provisioning, released or failed"),
+              (status = 422, body = Problem, description = "An unknown scope, or no renewal left to give back")))]
+pub async fn refund_quote(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    Query(p): Query<ScopeParams>,
+) -> AppResult<Json<RefundQuoteView>> {
+    let input = UnsubscribeInput { scope: p.scope };
+    Ok(Json(
+        instances::unsubscribe_quote(&state, &caller, &instance_id.into(), &input)
+            .await?
+            .into(),
+    ))
+}
+
+/// Unsubscribes: gives back what the refund rules allow (in full within the first days of an
+/// order, the unused share of the running period after, renewals that have not begun in full) and
+/// tells the seller. With scope `renewals`, only renewed periods that have not begun go back.
+#[utoipa::path(operation_id = "unsubscribe_instance", post, path = "/v1/instances/{instance_id}/unsubscribe", tag = "instances", request_body = UnsubscribeInput,
+    params(("instance_id" = String, Path)),
+    responses((status = 200, body = UnsubscribedView), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "The instance is provisioning, already released, or failed"),
+              (status = 422, body = Problem, description = "An unknown scope, or no renewal left to give back")))]
+pub async fn unsubscribe(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    Body(input): Body<UnsubscribeInput>,
+) -> AppResult<Json<UnsubscribedView>> {
+    let done = instances::unsubscribe(&state, &caller, &instance_id.into(), input).await?;
+    Ok(Json(UnsubscribedView {
+        instance: done.instance.into(),
+        refunded: done.refunded.into(),
+        orders: done
+            .orders
+            .into_iter()
+            .map(|o| OrderView::new(o, vec![]))
+            .collect(),
+    }))
 }

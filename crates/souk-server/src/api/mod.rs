@@ -78,6 +78,8 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::list))
         .routes(routes!(instances::get))
         .routes(routes!(instances::renew))
+        .routes(routes!(instances::refund_quote))
+        .routes(routes!(instances::unsubscribe))
         .routes(routes!(sales::orders))
         .routes(routes!(sales::order))
         .routes(routes!(sales::update_access))

@@ -53,13 +53,16 @@ pub struct OrderView {
     pub unit_price: String,
     /// What was paid.
     pub amount: MoneyView,
+    /// What went back to the buyer: all of it when provisioning failed, what the refund rules
+    /// allowed when the buyer unsubscribed.
+    pub refunded: MoneyView,
     pub created_at: DateTime<Utc>,
     /// What happened, oldest first (on the single-order view).
     pub timeline: Vec<EventView>,
 }
 
 impl OrderView {
-    fn new(o: Order, timeline: Vec<TimelineEvent>) -> Self {
+    pub(crate) fn new(o: Order, timeline: Vec<TimelineEvent>) -> Self {
         OrderView {
             id: o.id.to_string(),
             kind: o.kind.as_str().to_owned(),
@@ -71,6 +74,7 @@ impl OrderView {
             periods: o.periods,
             unit_price: o.unit_price.to_string(),
             amount: o.amount.into(),
+            refunded: o.refunded.into(),
             created_at: o.created_at,
             timeline: timeline.into_iter().map(Into::into).collect(),
         }

@@ -3,21 +3,23 @@
 //! expiry from the old expiry.
 
 use super::orders::{details, floor, idempotent, short_balance, Placed};
-use super::{retry_stale, Caller, Page, PageRequest};
+use super::{retry_stale, schema, Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::jobs::SellerJob;
 use crate::AppState;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use souk_core::ids::{InstanceId, OrderId};
-use souk_core::lifecycle::{self, Event, Subject};
+use souk_core::lifecycle::{self, Event, Subject, Transition};
+use souk_core::money::Money;
 use souk_core::orders::{OrderKind, OrderState};
 use souk_core::plans::add_periods;
+use souk_core::refunds::{self, PaidSpan, Scope};
 use souk_protocol::AppInfo;
 use souk_store::events::TimelineEvent;
 use souk_store::fresh;
 use souk_store::instances::Instance;
-use souk_store::orders::{Order, Renewal};
+use souk_store::orders::{Order, OrderRefund, Renewal, Unsubscription};
 use utoipa::ToSchema;
 
 /// How long to renew for, in the instance's period.
@@ -178,6 +180,7 @@ async fn extend(
         periods: input.periods,
         unit_price,
         amount: price,
+        refunded: Money::from_minor(0, price.currency),
         idempotency_key: key,
         request_fingerprint: Some(fingerprint),
         created_at: now,
@@ -214,4 +217,225 @@ async fn extend(
         details: details(&state.store, state.store.order(&order_id).await?).await?,
         replayed: false,
     })
+}
+
+/// What to give back when unsubscribing.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct UnsubscribeInput {
+    /// `everything` (the default) ends the subscription and releases the instance; `renewals`
+    /// gives back only renewed periods that have not begun, and the instance runs to the end of
+    /// the rest.
+    #[schema(value_type = Option<schema::UnsubscribeScope>)]
+    pub scope: Option<String>,
+}
+
+impl UnsubscribeInput {
+    fn scope(&self) -> AppResult<Scope> {
+        match self.scope.as_deref() {
+            None | Some("everything") => Ok(Scope::Everything),
+            Some("renewals") => Ok(Scope::RenewalsOnly),
+            Some(_) => Err(AppError::invalid(
+                "scope",
+                "must be \"everything\" or \"renewals\"",
+            )),
+        }
+    }
+}
+
+/// What unsubscribing would give back, order by order, decided exactly as unsubscribing does.
+#[derive(Debug, Clone)]
+pub struct RefundQuote {
+    pub scope: Scope,
+    /// Each order given back, with what goes back for it.
+    pub orders: Vec<(Order, Money)>,
+    /// Everything that goes back.
+    pub total: Money,
+    /// The expiry afterwards, when only renewals are given back.
+    pub new_expiry: Option<DateTime<Utc>>,
+    transition: Transition,
+}
+
+/// What an unsubscription did.
+#[derive(Debug, Clone)]
+pub struct Unsubscribed {
+    pub instance: InstanceDetails,
+    pub refunded: Money,
+    /// The orders given back, as they are now.
+    pub orders: Vec<Order>,
+}
+
+fn decide(
+    state: &AppState,
+    instance: &Instance,
+    orders: Vec<Order>,
+    scope: Scope,
+    now: DateTime<Utc>,
+) -> AppResult<RefundQuote> {
+    // Returned renewals no longer pay for any time, so the spans chain over the paid orders only.
+    let paid: Vec<Order> = orders
+        .into_iter()
+        .filter(|o| o.state == OrderState::Paid)
+        .collect();
+    let periods: Vec<u32> = paid.iter().map(|o| o.periods).collect();
+    let first_start = paid.first().map_or(instance.created_at, |o| o.created_at);
+    let spans: Vec<PaidSpan> = refunds::spans(first_start, instance.period, &periods)
+        .into_iter()
+        .zip(&paid)
+        .map(|((starts_at, ends_at), o)| PaidSpan {
+            paid_minor: o.amount.minor - o.refunded.minor,
+            ordered_at: o.created_at,
+            starts_at,
+            ends_at,
+        })
+        .collect();
+    let (event, new_expiry) = match scope {
+        Scope::Everything => (Event::Unsubscribed, None),
+        Scope::RenewalsOnly => {
+            let back = refunds::expiry_without_unbegun(&spans, now).ok_or_else(|| {
+                AppError::invalid(
+                    "scope",
+                    "no renewed period is still to begin; there is nothing to give back",
+                )
+            })?;
+            (Event::RenewalsReturned { new_expiry: back }, Some(back))
+        }
+    };
+    let transition = lifecycle::transition(
+        Subject {
+            state: instance.state,
+            expiry: instance.expires_at,
+        },
+        event,
+        now,
+        state.settings.policy,
+    )?;
+    let policy = state.settings.refunds;
+    let returned: Vec<(Order, Money)> = paid
+        .into_iter()
+        .zip(&spans)
+        .filter(|(_, span)| scope == Scope::Everything || now < span.starts_at)
+        .map(|(o, span)| {
+            let back =
+                Money::from_minor(refunds::refund(span, now, policy, scope), o.amount.currency);
+            (o, back)
+        })
+        .collect();
+    let currency = returned
+        .first()
+        .map_or(souk_core::money::Currency::Cny, |(o, _)| o.amount.currency);
+    let total = Money::from_minor(returned.iter().map(|(_, m)| m.minor).sum(), currency);
+    Ok(RefundQuote {
+        scope,
+        orders: returned,
+        total,
+        new_expiry,
+        transition,
+    })
+}
+
+/// What unsubscribing one of the caller's instances would give back now.
+pub async fn unsubscribe_quote(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: &UnsubscribeInput,
+) -> AppResult<RefundQuote> {
+    let scope = input.scope()?;
+    let instance = own_instance(state, caller, id).await?;
+    let orders = state.store.orders_of_instance(id).await?;
+    decide(state, &instance, orders, scope, state.now())
+}
+
+/// Unsubscribes one of the caller's instances: gives back what the refund rules allow, and tells
+/// the seller (`releaseInstance`, or `refreshInstance` with scene `UNSUBSCRIBE_RENEWAL_PERIOD`
+/// when only renewals are given back). A second unsubscribe is refused: the instance is released.
+pub async fn unsubscribe(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: UnsubscribeInput,
+) -> AppResult<Unsubscribed> {
+    let scope = input.scope()?;
+    let refunded = retry_stale(|| give_back(state, caller, id, scope)).await?;
+    state.wake_dispatcher.notify_waiters();
+    let instance = get(state, caller, id).await?;
+    let mut orders = Vec::with_capacity(refunded.1.len());
+    for order_id in &refunded.1 {
+        orders.push(state.store.order(order_id).await?);
+    }
+    Ok(Unsubscribed {
+        instance,
+        refunded: refunded.0,
+        orders,
+    })
+}
+
+async fn give_back(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    scope: Scope,
+) -> AppResult<(Money, Vec<OrderId>)> {
+    let instance = own_instance(state, caller, id).await?;
+    let orders = state.store.orders_of_instance(id).await?;
+    let now = state.now();
+    let quote = decide(state, &instance, orders, scope, now)?;
+    // The seller hears of it under the order that ends: the purchase when the whole instance goes,
+    // the first returned renewal otherwise.
+    let cause = match scope {
+        Scope::Everything => instance.order_id.clone(),
+        Scope::RenewalsOnly => quote
+            .orders
+            .first()
+            .map_or(instance.order_id.clone(), |(o, _)| o.id.clone()),
+    };
+    let jobs = quote
+        .transition
+        .seller_calls()
+        .map(|c| SellerJob::from_call(c).spec(&cause))
+        .collect();
+    let memo = match quote.new_expiry {
+        None => format!(
+            "unsubscribed from {}: {} back, released at the seller",
+            instance.id, quote.total
+        ),
+        Some(expiry) => format!(
+            "gave back {} renewal(s) of {}: {} back, expires {}",
+            quote.orders.len(),
+            instance.id,
+            quote.total,
+            expiry.format("%Y-%m-%d %H:%M UTC")
+        ),
+    };
+    let refunds = quote
+        .orders
+        .iter()
+        .map(|(o, back)| OrderRefund {
+            order: o,
+            amount: *back,
+            memo: format!("refund of order {} ({} paid): {back}", o.id, o.amount),
+        })
+        .collect();
+    state
+        .store
+        .unsubscribe(
+            Unsubscription {
+                instance: &instance,
+                transition: &quote.transition,
+                jobs,
+                refunds,
+                event_kind: match scope {
+                    Scope::Everything => "instance.unsubscribed",
+                    Scope::RenewalsOnly => "instance.renewals_returned",
+                },
+                memo: &memo,
+                actor: caller.id(),
+            },
+            now,
+        )
+        .await?;
+    Ok((
+        quote.total,
+        quote.orders.iter().map(|(o, _)| o.id.clone()).collect(),
+    ))
 }

@@ -192,6 +192,7 @@ async fn buy(
         periods: input.periods,
         unit_price,
         amount: price,
+        refunded: Money::from_minor(0, price.currency),
         idempotency_key: key,
         request_fingerprint: Some(fingerprint),
         created_at: now,
@@ -251,7 +252,7 @@ async fn buy(
 /// Which of the caller's orders to list.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
-    /// `paid` or `refunded`.
+    /// `paid`, `refunded` or `unsubscribed`.
     pub state: Option<String>,
     /// `new` or `renew`.
     pub kind: Option<String>,
@@ -270,7 +271,7 @@ pub async fn list(
         .as_deref()
         .map(|s| {
             s.parse::<OrderState>()
-                .map_err(|_| AppError::invalid("state", "must be paid or refunded"))
+                .map_err(|_| AppError::invalid("state", "must be paid, refunded or unsubscribed"))
         })
         .transpose()?;
     let kind = filter

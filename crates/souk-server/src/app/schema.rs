@@ -87,6 +87,12 @@ enum_schema!(
         .map(plans::Period::as_str)
 );
 enum_schema!(
+    /// What unsubscribing gives back.
+    UnsubscribeScope,
+    "What unsubscribing gives back: `everything` (the subscription ends and the instance is released) or `renewals` (renewed periods that have not begun).",
+    ["everything", "renewals"]
+);
+enum_schema!(
     /// A category products are listed under.
     Category,
     "A category products are listed under.",

@@ -12,9 +12,13 @@ use super::Posted;
 use super::Signed;
 use crate::app::instances;
 use crate::app::instances::InstanceDetails;
+use crate::app::instances::RefundQuote;
 use crate::app::instances::RenewInput;
+use crate::app::instances::UnsubscribeInput;
+use crate::app::Caller;
 use crate::app::PageRequest;
 use crate::extract::Path;
+use crate::AppState;
 use crate::SharedState;
 use askama::Template;
 use axum::extract::Query;
@@ -32,6 +36,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/instances/{id}", get(instance_page))
         .route("/instances/{id}/status", get(instance_status))
         .route("/instances/{id}/renew", post(renew))
+        .route("/instances/{id}/unsubscribe", post(unsubscribe))
 }
 
 /// A subscription as a row or a page shows it.
@@ -131,6 +136,44 @@ async fn instances_page(
     }
 }
 
+/// What unsubscribing would give back, as the page shows it before the buyer confirms.
+pub struct RefundRow {
+    pub total: String,
+    /// One line per order: what it paid and what goes back.
+    pub lines: Vec<(String, String, String)>,
+    pub new_expiry: Option<String>,
+}
+
+fn refund_row(q: RefundQuote) -> RefundRow {
+    RefundRow {
+        total: q.total.to_string(),
+        lines: q
+            .orders
+            .into_iter()
+            .map(|(o, back)| (o.id.to_string(), o.amount.to_string(), back.to_string()))
+            .collect(),
+        new_expiry: q.new_expiry.as_ref().map(when_text),
+    }
+}
+
+/// The refund of each scope, where one is possible now.
+async fn refunds(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> (Option<RefundRow>, Option<RefundRow>) {
+    let quote = |scope: &'static str| async move {
+        let input = UnsubscribeInput {
+            scope: Some(scope.to_owned()),
+        };
+        instances::unsubscribe_quote(state, caller, &id.into(), &input)
+            .await
+            .ok()
+            .map(refund_row)
+    };
+    (quote("everything").await, quote("renewals").await)
+}
+
 #[derive(Template)]
 #[template(path = "instance.html")]
 struct InstancePage {
@@ -139,6 +182,31 @@ struct InstancePage {
     renew_errors: FormErrors,
     periods: String,
     renew_hint: String,
+    /// What unsubscribing gives back now, and what giving back renewals does.
+    everything: Option<RefundRow>,
+    renewals: Option<RefundRow>,
+    unsubscribe_errors: FormErrors,
+}
+
+impl InstancePage {
+    async fn new(
+        state: &AppState,
+        ctx: &super::Ctx,
+        caller: &Caller,
+        d: &InstanceDetails,
+    ) -> InstancePage {
+        let (everything, renewals) = refunds(state, caller, d.instance.id.as_str()).await;
+        InstancePage {
+            ctx: ctx.clone(),
+            i: instance_row(d),
+            renew_hint: format!("{}s, from the current expiry", d.instance.period),
+            renew_errors: FormErrors::default(),
+            periods: "1".into(),
+            everything,
+            renewals,
+            unsubscribe_errors: FormErrors::default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -154,13 +222,7 @@ async fn instance_page(
 ) -> Response {
     let page = signed.page.titled("Subscription");
     match instances::get(&state, &signed.caller, &id.into()).await {
-        Ok(d) => page.render(&InstancePage {
-            ctx: page.ctx.clone(),
-            i: instance_row(&d),
-            renew_hint: format!("{}s, from the current expiry", d.instance.period),
-            renew_errors: FormErrors::default(),
-            periods: "1".into(),
-        }),
+        Ok(d) => page.render(&InstancePage::new(&state, &page.ctx, &signed.caller, &d).await),
         Err(e) => error_page(&page, e),
     }
 }
@@ -217,11 +279,54 @@ async fn renew(
         Ok(d) => page.render_status(
             refused.parts().0,
             &InstancePage {
-                ctx: page.ctx.clone(),
-                i: instance_row(&d),
-                renew_hint: format!("{}s, from the current expiry", d.instance.period),
                 renew_errors: FormErrors::from_error(&refused),
                 periods: form.periods,
+                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
+            },
+        ),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+/// What the unsubscribe forms send.
+#[derive(Debug, Deserialize)]
+pub struct UnsubscribeForm {
+    #[serde(default)]
+    pub scope: String,
+    /// The box that says the buyer understands the instance is released for good.
+    #[serde(default)]
+    pub confirm: String,
+}
+
+async fn unsubscribe(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<UnsubscribeForm>,
+) -> Response {
+    let page = signed.page.titled("Subscription");
+    let everything = form.scope != "renewals";
+    let refused = if everything && form.confirm != "yes" {
+        crate::error::AppError::invalid(
+            "confirm",
+            "tick the box to confirm: the seller releases the instance and its data for good",
+        )
+    } else {
+        let input = UnsubscribeInput {
+            scope: Some(form.scope.clone()),
+        };
+        match instances::unsubscribe(&state, &signed.caller, &id.as_str().into(), input).await {
+            Ok(_) if everything => return done(&format!("/instances/{id}"), "unsubscribed"),
+            Ok(_) => return done(&format!("/instances/{id}"), "renewals-returned"),
+            Err(e) => e,
+        }
+    };
+    match instances::get(&state, &signed.caller, &id.into()).await {
+        Ok(d) => page.render_status(
+            refused.parts().0,
+            &InstancePage {
+                unsubscribe_errors: FormErrors::from_error(&refused),
+                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
             },
         ),
         Err(e) => error_page(&page, e),

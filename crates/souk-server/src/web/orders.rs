@@ -246,6 +246,8 @@ pub struct OrderRow {
     pub instance_id: String,
     pub what: String,
     pub amount: String,
+    /// What went back, when anything did.
+    pub refunded: Option<String>,
     pub at: String,
     pub at_text: String,
 }
@@ -266,6 +268,7 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
             o.amount.currency
         ),
         amount: money(&o.amount),
+        refunded: (o.refunded.minor > 0).then(|| money(&o.refunded)),
         at: when(&o.created_at),
         at_text: when_text(&o.created_at),
     }

@@ -1,0 +1,203 @@
+//! Unsubscribing: what a buyer gets back for each order of an instance.
+//!
+//! An instance's orders pay for consecutive spans of time: the purchase from when it was placed,
+//! each renewal from where the one before ended. Unsubscribing gives back, per order:
+//! - everything, for a span that has not begun (a renewal bought ahead);
+//! - everything, for an order placed within the full-refund window (default 5 days);
+//! - the unused share of the span, rounded down to the minor unit, for the span running now;
+//! - nothing, for a span that is over.
+//!
+//! Giving back only the renewals returns the spans that have not begun and keeps the rest.
+
+use crate::plans::{add_periods, Period};
+use chrono::{DateTime, Duration, Utc};
+
+/// The refund rules, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundPolicy {
+    /// An order placed less than this long ago is refunded in full.
+    pub full_refund_window: Duration,
+}
+
+impl Default for RefundPolicy {
+    fn default() -> Self {
+        RefundPolicy {
+            full_refund_window: Duration::days(5),
+        }
+    }
+}
+
+/// What the buyer gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole subscription: the instance is released.
+    Everything,
+    /// Only renewed periods that have not begun: the instance runs on to the end of the rest.
+    RenewalsOnly,
+}
+
+/// One order of an instance, with the span of time it paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidSpan {
+    /// What the order charged, less what was already refunded, in minor units.
+    pub paid_minor: i64,
+    pub ordered_at: DateTime<Utc>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// The spans the orders of an instance paid for, in order: the first from `first_start`, each
+/// next one from where the previous ended, as renewals extend an expiry.
+pub fn spans(
+    first_start: DateTime<Utc>,
+    period: Period,
+    periods: &[u32],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut start = first_start;
+    periods
+        .iter()
+        .map(|&n| {
+            let end = add_periods(start, period, n);
+            let span = (start, end);
+            start = end;
+            span
+        })
+        .collect()
+}
+
+/// What unsubscribing at `now` gives back for one order, in minor units: never negative and never
+/// more than it paid.
+pub fn refund(span: &PaidSpan, now: DateTime<Utc>, policy: RefundPolicy, scope: Scope) -> i64 {
+    let paid = span.paid_minor.max(0);
+    if now < span.starts_at {
+        return paid;
+    }
+    if scope == Scope::RenewalsOnly || now >= span.ends_at {
+        return 0;
+    }
+    if now < crate::clock::add(span.ordered_at, policy.full_refund_window) {
+        return paid;
+    }
+    let total = (span.ends_at - span.starts_at).num_milliseconds();
+    let unused = (span.ends_at - now).num_milliseconds();
+    if total <= 0 {
+        return 0;
+    }
+    // i128: a paid amount times a span in milliseconds can pass i64.
+    i64::try_from(i128::from(paid) * i128::from(unused) / i128::from(total)).unwrap_or(paid)
+}
+
+/// The expiry after giving back the renewals that have not begun at `now`: the start of the
+/// first of them, or `None` when there is none to give back.
+pub fn expiry_without_unbegun(spans: &[PaidSpan], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    spans
+        .iter()
+        .filter(|s| now < s.starts_at)
+        .map(|s| s.starts_at)
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 1, 31, 8, 0, 0).unwrap()
+    }
+
+    fn month(paid_minor: i64, ordered_at: DateTime<Utc>, starts_at: DateTime<Utc>) -> PaidSpan {
+        PaidSpan {
+            paid_minor,
+            ordered_at,
+            starts_at,
+            ends_at: add_periods(starts_at, Period::Month, 1),
+        }
+    }
+
+    #[test]
+    fn spans_chain_like_renewals() {
+        let s = spans(t0(), Period::Month, &[1, 2]);
+        assert_eq!(
+            s[0],
+            (t0(), Utc.with_ymd_and_hms(2027, 2, 28, 8, 0, 0).unwrap())
+        );
+        assert_eq!(s[1].0, s[0].1);
+        assert_eq!(s[1].1, Utc.with_ymd_and_hms(2027, 4, 28, 8, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn full_within_the_window_prorated_after_nothing_once_over() {
+        let p = RefundPolicy::default();
+        let span = PaidSpan {
+            paid_minor: 3000,
+            ordered_at: t0(),
+            starts_at: t0(),
+            ends_at: t0() + Duration::days(30),
+        };
+        let all = Scope::Everything;
+        assert_eq!(refund(&span, t0() + Duration::days(4), p, all), 3000);
+        assert_eq!(refund(&span, t0() + Duration::days(10), p, all), 2000);
+        assert_eq!(refund(&span, t0() + Duration::days(29), p, all), 100);
+        assert_eq!(refund(&span, t0() + Duration::days(30), p, all), 0);
+        // The current span is never given back by returning renewals only.
+        assert_eq!(
+            refund(&span, t0() + Duration::days(1), p, Scope::RenewalsOnly),
+            0
+        );
+        // A renewal bought ahead is returned in full, whatever the scope.
+        let ahead = month(999, t0() - Duration::days(20), t0() + Duration::days(30));
+        assert_eq!(refund(&ahead, t0(), p, Scope::RenewalsOnly), 999);
+        assert_eq!(refund(&ahead, t0(), p, all), 999);
+        assert_eq!(
+            expiry_without_unbegun(&[span, ahead], t0()),
+            Some(ahead.starts_at)
+        );
+        assert_eq!(expiry_without_unbegun(&[span], t0()), None);
+    }
+
+    #[test]
+    fn a_renewal_bought_in_grace_is_prorated_from_the_old_expiry() {
+        // Renewed 10 days into grace for the month that began at the old expiry: past the
+        // window, 20 of about 30 days unused.
+        let p = RefundPolicy::default();
+        let old_expiry = t0();
+        let span = PaidSpan {
+            paid_minor: 3000,
+            ordered_at: old_expiry + Duration::days(10),
+            starts_at: old_expiry,
+            ends_at: old_expiry + Duration::days(30),
+        };
+        assert_eq!(
+            refund(&span, old_expiry + Duration::days(14), p, Scope::Everything),
+            3000
+        );
+        assert_eq!(
+            refund(&span, old_expiry + Duration::days(15), p, Scope::Everything),
+            1500
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_refund_never_exceeds_what_was_paid_and_shrinks_with_time(
+            paid in 0i64..1_000_000_000_000,
+            ordered in 0i64..400,
+            len in 1i64..2_000,
+            a in 0i64..3_000,
+            b in 0i64..3_000,
+        ) {
+            let p = RefundPolicy::default();
+            let start = t0() + Duration::days(ordered);
+            let span = PaidSpan { paid_minor: paid, ordered_at: t0(), starts_at: start, ends_at: start + Duration::hours(len) };
+            let (early, late) = (t0() + Duration::hours(a.min(b)), t0() + Duration::hours(a.max(b)));
+            for scope in [Scope::Everything, Scope::RenewalsOnly] {
+                let (r1, r2) = (refund(&span, early, p, scope), refund(&span, late, p, scope));
+                prop_assert!((0..=paid).contains(&r1));
+                prop_assert!((0..=paid).contains(&r2));
+                prop_assert!(r2 <= r1);
+            }
+        }
+    }
+}
