@@ -97,6 +97,29 @@ impl PlanPrices {
         })
     }
 
+    /// Refuses, as a merchant saves a plan, a price that charges nothing for one month (or one
+    /// year): such a plan would be free bought one period at a time and not free bought many at
+    /// once. A free plan is priced 0 exactly. Plans stored before this rule still load and sell.
+    pub fn check_chargeable(&self, field: &str) -> Result<(), Error> {
+        for (name, unit, price) in [
+            ("monthly_price", "month", self.monthly),
+            ("yearly_price", "year", self.yearly),
+        ] {
+            if let Some(p) = price.filter(|p| !p.is_zero()) {
+                if Money::round(p, self.currency)?.minor == 0 {
+                    return Err(Error::invalid(
+                        format!("{field}.{name}"),
+                        format!(
+                            "{p} {} charges nothing for one {unit}; use 0 for a free plan or at least one minor unit",
+                            self.currency
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The unit price for `period`, if the plan is sold that way.
     pub fn unit_price(&self, period: Period) -> Option<Decimal> {
         match period {
@@ -182,6 +205,30 @@ mod tests {
         assert!(
             matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency")
         );
+    }
+
+    #[test]
+    fn a_price_that_charges_nothing_for_one_period_is_refused_and_zero_is_free() {
+        let check = |currency, monthly, yearly| {
+            PlanPrices::parse("plans[0]", currency, monthly, yearly)
+                .unwrap()
+                .check_chargeable("plans[0]")
+        };
+        let refused = check("CNY", Some("0.004"), None);
+        assert!(
+            matches!(&refused, Err(Error::Invalid { field, .. }) if field == "plans[0].monthly_price"),
+            "{refused:?}"
+        );
+        let refused = check("JPY", None, Some("0.4"));
+        assert!(
+            matches!(&refused, Err(Error::Invalid { field, .. }) if field == "plans[0].yearly_price"),
+            "{refused:?}"
+        );
+        assert!(check("CNY", Some("0"), Some("0.01")).is_ok());
+        let free = PlanPrices::parse("p", "CNY", Some("0"), None).unwrap();
+        assert_eq!(free.price(Period::Month, 3).unwrap().minor, 0);
+        let smallest = PlanPrices::parse("p", "CNY", Some("0.005"), None).unwrap();
+        assert_eq!(smallest.price(Period::Month, 1).unwrap().minor, 1);
     }
 
     #[test]

@@ -209,6 +209,7 @@ impl ProductContent {
                 p.monthly_price.as_deref(),
                 p.yearly_price.as_deref(),
             )?;
+            prices.check_chargeable(&f)?;
             plans.push(PlanDraft {
                 id: p.id.clone(),
                 name: validate::text(&format!("{f}.name"), &p.name, 100)?,

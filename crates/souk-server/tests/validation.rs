@@ -129,6 +129,15 @@ on_both_databases! {
             Some("plans[0].monthly_price"),
         )
         .await;
+        // A price that charges nothing for one month is refused; 0 exactly is a free plan.
+        body["plans"][0]["monthly_price"] = json!("0.004");
+        let tiny = assert_problem(
+            seller.post("/v1/seller/products", body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plans[0].monthly_price"),
+        )
+        .await;
+        assert!(tiny["detail"].as_str().unwrap().contains("free plan"), "{tiny}");
         body["plans"][0]["monthly_price"] = json!("10");
         body["endpoint_url"] = json!("http://acme.test/souk");
         assert_problem(
