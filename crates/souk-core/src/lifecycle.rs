@@ -101,6 +101,8 @@ pub enum SellerCall {
     /// `refreshInstance` with scene `UNSUBSCRIBE_RENEWAL_PERIOD`: renewed periods that had not
     /// begun were given back, so the expiry moved earlier.
     RefreshUnsubscribed,
+    /// `refreshInstance` with scene `TRIAL_TO_FORMAL`: a trial was paid for.
+    RefreshTrialToFormal,
 }
 
 /// Something a transition makes happen besides the new state.
@@ -125,6 +127,8 @@ pub enum Event {
     Renewed { new_expiry: DateTime<Utc> },
     /// The buyer unsubscribed: the instance is released at once.
     Unsubscribed,
+    /// A trial was paid for: the paid time runs from now to `new_expiry`.
+    Converted { new_expiry: DateTime<Utc> },
     /// The buyer gave back renewed periods that had not begun: the expiry moves back to this
     /// instant, which is still in the future.
     RenewalsReturned { new_expiry: DateTime<Utc> },
@@ -138,6 +142,7 @@ impl Event {
             Event::Due => "move along its lifecycle",
             Event::Renewed { .. } => "renew",
             Event::Unsubscribed => "unsubscribe",
+            Event::Converted { .. } => "convert a trial",
             Event::RenewalsReturned { .. } => "give back renewals",
         }
     }
@@ -282,6 +287,25 @@ pub fn transition(
                 state: target,
                 expiry: new_expiry,
                 next_at,
+                effects,
+            })
+        }
+        (Active | Grace | Frozen, Event::Converted { new_expiry }) => {
+            if new_expiry <= now {
+                return Err(Error::invalid(
+                    "periods",
+                    "the paid time must end in the future",
+                ));
+            }
+            let mut effects = Vec::new();
+            if state == Frozen {
+                effects.push(Effect::Seller(SellerCall::Unfreeze));
+            }
+            effects.push(Effect::Seller(SellerCall::RefreshTrialToFormal));
+            Ok(Transition {
+                state: Active,
+                expiry: new_expiry,
+                next_at: Some(new_expiry),
                 effects,
             })
         }
@@ -493,6 +517,24 @@ mod tests {
             );
             assert!(matches!(refused, Err(Error::Invalid { .. })));
         }
+    }
+
+    #[test]
+    fn a_converted_trial_runs_from_now_and_a_frozen_one_is_unfrozen_first() {
+        let now = t0() + Duration::days(20);
+        let paid = now + Duration::days(30);
+        let t = step(Frozen, t0(), Event::Converted { new_expiry: paid }, now);
+        assert_eq!(
+            (t.state, t.expiry, t.next_at, calls(&t)),
+            (
+                Active,
+                paid,
+                Some(paid),
+                vec![SellerCall::Unfreeze, SellerCall::RefreshTrialToFormal]
+            )
+        );
+        let t = step(Active, t0(), Event::Converted { new_expiry: paid }, t0());
+        assert_eq!(calls(&t), vec![SellerCall::RefreshTrialToFormal]);
     }
 
     #[test]

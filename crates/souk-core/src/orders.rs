@@ -8,7 +8,14 @@ use std::str::FromStr;
 
 string_enum! {
     /// Why an order was placed.
-    OrderKind { New = "new", Renew = "renew" }
+    OrderKind {
+        New = "new",
+        Renew = "renew",
+        /// A free trial: nothing charged, at most one per buyer and product.
+        Trial = "trial",
+        /// A trial turned into a paid subscription, keeping its instance.
+        Convert = "convert",
+    }
 }
 
 string_enum! {

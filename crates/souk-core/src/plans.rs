@@ -13,6 +13,20 @@ pub const MAX_MONTHS: u32 = 36;
 /// The most years one order may buy.
 pub const MAX_YEARS: u32 = 5;
 
+/// The longest free trial a plan may offer, in days.
+pub const MAX_TRIAL_DAYS: u32 = 90;
+
+/// Checks a plan's free-trial length: none, or 1 to [`MAX_TRIAL_DAYS`] days.
+pub fn trial_days(field: &str, days: Option<u32>) -> Result<Option<u32>, Error> {
+    match days {
+        Some(d) if d == 0 || d > MAX_TRIAL_DAYS => Err(Error::invalid(
+            field,
+            format!("a trial lasts 1 to {MAX_TRIAL_DAYS} days; leave it out for no trial"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// The unit a periodic plan is bought in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +109,15 @@ impl PlanPrices {
             monthly,
             yearly,
         })
+    }
+
+    /// The period a plan is sold in by default: by the month when it is, else by the year.
+    pub fn default_period(&self) -> Period {
+        if self.monthly.is_some() {
+            Period::Month
+        } else {
+            Period::Year
+        }
     }
 
     /// Refuses, as a merchant saves a plan, a price that charges nothing for one month (or one

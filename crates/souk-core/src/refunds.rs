@@ -46,20 +46,27 @@ pub struct PaidSpan {
     pub ends_at: DateTime<Utc>,
 }
 
-/// The spans the orders of an instance paid for, in order: the first from `first_start`, each
-/// next one from where the previous ended, as renewals extend an expiry.
-pub fn spans(
-    first_start: DateTime<Utc>,
-    period: Period,
-    periods: &[u32],
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut start = first_start;
-    periods
+/// One order as the spans see it: what it bought, and whether its time starts when it was placed
+/// (a purchase, a trial, a trial converted to paid) or where the time before it ended (a renewal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bought {
+    pub period: Period,
+    /// How many periods; 0 for a trial, which pays for nothing.
+    pub periods: u32,
+    /// When the time starts, unless it follows on from the order before.
+    pub starts_at: Option<DateTime<Utc>>,
+}
+
+/// The spans the orders of an instance paid for, in order: each from its own start when it has
+/// one, else from where the previous ended, as renewals extend an expiry.
+pub fn spans(orders: &[Bought]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut end = None;
+    orders
         .iter()
-        .map(|&n| {
-            let end = add_periods(start, period, n);
-            let span = (start, end);
-            start = end;
+        .map(|b| {
+            let start = b.starts_at.or(end).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let span = (start, add_periods(start, b.period, b.periods));
+            end = Some(span.1);
             span
         })
         .collect()
@@ -118,13 +125,28 @@ mod tests {
 
     #[test]
     fn spans_chain_like_renewals() {
-        let s = spans(t0(), Period::Month, &[1, 2]);
+        let bought = |periods, starts_at| Bought {
+            period: Period::Month,
+            periods,
+            starts_at,
+        };
+        let s = spans(&[bought(1, Some(t0())), bought(2, None)]);
         assert_eq!(
             s[0],
             (t0(), Utc.with_ymd_and_hms(2027, 2, 28, 8, 0, 0).unwrap())
         );
         assert_eq!(s[1].0, s[0].1);
         assert_eq!(s[1].1, Utc.with_ymd_and_hms(2027, 4, 28, 8, 0, 0).unwrap());
+        // A trial pays for no time; the conversion starts when it was placed.
+        let later = t0() + Duration::days(3);
+        let s = spans(&[
+            bought(0, Some(t0())),
+            bought(1, Some(later)),
+            bought(1, None),
+        ]);
+        assert_eq!(s[0], (t0(), t0()));
+        assert_eq!(s[1].0, later);
+        assert_eq!(s[2].0, s[1].1);
     }
 
     #[test]

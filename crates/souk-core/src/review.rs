@@ -112,6 +112,10 @@ pub struct PlanDraft {
     /// Price per year, a decimal string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yearly_price: Option<String>,
+    /// Days of free trial a verified buyer may take once per product, 1 to
+    /// [`crate::plans::MAX_TRIAL_DAYS`]; none when the plan has no trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_days: Option<u32>,
 }
 
 /// Everything a merchant edits about a product, reviewed as a whole.
@@ -210,6 +214,7 @@ impl ProductContent {
                 p.yearly_price.as_deref(),
             )?;
             prices.check_chargeable(&f)?;
+            let trial_days = crate::plans::trial_days(&format!("{f}.trial_days"), p.trial_days)?;
             plans.push(PlanDraft {
                 id: p.id.clone(),
                 name: validate::text(&format!("{f}.name"), &p.name, 100)?,
@@ -221,6 +226,7 @@ impl ProductContent {
                 currency: prices.currency.code().to_owned(),
                 monthly_price: prices.monthly.map(|d| d.to_string()),
                 yearly_price: prices.yearly.map(|d| d.to_string()),
+                trial_days,
             });
         }
         Ok(ProductContent {
@@ -263,6 +269,7 @@ mod tests {
                 currency: "CNY".into(),
                 monthly_price: Some("99.00".into()),
                 yearly_price: None,
+                trial_days: None,
             }],
         }
     }
@@ -276,6 +283,16 @@ mod tests {
         c.plans[0].monthly_price = Some("x".into());
         assert!(
             matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "plans[0].monthly_price")
+        );
+        let mut c = content();
+        c.plans[0].trial_days = Some(0);
+        assert!(
+            matches!(c.validated(EndpointRules::default()), Err(Error::Invalid { field, .. }) if field == "plans[0].trial_days")
+        );
+        c.plans[0].trial_days = Some(14);
+        assert_eq!(
+            c.validated(EndpointRules::default()).unwrap().plans[0].trial_days,
+            Some(14)
         );
         let mut c = content();
         c.category = "toys".into();

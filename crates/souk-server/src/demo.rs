@@ -309,13 +309,16 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
             plans: p
                 .plans
                 .iter()
-                .map(|(name, monthly, yearly)| PlanInput {
+                .enumerate()
+                .map(|(i, (name, monthly, yearly))| PlanInput {
                     id: None,
                     name: (*name).into(),
                     description: String::new(),
                     currency: "CNY".into(),
                     monthly_price: monthly.map(Into::into),
                     yearly_price: yearly.map(Into::into),
+                    // Every first plan can be tried for two weeks.
+                    trial_days: (i == 0).then_some(14),
                 })
                 .collect(),
         };

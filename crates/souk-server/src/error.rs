@@ -72,6 +72,9 @@ pub enum AppError {
     /// The plan or product is not for sale (not listed, or the plan was withdrawn).
     #[error("this plan is not on sale")]
     NotOnSale,
+    /// The buyer already took this product's free trial.
+    #[error("this account already took the free trial of this product; buy a plan instead")]
+    TrialUsed,
     /// The balance does not cover the price.
     #[error("the price is {price}, the balance is {available}")]
     InsufficientBalance { price: String, available: String },
@@ -158,6 +161,7 @@ impl AppError {
                 "Idempotency-Key reused",
             ),
             NotOnSale => (StatusCode::CONFLICT, "not-on-sale", "Not on sale"),
+            TrialUsed => (StatusCode::CONFLICT, "trial-used", "Trial already taken"),
             InsufficientBalance { .. } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient-balance",

@@ -20,6 +20,8 @@ pub enum SellerJob {
     Refresh,
     /// `refreshInstance` UNSUBSCRIBE_RENEWAL_PERIOD with the earlier expiry.
     RefreshUnsubscribed,
+    /// `refreshInstance` TRIAL_TO_FORMAL with the paid expiry.
+    RefreshTrial,
     /// `queryInstance` until the seller has the access data (it may create asynchronously).
     QueryAccess,
 }
@@ -32,13 +34,14 @@ pub struct SellerPayload {
 
 impl SellerJob {
     /// Every seller job kind.
-    pub const ALL: [SellerJob; 7] = [
+    pub const ALL: [SellerJob; 8] = [
         SellerJob::NewInstance,
         SellerJob::Freeze,
         SellerJob::Unfreeze,
         SellerJob::Release,
         SellerJob::Refresh,
         SellerJob::RefreshUnsubscribed,
+        SellerJob::RefreshTrial,
         SellerJob::QueryAccess,
     ];
 
@@ -51,6 +54,7 @@ impl SellerJob {
             SellerJob::Release => "seller.release",
             SellerJob::Refresh => "seller.refresh",
             SellerJob::RefreshUnsubscribed => "seller.refresh_unsubscribed",
+            SellerJob::RefreshTrial => "seller.refresh_trial",
             SellerJob::QueryAccess => "seller.query_instance",
         }
     }
@@ -68,6 +72,7 @@ impl SellerJob {
             SellerCall::Release => SellerJob::Release,
             SellerCall::RefreshRenewal => SellerJob::Refresh,
             SellerCall::RefreshUnsubscribed => SellerJob::RefreshUnsubscribed,
+            SellerCall::RefreshTrialToFormal => SellerJob::RefreshTrial,
         }
     }
 

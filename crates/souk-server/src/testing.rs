@@ -214,9 +214,19 @@ impl TestApp {
         endpoint: &str,
         monthly: &str,
     ) -> (String, String, String) {
-        let res = seller
-            .post("/v1/seller/products", product_body(name, endpoint, monthly))
-            .await;
+        self.listed_product_with(op, seller, product_body(name, endpoint, monthly))
+            .await
+    }
+
+    /// A listed product by `seller` with the content `body`; returns (product id, first plan
+    /// id, signing key).
+    pub async fn listed_product_with(
+        &self,
+        op: &User,
+        seller: &User,
+        body: Value,
+    ) -> (String, String, String) {
+        let res = seller.post("/v1/seller/products", body).await;
         assert_eq!(
             res.status(),
             StatusCode::CREATED,
@@ -245,7 +255,10 @@ impl TestApp {
             .to_owned();
         op.approve_review(&rev).await;
         let product: Value = self.public_json(&format!("/v1/products/{id}")).await;
-        let plan = product["plans"][0]["id"].as_str().unwrap().to_owned();
+        let plan = product["plans"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not listed: {product}"))
+            .to_owned();
         (id, plan, key)
     }
 

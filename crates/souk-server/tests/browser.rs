@@ -200,6 +200,7 @@ async fn demo_product(app: &TestApp, op: &User, name: &str) -> String {
         )
         .await;
     let mut body = product_body(name, &format!("{}/demo-seller", app.base), "99.00");
+    body["plans"][0]["trial_days"] = json!(14);
     body["signing_key"] = json!(souk_server::demo_seller::DEMO_SIGNING_KEY);
     let res = seller.post("/v1/seller/products", body).await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -340,6 +341,27 @@ on_both_databases! {
         b.go("/balance").await;
         assert!(b.text().await.contains("500.00 CNY"), "all back: {}", b.text().await);
         app.assert_ledger_balances().await;
+
+        // A free trial, then paid for on the same subscription; a second trial is refused.
+        b.go(&format!("/products/{product}")).await;
+        b.click("main .plans form button[type=submit]").await;
+        assert!(b.text().await.contains("free trial started"), "{}", b.text().await);
+        let trial = b.path().await;
+        for _ in 0..200 {
+            if b.text().await.contains("Keep it: pay for it") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            b.go(&trial).await;
+        }
+        b.shoot("trial", save).await;
+        b.fill("periods", "1").await;
+        b.click("#convert button[type=submit]").await;
+        assert!(b.text().await.contains("The subscription runs from now"), "{}", b.text().await);
+        assert_eq!(b.path().await, trial, "the trial's own subscription was paid for");
+        b.go(&format!("/products/{product}")).await;
+        b.click("main .plans form button[type=submit]").await;
+        assert!(b.text().await.contains("already took the free trial"), "{}", b.text().await);
 
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();

@@ -1,7 +1,7 @@
 //! What the catalog reads: every listed product with its plans, in two queries.
 
 use crate::decode::text;
-use crate::products::{plan, product, Plan, Product};
+use crate::products::{plan, product, Plan, Product, PLAN};
 use crate::{Result, Store};
 use souk_core::review::ProductState;
 use std::collections::HashMap;
@@ -25,10 +25,10 @@ impl Store {
         .bind(ProductState::Listed.as_str())
         .fetch_all(&self.pool)
         .await?;
-        let plan_rows = sqlx::query(
-            "SELECT pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, pl.position, pl.active \
-             FROM plans pl JOIN products p ON p.id = pl.product_id WHERE p.state = $1 AND pl.active = 1 ORDER BY pl.product_id, pl.position",
-        )
+        let plan_rows = sqlx::query(&format!(
+            "SELECT {PLAN} FROM plans pl JOIN products p ON p.id = pl.product_id \
+             WHERE p.state = $1 AND pl.active = 1 ORDER BY pl.product_id, pl.position"
+        ))
         .bind(ProductState::Listed.as_str())
         .fetch_all(&self.pool)
         .await?;

@@ -40,12 +40,14 @@ pub struct Instance {
     pub seller_instance_id: Option<String>,
     pub access_enc: Option<String>,
     pub failure_reason: Option<String>,
+    /// A free trial, until it is converted to a paid subscription.
+    pub trial: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const INSTANCE: &str = "i.id, i.buyer_id, i.product_id, i.plan_id, i.merchant_id, i.order_id, i.state, i.period, i.expires_at, \
-    i.next_transition_at, i.version, i.business_id, i.seller_instance_id, i.access_enc, i.failure_reason, i.created_at, i.updated_at";
+    i.next_transition_at, i.version, i.business_id, i.seller_instance_id, i.access_enc, i.failure_reason, i.created_at, i.updated_at, i.trial";
 
 fn instance(row: &AnyRow) -> Result<Instance> {
     Ok(Instance {
@@ -64,6 +66,7 @@ fn instance(row: &AnyRow) -> Result<Instance> {
         seller_instance_id: opt_text(row, "seller_instance_id")?,
         access_enc: opt_text(row, "access_enc")?,
         failure_reason: opt_text(row, "failure_reason")?,
+        trial: int(row, "trial")? != 0,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -100,8 +103,8 @@ pub struct Change<'a> {
 
 pub(crate) async fn insert(conn: &mut AnyConnection, i: &Instance) -> Result<()> {
     sqlx::query("INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
-                 version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)")
+                 version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at, trial) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
         .bind(i.id.as_str())
         .bind(i.buyer_id.as_str())
         .bind(i.product_id.as_str())
@@ -119,6 +122,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, i: &Instance) -> Result<()>
         .bind(&i.failure_reason)
         .bind(ms(i.created_at))
         .bind(ms(i.updated_at))
+        .bind(i64::from(i.trial))
         .execute(conn)
         .await?;
     Ok(())

@@ -54,6 +54,8 @@ pub enum Constraint {
     MerchantAccount,
     /// A revision with this number exists for the product.
     RevisionNumber,
+    /// The buyer already took the product's free trial.
+    Trial,
     /// Any other unique rule, by the name the database gave.
     Other(String),
 }
@@ -87,6 +89,11 @@ impl Constraint {
                 "product_revisions_product_id_number_key",
                 "product_revisions.product_id, product_revisions.number",
                 Constraint::RevisionNumber,
+            ),
+            (
+                "trials_pkey",
+                "trials.buyer_id, trials.product_id",
+                Constraint::Trial,
             ),
         ];
         let message = db.message();
@@ -171,6 +178,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     4 "sessions" "0004_sessions.sql",
     5 "access keys" "0005_access_keys.sql",
     6 "unsubscribe" "0006_unsubscribe.sql",
+    7 "trials" "0007_trials.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -179,6 +187,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     4 "sessions" "0004_sessions.sql",
     5 "access keys" "0005_access_keys.sql",
     6 "unsubscribe" "0006_unsubscribe.sql",
+    7 "trials" "0007_trials.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.
@@ -425,6 +434,10 @@ pub(crate) mod decode {
     }
 
     pub fn int(row: &AnyRow, col: &str) -> Result<i64> {
+        Ok(row.try_get(col)?)
+    }
+
+    pub fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
         Ok(row.try_get(col)?)
     }
 

@@ -79,6 +79,8 @@ pub struct Renewal<'a> {
     pub jobs: Vec<JobSpec>,
     /// The lowest balance the debit may leave, in minor units.
     pub floor_minor: i64,
+    /// Set when the order converts a trial: the instance is a trial no more, and renews by this.
+    pub converts_to: Option<Period>,
 }
 
 /// A purchase decided by the server: the order, its new instance and the provisioning job.
@@ -260,10 +262,22 @@ impl Store {
             && self.fast_paths
             && p.order.amount.minor > 0
             && p.floor_minor >= 0
+            && !p.instance.trial
         {
             return purchase_in_one_statement(self, &p, now).await;
         }
         let mut tx = self.begin().await?;
+        if p.instance.trial {
+            // A trial is taken at most once per buyer and product (`Constraint::Trial` otherwise).
+            // First, so a second trial stops here whichever request commits first.
+            sqlx::query("INSERT INTO trials (buyer_id, product_id, instance_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(p.order.buyer_id.as_str())
+                .bind(p.order.product_id.as_str())
+                .bind(p.instance.id.as_str())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+        }
         insert_order(&mut tx, p.order).await?;
         charge(&mut tx, p.order, p.memo, p.floor_minor, now).await?;
         instances::insert(&mut tx, p.instance).await?;
@@ -291,6 +305,13 @@ impl Store {
         insert_order(&mut tx, r.order).await?;
         charge(&mut tx, r.order, memo, r.floor_minor, now).await?;
         instances::set_state(&mut tx, r.instance, r.transition, now).await?;
+        if let Some(period) = r.converts_to {
+            sqlx::query("UPDATE instances SET trial = 0, period = $1 WHERE id = $2")
+                .bind(period.as_str())
+                .bind(r.instance.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         for job in &r.jobs {
             enqueue(&mut tx, job, Some(&r.instance.id), now, now).await?;
         }

@@ -1,6 +1,6 @@
 //! Products, their revisions (drafts and applications under review) and their listed plans.
 
-use crate::decode::{id, int, json, opt_json, opt_text, opt_time, parsed, text, time};
+use crate::decode::{id, int, json, opt_int, opt_json, opt_text, opt_time, parsed, text, time};
 use crate::{fresh, ms, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use souk_core::ids::{AccountId, MerchantId, PlanId, ProductId, RevisionId};
@@ -60,6 +60,8 @@ pub struct Plan {
     pub name: String,
     pub description: String,
     pub prices: PlanPrices,
+    /// Days of free trial, when the plan offers one.
+    pub trial_days: Option<u32>,
     pub position: i64,
     /// Sold now (a plan left out of a later version stays for the orders that point at it).
     pub active: bool,
@@ -81,6 +83,7 @@ pub struct PlanWrite {
     pub name: String,
     pub description: String,
     pub prices: PlanPrices,
+    pub trial_days: Option<u32>,
 }
 
 const PRODUCT: &str = "p.id, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
@@ -88,8 +91,8 @@ const PRODUCT: &str = "p.id, p.merchant_id, p.product_type, p.state, p.signing_k
 const REVISION: &str =
     "r.id, r.product_id, r.number, r.state, r.content, r.submitted_at, r.due_at, r.decided_at, \
     r.decided_by, r.reasons, r.created_at, r.updated_at";
-const PLAN: &str = "pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, \
-    pl.position, pl.active";
+pub(crate) const PLAN: &str = "pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, \
+    pl.position, pl.active, pl.trial_days";
 
 pub(crate) fn product(row: &AnyRow) -> Result<Product> {
     Ok(Product {
@@ -136,6 +139,10 @@ pub(crate) fn plan(row: &AnyRow) -> Result<Plan> {
         name: text(row, "name")?,
         description: text(row, "description")?,
         prices,
+        trial_days: opt_int(row, "trial_days")?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| Error::Corrupt("trial_days out of range".into()))?,
         position: int(row, "position")?,
         active: int(row, "active")? == 1,
     })
@@ -407,8 +414,8 @@ impl Store {
             let price = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
             let updated = match &p.id {
                 Some(id) => sqlx::query(
-                    "UPDATE plans SET name = $1, description = $2, currency = $3, monthly_price = $4, yearly_price = $5, position = $6, active = 1 \
-                     WHERE id = $7 AND product_id = $8",
+                    "UPDATE plans SET name = $1, description = $2, currency = $3, monthly_price = $4, yearly_price = $5, position = $6, active = 1, \
+                     trial_days = $9 WHERE id = $7 AND product_id = $8",
                 )
                 .bind(&p.name)
                 .bind(&p.description)
@@ -418,6 +425,7 @@ impl Store {
                 .bind(position as i64)
                 .bind(id.as_str())
                 .bind(revision.product_id.as_str())
+                .bind(p.trial_days.map(i64::from))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
@@ -428,8 +436,8 @@ impl Store {
                 _ => {
                     let id: PlanId = fresh(now);
                     sqlx::query(
-                        "INSERT INTO plans (id, product_id, name, description, currency, monthly_price, yearly_price, position, active) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
+                        "INSERT INTO plans (id, product_id, name, description, currency, monthly_price, yearly_price, position, active, trial_days) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
                     )
                     .bind(id.as_str())
                     .bind(revision.product_id.as_str())
@@ -439,6 +447,7 @@ impl Store {
                     .bind(price(p.prices.monthly))
                     .bind(price(p.prices.yearly))
                     .bind(position as i64)
+                    .bind(p.trial_days.map(i64::from))
                     .execute(&mut *tx)
                     .await?;
                     id

@@ -72,6 +72,7 @@ async fn shop(store: &Store) -> Shop {
             currency: "CNY".into(),
             monthly_price: Some("10".into()),
             yearly_price: None,
+            trial_days: None,
         }],
     };
     let (product, rev) = store
@@ -96,6 +97,7 @@ async fn shop(store: &Store) -> Shop {
                 name: "Team".into(),
                 description: String::new(),
                 prices,
+                trial_days: None,
             }],
             &seller.id,
             now,
@@ -153,6 +155,7 @@ fn order_and_instance(shop: &Shop, key: &str) -> (Order, Instance) {
         seller_instance_id: None,
         access_enc: None,
         failure_reason: None,
+        trial: false,
         created_at: now,
         updated_at: now,
     };

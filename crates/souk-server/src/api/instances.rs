@@ -3,7 +3,9 @@
 use super::orders::{placed, EventView, OrderView};
 use super::MoneyView;
 use super::{idempotency_key, PageParams};
-use crate::app::instances::{self, InstanceDetails, RefundQuote, RenewInput, UnsubscribeInput};
+use crate::app::instances::{
+    self, ConvertInput, InstanceDetails, RefundQuote, RenewInput, UnsubscribeInput,
+};
 use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
@@ -39,6 +41,8 @@ pub struct InstanceView {
     /// What a renewal buys.
     #[schema(value_type = schema::Period)]
     pub period: String,
+    /// A free trial, until it is converted to a paid subscription.
+    pub trial: bool,
     pub expires_at: DateTime<Utc>,
     /// When the grace period ends (the seller is asked to freeze it then).
     pub grace_ends_at: DateTime<Utc>,
@@ -64,6 +68,7 @@ impl From<InstanceDetails> for InstanceView {
             plan_id: i.plan_id.to_string(),
             state: i.state.as_str().to_owned(),
             period: i.period.as_str().to_owned(),
+            trial: i.trial,
             expires_at: i.expires_at,
             grace_ends_at: d.grace_ends_at,
             retention_ends_at: d.retention_ends_at,
@@ -248,4 +253,26 @@ pub async fn unsubscribe(
             .map(|o| OrderView::new(o, vec![]))
             .collect(),
     }))
+}
+
+/// Converts a free trial into a paid subscription of the same plan, keeping the instance: the
+/// paid time runs from now. Send an `Idempotency-Key` so a retry cannot pay twice.
+#[utoipa::path(operation_id = "convert_trial", post, path = "/v1/instances/{instance_id}/convert", tag = "instances", request_body = ConvertInput,
+    params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry return the same order")),
+    responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "The conversion an earlier request with this key made"),
+              (status = 402, body = Problem, description = "The balance does not cover the price"),
+              (status = 403, body = Problem, description = "Real-name verification must pass before buying"),
+              (status = 404, body = Problem), (status = 409, body = Problem, description = "Not a trial, or released, or it changed meanwhile"),
+              (status = 422, body = Problem, description = "Invalid input, a period the plan is not sold by, or an Idempotency-Key used for a different order")))]
+pub async fn convert(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(instance_id): Path<String>,
+    Body(input): Body<ConvertInput>,
+) -> AppResult<(StatusCode, Json<OrderView>)> {
+    let key = idempotency_key(&headers)?;
+    Ok(placed(
+        instances::convert(&state, &caller, &instance_id.into(), input, key).await?,
+    ))
 }

@@ -55,6 +55,8 @@ fn answer(s: &SoldOrder) -> Value {
             "orderType": match o.kind {
                 souk_core::orders::OrderKind::New => "NEW",
                 souk_core::orders::OrderKind::Renew => "RENEW",
+                souk_core::orders::OrderKind::Trial => "NEW",
+                souk_core::orders::OrderKind::Convert => "TRIAL_TO_FORMAL",
             },
             "createTime": time(&o.created_at),
             "customerId": o.buyer_id.as_str(),
@@ -67,7 +69,7 @@ fn answer(s: &SoldOrder) -> Value {
                 "periodType": o.period.as_str(),
                 "periodNumber": o.periods,
                 "expireTime": time(&s.expires_at),
-                "isTrial": false,
+                "isTrial": o.kind == souk_core::orders::OrderKind::Trial,
                 "productInfo": [{
                     "productId": o.product_id.as_str(),
                     "skuCode": o.plan_id.as_str(),

@@ -1,7 +1,7 @@
 //! Buying: orders paid from the balance, and the buyer's view of them.
 
 use super::{idempotency_key, MoneyView, PageParams};
-use crate::app::orders::{self, OrderDetails, OrderInput, Placed};
+use crate::app::orders::{self, OrderDetails, OrderInput, Placed, TrialInput};
 use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
@@ -11,9 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use souk_store::events::TimelineEvent;
 use souk_store::orders::Order;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// One thing that happened to an order or instance.
@@ -124,14 +125,61 @@ pub async fn place(
     Ok(placed(orders::place(&state, &caller, input, key).await?))
 }
 
-/// The caller's orders, newest first.
-#[utoipa::path(operation_id = "my_orders", get, path = "/v1/orders", tag = "orders", params(PageParams), responses((status = 200, body = OrderPage), (status = 401, body = Problem)))]
+/// Starts a plan's free trial: verified buyers only, once per buyer and product, nothing charged.
+/// The instance is provisioned like a purchase; `POST /v1/instances/{id}/convert` pays for it.
+#[utoipa::path(operation_id = "start_trial", post, path = "/v1/trials", tag = "orders", request_body = TrialInput,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry return the same trial")),
+    responses((status = 201, body = OrderView, description = "The trial started; the instance is being provisioned"),
+              (status = 200, body = OrderView, description = "The trial an earlier request with this key started"),
+              (status = 403, body = Problem, description = "Real-name verification must pass before a trial"),
+              (status = 409, body = Problem, description = "The account already took this product's trial, or the plan is not on sale"),
+              (status = 422, body = Problem, description = "No such plan, or the plan has no trial")))]
+pub async fn start_trial(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(input): Body<TrialInput>,
+) -> AppResult<(StatusCode, Json<OrderView>)> {
+    let key = idempotency_key(&headers)?;
+    Ok(placed(
+        orders::start_trial(&state, &caller, input, key).await?,
+    ))
+}
+
+/// Which orders to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListParams {
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Only orders whose money stands so.
+    #[param(value_type = Option<schema::Payment>)]
+    pub state: Option<String>,
+    /// Only orders of this kind.
+    #[param(value_type = Option<schema::KindOfOrder>)]
+    pub kind: Option<String>,
+}
+
+/// The caller's orders, newest first, filtered by state and kind.
+#[utoipa::path(operation_id = "my_orders", get, path = "/v1/orders", tag = "orders", params(OrderListParams),
+    responses((status = 200, body = OrderPage), (status = 401, body = Problem), (status = 422, body = Problem, description = "An unknown state or kind")))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
-    Query(p): Query<PageParams>,
+    Query(p): Query<OrderListParams>,
 ) -> AppResult<Json<OrderPage>> {
-    let page = orders::list(&state, &caller, orders::OrderFilter::default(), p.into()).await?;
+    let filter = orders::OrderFilter {
+        state: p.state,
+        kind: p.kind,
+    };
+    let page = PageParams {
+        cursor: p.cursor,
+        limit: p.limit,
+    };
+    let page = orders::list(&state, &caller, filter, page.into()).await?;
     Ok(Json(OrderPage {
         items: page
             .items

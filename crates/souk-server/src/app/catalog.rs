@@ -28,6 +28,8 @@ pub struct PlanView {
     pub monthly_price: Option<String>,
     /// Price of one year (decimal string), when sold by the year.
     pub yearly_price: Option<String>,
+    /// Days of free trial a verified buyer may take once, when the plan offers one.
+    pub trial_days: Option<u32>,
 }
 
 /// The merchant behind a product, as buyers see it.
@@ -107,6 +109,7 @@ impl Entry {
                 currency: pl.prices.currency.code().to_owned(),
                 monthly_price: pl.prices.monthly.map(|d| d.to_string()),
                 yearly_price: pl.prices.yearly.map(|d| d.to_string()),
+                trial_days: pl.trial_days,
             })
             .collect();
         let haystack = format!(

@@ -13,8 +13,8 @@ use souk_core::ids::{InstanceId, OrderId};
 use souk_core::lifecycle::{self, Event, Subject, Transition};
 use souk_core::money::Money;
 use souk_core::orders::{OrderKind, OrderState};
-use souk_core::plans::add_periods;
-use souk_core::refunds::{self, PaidSpan, Scope};
+use souk_core::plans::{add_periods, Period};
+use souk_core::refunds::{self, Bought, PaidSpan, Scope};
 use souk_protocol::AppInfo;
 use souk_store::events::TimelineEvent;
 use souk_store::fresh;
@@ -133,36 +133,111 @@ pub async fn renew(
             caller.require_verified()?;
             // A renewal is decided on the instance as read; if the scheduler moves it meanwhile, the
             // store refuses the stale write and the renewal is decided again on the new state.
-            retry_stale(|| extend(state, caller, id, &input, key.clone(), fingerprint.clone()))
-                .await
+            let more = Extension::Renew {
+                periods: input.periods,
+            };
+            retry_stale(|| extend(state, caller, id, more, key.clone(), fingerprint.clone())).await
         },
     )
     .await
+}
+
+/// How long to pay for, converting a trial.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ConvertInput {
+    #[schema(value_type = schema::Period)]
+    pub period: String,
+    /// 1 to 36 months, or 1 to 5 years.
+    #[schema(minimum = 1, maximum = 36)]
+    pub periods: u32,
+}
+
+/// Converts a free trial into a paid subscription of the same plan, keeping its instance: the
+/// paid time runs from now, and the seller is told with `refreshInstance` scene
+/// `TRIAL_TO_FORMAL` (unfrozen first when the trial had run out that far).
+pub async fn convert(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: ConvertInput,
+    key: Option<String>,
+) -> AppResult<Placed> {
+    let fingerprint = format!("convert:{id}:{}:{}", input.period, input.periods);
+    idempotent(
+        state,
+        caller,
+        key,
+        fingerprint,
+        |key, fingerprint| async move {
+            caller.require_verified()?;
+            let more = Extension::Convert {
+                period: input.period.parse()?,
+                periods: input.periods,
+            };
+            retry_stale(|| extend(state, caller, id, more, key.clone(), fingerprint.clone())).await
+        },
+    )
+    .await
+}
+
+/// What a paid extension of an instance buys.
+#[derive(Debug, Clone, Copy)]
+enum Extension {
+    /// More periods of a paid subscription, from its expiry.
+    Renew { periods: u32 },
+    /// A trial becomes paid, from now.
+    Convert { period: Period, periods: u32 },
 }
 
 async fn extend(
     state: &AppState,
     caller: &Caller,
     id: &InstanceId,
-    input: &RenewInput,
+    more: Extension,
     key: Option<String>,
     fingerprint: String,
 ) -> AppResult<Placed> {
     let instance = own_instance(state, caller, id).await?;
     let plan = state.store.plan(&instance.plan_id).await?;
-    let period = instance.period;
-    let price = plan.prices.price(period, input.periods)?;
+    let now = state.now();
+    let (kind, period, periods, new_expiry) = match more {
+        Extension::Renew { .. } if instance.trial => {
+            return Err(AppError::Conflict(
+                "a free trial is converted to a paid subscription, not renewed".into(),
+            ))
+        }
+        Extension::Convert { .. } if !instance.trial => {
+            return Err(AppError::Conflict(
+                "only a free trial is converted; renew a paid subscription instead".into(),
+            ))
+        }
+        Extension::Renew { periods } => (
+            OrderKind::Renew,
+            instance.period,
+            periods,
+            add_periods(instance.expires_at, instance.period, periods),
+        ),
+        Extension::Convert { period, periods } => (
+            OrderKind::Convert,
+            period,
+            periods,
+            add_periods(now, period, periods),
+        ),
+    };
+    let price = plan.prices.price(period, periods)?;
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
     })?;
-    let now = state.now();
-    let new_expiry = add_periods(instance.expires_at, period, input.periods);
+    let event = match kind {
+        OrderKind::Convert => Event::Converted { new_expiry },
+        _ => Event::Renewed { new_expiry },
+    };
     let t = lifecycle::transition(
         Subject {
             state: instance.state,
             expiry: instance.expires_at,
         },
-        Event::Renewed { new_expiry },
+        event,
         now,
         state.settings.policy,
     )?;
@@ -170,14 +245,14 @@ async fn extend(
     let order = Order {
         id: order_id.clone(),
         buyer_id: caller.id().clone(),
-        kind: OrderKind::Renew,
+        kind,
         state: OrderState::Paid,
         product_id: instance.product_id.clone(),
         plan_id: instance.plan_id.clone(),
         merchant_id: instance.merchant_id.clone(),
         instance_id: instance.id.clone(),
         period,
-        periods: input.periods,
+        periods,
         unit_price,
         amount: price,
         refunded: Money::from_minor(0, price.currency),
@@ -190,9 +265,14 @@ async fn extend(
         .map(|c| SellerJob::from_call(c).spec(&order_id))
         .collect();
     let memo = format!(
-        "renewal of {} for {} {}(s): {}, expires {}",
+        "{} of {} for {} {}(s): {}, expires {}",
+        if kind == OrderKind::Convert {
+            "trial converted to paid"
+        } else {
+            "renewal"
+        },
         instance.id,
-        input.periods,
+        periods,
         period,
         price,
         new_expiry.format("%Y-%m-%d %H:%M UTC")
@@ -206,6 +286,7 @@ async fn extend(
                 transition: &t,
                 jobs,
                 floor_minor: floor(),
+                converts_to: (kind == OrderKind::Convert).then_some(period),
             },
             &memo,
             now,
@@ -276,9 +357,16 @@ fn decide(
         .into_iter()
         .filter(|o| o.state == OrderState::Paid)
         .collect();
-    let periods: Vec<u32> = paid.iter().map(|o| o.periods).collect();
-    let first_start = paid.first().map_or(instance.created_at, |o| o.created_at);
-    let spans: Vec<PaidSpan> = refunds::spans(first_start, instance.period, &periods)
+    // A renewal's time follows on from the time before it; every other order's starts when placed.
+    let bought: Vec<Bought> = paid
+        .iter()
+        .map(|o| Bought {
+            period: o.period,
+            periods: o.periods,
+            starts_at: (o.kind != OrderKind::Renew).then_some(o.created_at),
+        })
+        .collect();
+    let spans: Vec<PaidSpan> = refunds::spans(&bought)
         .into_iter()
         .zip(&paid)
         .map(|((starts_at, ends_at), o)| PaidSpan {

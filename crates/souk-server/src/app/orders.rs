@@ -213,6 +213,7 @@ async fn buy(
         seller_instance_id: None,
         access_enc: None,
         failure_reason: None,
+        trial: false,
         created_at: now,
         updated_at: now,
     };
@@ -249,12 +250,136 @@ async fn buy(
     })
 }
 
+/// Which plan to try.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct TrialInput {
+    pub plan_id: String,
+}
+
+/// Starts a plan's free trial: verified buyers only, once per buyer and product (also under
+/// concurrent requests: the store's unique rule decides), nothing charged. The instance is
+/// provisioned like a purchase and runs for the plan's trial days; converting it to a paid
+/// subscription keeps it.
+pub async fn start_trial(
+    state: &AppState,
+    caller: &Caller,
+    input: TrialInput,
+    key: Option<String>,
+) -> AppResult<Placed> {
+    let fingerprint = format!("trial:{}", input.plan_id);
+    idempotent(state, caller, key, fingerprint, |key, fingerprint| {
+        try_plan(state, caller, input, key, fingerprint)
+    })
+    .await
+}
+
+async fn try_plan(
+    state: &AppState,
+    caller: &Caller,
+    input: TrialInput,
+    key: Option<String>,
+    fingerprint: String,
+) -> AppResult<Placed> {
+    caller.require_verified()?;
+    let (plan, product) = match state
+        .store
+        .plan_with_product(&PlanId::from(input.plan_id.as_str()))
+        .await
+    {
+        Ok(found) => found,
+        Err(souk_store::Error::NotFound(_)) => {
+            return Err(AppError::invalid("plan_id", "no such plan"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if product.state != ProductState::Listed || !plan.active {
+        return Err(AppError::NotOnSale);
+    }
+    let days = plan
+        .trial_days
+        .ok_or_else(|| AppError::invalid("plan_id", "this plan has no free trial"))?;
+    let now = state.now();
+    let order_id: OrderId = fresh(now);
+    let instance_id: InstanceId = fresh(now);
+    let period = plan.prices.default_period();
+    let free = Money::from_minor(0, plan.prices.currency);
+    let order = Order {
+        id: order_id.clone(),
+        buyer_id: caller.id().clone(),
+        kind: OrderKind::Trial,
+        state: OrderState::Paid,
+        product_id: product.id.clone(),
+        plan_id: plan.id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        instance_id: instance_id.clone(),
+        period,
+        periods: 0,
+        unit_price: Decimal::ZERO,
+        amount: free,
+        refunded: free,
+        idempotency_key: key,
+        request_fingerprint: Some(fingerprint),
+        created_at: now,
+    };
+    let instance = Instance {
+        id: instance_id.clone(),
+        buyer_id: caller.id().clone(),
+        product_id: product.id.clone(),
+        plan_id: plan.id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        order_id: order_id.clone(),
+        state: InstanceState::Provisioning,
+        period,
+        expires_at: souk_core::clock::add(now, chrono::Duration::days(i64::from(days))),
+        next_transition_at: None,
+        version: 0,
+        business_id: instance_id.to_string(),
+        seller_instance_id: None,
+        access_enc: None,
+        failure_reason: None,
+        trial: true,
+        created_at: now,
+        updated_at: now,
+    };
+    let memo = format!(
+        "{days}-day free trial of {}, plan {}",
+        product.listed_name(),
+        plan.name
+    );
+    let job = SellerJob::NewInstance.spec(&order_id);
+    let started = state
+        .store
+        .purchase(
+            Purchase {
+                order: &order,
+                instance: &instance,
+                job: &job,
+                memo: &memo,
+                floor_minor: floor(),
+            },
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            souk_store::Error::Duplicate(souk_store::Constraint::Trial) => AppError::TrialUsed,
+            other => other.into(),
+        })?;
+    state.wake_dispatcher.notify_waiters();
+    Ok(Placed {
+        details: OrderDetails {
+            order,
+            timeline: vec![started],
+        },
+        replayed: false,
+    })
+}
+
 /// Which of the caller's orders to list.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     /// `paid`, `refunded` or `unsubscribed`.
     pub state: Option<String>,
-    /// `new` or `renew`.
+    /// `new`, `renew`, `trial` or `convert`.
     pub kind: Option<String>,
 }
 
@@ -279,7 +404,7 @@ pub async fn list(
         .as_deref()
         .map(|s| {
             s.parse::<OrderKind>()
-                .map_err(|_| AppError::invalid("kind", "must be new or renew"))
+                .map_err(|_| AppError::invalid("kind", "must be new, renew, trial or convert"))
         })
         .transpose()?;
     let rows = state

@@ -32,6 +32,10 @@ pub struct PlanInput {
     /// Price of one year, like `monthly_price`.
     #[schema(example = "990.00")]
     pub yearly_price: Option<String>,
+    /// Days of free trial (1 to 90) a verified buyer may take once per product; leave out for
+    /// no trial.
+    #[schema(minimum = 1, maximum = 90)]
+    pub trial_days: Option<u32>,
 }
 
 /// A product's content, reviewed as a whole.
@@ -91,6 +95,7 @@ impl ContentInput {
                     currency: p.currency,
                     monthly_price: p.monthly_price,
                     yearly_price: p.yearly_price,
+                    trial_days: p.trial_days,
                 })
                 .collect(),
         }

@@ -68,6 +68,7 @@ pub async fn decide(
                             p.monthly_price.as_deref(),
                             p.yearly_price.as_deref(),
                         )?,
+                        trial_days: p.trial_days,
                     })
                 })
                 .collect::<AppResult<Vec<_>>>()?;

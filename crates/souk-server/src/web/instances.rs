@@ -11,6 +11,7 @@ use super::FormErrors;
 use super::Posted;
 use super::Signed;
 use crate::app::instances;
+use crate::app::instances::ConvertInput;
 use crate::app::instances::InstanceDetails;
 use crate::app::instances::RefundQuote;
 use crate::app::instances::RenewInput;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/instances/{id}/status", get(instance_status))
         .route("/instances/{id}/renew", post(renew))
         .route("/instances/{id}/unsubscribe", post(unsubscribe))
+        .route("/instances/{id}/convert", post(convert))
 }
 
 /// A subscription as a row or a page shows it.
@@ -64,6 +66,9 @@ pub struct InstanceRow {
     /// Still being set up: the page refreshes this part until it is settled.
     pub in_progress: bool,
     pub renewable: bool,
+    /// A free trial that can still be paid for.
+    pub convertible: bool,
+    pub trial: bool,
     pub timeline: Vec<EventRow>,
 }
 
@@ -103,7 +108,9 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         password: access.and_then(|a| a.password.clone()),
         memo: access.and_then(|a| a.memo.clone()),
         in_progress: state == "provisioning",
-        renewable: matches!(state, "active" | "grace" | "frozen"),
+        renewable: matches!(state, "active" | "grace" | "frozen") && !i.trial,
+        convertible: matches!(state, "active" | "grace" | "frozen") && i.trial,
+        trial: i.trial,
         timeline: events(&d.timeline),
     }
 }
@@ -270,6 +277,52 @@ async fn renew(
             .await
             {
                 Ok(_) => return done(&format!("/instances/{id}"), "renewed"),
+                Err(e) => e,
+            }
+        }
+        Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
+    };
+    match instances::get(&state, &signed.caller, &id.into()).await {
+        Ok(d) => page.render_status(
+            refused.parts().0,
+            &InstancePage {
+                renew_errors: FormErrors::from_error(&refused),
+                periods: form.periods,
+                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
+            },
+        ),
+        Err(e) => error_page(&page, e),
+    }
+}
+
+/// What the convert form sends.
+#[derive(Debug, Deserialize)]
+pub struct ConvertForm {
+    #[serde(default)]
+    pub period: String,
+    #[serde(default)]
+    pub periods: String,
+    #[serde(default)]
+    pub key: String,
+}
+
+async fn convert(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<ConvertForm>,
+) -> Response {
+    let page = signed.page.titled("Subscription");
+    let refused = match form.periods.trim().parse::<u32>() {
+        Ok(periods) => {
+            let key = Some(format!("web-convert-{}", form.key)).filter(|_| !form.key.is_empty());
+            let input = ConvertInput {
+                period: form.period.clone(),
+                periods,
+            };
+            match instances::convert(&state, &signed.caller, &id.as_str().into(), input, key).await
+            {
+                Ok(_) => return done(&format!("/instances/{id}"), "converted"),
                 Err(e) => e,
             }
         }

@@ -188,6 +188,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "verification-sent" => "Your details were sent. A reviewer decides within a few working days.",
         "paid" => "Paid. The seller is setting it up; this page updates by itself.",
         "renewed" => "Renewed. The new expiry is below.",
+        "trial-started" => "Your free trial started. The seller is setting it up; this page updates by itself.",
+        "converted" => "Paid. The subscription runs from now; the new expiry is below.",
         "unsubscribed" => "Unsubscribed. The refund is in your balance; the seller is releasing the instance.",
         "renewals-returned" => "The renewals that had not begun were given back; the refund is in your balance.",
         "applied" => "Your application was sent. Operations decide within a few working days.",

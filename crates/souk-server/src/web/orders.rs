@@ -39,8 +39,35 @@ use souk_store::orders::Order;
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/products/{id}/buy", get(buy_form).post(buy))
+        .route("/products/{id}/try", axum::routing::post(start_trial))
         .route("/orders", get(orders_page))
         .route("/orders/{id}", get(order_page))
+}
+
+/// What the trial button sends.
+#[derive(Debug, Deserialize)]
+pub struct TrialForm {
+    #[serde(default)]
+    pub plan: String,
+}
+
+/// Starts the plan's free trial and shows the new subscription; a refusal (not verified, trial
+/// used, no trial) is a page that says why.
+async fn start_trial(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(_product): Path<String>,
+    Posted(form): Posted<TrialForm>,
+) -> Response {
+    let page = signed.page.titled("Free trial");
+    let input = orders::TrialInput { plan_id: form.plan };
+    match orders::start_trial(&state, &signed.caller, input, None).await {
+        Ok(placed) => done(
+            &format!("/instances/{}", placed.details.order.instance_id),
+            "trial-started",
+        ),
+        Err(e) => error_page(&page, e),
+    }
 }
 
 /// What the buy form sends.
@@ -259,14 +286,18 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
         state: o.state.as_str().to_owned(),
         badge: badge(o.state.as_str()),
         instance_id: o.instance_id.to_string(),
-        what: format!(
-            "{} {}{} at {} {} each",
-            o.periods,
-            o.period,
-            if o.periods == 1 { "" } else { "s" },
-            o.unit_price,
-            o.amount.currency
-        ),
+        what: if o.kind == souk_core::orders::OrderKind::Trial {
+            "free trial".to_owned()
+        } else {
+            format!(
+                "{} {}{} at {} {} each",
+                o.periods,
+                o.period,
+                if o.periods == 1 { "" } else { "s" },
+                o.unit_price,
+                o.amount.currency
+            )
+        },
         amount: money(&o.amount),
         refunded: (o.refunded.minor > 0).then(|| money(&o.refunded)),
         at: when(&o.created_at),

@@ -120,6 +120,10 @@ impl ProductForm {
                 ("currency", p.currency.clone()),
                 ("monthly_price", p.monthly_price.clone().unwrap_or_default()),
                 ("yearly_price", p.yearly_price.clone().unwrap_or_default()),
+                (
+                    "trial_days",
+                    p.trial_days.map(|d| d.to_string()).unwrap_or_default(),
+                ),
             ] {
                 values.insert(format!("plans[{i}].{k}"), v);
             }
@@ -143,6 +147,8 @@ impl ProductForm {
                 currency: opt(&format!("plans[{i}].currency")).unwrap_or_else(|| "CNY".into()),
                 monthly_price: opt(&format!("plans[{i}].monthly_price")),
                 yearly_price: opt(&format!("plans[{i}].yearly_price")),
+                // Not a whole number: 0, which validation refuses with the allowed range.
+                trial_days: opt(&format!("plans[{i}].trial_days")).map(|d| d.parse().unwrap_or(0)),
             })
             .collect();
         ContentInput {

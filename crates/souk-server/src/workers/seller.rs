@@ -188,20 +188,21 @@ fn activity(kind: SellerJob, instance: &Instance, payload: &SellerPayload) -> Op
             order_id: instance.order_id.to_string(),
             order_line_id: crate::app::sales::order_line_id(&instance.order_id),
         },
-        SellerJob::Refresh | SellerJob::RefreshUnsubscribed | SellerJob::NewInstance => {
-            Activity::RefreshInstance {
-                instance_id: seller_id,
-                order_id: payload.order_id.to_string(),
-                order_line_id: crate::app::sales::order_line_id(&payload.order_id),
-                product_id: instance.product_id.to_string(),
-                expire_time: instance.expires_at.format("%Y%m%d%H%M%S").to_string(),
-                scene: if kind == SellerJob::RefreshUnsubscribed {
-                    RefreshScene::UnsubscribeRenewalPeriod
-                } else {
-                    RefreshScene::Renewal
-                },
-            }
-        }
+        SellerJob::Refresh
+        | SellerJob::RefreshUnsubscribed
+        | SellerJob::RefreshTrial
+        | SellerJob::NewInstance => Activity::RefreshInstance {
+            instance_id: seller_id,
+            order_id: payload.order_id.to_string(),
+            order_line_id: crate::app::sales::order_line_id(&payload.order_id),
+            product_id: instance.product_id.to_string(),
+            expire_time: instance.expires_at.format("%Y%m%d%H%M%S").to_string(),
+            scene: match kind {
+                SellerJob::RefreshUnsubscribed => RefreshScene::UnsubscribeRenewalPeriod,
+                SellerJob::RefreshTrial => RefreshScene::TrialToFormal,
+                _ => RefreshScene::Renewal,
+            },
+        },
     })
 }
 
@@ -211,7 +212,7 @@ fn done_event(kind: SellerJob) -> (&'static str, &'static str) {
         SellerJob::Freeze => ("seller.frozen", "the seller froze the instance"),
         SellerJob::Unfreeze => ("seller.unfrozen", "the seller unfroze the instance"),
         SellerJob::Release => ("seller.released", "the seller released the instance"),
-        SellerJob::Refresh | SellerJob::RefreshUnsubscribed => {
+        SellerJob::Refresh | SellerJob::RefreshUnsubscribed | SellerJob::RefreshTrial => {
             ("seller.refreshed", "the seller recorded the new expiry")
         }
         SellerJob::QueryAccess => ("seller.access", "the seller gave the access data"),
