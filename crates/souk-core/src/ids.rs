@@ -103,6 +103,8 @@ ids! {
     EventId = "evt";
     /// A background job.
     JobId = "job";
+    /// An operator's promotion of a product.
+    PromotionId = "prm";
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod money;
 pub mod net;
 pub mod orders;
 pub mod plans;
+pub mod promotions;
 pub mod refunds;
 pub mod review;
 pub mod validate;

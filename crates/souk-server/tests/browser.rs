@@ -363,6 +363,23 @@ on_both_databases! {
         b.click("main .plans form button[type=submit]").await;
         assert!(b.text().await.contains("already took the free trial"), "{}", b.text().await);
 
+        // Operations run a promotion in the console; the buyer sees it on the product and pays less.
+        o.go("/console/promotions").await;
+        o.fill("product_id", &product).await;
+        o.fill("percent_off", "95").await;
+        o.fill("ends_on", &(app.state.now() + chrono::Duration::days(7)).format("%Y-%m-%d").to_string()).await;
+        o.click("main form.stack button[type=submit]").await;
+        assert!(o.text().await.contains("1 to 90 percent"), "{}", o.text().await);
+        o.fill("percent_off", "50").await;
+        o.click("main form.stack button[type=submit]").await;
+        assert!(o.text().await.contains("The promotion was saved"), "{}", o.text().await);
+        o.shoot("promotions", save).await;
+        b.go(&format!("/products/{product}")).await;
+        assert!(b.text().await.contains("50% off"), "{}", b.text().await);
+        b.click("main .plans a.button").await;
+        let summary = b.text().await;
+        assert!(summary.contains("49.50 CNY") && summary.contains("99.00 CNY"), "{summary}");
+
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();
         app.cleanup().await;

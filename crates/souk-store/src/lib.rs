@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
+pub mod promotions;
 pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -179,6 +180,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     5 "access keys" "0005_access_keys.sql",
     6 "unsubscribe" "0006_unsubscribe.sql",
     7 "trials" "0007_trials.sql",
+    8 "promotions" "0008_promotions.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -188,6 +190,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     5 "access keys" "0005_access_keys.sql",
     6 "unsubscribe" "0006_unsubscribe.sql",
     7 "trials" "0007_trials.sql",
+    8 "promotions" "0008_promotions.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -34,6 +34,10 @@ pub struct Order {
     pub periods: u32,
     /// Price of one period when ordered.
     pub unit_price: Decimal,
+    /// The price before any promotion.
+    pub list: Money,
+    /// What a promotion took off: amount = list - discount.
+    pub discount: Money,
     /// What was paid.
     pub amount: Money,
     /// What went back to the buyer (provisioning failed, or unsubscribed).
@@ -45,7 +49,7 @@ pub struct Order {
 }
 
 const ORDER: &str = "id, buyer_id, kind, state, product_id, plan_id, merchant_id, instance_id, period, periods, currency, \
-    unit_price, amount_minor, idempotency_key, request_fingerprint, created_at, refunded_minor";
+    unit_price, amount_minor, idempotency_key, request_fingerprint, created_at, refunded_minor, list_minor, discount_minor";
 
 fn order(row: &AnyRow) -> Result<Order> {
     let currency: Currency = parsed(row, "currency")?;
@@ -64,6 +68,8 @@ fn order(row: &AnyRow) -> Result<Order> {
         unit_price: parsed(row, "unit_price")?,
         amount: Money::from_minor(int(row, "amount_minor")?, currency),
         refunded: Money::from_minor(int(row, "refunded_minor")?, currency),
+        list: Money::from_minor(int(row, "list_minor")?, currency),
+        discount: Money::from_minor(int(row, "discount_minor")?, currency),
         idempotency_key: opt_text(row, "idempotency_key")?,
         request_fingerprint: opt_text(row, "request_fingerprint")?,
         created_at: time(row, "created_at")?,
@@ -118,7 +124,7 @@ pub struct Unsubscription<'a> {
 }
 
 async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"))
+    sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"))
         .bind(o.id.as_str())
         .bind(o.buyer_id.as_str())
         .bind(o.kind.as_str())
@@ -136,6 +142,8 @@ async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
         .bind(&o.request_fingerprint)
         .bind(ms(o.created_at))
         .bind(o.refunded.minor)
+        .bind(o.list.minor)
+        .bind(o.discount.minor)
         .execute(conn)
         .await
         ?;
@@ -192,7 +200,7 @@ async fn purchase_in_one_statement(
     let sql = format!(
         "WITH d AS (UPDATE balances SET amount_minor = amount_minor - $13 \
                     WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= $26 RETURNING amount_minor), \
-              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0 FROM d), \
+              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $29, $30 FROM d), \
               l AS (INSERT INTO ledger_entries (id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at, created_by) \
                     SELECT $17, $2, $11, $27, 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
               i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
@@ -232,6 +240,8 @@ async fn purchase_in_one_statement(
         .bind(p.floor_minor)
         .bind(EntryKind::Charge.as_str())
         .bind(crate::jobs::JobState::Pending.as_str())
+        .bind(o.list.minor)
+        .bind(o.discount.minor)
         .fetch_optional(&store.pool)
         .await?;
     if after.is_none() {

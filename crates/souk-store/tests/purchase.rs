@@ -133,6 +133,8 @@ fn order_and_instance(shop: &Shop, key: &str) -> (Order, Instance) {
         period: Period::Month,
         periods: 1,
         unit_price: Decimal::new(10, 0),
+        list: Money::from_minor(1000, Currency::Cny),
+        discount: Money::from_minor(0, Currency::Cny),
         amount: Money::from_minor(1000, Currency::Cny),
         refunded: Money::from_minor(0, Currency::Cny),
         idempotency_key: Some(key.to_owned()),

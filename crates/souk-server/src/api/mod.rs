@@ -12,6 +12,7 @@ pub mod merchants;
 pub mod order_query;
 pub mod orders;
 pub mod products;
+pub mod promotions;
 pub mod reviews;
 pub mod sales;
 pub mod system;
@@ -94,6 +95,8 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(iam::enable_key))
         .routes(routes!(iam::delete_key))
         .routes(routes!(iam::audit))
+        .routes(routes!(promotions::create, promotions::list))
+        .routes(routes!(promotions::end))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::replay))

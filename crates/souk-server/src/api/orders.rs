@@ -52,6 +52,10 @@ pub struct OrderView {
     pub periods: u32,
     /// Price of one period when ordered.
     pub unit_price: String,
+    /// The price before any promotion.
+    pub list_price: MoneyView,
+    /// What a promotion took off: amount = list_price - discount.
+    pub discount: MoneyView,
     /// What was paid.
     pub amount: MoneyView,
     /// What went back to the buyer: all of it when provisioning failed, what the refund rules
@@ -74,6 +78,8 @@ impl OrderView {
             period: o.period.as_str().to_owned(),
             periods: o.periods,
             unit_price: o.unit_price.to_string(),
+            list_price: o.list.into(),
+            discount: o.discount.into(),
             amount: o.amount.into(),
             refunded: o.refunded.into(),
             created_at: o.created_at,

@@ -6,6 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::AppState;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use souk_core::ids::ProductId;
 use souk_core::review::CATEGORIES;
 use souk_store::catalog::ListedProduct;
 use souk_store::Store;
@@ -56,6 +57,18 @@ pub struct ProductView {
     pub licence: String,
     pub merchant: MerchantRef,
     pub plans: Vec<PlanView>,
+    /// The best promotion running now, on the single-product view.
+    pub promotion: Option<PromotionView>,
+}
+
+/// A promotion as buyers see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PromotionView {
+    pub percent_off: u32,
+    /// Only orders bought by this unit; every order when absent.
+    #[schema(value_type = Option<super::schema::Period>)]
+    pub period: Option<String>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One product with what search and filters need precomputed.
@@ -138,6 +151,7 @@ impl Entry {
                     company_name: p.company_name,
                 },
                 plans,
+                promotion: None,
             },
             haystack,
             monthly,
@@ -356,9 +370,18 @@ pub async fn merchants(state: &AppState) -> AppResult<Vec<MerchantRef>> {
 
 /// One listed product with its plans.
 pub async fn product(state: &AppState, id: &str) -> AppResult<ProductView> {
-    state
+    let mut view = state
         .catalog
         .product(&state.store, id)
         .await?
-        .ok_or(AppError::NotFound("product".into()))
+        .ok_or(AppError::NotFound("product".into()))?;
+    // Promotions start and end with time, so they are read now, not cached with the listing.
+    view.promotion = super::promotions::running(state, &ProductId::from(id))
+        .await?
+        .map(|p| PromotionView {
+            percent_off: p.percent_off,
+            period: p.period.map(|p| p.as_str().to_owned()),
+            ends_at: p.ends_at,
+        });
+    Ok(view)
 }

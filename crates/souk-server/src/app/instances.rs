@@ -224,7 +224,14 @@ async fn extend(
             add_periods(now, period, periods),
         ),
     };
-    let price = plan.prices.price(period, periods)?;
+    let priced = super::promotions::price(
+        state,
+        &instance.product_id,
+        plan.prices.price(period, periods)?,
+        period,
+    )
+    .await?;
+    let price = priced.paid();
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
     })?;
@@ -254,6 +261,8 @@ async fn extend(
         period,
         periods,
         unit_price,
+        list: priced.list,
+        discount: priced.discount,
         amount: price,
         refunded: Money::from_minor(0, price.currency),
         idempotency_key: key,

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
+pub mod promotions;
 pub mod reviews;
 pub mod sales;
 pub mod schema;

@@ -14,6 +14,7 @@ use souk_core::lifecycle::InstanceState;
 use souk_core::money::Money;
 use souk_core::orders::{OrderKind, OrderState};
 use souk_core::plans::{add_periods, Period};
+use souk_core::promotions::Priced;
 use souk_core::review::ProductState;
 use souk_store::events::TimelineEvent;
 use souk_store::instances::Instance;
@@ -125,6 +126,8 @@ pub struct Quote {
     pub periods: u32,
     /// Price of one period.
     pub unit_price: Decimal,
+    /// The list price, the promotion's discount and what the order would charge.
+    pub priced: Priced,
     /// What the order would charge.
     pub price: Money,
 }
@@ -146,17 +149,19 @@ pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
     if product.state != ProductState::Listed || !plan.active {
         return Err(AppError::NotOnSale);
     }
-    let price = plan.prices.price(period, input.periods)?;
+    let list = plan.prices.price(period, input.periods)?;
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
     })?;
+    let priced = super::promotions::price(state, &product.id, list, period).await?;
     Ok(Quote {
         plan,
         product,
         period,
         periods: input.periods,
         unit_price,
-        price,
+        price: priced.paid(),
+        priced,
     })
 }
 
@@ -173,6 +178,7 @@ async fn buy(
         product,
         period,
         price,
+        priced,
         unit_price,
         ..
     } = quote(state, &input).await?;
@@ -191,6 +197,8 @@ async fn buy(
         period,
         periods: input.periods,
         unit_price,
+        list: priced.list,
+        discount: priced.discount,
         amount: price,
         refunded: Money::from_minor(0, price.currency),
         idempotency_key: key,
@@ -315,6 +323,8 @@ async fn try_plan(
         period,
         periods: 0,
         unit_price: Decimal::ZERO,
+        list: free,
+        discount: free,
         amount: free,
         refunded: free,
         idempotency_key: key,

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod orders;
 pub mod products;
+pub mod promotions;
 pub mod reviews;
 pub mod sales;
 
@@ -55,6 +56,7 @@ pub fn router() -> Router<SharedState> {
         .merge(sales::routes())
         .merge(reviews::routes())
         .merge(jobs::routes())
+        .merge(promotions::routes())
         .route("/static/souk.css", get(stylesheet))
         .route("/static/souk.js", get(script))
 }
@@ -188,6 +190,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "verification-sent" => "Your details were sent. A reviewer decides within a few working days.",
         "paid" => "Paid. The seller is setting it up; this page updates by itself.",
         "renewed" => "Renewed. The new expiry is below.",
+        "promotion-saved" => "The promotion was saved. Orders in its time pay the discounted price.",
+        "promotion-ended" => "The promotion ended. Orders from now on pay the list price.",
         "trial-started" => "Your free trial started. The seller is setting it up; this page updates by itself.",
         "converted" => "Paid. The subscription runs from now; the new expiry is below.",
         "unsubscribed" => "Unsubscribed. The refund is in your balance; the seller is releasing the instance.",

@@ -104,6 +104,8 @@ struct BuyPage {
     summary: Option<String>,
     /// What paying would charge, for the button.
     total: Option<String>,
+    /// The list price and the promotion's discount, when one applies.
+    discounted: Option<(String, String, u32)>,
     /// The buyer's balance in the plan's currency.
     balance: Option<String>,
     /// How much is missing when the balance is short.
@@ -139,6 +141,7 @@ async fn buy_page(
         .map(FormErrors::from_error)
         .unwrap_or_default();
     let (mut summary, mut total, mut balance, mut missing) = (None, None, None, None);
+    let mut discounted = None;
     match periods(&form).map(|n| OrderInput {
         plan_id: form.plan.clone(),
         period: form.period.clone(),
@@ -155,6 +158,10 @@ async fn buy_page(
                     q.plan.name
                 ));
                 total = Some(money(&q.price));
+                discounted = q
+                    .priced
+                    .percent_off
+                    .map(|pct| (money(&q.priced.list), money(&q.priced.discount), pct));
                 let have = ledger::balances(state, caller)
                     .await
                     .unwrap_or_default()
@@ -195,6 +202,7 @@ async fn buy_page(
             errors,
             summary,
             total,
+            discounted,
             balance,
             missing,
             verified: caller.require_verified().is_ok(),
@@ -273,6 +281,8 @@ pub struct OrderRow {
     pub instance_id: String,
     pub what: String,
     pub amount: String,
+    /// The list price and the discount, when a promotion took something off.
+    pub discounted: Option<(String, String)>,
     /// What went back, when anything did.
     pub refunded: Option<String>,
     pub at: String,
@@ -300,6 +310,7 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
         },
         amount: money(&o.amount),
         refunded: (o.refunded.minor > 0).then(|| money(&o.refunded)),
+        discounted: (o.discount.minor > 0).then(|| (money(&o.list), money(&o.discount))),
         at: when(&o.created_at),
         at_text: when_text(&o.created_at),
     }
