@@ -54,7 +54,7 @@ pub struct PromotionPage {
 
 /// Starts or schedules a promotion: orders of the product placed between `starts_at` and
 /// `ends_at` pay the list price less `percent_off` (the best running promotion wins; they never
-/// stack).
+/// stack). Needs the operator role `operations`.
 #[utoipa::path(operation_id = "create_promotion", post, path = "/v1/operator/promotions", tag = "operator", request_body = PromotionInput,
     responses((status = 201, body = PromotionView), (status = 403, body = Problem, description = "Needs the operator role `operations`"),
               (status = 422, body = Problem, description = "No such product, a percentage outside 1 to 90, or an end before the start")))]
@@ -67,7 +67,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(p.into())))
 }
 
-/// Every promotion, newest first.
+/// Every promotion, newest first. Needs the operator role `operations`.
 #[utoipa::path(operation_id = "list_promotions", get, path = "/v1/operator/promotions", tag = "operator", params(PageParams),
     responses((status = 200, body = PromotionPage), (status = 403, body = Problem, description = "Needs the operator role `operations`")))]
 pub async fn list(
@@ -82,7 +82,7 @@ pub async fn list(
     }))
 }
 
-/// Ends a running or scheduled promotion now.
+/// Ends a running or scheduled promotion now. Needs the operator role `operations`.
 #[utoipa::path(operation_id = "end_promotion", post, path = "/v1/operator/promotions/{promotion_id}/end", tag = "operator", params(("promotion_id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem, description = "Needs the operator role `operations`"), (status = 404, body = Problem, description = "No such promotion, or it has ended")))]
 pub async fn end(
