@@ -42,6 +42,17 @@ pub fn top_up_amount(amount: Money) -> Result<Money, Error> {
     Ok(amount)
 }
 
+/// Checks a credit limit finance sets: zero (no credit) up to [`MAX_TOP_UP_MINOR`].
+pub fn credit_limit(limit: Money) -> Result<Money, Error> {
+    if limit.minor < 0 || limit.minor > MAX_TOP_UP_MINOR {
+        return Err(Error::invalid(
+            "limit",
+            "a credit limit is from 0 (no credit) to 10,000,000,000",
+        ));
+    }
+    Ok(limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +67,8 @@ mod tests {
         assert!(top_up_amount(m(0)).is_err());
         assert!(top_up_amount(m(MAX_TOP_UP_MINOR + 1)).is_err());
         assert_eq!(top_up_amount(m(100)).unwrap(), m(100));
+        assert!(credit_limit(m(-1)).is_err());
+        assert_eq!(credit_limit(m(0)).unwrap(), m(0));
         assert_eq!("top_up".parse::<EntryKind>().unwrap(), EntryKind::TopUp);
     }
 }

@@ -380,6 +380,17 @@ on_both_databases! {
         let summary = b.text().await;
         assert!(summary.contains("49.50 CNY") && summary.contains("99.00 CNY"), "{summary}");
 
+        // Finance gives the buyer credit; the buyer's balance page says how far it goes.
+        o.go(&format!("/console/accounts/{buyer_id}")).await;
+        o.fill("limit", "-5").await;
+        o.click("#credit button[type=submit]").await;
+        assert!(o.text().await.contains("a credit limit is from 0"), "{}", o.text().await);
+        o.fill("limit", "100").await;
+        o.click("#credit button[type=submit]").await;
+        assert!(o.text().await.contains("The credit limit was set") && o.text().await.contains("100.00 CNY"), "{}", o.text().await);
+        b.go("/balance").await;
+        assert!(b.text().await.contains("Credit limit: 100.00 CNY"), "{}", b.text().await);
+
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();
         app.cleanup().await;

@@ -282,4 +282,53 @@ impl Store {
         })
         .collect()
     }
+
+    /// Sets how far below zero `account`'s balance in the limit's currency may go (0 removes
+    /// the credit). Debits decided from now on use it.
+    pub async fn set_credit_limit(
+        &self,
+        account_id: &AccountId,
+        limit: Money,
+        by: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credit_limits (account_id, currency, limit_minor, set_by, set_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (account_id, currency) DO UPDATE SET limit_minor = excluded.limit_minor, set_by = excluded.set_by, set_at = excluded.set_at",
+        )
+        .bind(account_id.as_str())
+        .bind(limit.currency.code())
+        .bind(limit.minor)
+        .bind(by.as_str())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An account's credit limits, one per currency that has one above zero.
+    pub async fn credit_limits(&self, account_id: &AccountId) -> Result<Vec<Money>> {
+        sqlx::query("SELECT currency, limit_minor FROM credit_limits WHERE account_id = $1 AND limit_minor > 0 ORDER BY currency")
+            .bind(account_id.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let currency: Currency = parsed(row, "currency")?;
+                Ok(Money::from_minor(int(row, "limit_minor")?, currency))
+            })
+            .collect()
+    }
+
+    /// The credit limit of `account_id` in `currency`, in minor units (0 when none is set).
+    pub async fn credit_limit(&self, account_id: &AccountId, currency: Currency) -> Result<i64> {
+        let limit: Option<i64> = sqlx::query_scalar(
+            "SELECT limit_minor FROM credit_limits WHERE account_id = $1 AND currency = $2",
+        )
+        .bind(account_id.as_str())
+        .bind(currency.code())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(limit.unwrap_or(0))
+    }
 }

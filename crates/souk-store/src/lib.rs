@@ -181,6 +181,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     6 "unsubscribe" "0006_unsubscribe.sql",
     7 "trials" "0007_trials.sql",
     8 "promotions" "0008_promotions.sql",
+    9 "credit limits" "0009_credit_limits.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -191,6 +192,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     6 "unsubscribe" "0006_unsubscribe.sql",
     7 "trials" "0007_trials.sql",
     8 "promotions" "0008_promotions.sql",
+    9 "credit limits" "0009_credit_limits.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -1,11 +1,11 @@
 //! Balances and the ledger: the account's own view, and top-ups recorded by finance.
 
 use super::{idempotency_key, MoneyView, PageParams};
-use crate::app::ledger::{self, TopUp};
+use crate::app::ledger::{self, CreditLimitInput, TopUp};
 use crate::app::schema;
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
-use crate::extract::{Body, Query};
+use crate::extract::{Body, Path, Query};
 use crate::SharedState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,8 +18,10 @@ use utoipa::ToSchema;
 /// An account's balances.
 #[derive(Serialize, ToSchema)]
 pub struct BalanceView {
-    /// One per currency the account ever held.
+    /// One per currency the account ever held; negative while credit is drawn.
     pub balances: Vec<MoneyView>,
+    /// How far below zero each balance may go, per currency finance gave credit in.
+    pub credit_limits: Vec<MoneyView>,
 }
 
 /// One ledger entry.
@@ -67,9 +69,28 @@ pub async fn balance(
     caller: Caller,
 ) -> AppResult<Json<BalanceView>> {
     let balances = ledger::balances(&state, &caller).await?;
+    let limits = ledger::credit_limits(&state, &caller).await?;
     Ok(Json(BalanceView {
         balances: balances.into_iter().map(Into::into).collect(),
+        credit_limits: limits.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// Sets how far below zero an account's balance may go; 0 removes the credit. Needs the operator
+/// role `finance`, and not for one's own account.
+#[utoipa::path(operation_id = "set_credit_limit", put, path = "/v1/operator/accounts/{account_id}/credit-limit", tag = "operator", request_body = CreditLimitInput,
+    params(("account_id" = String, Path)),
+    responses((status = 200, body = MoneyView, description = "The credit limit now"), (status = 403, body = Problem, description = "Needs the operator role `finance`, and not for one's own account"),
+              (status = 404, body = Problem, description = "No such account"),
+              (status = 422, body = Problem, description = "A limit below 0 or above 10,000,000,000, or more decimals than the currency has")))]
+pub async fn set_credit_limit(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    Body(input): Body<CreditLimitInput>,
+) -> AppResult<Json<MoneyView>> {
+    let limit = ledger::set_credit_limit(&state, &caller, &account_id.into(), input).await?;
+    Ok(Json(limit.into()))
 }
 
 /// The caller's ledger, newest first.

@@ -74,6 +74,7 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(ledger::balance))
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::top_up))
+        .routes(routes!(ledger::set_credit_limit))
         .routes(routes!(orders::place, orders::list))
         .routes(routes!(orders::get))
         .routes(routes!(orders::start_trial))

@@ -294,7 +294,7 @@ async fn extend(
                 instance: &instance,
                 transition: &t,
                 jobs,
-                floor_minor: floor(),
+                floor_minor: floor(state, caller.id(), price.currency).await?,
                 converts_to: (kind == OrderKind::Convert).then_some(period),
             },
             &memo,

@@ -45,6 +45,43 @@ pub async fn balances(state: &AppState, caller: &Caller) -> AppResult<Vec<Money>
     Ok(state.store.balances(caller.id()).await?)
 }
 
+/// The caller's credit limits, one per currency that has one.
+pub async fn credit_limits(state: &AppState, caller: &Caller) -> AppResult<Vec<Money>> {
+    Ok(state.store.credit_limits(caller.id()).await?)
+}
+
+/// A credit limit as finance sets it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreditLimitInput {
+    /// How far below zero the balance may go: a decimal amount with at most the currency's
+    /// decimals, 0 for no credit.
+    #[schema(example = "1000.00")]
+    pub limit: String,
+    #[schema(value_type = schema::Currency)]
+    pub currency: String,
+}
+
+/// Sets how far below zero an account's balance may go (role `finance`, never for the operator's
+/// own account). Orders from now on may spend into the credit; what is owed shows as a negative
+/// balance until a top-up covers it.
+pub async fn set_credit_limit(
+    state: &AppState,
+    caller: &Caller,
+    account_id: &AccountId,
+    input: CreditLimitInput,
+) -> AppResult<Money> {
+    caller.require(Role::Finance)?;
+    let currency: Currency = input.currency.parse()?;
+    let limit = ledger::credit_limit(Money::parse("limit", &input.limit, currency)?)?;
+    let account = state.store.account(account_id).await?;
+    caller.not_own(&account.id, "set the credit limit")?;
+    state
+        .store
+        .set_credit_limit(&account.id, limit, caller.id(), state.now())
+        .await?;
+    Ok(limit)
+}
+
 /// The caller's ledger, newest first.
 pub async fn entries(
     state: &AppState,
@@ -78,6 +115,20 @@ pub async fn account_ledger(
         .ledger_entries(account, page.cursor.as_deref(), size + 1)
         .await?;
     Ok((balances, page.page(rows, size, |e| e.id.as_str())))
+}
+
+/// Another account's credit limits (roles `finance` or `support`).
+pub async fn account_credit_limits(
+    state: &AppState,
+    caller: &Caller,
+    account: &AccountId,
+) -> AppResult<Vec<Money>> {
+    if !(caller.account.has_role(Role::Finance) || caller.account.has_role(Role::Support)) {
+        return Err(AppError::Forbidden(
+            "this needs the operator role finance or support".into(),
+        ));
+    }
+    Ok(state.store.credit_limits(account).await?)
 }
 
 /// Records a top-up (role `finance`, never to the operator's own account). With an idempotency

@@ -8,10 +8,10 @@ use crate::jobs::SellerJob;
 use crate::AppState;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use souk_core::ids::{InstanceId, OrderId, PlanId};
+use souk_core::ids::{AccountId, InstanceId, OrderId, PlanId};
 use souk_core::ledger::debit_floor;
 use souk_core::lifecycle::InstanceState;
-use souk_core::money::Money;
+use souk_core::money::{Currency, Money};
 use souk_core::orders::{OrderKind, OrderState};
 use souk_core::plans::{add_periods, Period};
 use souk_core::promotions::Priced;
@@ -48,9 +48,16 @@ pub struct Placed {
     pub replayed: bool,
 }
 
-/// The balance floor of the buyer's debits: no credit today.
-pub(crate) fn floor() -> i64 {
-    debit_floor(0)
+/// The lowest balance a debit of `account_id` in `currency` may leave: minus the credit limit
+/// finance gave the account (zero when none).
+pub(crate) async fn floor(
+    state: &AppState,
+    account_id: &AccountId,
+    currency: Currency,
+) -> AppResult<i64> {
+    Ok(debit_floor(
+        state.store.credit_limit(account_id, currency).await?,
+    ))
 }
 
 /// The answer for a short balance: the price and what is there.
@@ -242,7 +249,7 @@ async fn buy(
                 instance: &instance,
                 job: &job,
                 memo: &memo,
-                floor_minor: floor(),
+                floor_minor: floor(state, caller.id(), price.currency).await?,
             },
             now,
         )
@@ -365,7 +372,7 @@ async fn try_plan(
                 instance: &instance,
                 job: &job,
                 memo: &memo,
-                floor_minor: floor(),
+                floor_minor: 0,
             },
             now,
         )

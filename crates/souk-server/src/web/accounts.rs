@@ -410,6 +410,8 @@ struct AccountPage {
     ctx: super::Ctx,
     a: AccountRow,
     balances: Vec<String>,
+    /// The account's credit limits, per currency.
+    limits: Vec<String>,
     entries: Vec<super::ledger::EntryRow>,
     can_top_up: bool,
     form: TopUpForm,
@@ -445,6 +447,10 @@ pub(crate) async fn account_view(
         ),
         Err(_) => (vec![], vec![]),
     };
+    let limits = ledger::account_credit_limits(state, &signed.caller, &account.id)
+        .await
+        .map(|l| l.iter().map(money).collect())
+        .unwrap_or_default();
     let form = TopUpForm {
         currency: if form.currency.is_empty() {
             "CNY".into()
@@ -470,6 +476,7 @@ pub(crate) async fn account_view(
             },
             a: account_row(&account),
             balances,
+            limits,
             entries,
             can_top_up: signed
                 .caller

@@ -32,6 +32,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/balance", get(balance_page))
         .route("/balance/ledger.csv", get(ledger_csv))
         .route("/console/accounts/{id}/top-up", post(top_up))
+        .route("/console/accounts/{id}/credit-limit", post(credit_limit))
 }
 
 /// A ledger entry as the balance page shows it.
@@ -63,6 +64,8 @@ pub(crate) fn entry_row(e: &souk_store::ledger::Entry) -> EntryRow {
 struct BalancePage {
     ctx: super::Ctx,
     balances: Vec<String>,
+    /// How far below zero each balance may go.
+    limits: Vec<String>,
     rows: Vec<EntryRow>,
     next: Option<String>,
 }
@@ -85,6 +88,10 @@ async fn balance_page(
         Ok(p) => page.render(&BalancePage {
             ctx: page.ctx.clone(),
             balances,
+            limits: ledger::credit_limits(&state, &signed.caller)
+                .await
+                .map(|l| l.iter().map(money).collect())
+                .unwrap_or_default(),
             rows: p.items.iter().map(entry_row).collect(),
             next: p.next_cursor.map(|c| format!("/balance?cursor={c}")),
         }),
@@ -196,6 +203,37 @@ async fn top_up(
     match ledger::top_up(&state, &signed.caller, input, key).await {
         Ok(_) => done(&format!("/console/accounts/{id}"), "topped-up"),
         Err(e) => account_view(&state, &signed, &id, form, Some(e)).await,
+    }
+}
+
+/// What the credit limit form sends.
+#[derive(Debug, Deserialize)]
+pub struct CreditForm {
+    #[serde(default)]
+    pub limit: String,
+    #[serde(default)]
+    pub currency: String,
+}
+
+async fn credit_limit(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<CreditForm>,
+) -> Response {
+    let input = ledger::CreditLimitInput {
+        limit: form.limit,
+        currency: form.currency.clone(),
+    };
+    match ledger::set_credit_limit(&state, &signed.caller, &id.as_str().into(), input).await {
+        Ok(_) => done(&format!("/console/accounts/{id}"), "credit-limit-set"),
+        Err(e) => {
+            let form = TopUpForm {
+                currency: form.currency,
+                ..TopUpForm::default()
+            };
+            account_view(&state, &signed, &id, form, Some(e)).await
+        }
     }
 }
 

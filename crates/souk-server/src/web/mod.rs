@@ -190,6 +190,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "verification-sent" => "Your details were sent. A reviewer decides within a few working days.",
         "paid" => "Paid. The seller is setting it up; this page updates by itself.",
         "renewed" => "Renewed. The new expiry is below.",
+        "credit-limit-set" => "The credit limit was set.",
         "promotion-saved" => "The promotion was saved. Orders in its time pay the discounted price.",
         "promotion-ended" => "The promotion ended. Orders from now on pay the list price.",
         "trial-started" => "Your free trial started. The seller is setting it up; this page updates by itself.",

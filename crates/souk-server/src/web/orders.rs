@@ -169,9 +169,16 @@ async fn buy_page(
                     .find(|m| m.currency == q.price.currency)
                     .unwrap_or(Money::from_minor(0, q.price.currency));
                 balance = Some(money(&have));
-                if have.minor < q.price.minor {
+                let credit = ledger::credit_limits(state, caller)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|m| m.currency == q.price.currency)
+                    .map_or(0, |m| m.minor);
+                let room = have.minor + credit;
+                if room < q.price.minor {
                     missing = Some(money(&Money::from_minor(
-                        q.price.minor - have.minor,
+                        q.price.minor - room,
                         q.price.currency,
                     )));
                 }
