@@ -216,6 +216,25 @@ fn by_time(
     }
 }
 
+/// How many days before expiry the buyer is reminded.
+pub const REMINDER_DAYS: [i64; 2] = [7, 1];
+
+/// The reminder due at `now` for an active instance expiring at `expiry`: 7 (days) within the
+/// last week, 1 within the last day, none otherwise. Only the nearer one is due, so a clock that
+/// jumps past the first never sends a stale "7 days left".
+pub fn reminder_due(expiry: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
+    let left = expiry - now;
+    if left <= Duration::zero() {
+        None
+    } else if left <= Duration::days(1) {
+        Some(1)
+    } else if left <= Duration::days(7) {
+        Some(7)
+    } else {
+        None
+    }
+}
+
 /// When the scheduler must next look at an instance in `state` that expires at `expiry`.
 pub fn reschedule(
     state: InstanceState,
@@ -535,6 +554,17 @@ mod tests {
         );
         let t = step(Active, t0(), Event::Converted { new_expiry: paid }, t0());
         assert_eq!(calls(&t), vec![SellerCall::RefreshTrialToFormal]);
+    }
+
+    #[test]
+    fn reminders_come_a_week_and_a_day_before_expiry() {
+        let e = t0();
+        assert_eq!(reminder_due(e, e - Duration::days(8)), None);
+        assert_eq!(reminder_due(e, e - Duration::days(7)), Some(7));
+        assert_eq!(reminder_due(e, e - Duration::hours(25)), Some(7));
+        assert_eq!(reminder_due(e, e - Duration::days(1)), Some(1));
+        assert_eq!(reminder_due(e, e - Duration::seconds(1)), Some(1));
+        assert_eq!(reminder_due(e, e), None);
     }
 
     #[test]

@@ -95,3 +95,48 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn the_buyer_is_reminded_a_week_and_a_day_before_each_expiry(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let (_seller, _product, plan) = product_with(&app, &op, &endpoint, "30.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        let i = buyer.wait_for(&path, |v| v["state"] == "active").await;
+        let expiry: chrono::DateTime<chrono::Utc> = i["expires_at"].as_str().unwrap().parse().unwrap();
+        let reminders = |v: &Value| -> Vec<String> {
+            v["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "instance.expiring")
+                .map(|e| e["detail"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let to = |left: chrono::Duration| (expiry - left - app.state.now()).num_seconds();
+        assert!(reminders(&i).is_empty());
+
+        app.advance(to(chrono::Duration::days(7) - chrono::Duration::hours(1))).await;
+        let v = buyer.wait_for(&path, |v| reminders(v).len() == 1).await;
+        assert!(reminders(&v)[0].starts_with("expires in 7 days"), "{:?}", reminders(&v));
+        // Another pass within the week sends nothing more.
+        app.advance(3600).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(reminders(&buyer.json(&path).await).len(), 1);
+        app.advance(to(chrono::Duration::hours(12))).await;
+        let v = buyer.wait_for(&path, |v| reminders(v).len() == 2).await;
+        assert!(reminders(&v)[1].starts_with("expires in a day"), "{:?}", reminders(&v));
+
+        // A renewal's new expiry gets its own reminders.
+        buyer.expect_post(&format!("{path}/renew"), json!({"periods": 1}), StatusCode::CREATED).await;
+        let new_expiry = expiry.checked_add_months(chrono::Months::new(1)).unwrap();
+        app.advance((new_expiry - chrono::Duration::days(6) - app.state.now()).num_seconds()).await;
+        let v = buyer.wait_for(&path, |v| reminders(v).len() == 3).await;
+        assert!(reminders(&v)[2].contains(&new_expiry.format("%Y-%m-%d").to_string()), "{:?}", reminders(&v));
+        app.cleanup().await;
+    }
+}

@@ -253,6 +253,60 @@ impl Store {
         .collect()
     }
 
+    /// Active instances expiring within 7 days of `now` whose reminder for that expiry (7 days
+    /// out, or 1 day within the last day) has not been sent; read through the schedule index.
+    pub async fn instances_to_remind(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Instance>> {
+        let day = chrono::Duration::days(1);
+        sqlx::query(&format!(
+            "SELECT {INSTANCE} FROM instances i WHERE i.next_transition_at > $1 AND i.next_transition_at <= $2 \
+             AND i.state = $3 AND NOT EXISTS (SELECT 1 FROM expiry_reminders r WHERE r.instance_id = i.id \
+             AND r.expires_at = i.expires_at AND r.days = CASE WHEN i.expires_at <= $4 THEN 1 ELSE 7 END) \
+             ORDER BY i.next_transition_at LIMIT $5"
+        ))
+        .bind(ms(now))
+        .bind(ms(now + day * 7))
+        .bind(InstanceState::Active.as_str())
+        .bind(ms(now + day))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(instance)
+        .collect()
+    }
+
+    /// Records that the `days`-before reminder of `i`'s current expiry was sent, with its
+    /// timeline event; false (and nothing written) when it already was.
+    pub async fn record_reminder(
+        &self,
+        i: &Instance,
+        days: i64,
+        event: NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let sent = sqlx::query(
+            "INSERT INTO expiry_reminders (instance_id, expires_at, days, sent_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(i.id.as_str())
+        .bind(ms(i.expires_at))
+        .bind(days)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if sent == 0 {
+            return Ok(false);
+        }
+        events::record(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Stores a transition core decided with its jobs, refund, event and the job it settles, in
     /// one transaction, if the instance is unchanged since it was read.
     pub async fn apply_change(

@@ -182,6 +182,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     7 "trials" "0007_trials.sql",
     8 "promotions" "0008_promotions.sql",
     9 "credit limits" "0009_credit_limits.sql",
+    10 "expiry reminders" "0010_expiry_reminders.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -193,6 +194,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     7 "trials" "0007_trials.sql",
     8 "promotions" "0008_promotions.sql",
     9 "credit limits" "0009_credit_limits.sql",
+    10 "expiry reminders" "0010_expiry_reminders.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

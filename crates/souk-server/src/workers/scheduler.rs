@@ -38,7 +38,44 @@ pub async fn tick(state: &AppState) -> Result<usize, souk_store::Error> {
             }
         }
     }
+    remind(state, now).await?;
     Ok(n)
+}
+
+/// Tells buyers of active instances that expire within a week (and again within a day), once per
+/// expiry, as a timeline event.
+async fn remind(state: &AppState, now: DateTime<Utc>) -> Result<(), souk_store::Error> {
+    for i in state.store.instances_to_remind(now, BATCH).await? {
+        let Some(days) = lifecycle::reminder_due(i.expires_at, now) else {
+            continue;
+        };
+        let detail = format!(
+            "expires in {} on {}; {}",
+            if days == 1 { "a day" } else { "7 days" },
+            day(i.expires_at),
+            if i.trial {
+                "pay for it to keep it"
+            } else {
+                "renew to keep it running"
+            }
+        );
+        state
+            .store
+            .record_reminder(
+                &i,
+                days,
+                NewEvent {
+                    order_id: Some(&i.order_id),
+                    instance_id: Some(&i.id),
+                    kind: "instance.expiring",
+                    detail,
+                    actor: None,
+                },
+                now,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 fn day(t: DateTime<Utc>) -> String {
