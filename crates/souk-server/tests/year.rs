@@ -1,0 +1,144 @@
+//! A year of a small marketplace on the test clock: monthly renewals, a trial paid for and then
+//! left to lapse, credit drawn and paid back, renewals given back, a promotion, an unsubscribe
+//! with a prorated refund. Every balance is computed here independently of souk, and the ledger
+//! check passes at the end.
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_server::testing::*;
+use souk_store::on_both_databases;
+
+const DAY: i64 = 86_400;
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Minor units as the API writes a CNY amount.
+fn cny(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
+}
+
+async fn balance(u: &User) -> String {
+    u.json("/v1/balance").await["balances"][0]["amount"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn instance_of(order: &Value) -> String {
+    format!("/v1/instances/{}", order["instance_id"].as_str().unwrap())
+}
+
+on_both_databases! {
+    async fn a_simulated_year_balances_to_the_cent(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let acme = app.merchant(&op, "seller@acme.test").await;
+        let mut body = product_body("Acme Notes", &endpoint, "30.00");
+        body["plans"][0]["trial_days"] = json!(14);
+        body["signing_key"] = json!(KEY);
+        let (_, notes, _) = app.listed_product_with(&op, &acme, body).await;
+        let other = app.merchant(&op, "seller@bolt.test").await;
+        let (bolt, backup) = listed_by(&app, &op, &other, &endpoint, "12.50").await;
+
+        let alice = app.verified_buyer(&op, "alice@souk.test").await;
+        let bob = app.verified_buyer(&op, "bob@souk.test").await;
+        let carol = app.verified_buyer(&op, "carol@souk.test").await;
+        let dave = app.verified_buyer(&op, "dave@souk.test").await;
+        app.top_up(&op, &alice, "500.00").await;
+        app.top_up(&op, &bob, "100.00").await;
+        app.top_up(&op, &dave, "100.00").await;
+        let (mut a, mut b, mut c, mut d) = (50_000i64, 10_000i64, 0i64, 10_000i64);
+
+        // Day 0. Alice buys a month of Notes; Bob starts its trial; Carol, on 50.00 of credit,
+        // buys two months of Backup; operations run 20% off Backup for 30 days.
+        let alice_order: Value = alice.order(&notes, 1, Some("a-0")).await.json().await.unwrap();
+        a -= 3000;
+        let alice_path = instance_of(&alice_order);
+        let trial = bob.expect_post("/v1/trials", json!({"plan_id": notes}), StatusCode::CREATED).await;
+        let bob_path = instance_of(&trial);
+        let limit = op.put(&format!("/v1/operator/accounts/{}/credit-limit", carol.id), json!({"limit": "50.00", "currency": "CNY"})).await;
+        assert_eq!(limit.status(), StatusCode::OK);
+        let carol_order: Value = carol.order(&backup, 2, Some("c-0")).await.json().await.unwrap();
+        c -= 2500;
+        let carol_path = instance_of(&carol_order);
+        let now = app.state.now();
+        op.expect_post("/v1/operator/promotions", json!({"product_id": bolt, "percent_off": 20, "starts_at": now, "ends_at": now + chrono::Duration::days(30)}), StatusCode::CREATED).await;
+        // Dave buys Backup on promotion: 12.50 less 20%.
+        let dave_first: Value = dave.order(&backup, 1, Some("d-0")).await.json().await.unwrap();
+        assert_eq!(dave_first["discount"]["amount"], "2.50");
+        d -= 1000;
+        alice.wait_for(&alice_path, |v| v["state"] == "active").await;
+        carol.wait_for(&carol_path, |v| v["state"] == "active").await;
+
+        // Day 2: Carol renews a month into her credit, then gives that renewal back in full.
+        app.advance(2 * DAY).await;
+        carol.expect_post(&format!("{carol_path}/renew"), json!({"periods": 1}), StatusCode::CREATED).await;
+        c -= 1000; // still on promotion
+        assert_eq!(balance(&carol).await, cny(c));
+        let back = carol.expect_post(&format!("{carol_path}/unsubscribe"), json!({"scope": "renewals"}), StatusCode::OK).await;
+        assert_eq!(back["refunded"]["amount"], "10.00");
+        c += 1000;
+
+        // Day 10: Bob pays for his trial (a month from now).
+        app.advance(8 * DAY).await;
+        bob.wait_for(&bob_path, |v| v["state"] == "active").await;
+        bob.expect_post(&format!("{bob_path}/convert"), json!({"period": "month", "periods": 1}), StatusCode::CREATED).await;
+        b -= 3000;
+
+        // Every 30 days Alice renews a month, eleven times (sometimes from grace); on day 40, after
+        // the promotion, Dave buys another month at the list price; on day 70 Carol, lapsed into
+        // grace, tops up and renews two months; on day 100 she unsubscribes (prorated).
+        let mut carol_renewal: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+        for month in 1..=11 {
+            app.advance(30 * DAY).await;
+            let day = 10 + 30 * month;
+            alice.expect_post(&format!("{alice_path}/renew"), json!({"periods": 1}), StatusCode::CREATED).await;
+            a -= 3000;
+            if day == 70 {
+                carol.wait_for(&carol_path, |v| v["state"] == "grace").await;
+                let before = carol.json(&carol_path).await;
+                app.top_up(&op, &carol, "100.00").await;
+                c += 10_000;
+                let renewed = carol.expect_post(&format!("{carol_path}/renew"), json!({"periods": 2}), StatusCode::CREATED).await;
+                assert_eq!(renewed["discount"]["amount"], "0.00");
+                c -= 2500;
+                let after = carol.wait_for(&carol_path, |v| v["state"] == "active").await;
+                carol_renewal = Some((at(&before["expires_at"]), at(&after["expires_at"])));
+            }
+            if day == 100 {
+                let (start, end) = carol_renewal.unwrap();
+                let now = app.state.now();
+                let refund = i128::from(2500) * (end - now).num_milliseconds() as i128
+                    / (end - start).num_milliseconds() as i128;
+                let done = carol.expect_post(&format!("{carol_path}/unsubscribe"), json!({}), StatusCode::OK).await;
+                assert_eq!(done["refunded"]["amount"], cny(refund as i64).as_str());
+                c += refund as i64;
+            }
+            if day == 40 {
+                let second: Value = dave.order(&backup, 1, Some("d-1")).await.json().await.unwrap();
+                assert_eq!(second["amount"]["amount"], "12.50");
+                d -= 1250;
+            }
+        }
+
+        // Where everything stands after the year.
+        assert_eq!(balance(&alice).await, cny(a));
+        assert_eq!(balance(&bob).await, cny(b));
+        assert_eq!(balance(&carol).await, cny(c));
+        assert_eq!(balance(&dave).await, cny(d));
+        assert_eq!((a, b, d), (14_000, 7_000, 7_750));
+        alice.wait_for(&alice_path, |v| v["state"] == "active").await;
+        bob.wait_for(&bob_path, |v| v["state"] == "released").await;
+        carol.wait_for(&carol_path, |v| v["state"] == "released").await;
+        dave.wait_for(&instance_of(&dave_first), |v| v["state"] == "released").await;
+        let alice_orders = alice.json("/v1/orders?limit=100").await;
+        assert_eq!(alice_orders["items"].as_array().unwrap().len(), 12);
+        app.assert_ledger_balances().await;
+        app.cleanup().await;
+    }
+}
