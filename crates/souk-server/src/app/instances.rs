@@ -124,6 +124,23 @@ pub async fn renew(
     key: Option<String>,
 ) -> AppResult<Placed> {
     let fingerprint = format!("renew:{id}:{}", input.periods);
+    let more = Extension::Renew {
+        periods: input.periods,
+    };
+    pay_more(state, caller, id, more, key, fingerprint).await
+}
+
+/// Runs a paid extension under its `Idempotency-Key`. It is decided on the instance as read; if
+/// the scheduler moves the instance meanwhile, the store refuses the stale write and it is decided
+/// again on the new state.
+async fn pay_more(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    more: Extension,
+    key: Option<String>,
+    fingerprint: String,
+) -> AppResult<Placed> {
     idempotent(
         state,
         caller,
@@ -131,11 +148,6 @@ pub async fn renew(
         fingerprint,
         |key, fingerprint| async move {
             caller.require_verified()?;
-            // A renewal is decided on the instance as read; if the scheduler moves it meanwhile, the
-            // store refuses the stale write and the renewal is decided again on the new state.
-            let more = Extension::Renew {
-                periods: input.periods,
-            };
             retry_stale(|| extend(state, caller, id, more, key.clone(), fingerprint.clone())).await
         },
     )
@@ -163,21 +175,11 @@ pub async fn convert(
     key: Option<String>,
 ) -> AppResult<Placed> {
     let fingerprint = format!("convert:{id}:{}:{}", input.period, input.periods);
-    idempotent(
-        state,
-        caller,
-        key,
-        fingerprint,
-        |key, fingerprint| async move {
-            caller.require_verified()?;
-            let more = Extension::Convert {
-                period: input.period.parse()?,
-                periods: input.periods,
-            };
-            retry_stale(|| extend(state, caller, id, more, key.clone(), fingerprint.clone())).await
-        },
-    )
-    .await
+    let more = Extension::Convert {
+        period: input.period.parse()?,
+        periods: input.periods,
+    };
+    pay_more(state, caller, id, more, key, fingerprint).await
 }
 
 /// What a paid extension of an instance buys.

@@ -139,14 +139,9 @@ pub struct Quote {
     pub price: Money,
 }
 
-/// Prices an order without placing it: the plan must be on sale and sold by the period.
-pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
-    let period: Period = input.period.parse()?;
-    let (plan, product) = match state
-        .store
-        .plan_with_product(&PlanId::from(input.plan_id.as_str()))
-        .await
-    {
+/// A plan with its product, if both are on sale.
+async fn on_sale(state: &AppState, plan_id: &str) -> AppResult<(Plan, Product)> {
+    let (plan, product) = match state.store.plan_with_product(&PlanId::from(plan_id)).await {
         Ok(found) => found,
         Err(souk_store::Error::NotFound(_)) => {
             return Err(AppError::invalid("plan_id", "no such plan"))
@@ -156,6 +151,13 @@ pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
     if product.state != ProductState::Listed || !plan.active {
         return Err(AppError::NotOnSale);
     }
+    Ok((plan, product))
+}
+
+/// Prices an order without placing it: the plan must be on sale and sold by the period.
+pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
+    let period: Period = input.period.parse()?;
+    let (plan, product) = on_sale(state, &input.plan_id).await?;
     let list = plan.prices.price(period, input.periods)?;
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
@@ -296,20 +298,7 @@ async fn try_plan(
     fingerprint: String,
 ) -> AppResult<Placed> {
     caller.require_verified()?;
-    let (plan, product) = match state
-        .store
-        .plan_with_product(&PlanId::from(input.plan_id.as_str()))
-        .await
-    {
-        Ok(found) => found,
-        Err(souk_store::Error::NotFound(_)) => {
-            return Err(AppError::invalid("plan_id", "no such plan"))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if product.state != ProductState::Listed || !plan.active {
-        return Err(AppError::NotOnSale);
-    }
+    let (plan, product) = on_sale(state, &input.plan_id).await?;
     let days = plan
         .trial_days
         .ok_or_else(|| AppError::invalid("plan_id", "this plan has no free trial"))?;

@@ -282,17 +282,12 @@ async fn renew(
         }
         Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
     };
-    match instances::get(&state, &signed.caller, &id.into()).await {
-        Ok(d) => page.render_status(
-            refused.parts().0,
-            &InstancePage {
-                renew_errors: FormErrors::from_error(&refused),
-                periods: form.periods,
-                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
-            },
-        ),
-        Err(e) => error_page(&page, e),
-    }
+    let errors = FormErrors::from_error(&refused);
+    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
+        p.renew_errors = errors;
+        p.periods = form.periods;
+    })
+    .await
 }
 
 /// What the convert form sends.
@@ -328,17 +323,12 @@ async fn convert(
         }
         Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
     };
-    match instances::get(&state, &signed.caller, &id.into()).await {
-        Ok(d) => page.render_status(
-            refused.parts().0,
-            &InstancePage {
-                renew_errors: FormErrors::from_error(&refused),
-                periods: form.periods,
-                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
-            },
-        ),
-        Err(e) => error_page(&page, e),
-    }
+    let errors = FormErrors::from_error(&refused);
+    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
+        p.renew_errors = errors;
+        p.periods = form.periods;
+    })
+    .await
 }
 
 /// What the unsubscribe forms send.
@@ -374,15 +364,30 @@ async fn unsubscribe(
             Err(e) => e,
         }
     };
-    match instances::get(&state, &signed.caller, &id.into()).await {
-        Ok(d) => page.render_status(
-            refused.parts().0,
-            &InstancePage {
-                unsubscribe_errors: FormErrors::from_error(&refused),
-                ..InstancePage::new(&state, &page.ctx, &signed.caller, &d).await
-            },
-        ),
-        Err(e) => error_page(&page, e),
+    let errors = FormErrors::from_error(&refused);
+    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
+        p.unsubscribe_errors = errors
+    })
+    .await
+}
+
+/// The subscription page again after a refused form, with the refusal's status and what `edit`
+/// puts in (the form's errors and what was typed).
+async fn redisplay(
+    state: &AppState,
+    page: &super::Page,
+    caller: &Caller,
+    id: &str,
+    refused: &crate::error::AppError,
+    edit: impl FnOnce(&mut InstancePage),
+) -> Response {
+    match instances::get(state, caller, &id.into()).await {
+        Ok(d) => {
+            let mut body = InstancePage::new(state, &page.ctx, caller, &d).await;
+            edit(&mut body);
+            page.render_status(refused.parts().0, &body)
+        }
+        Err(e) => error_page(page, e),
     }
 }
 
