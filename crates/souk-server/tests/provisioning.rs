@@ -223,16 +223,18 @@ on_both_databases! {
 }
 
 on_both_databases! {
-    async fn a_seller_sends_test_calls_to_its_endpoint(backend) {
+    async fn a_seller_checks_its_endpoint_against_every_call(backend) {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
         let (seller, product, _) = product_with(&app, &op, &endpoint, "80.00").await;
-        let call: Value = seller.post(&format!("/v1/seller/products/{product}/test-call"), serde_json::json!({})).await.json().await.unwrap();
-        assert_eq!(call["passed"], true, "{call}");
-        assert_eq!(call["activity"], "newInstance");
-        assert!(call["result"].as_str().unwrap().starts_with("000000"), "{call}");
-        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        let report: Value = seller.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(report["passed"], true, "{report}");
+        let checks = report["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 10, "{report}");
+        assert!(checks.iter().all(|c| c["passed"] == true), "{report}");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 10);
+        assert_eq!(stub.heard().len(), 3, "a refresh and two releases: {:?}", stub.heard());
         // Nothing was bought.
         assert_eq!(seller.json("/v1/seller/orders").await["items"], serde_json::json!([]));
 
@@ -240,23 +242,39 @@ on_both_databases! {
         let html = seller.get(&format!("/seller/products/{product}")).await.text().await.unwrap();
         let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
         let csrf = &html[at..at + html[at..].find('"').unwrap()];
-        let page = seller.client.post(format!("{}/seller/products/{product}/test-call", app.base)).form(&[("csrf", csrf)]).send().await.unwrap().text().await.unwrap();
-        assert!(page.contains("Test call passed"), "{page}");
+        let page = seller.client.post(format!("{}/seller/products/{product}/check-endpoint", app.base)).form(&[("csrf", csrf)]).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Endpoint check passed"), "{page}");
 
-        // An endpoint that refuses, and one that is not there: failed, with the reason.
+        // An endpoint that refuses to create, and one that is not there: failed, with reasons.
         let (refusing, _) = stub_seller("000001", 0, KEY).await;
         let other = app.merchant(&op, "other@seller.test").await;
         let (p2, _) = listed_by(&app, &op, &other, &refusing, "10.00").await;
-        let call: Value = other.post(&format!("/v1/seller/products/{p2}/test-call"), serde_json::json!({})).await.json().await.unwrap();
-        assert_eq!(call["passed"], false);
-        assert!(call["result"].as_str().unwrap().starts_with("000001"), "{call}");
+        let report: Value = other.post(&format!("/v1/seller/products/{p2}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(report["passed"], false);
+        let created = &report["checks"][2];
+        assert_eq!(created["passed"], false);
+        assert!(created["detail"].as_str().unwrap().starts_with("000001"), "{report}");
+        assert!(report["checks"][3]["detail"].as_str().unwrap().starts_with("skipped"), "{report}");
         let third = app.merchant(&op, "third@seller.test").await;
         let (p3, _) = listed_by(&app, &op, &third, "http://127.0.0.1:9/souk", "10.00").await;
-        let call: Value = third.post(&format!("/v1/seller/products/{p3}/test-call"), serde_json::json!({})).await.json().await.unwrap();
-        assert_eq!(call["passed"], false);
-        assert!(!call["result"].as_str().unwrap().is_empty());
+        let report: Value = third.post(&format!("/v1/seller/products/{p3}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!(report["passed"], false);
+        assert_eq!(report["checks"][0]["passed"], false, "an endpoint that is not there refused nothing: {report}");
+
+        // An endpoint that accepts anything, unsigned or stale, fails the refusal checks.
+        let lax = axum::Router::new().fallback(|| async {
+            axum::Json(serde_json::json!({"resultCode": "000000", "resultMsg": "ok", "instanceId": "lax-1"}))
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lax_url = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, lax).await });
+        let fourth = app.merchant(&op, "fourth@seller.test").await;
+        let (p4, _) = listed_by(&app, &op, &fourth, &lax_url, "10.00").await;
+        let report: Value = fourth.post(&format!("/v1/seller/products/{p4}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        assert_eq!((report["checks"][0]["passed"].as_bool(), report["checks"][1]["passed"].as_bool()), (Some(false), Some(false)), "{report}");
+        assert_eq!(report["passed"], false);
         // Another merchant's product is not found.
-        assert_problem(third.post(&format!("/v1/seller/products/{product}/test-call"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;
+        assert_problem(third.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;
         app.cleanup().await;
     }
 }

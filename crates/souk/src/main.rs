@@ -37,6 +37,9 @@ enum Command {
     /// Operator tasks
     #[command(subcommand)]
     Admin(Admin),
+    /// Tools for a seller building its endpoint
+    #[command(subcommand)]
+    Seller(SellerTools),
     /// Print a curl command for a request signed with an access key (SDK-HMAC-SHA256), dated now
     Sign {
         /// GET, POST, PUT, DELETE …
@@ -52,6 +55,19 @@ enum Command {
         /// The secret key; read from SOUK_SECRET_ACCESS_KEY when not given
         #[arg(long, env = "SOUK_SECRET_ACCESS_KEY", hide_env_values = true)]
         sk: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SellerTools {
+    /// Walk a made-up instance through every call souk makes (testFlag 1), check each answer and
+    /// that forged or stale calls are refused; exits 1 unless every check passes
+    CheckEndpoint {
+        /// The endpoint's URL, as entered for the product
+        url: String,
+        /// The product's signing key; read from SOUK_SELLER_KEY when not given
+        #[arg(long, env = "SOUK_SELLER_KEY", hide_env_values = true)]
+        key: String,
     },
 }
 
@@ -204,6 +220,9 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
                 sign::curl_command(&method, &url, data.as_deref(), &ak, &sk, chrono::Utc::now())?;
             println!("{cmd}");
             Ok(())
+        }
+        Command::Seller(SellerTools::CheckEndpoint { url, key }) => {
+            check_endpoint(&url, &key).await
         }
         Command::Admin(admin) => {
             let state = AppState::new(
@@ -436,4 +455,31 @@ fn app_error(e: AppError) -> anyhow::Error {
         Some(field) => anyhow::anyhow!("{field}: {}", e.detail()),
         None => anyhow::anyhow!("{}", e.detail()),
     }
+}
+
+/// `souk seller check-endpoint`: the seller centre's endpoint check, from the seller's machine.
+async fn check_endpoint(url: &str, key: &str) -> Result<()> {
+    let http = souk_server::conformance::client();
+    let report = souk_server::conformance::run(&souk_server::conformance::Target {
+        http: &http,
+        endpoint: url,
+        key,
+        answer_limit: 64 * 1024,
+    })
+    .await;
+    for c in &report.checks {
+        println!(
+            "{} {}: {} ({} ms)",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail,
+            c.latency_ms
+        );
+    }
+    let passed = report.checks.iter().filter(|c| c.passed).count();
+    println!("{passed} of {} checks passed", report.checks.len());
+    if !report.passed() {
+        bail!("the endpoint does not yet answer as souk expects");
+    }
+    Ok(())
 }

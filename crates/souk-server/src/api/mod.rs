@@ -89,7 +89,7 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(sales::update_access))
         .routes(routes!(sales::instances))
         .routes(routes!(sales::rotate_key))
-        .routes(routes!(sales::test_call))
+        .routes(routes!(sales::check_endpoint))
         .routes(routes!(iam::create_user, iam::users))
         .routes(routes!(iam::create_key))
         .routes(routes!(iam::disable_key))

@@ -181,35 +181,50 @@ pub async fn update_access(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-/// What a test call to the product's endpoint found.
+/// One check of the endpoint.
 #[derive(Serialize, ToSchema)]
-pub struct TestCallView {
-    /// The endpoint called (the latest revision's).
-    pub endpoint: String,
-    /// The activity sent, with `testFlag` `"1"`.
-    pub activity: String,
-    /// The seller answered `000000` with an instance id.
+pub struct CheckView {
+    /// What was checked, e.g. "newInstance creates an instance".
+    pub name: String,
     pub passed: bool,
-    /// The seller's result code and message, or why the call failed.
-    pub result: String,
+    /// What the seller answered, or why the check failed or was skipped.
+    pub detail: String,
     pub latency_ms: u64,
 }
 
-/// Sends a test `newInstance` (`testFlag` `"1"`, a made-up order) to the product's endpoint and
-/// reports the answer, so a seller can debug its endpoint; nothing is bought (approved merchants).
-#[utoipa::path(operation_id = "seller_test_call", post, path = "/v1/seller/products/{product_id}/test-call", tag = "seller", params(("product_id" = String, Path)),
-    responses((status = 200, body = TestCallView), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn test_call(
+/// What checking the product's endpoint found.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointCheckView {
+    /// The endpoint checked (the latest revision's).
+    pub endpoint: String,
+    /// Every check passed.
+    pub passed: bool,
+    pub checks: Vec<CheckView>,
+}
+
+/// Walks a made-up instance through every seller call (`testFlag` `"1"`, a `TEST…` order) at the
+/// product's endpoint, and sends two calls it must refuse (another key's signature, a stale
+/// timestamp); reports each. Nothing is bought (approved merchants).
+#[utoipa::path(operation_id = "seller_check_endpoint", post, path = "/v1/seller/products/{product_id}/check-endpoint", tag = "seller", params(("product_id" = String, Path)),
+    responses((status = 200, body = EndpointCheckView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn check_endpoint(
     State(state): State<SharedState>,
     caller: Caller,
     Path(product_id): Path<String>,
-) -> AppResult<Json<TestCallView>> {
-    let c = products::test_call(&state, &caller, &product_id.into()).await?;
-    Ok(Json(TestCallView {
-        endpoint: c.endpoint,
-        activity: c.activity.to_owned(),
-        passed: c.passed,
-        result: c.result,
-        latency_ms: c.latency_ms,
+) -> AppResult<Json<EndpointCheckView>> {
+    let report = products::check_endpoint(&state, &caller, &product_id.into()).await?;
+    Ok(Json(EndpointCheckView {
+        endpoint: report.endpoint.clone(),
+        passed: report.passed(),
+        checks: report
+            .checks
+            .into_iter()
+            .map(|c| CheckView {
+                name: c.name.to_owned(),
+                passed: c.passed,
+                detail: c.detail,
+                latency_ms: c.latency_ms,
+            })
+            .collect(),
     }))
 }

@@ -323,24 +323,14 @@ pub async fn rotate_key(
     seller_product(state, p, true).await
 }
 
-/// What a test call to a product's endpoint found.
-#[derive(Debug, Clone)]
-pub struct TestCall {
-    /// The endpoint called: the latest revision's, so a draft can be checked before it is submitted.
-    pub endpoint: String,
-    pub activity: &'static str,
-    pub passed: bool,
-    /// The seller's result code and message, or why the call failed.
-    pub result: String,
-    pub latency_ms: u64,
-}
-
-/// Sends a `newInstance` with `testFlag` `"1"` and a made-up order to the product's endpoint,
-/// signed with its key, so the seller can debug the endpoint; nothing is bought or recorded. It
-/// passes when the seller answers `000000` with an instance id.
-pub async fn test_call(state: &AppState, caller: &Caller, id: &ProductId) -> AppResult<TestCall> {
-    use rand::Rng;
-    use souk_protocol::Activity;
+/// Walks a made-up instance through every seller call with `testFlag` `"1"`, signed with the
+/// product's key, against the latest revision's endpoint (so a draft can be checked before it is
+/// submitted), and reports each call; nothing is bought or recorded (approved merchants).
+pub async fn check_endpoint(
+    state: &AppState,
+    caller: &Caller,
+    id: &ProductId,
+) -> AppResult<crate::conformance::Report> {
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     let endpoint = match state.store.latest_revision(&p.id).await? {
@@ -351,37 +341,24 @@ pub async fn test_call(state: &AppState, caller: &Caller, id: &ProductId) -> App
         &crate::crypto::product_key_aad(p.id.as_str()),
         &p.signing_key_enc,
     )?;
-    let order = format!("TEST{:016}", rand::thread_rng().gen_range(0..10u64.pow(16)));
-    let activity = Activity::NewInstance {
-        order_line_id: format!("{order}-000001"),
-        business_id: format!("test-{order}"),
-        order_id: order,
-    };
-    let mut call = TestCall {
-        endpoint: endpoint.clone(),
-        activity: activity.name(),
-        passed: false,
-        result: String::new(),
-        latency_ms: 0,
-    };
+    // Resolved and checked now, as for every call souk makes to a seller.
     if let Some(reason) = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await
     {
-        call.result = reason;
-        return Ok(call);
+        return Ok(crate::conformance::Report {
+            checks: vec![crate::conformance::Check {
+                name: "the endpoint may be called",
+                passed: false,
+                detail: reason,
+                latency_ms: 0,
+            }],
+            endpoint,
+        });
     }
-    let started = std::time::Instant::now();
-    let answer = crate::workers::seller::call(state, &endpoint, &key, &activity, true).await;
-    call.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match answer {
-        Ok(a) => {
-            let has_id = a.instance_id.as_deref().is_some_and(|i| !i.is_empty());
-            call.passed = a.result_code == "000000" && has_id;
-            call.result = format!("{} {}", a.result_code, a.result_msg);
-            if a.result_code == "000000" && !has_id {
-                call.result.push_str(" (but no instanceId)");
-            }
-        }
-        Err(e) => call.result = e,
-    }
-    Ok(call)
+    Ok(crate::conformance::run(&crate::conformance::Target {
+        http: &state.http,
+        endpoint: &endpoint,
+        key: &key,
+        answer_limit: state.settings.seller_answer_limit,
+    })
+    .await)
 }

@@ -37,7 +37,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/seller/products/{id}/submit", post(submit))
         .route("/seller/products/{id}/delist", post(delist))
         .route("/seller/products/{id}/signing-key", post(rotate_key))
-        .route("/seller/products/{id}/test-call", post(test_call))
+        .route("/seller/products/{id}/check-endpoint", post(check_endpoint))
 }
 
 /// How many plan rows the product form offers.
@@ -249,7 +249,7 @@ struct ProductPage {
     endpoint: Option<String>,
     /// Shown right after the key was made, and never again.
     key: Option<String>,
-    test: Option<products::TestCall>,
+    check: Option<crate::conformance::Report>,
     can_edit: bool,
     can_submit: bool,
     can_delist: bool,
@@ -270,7 +270,7 @@ fn product_view(
     signed: &Signed,
     sp: &SellerProduct,
     show_key: bool,
-    test: Option<products::TestCall>,
+    check: Option<crate::conformance::Report>,
 ) -> Response {
     let page = &signed.page;
     let current = sp.revisions.first();
@@ -283,7 +283,7 @@ fn product_view(
         row: product_row(sp),
         endpoint: p.endpoint_url.clone(),
         key: show_key.then(|| sp.signing_key.clone()),
-        test,
+        check,
         can_edit: current.is_none_or(|r| {
             r.state.edit().is_ok() || r.state == souk_core::review::RevisionState::Approved
         }),
@@ -429,14 +429,14 @@ async fn rotate_key(
     }
 }
 
-async fn test_call(
+async fn check_endpoint(
     State(state): State<SharedState>,
     signed: Signed,
     Path(id): Path<String>,
     Posted(_): Posted<Nothing>,
 ) -> Response {
     let id: souk_core::ids::ProductId = id.into();
-    let call = match products::test_call(&state, &signed.caller, &id).await {
+    let call = match products::check_endpoint(&state, &signed.caller, &id).await {
         Ok(c) => c,
         Err(e) => return error_page(&signed.page, e),
     };

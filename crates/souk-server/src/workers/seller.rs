@@ -411,8 +411,8 @@ async fn run(
     }
 }
 
-/// Signs and posts one call (`test`: with `testFlag` `"1"`). The signature's timestamp is real time, not the injected clock: it
-/// proves freshness to the seller, whose clock is real.
+/// Calls a seller for a job of souk: signed with `key`, dated now, within the configured answer
+/// size.
 pub async fn call(
     state: &AppState,
     endpoint: &str,
@@ -422,9 +422,27 @@ pub async fn call(
 ) -> Result<SellerAnswer, String> {
     let body = activity.body(test);
     let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
-    let res = state
-        .http
-        .post(signed_url(endpoint, &params))
+    send(
+        &state.http,
+        state.settings.seller_answer_limit,
+        endpoint,
+        &params,
+        body,
+    )
+    .await
+}
+
+/// Posts `body` to `endpoint` with the signature parameters `params`, and reads the seller's
+/// answer (at most `limit` bytes of JSON). Errors say what went wrong in words a seller acts on.
+pub async fn send(
+    http: &reqwest::Client,
+    limit: usize,
+    endpoint: &str,
+    params: &SignedParams,
+    body: Vec<u8>,
+) -> Result<SellerAnswer, String> {
+    let res = http
+        .post(signed_url(endpoint, params))
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/json;charset=utf8",
@@ -437,7 +455,7 @@ pub async fn call(
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = crate::egress::read_limited(res, state.settings.seller_answer_limit).await?;
+    let bytes = crate::egress::read_limited(res, limit).await?;
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
 }
 

@@ -1,0 +1,287 @@
+//! The seller endpoint check: before a product is submitted (from the seller centre) or while an
+//! endpoint is being built (`souk seller check-endpoint`), souk walks a made-up instance through
+//! every call of the protocol with `testFlag` `"1"` and reports, call by call, whether the seller
+//! answered as the protocol asks. It also sends two calls the seller must refuse: one signed with
+//! the wrong key, and one dated five minutes ago.
+
+use crate::workers::seller::send;
+use chrono::Utc;
+use rand::Rng;
+use souk_protocol::signature::SignedParams;
+use souk_protocol::{Activity, RefreshScene, SellerAnswer, StatusChange};
+use std::time::Instant;
+
+/// One check and what it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    /// What the seller answered, or why the check failed or was skipped.
+    pub detail: String,
+    pub latency_ms: u64,
+}
+
+/// Every check, in the order they ran.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub endpoint: String,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// A client for checks run from the seller's own machine (`souk seller check-endpoint`): the
+/// 5-second answer time souk allows by default, no redirects. The server uses its guarded client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("souk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds with static settings and the bundled TLS roots")
+}
+
+/// How the checks reach the seller.
+pub struct Target<'a> {
+    pub http: &'a reqwest::Client,
+    pub endpoint: &'a str,
+    pub key: &'a str,
+    /// The most bytes an answer may have.
+    pub answer_limit: usize,
+}
+
+struct Answered {
+    answer: Result<SellerAnswer, String>,
+    latency_ms: u64,
+}
+
+impl Target<'_> {
+    async fn call(&self, activity: &Activity, key: &str, at_ms: i64) -> Answered {
+        let body = activity.body(true);
+        let params = SignedParams::new(key, &body, at_ms);
+        let started = Instant::now();
+        let answer = send(self.http, self.answer_limit, self.endpoint, &params, body).await;
+        Answered {
+            answer,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    async fn signed(&self, activity: &Activity) -> Answered {
+        self.call(activity, self.key, Utc::now().timestamp_millis())
+            .await
+    }
+}
+
+fn said(a: &Result<SellerAnswer, String>) -> String {
+    match a {
+        Ok(a) => format!("{} {}", a.result_code, a.result_msg),
+        Err(e) => e.clone(),
+    }
+}
+
+fn check(name: &'static str, a: &Answered, passed: bool, note: &str) -> Check {
+    let mut detail = said(&a.answer);
+    if !note.is_empty() {
+        detail = format!("{detail} ({note})");
+    }
+    Check {
+        name,
+        passed,
+        detail,
+        latency_ms: a.latency_ms,
+    }
+}
+
+fn code_is(a: &Answered, codes: &[&str]) -> bool {
+    a.answer
+        .as_ref()
+        .is_ok_and(|a| codes.contains(&a.result_code.as_str()))
+}
+
+/// A call the seller must refuse: with an error code, or an HTTP 4xx. An endpoint that cannot be
+/// reached has refused nothing.
+fn refused(name: &'static str, a: &Answered) -> Check {
+    let (passed, note) = match &a.answer {
+        Ok(answer) if answer.result_code == "000000" => (
+            false,
+            "it was accepted: the endpoint must check every call's signature and timestamp",
+        ),
+        Ok(_) => (true, ""),
+        Err(e) if e.starts_with("HTTP 4") => (true, ""),
+        Err(_) => (false, "the endpoint did not answer"),
+    };
+    check(name, a, passed, note)
+}
+
+/// Runs every check against `target`.
+pub async fn run(target: &Target<'_>) -> Report {
+    let order = format!("TEST{:016}", rand::thread_rng().gen_range(0..10u64.pow(16)));
+    let line = format!("{order}-000001");
+    let new = Activity::NewInstance {
+        order_id: order.clone(),
+        order_line_id: line.clone(),
+        business_id: format!("test-{order}"),
+    };
+    let mut checks = Vec::new();
+
+    let forged = target
+        .call(
+            &new,
+            "souk-check-a-key-that-is-not-yours",
+            Utc::now().timestamp_millis(),
+        )
+        .await;
+    checks.push(refused(
+        "a call signed with another key is refused",
+        &forged,
+    ));
+    let stale = target
+        .call(&new, target.key, Utc::now().timestamp_millis() - 300_000)
+        .await;
+    checks.push(refused("a call dated 5 minutes ago is refused", &stale));
+
+    let first = target.signed(&new).await;
+    let id = first
+        .answer
+        .as_ref()
+        .ok()
+        .filter(|a| a.result_code == "000000")
+        .and_then(|a| a.instance_id.clone())
+        .filter(|i| !i.is_empty() && i.len() <= 64);
+    checks.push(check(
+        "newInstance creates an instance",
+        &first,
+        id.is_some(),
+        match (&id, code_is(&first, &["000004"])) {
+            (Some(_), _) => "",
+            (None, true) => "000004: provisioning asynchronously; answer 000000 with the instanceId for a test call",
+            (None, false) => "expected 000000 with an instanceId of 1 to 64 characters",
+        },
+    ));
+    let Some(id) = id else {
+        for name in [
+            "newInstance again with the same businessId answers the same instance",
+            "queryInstance answers the instance",
+            "refreshInstance is accepted",
+            "updateInstanceStatus FREEZE is accepted",
+            "updateInstanceStatus UNFREEZE is accepted",
+            "releaseInstance is accepted",
+            "releaseInstance again is harmless",
+        ] {
+            checks.push(Check {
+                name,
+                passed: false,
+                detail: "skipped: newInstance gave no instance".into(),
+                latency_ms: 0,
+            });
+        }
+        return Report {
+            endpoint: target.endpoint.to_owned(),
+            checks,
+        };
+    };
+
+    let again = target.signed(&new).await;
+    let same = again
+        .answer
+        .as_ref()
+        .is_ok_and(|a| a.result_code == "000000" && a.instance_id.as_deref() == Some(&id));
+    checks.push(check(
+        "newInstance again with the same businessId answers the same instance",
+        &again,
+        same,
+        if same {
+            ""
+        } else {
+            "a repeat must not create a second instance"
+        },
+    ));
+    let query = target
+        .signed(&Activity::QueryInstance {
+            instance_ids: vec![id.clone()],
+        })
+        .await;
+    let found = query.answer.as_ref().is_ok_and(|a| {
+        a.result_code == "000000"
+            && a.info
+                .as_ref()
+                .is_some_and(|info| info.iter().any(|i| i.instance_id == id))
+    });
+    checks.push(check(
+        "queryInstance answers the instance",
+        &query,
+        found,
+        if found {
+            ""
+        } else {
+            "expected 000000 with the instance in info"
+        },
+    ));
+    let expire = (Utc::now() + chrono::Duration::days(30))
+        .format("%Y%m%d%H%M%S")
+        .to_string();
+    let steps: [(&'static str, Activity, &[&str]); 5] = [
+        (
+            "refreshInstance is accepted",
+            Activity::RefreshInstance {
+                instance_id: id.clone(),
+                order_id: order.clone(),
+                order_line_id: line.clone(),
+                product_id: "TESTPRODUCT".into(),
+                expire_time: expire,
+                scene: RefreshScene::Renewal,
+            },
+            &["000000"],
+        ),
+        (
+            "updateInstanceStatus FREEZE is accepted",
+            Activity::UpdateInstanceStatus {
+                instance_id: id.clone(),
+                status: StatusChange::Freeze,
+            },
+            &["000000"],
+        ),
+        (
+            "updateInstanceStatus UNFREEZE is accepted",
+            Activity::UpdateInstanceStatus {
+                instance_id: id.clone(),
+                status: StatusChange::Unfreeze,
+            },
+            &["000000"],
+        ),
+        (
+            "releaseInstance is accepted",
+            Activity::ReleaseInstance {
+                instance_id: id.clone(),
+                order_id: order.clone(),
+                order_line_id: line.clone(),
+            },
+            &["000000"],
+        ),
+        (
+            "releaseInstance again is harmless",
+            Activity::ReleaseInstance {
+                instance_id: id.clone(),
+                order_id: order,
+                order_line_id: line,
+            },
+            // Already released: done, or "does not exist", which for a release means done.
+            &["000000", "000003"],
+        ),
+    ];
+    for (name, activity, ok) in steps {
+        let a = target.signed(&activity).await;
+        let passed = code_is(&a, ok);
+        checks.push(check(name, &a, passed, ""));
+    }
+    Report {
+        endpoint: target.endpoint.to_owned(),
+        checks,
+    }
+}

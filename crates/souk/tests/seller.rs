@@ -1,0 +1,49 @@
+//! `souk seller check-endpoint` as a seller runs it against the endpoint it is building.
+
+mod common;
+
+use common::souk_bin;
+use souk_server::testing::{stub_seller, KEY};
+use std::process::Command;
+
+fn check(url: &str, key: &str) -> (bool, String) {
+    let out = Command::new(souk_bin())
+        .args(["seller", "check-endpoint", url])
+        .env("SOUK_SELLER_KEY", key)
+        .env("SOUK_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_endpoint_check_passes_a_conforming_seller_and_fails_a_wrong_key() {
+    let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+    let url = endpoint.clone();
+    let (passed, out) = tokio::task::spawn_blocking(move || check(&url, KEY))
+        .await
+        .unwrap();
+    assert!(passed, "{out}");
+    assert!(out.contains("10 of 10 checks passed"), "{out}");
+    assert!(
+        out.contains("PASS newInstance again with the same businessId answers the same instance"),
+        "{out}"
+    );
+
+    let (passed, out) = tokio::task::spawn_blocking(move || check(&endpoint, "not-the-key"))
+        .await
+        .unwrap();
+    assert!(!passed, "{out}");
+    assert!(
+        out.contains("FAIL newInstance creates an instance: 000001"),
+        "{out}"
+    );
+    assert!(out.contains("does not yet answer as souk expects"), "{out}");
+}
