@@ -1,4 +1,4 @@
-//! Plans and their prices: what a buyer pays for N months or N years of a plan.
+//! Plans and their prices: what a buyer pays for N months or N years of a plan, or once for good.
 
 use crate::money::{parse_unit_price, Currency, Money};
 use crate::Error;
@@ -27,12 +27,14 @@ pub fn trial_days(field: &str, days: Option<u32>) -> Result<Option<u32>, Error> 
     }
 }
 
-/// The unit a periodic plan is bought in.
+/// The unit a plan is bought in: a month, a year, or once (a one-time purchase that never
+/// expires).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Month,
     Year,
+    Once,
 }
 
 impl Period {
@@ -41,6 +43,7 @@ impl Period {
         match self {
             Period::Month => "month",
             Period::Year => "year",
+            Period::Once => "once",
         }
     }
 
@@ -49,6 +52,7 @@ impl Period {
         match self {
             Period::Month => MAX_MONTHS,
             Period::Year => MAX_YEARS,
+            Period::Once => 1,
         }
     }
 }
@@ -65,7 +69,11 @@ impl FromStr for Period {
         match s {
             "month" => Ok(Period::Month),
             "year" => Ok(Period::Year),
-            _ => Err(Error::invalid("period", "must be \"month\" or \"year\"")),
+            "once" => Ok(Period::Once),
+            _ => Err(Error::invalid(
+                "period",
+                "must be \"month\", \"year\" or \"once\"",
+            )),
         }
     }
 }
@@ -79,15 +87,18 @@ pub struct PlanPrices {
     pub monthly: Option<Decimal>,
     /// Price of one year, if the plan is sold by the year.
     pub yearly: Option<Decimal>,
+    /// Price of a one-time purchase that never expires, if the plan is sold so.
+    pub one_time: Option<Decimal>,
 }
 
 impl PlanPrices {
-    /// Validates prices as a merchant enters them: at least one period, exact decimals.
+    /// Validates prices as a merchant enters them: at least one way to buy, exact decimals.
     pub fn parse(
         field: &str,
         currency: &str,
         monthly: Option<&str>,
         yearly: Option<&str>,
+        one_time: Option<&str>,
     ) -> Result<Self, Error> {
         let currency: Currency = currency
             .parse()
@@ -98,25 +109,32 @@ impl PlanPrices {
         let yearly = yearly
             .map(|p| parse_unit_price(&format!("{field}.yearly_price"), p))
             .transpose()?;
-        if monthly.is_none() && yearly.is_none() {
+        let one_time = one_time
+            .map(|p| parse_unit_price(&format!("{field}.one_time_price"), p))
+            .transpose()?;
+        if monthly.is_none() && yearly.is_none() && one_time.is_none() {
             return Err(Error::invalid(
                 format!("{field}.monthly_price"),
-                "a plan needs a monthly or a yearly price",
+                "a plan needs a monthly, a yearly or a one-time price",
             ));
         }
         Ok(PlanPrices {
             currency,
             monthly,
             yearly,
+            one_time,
         })
     }
 
-    /// The period a plan is sold in by default: by the month when it is, else by the year.
+    /// The period a plan is sold in by default: by the month when it is, else by the year, else
+    /// once.
     pub fn default_period(&self) -> Period {
         if self.monthly.is_some() {
             Period::Month
-        } else {
+        } else if self.yearly.is_some() {
             Period::Year
+        } else {
+            Period::Once
         }
     }
 
@@ -127,6 +145,7 @@ impl PlanPrices {
         for (name, unit, price) in [
             ("monthly_price", "month", self.monthly),
             ("yearly_price", "year", self.yearly),
+            ("one_time_price", "purchase", self.one_time),
         ] {
             if let Some(p) = price.filter(|p| !p.is_zero()) {
                 if Money::round(p, self.currency)?.minor == 0 {
@@ -148,6 +167,7 @@ impl PlanPrices {
         match period {
             Period::Month => self.monthly,
             Period::Year => self.yearly,
+            Period::Once => self.one_time,
         }
     }
 
@@ -168,15 +188,19 @@ impl PlanPrices {
         Money::round(total, self.currency)
     }
 
-    /// The lowest price of one month of this plan (a yearly price counts as a twelfth), for
-    /// sorting and price-range filters in the catalog.
+    /// The lowest price of one month of this plan (a yearly price, and a one-time price, count
+    /// as a twelfth), for sorting and price-range filters in the catalog.
     pub fn monthly_equivalent(&self) -> Decimal {
-        match (self.monthly, self.yearly) {
-            (Some(m), Some(y)) => m.min(y / Decimal::from(12)),
-            (Some(m), None) => m,
-            (None, Some(y)) => y / Decimal::from(12),
-            (None, None) => Decimal::ZERO,
-        }
+        let twelfth = |p: Decimal| p / Decimal::from(12);
+        [
+            self.monthly,
+            self.yearly.map(twelfth),
+            self.one_time.map(twelfth),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(Decimal::ZERO)
     }
 }
 
@@ -187,11 +211,23 @@ fn relabel(e: Error, field: &str) -> Error {
     }
 }
 
-/// The instant `count` periods after `from`; month ends clamp (31 Jan + 1 month = 28/29 Feb).
+/// The expiry of a one-time purchase: it never comes.
+pub fn never() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether an expiry is [`never`].
+pub fn is_never(t: DateTime<Utc>) -> bool {
+    t >= never()
+}
+
+/// The instant `count` periods after `from`; month ends clamp (31 Jan + 1 month = 28/29 Feb). A
+/// one-time purchase runs until [`never`].
 pub fn add_periods(from: DateTime<Utc>, period: Period, count: u32) -> DateTime<Utc> {
     let months = match period {
         Period::Month => count,
         Period::Year => count.saturating_mul(12),
+        Period::Once => return never(),
     };
     from.checked_add_months(Months::new(months))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -204,7 +240,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn prices() -> PlanPrices {
-        PlanPrices::parse("plans[0]", "CNY", Some("99.995"), Some("999")).unwrap()
+        PlanPrices::parse("plans[0]", "CNY", Some("99.995"), Some("999"), None).unwrap()
     }
 
     #[test]
@@ -216,7 +252,7 @@ mod tests {
 
     #[test]
     fn refuses_unsold_periods_and_bad_counts() {
-        let monthly_only = PlanPrices::parse("p", "CNY", Some("10"), None).unwrap();
+        let monthly_only = PlanPrices::parse("p", "CNY", Some("10"), None, None).unwrap();
         assert!(
             matches!(monthly_only.price(Period::Year, 1), Err(Error::Invalid { field, .. }) if field == "period")
         );
@@ -224,16 +260,16 @@ mod tests {
             matches!(prices().price(Period::Month, 0), Err(Error::Invalid { field, .. }) if field == "periods")
         );
         assert!(prices().price(Period::Month, MAX_MONTHS + 1).is_err());
-        assert!(PlanPrices::parse("p", "CNY", None, None).is_err());
+        assert!(PlanPrices::parse("p", "CNY", None, None, None).is_err());
         assert!(
-            matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency")
+            matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None, None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency")
         );
     }
 
     #[test]
     fn a_price_that_charges_nothing_for_one_period_is_refused_and_zero_is_free() {
         let check = |currency, monthly, yearly| {
-            PlanPrices::parse("plans[0]", currency, monthly, yearly)
+            PlanPrices::parse("plans[0]", currency, monthly, yearly, None)
                 .unwrap()
                 .check_chargeable("plans[0]")
         };
@@ -248,10 +284,26 @@ mod tests {
             "{refused:?}"
         );
         assert!(check("CNY", Some("0"), Some("0.01")).is_ok());
-        let free = PlanPrices::parse("p", "CNY", Some("0"), None).unwrap();
+        let free = PlanPrices::parse("p", "CNY", Some("0"), None, None).unwrap();
         assert_eq!(free.price(Period::Month, 3).unwrap().minor, 0);
-        let smallest = PlanPrices::parse("p", "CNY", Some("0.005"), None).unwrap();
+        let smallest = PlanPrices::parse("p", "CNY", Some("0.005"), None, None).unwrap();
         assert_eq!(smallest.price(Period::Month, 1).unwrap().minor, 1);
+    }
+
+    #[test]
+    fn a_one_time_purchase_is_bought_once_and_never_expires() {
+        let once = PlanPrices::parse("p", "CNY", None, None, Some("499")).unwrap();
+        assert_eq!(once.default_period(), Period::Once);
+        assert_eq!(once.price(Period::Once, 1).unwrap().minor, 49900);
+        assert!(once.price(Period::Once, 2).is_err());
+        assert!(once.price(Period::Month, 1).is_err());
+        let t = Utc.with_ymd_and_hms(2027, 1, 31, 12, 0, 0).unwrap();
+        assert!(is_never(add_periods(t, Period::Once, 1)));
+        assert!(!is_never(add_periods(t, Period::Year, 5)));
+        assert_eq!(
+            once.monthly_equivalent(),
+            Decimal::new(499, 0) / Decimal::from(12)
+        );
     }
 
     #[test]
@@ -270,7 +322,7 @@ mod tests {
     proptest! {
         #[test]
         fn more_periods_never_cost_less_and_never_end_sooner(n in 1u32..MAX_MONTHS, cents in 0i64..10_000_000) {
-            let p = PlanPrices { currency: crate::money::Currency::Cny, monthly: Some(Decimal::new(cents, 2)), yearly: None };
+            let p = PlanPrices { currency: crate::money::Currency::Cny, monthly: Some(Decimal::new(cents, 2)), yearly: None, one_time: None };
             prop_assert!(p.price(Period::Month, n + 1).unwrap().minor >= p.price(Period::Month, n).unwrap().minor);
             let t = Utc.with_ymd_and_hms(2027, 1, 31, 0, 0, 0).unwrap();
             prop_assert!(add_periods(t, Period::Month, n) > t);

@@ -44,6 +44,8 @@ pub struct PaidSpan {
     pub ordered_at: DateTime<Utc>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// A one-time purchase: nothing goes back once it is provisioned.
+    pub one_time: bool,
 }
 
 /// One order as the spans see it: what it bought, and whether its time starts when it was placed
@@ -76,6 +78,9 @@ pub fn spans(orders: &[Bought]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
 /// more than it paid.
 pub fn refund(span: &PaidSpan, now: DateTime<Utc>, policy: RefundPolicy, scope: Scope) -> i64 {
     let paid = span.paid_minor.max(0);
+    if span.one_time {
+        return 0;
+    }
     if now < span.starts_at {
         return paid;
     }
@@ -120,6 +125,7 @@ mod tests {
             ordered_at,
             starts_at,
             ends_at: add_periods(starts_at, Period::Month, 1),
+            one_time: false,
         }
     }
 
@@ -157,6 +163,7 @@ mod tests {
             ordered_at: t0(),
             starts_at: t0(),
             ends_at: t0() + Duration::days(30),
+            one_time: false,
         };
         let all = Scope::Everything;
         assert_eq!(refund(&span, t0() + Duration::days(4), p, all), 3000);
@@ -177,6 +184,12 @@ mod tests {
             Some(ahead.starts_at)
         );
         assert_eq!(expiry_without_unbegun(&[span], t0()), None);
+        // A one-time purchase gives nothing back, even on its first day.
+        let once = PaidSpan {
+            one_time: true,
+            ..span
+        };
+        assert_eq!(refund(&once, t0() + Duration::days(1), p, all), 0);
     }
 
     #[test]
@@ -190,6 +203,7 @@ mod tests {
             ordered_at: old_expiry + Duration::days(10),
             starts_at: old_expiry,
             ends_at: old_expiry + Duration::days(30),
+            one_time: false,
         };
         assert_eq!(
             refund(&span, old_expiry + Duration::days(14), p, Scope::Everything),
@@ -212,7 +226,7 @@ mod tests {
         ) {
             let p = RefundPolicy::default();
             let start = t0() + Duration::days(ordered);
-            let span = PaidSpan { paid_minor: paid, ordered_at: t0(), starts_at: start, ends_at: start + Duration::hours(len) };
+            let span = PaidSpan { paid_minor: paid, ordered_at: t0(), starts_at: start, ends_at: start + Duration::hours(len), one_time: false };
             let (early, late) = (t0() + Duration::hours(a.min(b)), t0() + Duration::hours(a.max(b)));
             for scope in [Scope::Everything, Scope::RenewalsOnly] {
                 let (r1, r2) = (refund(&span, early, p, scope), refund(&span, late, p, scope));

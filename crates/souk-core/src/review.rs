@@ -112,6 +112,9 @@ pub struct PlanDraft {
     /// Price per year, a decimal string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yearly_price: Option<String>,
+    /// Price of a one-time purchase that never expires, a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_time_price: Option<String>,
     /// Days of free trial a verified buyer may take once per product, 1 to
     /// [`crate::plans::MAX_TRIAL_DAYS`]; none when the plan has no trial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +215,7 @@ impl ProductContent {
                 &p.currency,
                 p.monthly_price.as_deref(),
                 p.yearly_price.as_deref(),
+                p.one_time_price.as_deref(),
             )?;
             prices.check_chargeable(&f)?;
             let trial_days = crate::plans::trial_days(&format!("{f}.trial_days"), p.trial_days)?;
@@ -226,6 +230,7 @@ impl ProductContent {
                 currency: prices.currency.code().to_owned(),
                 monthly_price: prices.monthly.map(|d| d.to_string()),
                 yearly_price: prices.yearly.map(|d| d.to_string()),
+                one_time_price: prices.one_time.map(|d| d.to_string()),
                 trial_days,
             });
         }
@@ -269,6 +274,7 @@ mod tests {
                 currency: "CNY".into(),
                 monthly_price: Some("99.00".into()),
                 yearly_price: None,
+                one_time_price: None,
                 trial_days: None,
             }],
         }

@@ -43,13 +43,21 @@ pub const LOGINS: &[DemoLogin] = &[
     },
 ];
 
+/// A plan's name, and its monthly, yearly and one-time price.
+type DemoPlan = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
 struct DemoProduct {
     merchant: usize,
     name: &'static str,
     summary: &'static str,
     category: &'static str,
     tags: &'static [&'static str],
-    plans: &'static [(&'static str, Option<&'static str>, Option<&'static str>)],
+    plans: &'static [DemoPlan],
 }
 
 const MERCHANTS: &[(&str, &str, &str)] = &[
@@ -70,8 +78,9 @@ const PRODUCTS: &[DemoProduct] = &[
         category: "collaboration",
         tags: &["notes", "wiki"],
         plans: &[
-            ("Team (10 users)", Some("99.00"), Some("999.00")),
-            ("Business (50 users)", Some("399.00"), Some("3990.00")),
+            ("Team (10 users)", Some("99.00"), Some("999.00"), None),
+            ("Business (50 users)", Some("399.00"), Some("3990.00"), None),
+            ("Self-hosted licence", None, None, Some("4990.00")),
         ],
     },
     DemoProduct {
@@ -80,7 +89,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Video meetings up to 300 people, recorded to your storage",
         category: "collaboration",
         tags: &["video", "meetings"],
-        plans: &[("Pro", Some("149.00"), Some("1490.00"))],
+        plans: &[("Pro", Some("149.00"), Some("1490.00"), None)],
     },
     DemoProduct {
         merchant: 0,
@@ -89,8 +98,8 @@ const PRODUCTS: &[DemoProduct] = &[
         category: "developer-tools",
         tags: &["ci", "builds"],
         plans: &[
-            ("Starter", Some("59.00"), None),
-            ("Scale", Some("499.00"), Some("4990.00")),
+            ("Starter", Some("59.00"), None, None),
+            ("Scale", Some("499.00"), Some("4990.00"), None),
         ],
     },
     DemoProduct {
@@ -99,7 +108,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Status pages and uptime checks",
         category: "it-operations",
         tags: &["monitoring", "uptime"],
-        plans: &[("Basic", Some("29.00"), Some("290.00"))],
+        plans: &[("Basic", Some("29.00"), Some("290.00"), None)],
     },
     DemoProduct {
         merchant: 1,
@@ -108,8 +117,8 @@ const PRODUCTS: &[DemoProduct] = &[
         category: "data-analytics",
         tags: &["bi", "dashboards"],
         plans: &[
-            ("Analyst", Some("199.00"), Some("1990.00")),
-            ("Department", Some("899.00"), Some("8990.00")),
+            ("Analyst", Some("199.00"), Some("1990.00"), None),
+            ("Department", Some("899.00"), Some("8990.00"), None),
         ],
     },
     DemoProduct {
@@ -118,7 +127,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Invoice and receipt recognition",
         category: "ai",
         tags: &["ocr", "documents"],
-        plans: &[("10k pages/month", Some("300.00"), None)],
+        plans: &[("10k pages/month", Some("300.00"), None, None)],
     },
     DemoProduct {
         merchant: 1,
@@ -126,7 +135,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Demand forecasting for retail",
         category: "industry",
         tags: &["retail", "forecasting"],
-        plans: &[("Store", Some("500.00"), Some("5000.00"))],
+        plans: &[("Store", Some("500.00"), Some("5000.00"), None)],
     },
     DemoProduct {
         merchant: 1,
@@ -134,7 +143,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Bookkeeping for small companies",
         category: "finance",
         tags: &["accounting"],
-        plans: &[("Small business", Some("79.00"), Some("790.00"))],
+        plans: &[("Small business", Some("79.00"), Some("790.00"), None)],
     },
     DemoProduct {
         merchant: 1,
@@ -142,7 +151,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "E-mail campaigns with segmentation",
         category: "marketing",
         tags: &["email", "campaigns"],
-        plans: &[("Growth", Some("129.00"), None)],
+        plans: &[("Growth", Some("129.00"), None, None)],
     },
     DemoProduct {
         merchant: 2,
@@ -150,7 +159,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Web application firewall with managed rules",
         category: "security",
         tags: &["waf", "firewall"],
-        plans: &[("Site", Some("399.00"), Some("3990.00"))],
+        plans: &[("Site", Some("399.00"), Some("3990.00"), None)],
     },
     DemoProduct {
         merchant: 2,
@@ -158,7 +167,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Secrets management with audit trails",
         category: "security",
         tags: &["secrets", "kms"],
-        plans: &[("Team", Some("199.00"), Some("1990.00"))],
+        plans: &[("Team", Some("199.00"), Some("1990.00"), None)],
     },
     DemoProduct {
         merchant: 2,
@@ -167,8 +176,8 @@ const PRODUCTS: &[DemoProduct] = &[
         category: "developer-tools",
         tags: &["containers", "scanning"],
         plans: &[
-            ("Pipeline", Some("99.00"), None),
-            ("Enterprise", None, Some("12000.00")),
+            ("Pipeline", Some("99.00"), None, None),
+            ("Enterprise", None, Some("12000.00"), None),
         ],
     },
     DemoProduct {
@@ -177,7 +186,7 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Security events in one place, with alerting",
         category: "it-operations",
         tags: &["siem", "logs"],
-        plans: &[("Standard", Some("999.00"), Some("9990.00"))],
+        plans: &[("Standard", Some("999.00"), Some("9990.00"), None)],
     },
 ];
 
@@ -310,13 +319,14 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
                 .plans
                 .iter()
                 .enumerate()
-                .map(|(i, (name, monthly, yearly))| PlanInput {
+                .map(|(i, (name, monthly, yearly, once))| PlanInput {
                     id: None,
                     name: (*name).into(),
                     description: String::new(),
                     currency: "CNY".into(),
                     monthly_price: monthly.map(Into::into),
                     yearly_price: yearly.map(Into::into),
+                    one_time_price: once.map(Into::into),
                     // Every first plan can be tried for two weeks.
                     trial_days: (i == 0).then_some(14),
                 })

@@ -183,6 +183,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     8 "promotions" "0008_promotions.sql",
     9 "credit limits" "0009_credit_limits.sql",
     10 "expiry reminders" "0010_expiry_reminders.sql",
+    11 "one-time plans" "0011_one_time_plans.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -195,6 +196,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     8 "promotions" "0008_promotions.sql",
     9 "credit limits" "0009_credit_limits.sql",
     10 "expiry reminders" "0010_expiry_reminders.sql",
+    11 "one-time plans" "0011_one_time_plans.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -72,6 +72,7 @@ async fn shop(store: &Store) -> Shop {
             currency: "CNY".into(),
             monthly_price: Some("10".into()),
             yearly_price: None,
+            one_time_price: None,
             trial_days: None,
         }],
     };
@@ -85,7 +86,7 @@ async fn shop(store: &Store) -> Shop {
         )
         .await
         .unwrap();
-    let prices = PlanPrices::parse("p", "CNY", Some("10"), None).unwrap();
+    let prices = PlanPrices::parse("p", "CNY", Some("10"), None, None).unwrap();
     store
         .approve_revision(
             &rev,

@@ -65,7 +65,7 @@ fn answer(s: &SoldOrder) -> Value {
             "currency": o.amount.currency.code(),
             "orderLineList": [{
                 "orderLineId": s.order_line_id,
-                "chargingMode": "PERIOD",
+                "chargingMode": if o.period == souk_core::plans::Period::Once { "ONE_TIME" } else { "PERIOD" },
                 "periodType": o.period.as_str(),
                 "periodNumber": o.periods,
                 "expireTime": time(&s.expires_at),

@@ -29,6 +29,8 @@ pub struct PlanView {
     pub monthly_price: Option<String>,
     /// Price of one year (decimal string), when sold by the year.
     pub yearly_price: Option<String>,
+    /// Price of a one-time purchase that never expires (decimal string), when sold so.
+    pub one_time_price: Option<String>,
     /// Days of free trial a verified buyer may take once, when the plan offers one.
     pub trial_days: Option<u32>,
 }
@@ -122,6 +124,7 @@ impl Entry {
                 currency: pl.prices.currency.code().to_owned(),
                 monthly_price: pl.prices.monthly.map(|d| d.to_string()),
                 yearly_price: pl.prices.yearly.map(|d| d.to_string()),
+                one_time_price: pl.prices.one_time.map(|d| d.to_string()),
                 trial_days: pl.trial_days,
             })
             .collect();

@@ -203,6 +203,11 @@ async fn extend(
     let plan = state.store.plan(&instance.plan_id).await?;
     let now = state.now();
     let (kind, period, periods, new_expiry) = match more {
+        Extension::Renew { .. } if instance.period == Period::Once => {
+            return Err(AppError::Conflict(
+                "a one-time purchase never expires and is not renewed".into(),
+            ))
+        }
         Extension::Renew { .. } if instance.trial => {
             return Err(AppError::Conflict(
                 "a free trial is converted to a paid subscription, not renewed".into(),
@@ -385,6 +390,7 @@ fn decide(
             ordered_at: o.created_at,
             starts_at,
             ends_at,
+            one_time: o.period == Period::Once,
         })
         .collect();
     let (event, new_expiry) = match scope {

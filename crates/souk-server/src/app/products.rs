@@ -32,6 +32,10 @@ pub struct PlanInput {
     /// Price of one year, like `monthly_price`.
     #[schema(example = "990.00")]
     pub yearly_price: Option<String>,
+    /// Price of a one-time purchase that never expires (nothing is refunded once it is
+    /// provisioned), like `monthly_price`.
+    #[schema(example = "4990.00")]
+    pub one_time_price: Option<String>,
     /// Days of free trial (1 to 90) a verified buyer may take once per product; leave out for
     /// no trial.
     #[schema(minimum = 1, maximum = 90)]
@@ -95,6 +99,7 @@ impl ContentInput {
                     currency: p.currency,
                     monthly_price: p.monthly_price,
                     yearly_price: p.yearly_price,
+                    one_time_price: p.one_time_price,
                     trial_days: p.trial_days,
                 })
                 .collect(),

@@ -67,6 +67,7 @@ pub async fn decide(
                             &p.currency,
                             p.monthly_price.as_deref(),
                             p.yearly_price.as_deref(),
+                            p.one_time_price.as_deref(),
                         )?,
                         trial_days: p.trial_days,
                     })

@@ -81,8 +81,8 @@ enum_schema!(
 enum_schema!(
     /// The unit a plan is bought in.
     Period,
-    "The unit a plan is bought in.",
-    [plans::Period::Month, plans::Period::Year]
+    "The unit a plan is bought in: `month`, `year`, or `once` (a one-time purchase that never expires).",
+    [plans::Period::Month, plans::Period::Year, plans::Period::Once]
         .into_iter()
         .map(plans::Period::as_str)
 );
@@ -243,7 +243,7 @@ mod tests {
         };
         assert!(JOB_STATES.into_iter().all(listed));
         match plans::Period::Month {
-            plans::Period::Month | plans::Period::Year => {}
+            plans::Period::Month | plans::Period::Year | plans::Period::Once => {}
         }
     }
 
@@ -259,7 +259,7 @@ mod tests {
             assert!(money::Currency::from_str(&v).is_ok(), "{v}");
         }
         assert_eq!(values::<Kind>(), ["individual", "enterprise"]);
-        assert_eq!(values::<Period>(), ["month", "year"]);
+        assert_eq!(values::<Period>(), ["month", "year", "once"]);
         assert_eq!(values::<Category>().len(), CATEGORIES.len());
     }
 }

@@ -222,6 +222,7 @@ pub struct PlanRow {
     pub description: String,
     pub monthly: Option<String>,
     pub yearly: Option<String>,
+    pub once: Option<String>,
     /// Days of free trial, when the plan offers one.
     pub trial_days: Option<u32>,
 }
@@ -243,6 +244,7 @@ pub(crate) fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
             description: pl.description.clone(),
             monthly: price(&pl.monthly_price, &pl.currency).map(|m| money(&m)),
             yearly: price(&pl.yearly_price, &pl.currency).map(|m| money(&m)),
+            once: price(&pl.one_time_price, &pl.currency).map(|m| money(&m)),
             trial_days: pl.trial_days,
         })
         .collect()

@@ -50,6 +50,8 @@ pub struct InstanceRow {
     pub period: String,
     pub expires: String,
     pub expires_text: String,
+    /// The expiry comes (not a one-time purchase), so grace and retention dates mean something.
+    pub lapses: bool,
     pub grace_ends: String,
     pub grace_ends_text: String,
     pub retention_ends: String,
@@ -94,7 +96,12 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         badge: badge(state),
         period: i.period.as_str().to_owned(),
         expires: when(&i.expires_at),
-        expires_text: when_text(&i.expires_at),
+        expires_text: if souk_core::plans::is_never(i.expires_at) {
+            "never (a one-time purchase)".to_owned()
+        } else {
+            when_text(&i.expires_at)
+        },
+        lapses: !souk_core::plans::is_never(i.expires_at),
         grace_ends: when(&d.grace_ends_at),
         grace_ends_text: when_text(&d.grace_ends_at),
         retention_ends: when(&d.retention_ends_at),
@@ -108,7 +115,9 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         password: access.and_then(|a| a.password.clone()),
         memo: access.and_then(|a| a.memo.clone()),
         in_progress: state == "provisioning",
-        renewable: matches!(state, "active" | "grace" | "frozen") && !i.trial,
+        renewable: matches!(state, "active" | "grace" | "frozen")
+            && !i.trial
+            && i.period != souk_core::plans::Period::Once,
         convertible: matches!(state, "active" | "grace" | "frozen") && i.trial,
         trial: i.trial,
         timeline: events(&d.timeline),

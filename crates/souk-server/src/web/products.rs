@@ -121,6 +121,10 @@ impl ProductForm {
                 ("monthly_price", p.monthly_price.clone().unwrap_or_default()),
                 ("yearly_price", p.yearly_price.clone().unwrap_or_default()),
                 (
+                    "one_time_price",
+                    p.one_time_price.clone().unwrap_or_default(),
+                ),
+                (
                     "trial_days",
                     p.trial_days.map(|d| d.to_string()).unwrap_or_default(),
                 ),
@@ -136,7 +140,7 @@ impl ProductForm {
         let opt = |k: &str| Some(self.get(k).trim().to_owned()).filter(|v| !v.is_empty());
         let plans = (0..PLAN_ROWS)
             .filter(|i| {
-                ["name", "monthly_price", "yearly_price"]
+                ["name", "monthly_price", "yearly_price", "one_time_price"]
                     .iter()
                     .any(|k| !self.get(&format!("plans[{i}].{k}")).trim().is_empty())
             })
@@ -147,6 +151,7 @@ impl ProductForm {
                 currency: opt(&format!("plans[{i}].currency")).unwrap_or_else(|| "CNY".into()),
                 monthly_price: opt(&format!("plans[{i}].monthly_price")),
                 yearly_price: opt(&format!("plans[{i}].yearly_price")),
+                one_time_price: opt(&format!("plans[{i}].one_time_price")),
                 // Not a whole number: 0, which validation refuses with the allowed range.
                 trial_days: opt(&format!("plans[{i}].trial_days")).map(|d| d.parse().unwrap_or(0)),
             })
