@@ -1,4 +1,5 @@
-//! Log-in and sign-up throttling, and the limit on password hashes running at once.
+//! Log-in and sign-up throttling, the limit on endpoint checks (souk must not become a tool for
+//! sending calls at someone else's server), and the limit on password hashes running at once.
 //!
 //! Limits are counted in memory on each node (a fixed window per key), which is enough to turn
 //! password guessing from thousands of tries a second into a few an hour per account. Password
@@ -33,6 +34,9 @@ pub struct Limits {
     pub hashes_at_once: usize,
     /// Password hashes that may wait for a free slot; more are answered 503.
     pub hash_queue: usize,
+    /// Endpoint checks (ten calls each) per merchant in `endpoint_check_window`.
+    pub endpoint_checks_per_merchant: u32,
+    pub endpoint_check_window: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +50,8 @@ impl Default for Limits {
             signup_window: Duration::from_secs(3600),
             hashes_at_once: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue: 32,
+            endpoint_checks_per_merchant: 10,
+            endpoint_check_window: Duration::from_secs(3600),
         }
     }
 }
@@ -58,6 +64,7 @@ impl Limits {
             login_attempts_per_address: 1_000_000,
             signups_per_address: 1_000_000,
             hash_queue: 100_000,
+            endpoint_checks_per_merchant: 1_000_000,
             ..Limits::default()
         }
     }
@@ -119,6 +126,7 @@ pub struct Throttle {
     login_address: Window,
     login_account: Window,
     signup_address: Window,
+    endpoint_checks: Window,
     hashing: Semaphore,
     /// Hashes running or waiting.
     in_line: AtomicUsize,
@@ -139,6 +147,10 @@ impl Throttle {
                 limits.login_failure_window,
             ),
             signup_address: Window::new(limits.signups_per_address, limits.signup_window),
+            endpoint_checks: Window::new(
+                limits.endpoint_checks_per_merchant,
+                limits.endpoint_check_window,
+            ),
             hashing: Semaphore::new(at_once),
             in_line: AtomicUsize::new(0),
             capacity: at_once.saturating_add(limits.hash_queue),
@@ -150,6 +162,11 @@ impl Throttle {
     pub fn log_in(&self, peer: &Peer, email: &str) -> Result<(), AppError> {
         self.login_address.hit(&peer.ip.to_string(), true)?;
         self.login_account.hit(email, false)
+    }
+
+    /// Before checking a seller endpoint: counts the check against the merchant.
+    pub fn endpoint_check(&self, merchant: &str) -> Result<(), AppError> {
+        self.endpoint_checks.hit(merchant, true)
     }
 
     /// After a wrong password (or an unknown e-mail): counts the failure against the account.
@@ -224,5 +241,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(w.hit("b", false).is_ok(), "other keys are not affected");
+    }
+
+    #[test]
+    fn a_merchant_checks_its_endpoint_ten_times_an_hour() {
+        let t = Throttle::new(&Limits::default());
+        for _ in 0..10 {
+            assert!(t.endpoint_check("mer_a").is_ok());
+        }
+        assert!(matches!(
+            t.endpoint_check("mer_a"),
+            Err(AppError::RateLimited { .. })
+        ));
+        assert!(t.endpoint_check("mer_b").is_ok());
     }
 }

@@ -57,6 +57,10 @@ on_both_databases! {
             vec!["Alpha Notes"]
         );
         assert_eq!(get("?category=security").await["total"], 0);
+        assert_eq!(get("?type=saas").await["total"], 3);
+        // An unknown kind of product is a mistake to name, not an empty result.
+        let bad = reqwest::get(format!("{}/v1/products?type=toaster", app.base)).await.unwrap();
+        assert_problem(bad, reqwest::StatusCode::UNPROCESSABLE_ENTITY, Some("type")).await;
         let page1 = get("?limit=2").await;
         assert_eq!(page1["items"].as_array().unwrap().len(), 2);
         let page2 = get(&format!(

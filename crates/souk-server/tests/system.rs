@@ -183,7 +183,10 @@ async fn openapi_document_states_errors_authentication_and_bounds() {
     assert_eq!(sign_up["email"]["format"], "email");
     assert_eq!(sign_up["password"]["minLength"], 10);
     let order = &schemas["OrderInput"]["properties"];
-    assert_eq!(resolve(&order["period"])["enum"], json!(["month", "year"]));
+    assert_eq!(
+        resolve(&order["period"])["enum"],
+        json!(["month", "year", "once"])
+    );
     assert_eq!(order["periods"]["minimum"], 1);
     assert_eq!(order["periods"]["maximum"], 36);
     let currencies = resolve(&schemas["PlanInput"]["properties"]["currency"]);

@@ -70,6 +70,19 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn a_trial_the_seller_could_not_set_up_can_be_taken_again(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000001", 0, KEY).await;
+        let (_product, plan) = trial_product(&app, &op, &endpoint).await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let first = buyer.expect_post("/v1/trials", json!({"plan_id": plan}), StatusCode::CREATED).await;
+        buyer.wait_for(&format!("/v1/instances/{}", first["instance_id"].as_str().unwrap()), |v| v["state"] == "failed").await;
+        let again = buyer.expect_post("/v1/trials", json!({"plan_id": plan}), StatusCode::CREATED).await;
+        assert_ne!(again["instance_id"], first["instance_id"]);
+        app.cleanup().await;
+    }
+
     async fn a_trial_is_provisioned_converted_on_its_instance_and_never_renewed(backend) {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;

@@ -366,6 +366,13 @@ impl Store {
                 .await?;
             }
         }
+        if i.trial && c.transition.state == InstanceState::Failed {
+            // The seller never set the trial up: the buyer has not had it, and may take it again.
+            sqlx::query("DELETE FROM trials WHERE instance_id = $1")
+                .bind(i.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         for job in &c.jobs {
             enqueue(&mut tx, job, Some(&i.id), now, now).await?;
         }

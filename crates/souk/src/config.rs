@@ -477,6 +477,8 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
             0,
             10_000,
         )?,
+        endpoint_checks_per_merchant: d_limits.endpoint_checks_per_merchant,
+        endpoint_check_window: d_limits.endpoint_check_window,
     };
     Ok(Settings {
         policy: souk_core::lifecycle::Policy {

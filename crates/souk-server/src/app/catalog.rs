@@ -329,6 +329,22 @@ pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
     if let Some(c) = &input.currency {
         c.parse::<souk_core::money::Currency>()?;
     }
+    let product_type = input.product_type.filter(|t| !t.is_empty());
+    if let Some(t) = &product_type {
+        if t.parse::<souk_core::review::ProductType>().is_err() {
+            return Err(AppError::invalid(
+                "type",
+                format!(
+                    "must be one of: {}",
+                    souk_core::review::ProductType::ALL
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
     if let Some(m) = &input.merchant {
         souk_core::validate::optional_text("merchant", m, 64)?;
     }
@@ -342,7 +358,7 @@ pub async fn search(state: &AppState, input: SearchInput) -> AppResult<Found> {
         text: input.q.filter(|q| !q.trim().is_empty()),
         category: input.category,
         merchant: input.merchant.filter(|m| !m.trim().is_empty()),
-        product_type: input.product_type,
+        product_type,
         currency: input.currency,
         min_price: parse_price("min_price", input.min_price.as_deref())?,
         max_price: parse_price("max_price", input.max_price.as_deref())?,

@@ -338,6 +338,7 @@ pub async fn check_endpoint(
 ) -> AppResult<crate::conformance::Report> {
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
+    state.throttle.endpoint_check(merchant.id.as_str())?;
     let endpoint = match state.store.latest_revision(&p.id).await? {
         Some(r) => r.content.endpoint_url,
         None => p.endpoint_url.clone().unwrap_or_default(),
