@@ -35,7 +35,9 @@ on_both_databases! {
         assert_problem(op.post("/v1/operator/promotions", unknown).await, StatusCode::UNPROCESSABLE_ENTITY, Some("product_id")).await;
         let promo = op.expect_post("/v1/operator/promotions", body(20, 7), StatusCode::CREATED).await;
         op.expect_post("/v1/operator/promotions", body(10, 30), StatusCode::CREATED).await;
-        assert_eq!(op.json("/v1/operator/promotions").await["items"].as_array().unwrap().len(), 2);
+        let listed = op.json("/v1/operator/promotions").await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+        assert_eq!(listed["items"][0]["product_name"], "Stub");
         assert_eq!(app.public_json(&format!("/v1/products/{product}")).await["promotion"]["percent_off"], 20);
 
         // The best running promotion applies; they do not stack.

@@ -20,6 +20,8 @@ use utoipa::ToSchema;
 pub struct PromotionView {
     pub id: String,
     pub product_id: String,
+    /// The product's listed name (its id before it is listed); on the list only.
+    pub product_name: Option<String>,
     pub percent_off: u32,
     /// Only orders bought by this unit; every order when absent.
     #[schema(value_type = Option<schema::Period>)]
@@ -35,6 +37,7 @@ impl From<StoredPromotion> for PromotionView {
         PromotionView {
             id: p.id.to_string(),
             product_id: p.product_id.to_string(),
+            product_name: None,
             percent_off: p.terms.percent_off,
             period: p.terms.period.map(|p| p.as_str().to_owned()),
             starts_at: p.terms.starts_at,
@@ -77,7 +80,14 @@ pub async fn list(
 ) -> AppResult<Json<PromotionPage>> {
     let page = promotions::list(&state, &caller, p.into()).await?;
     Ok(Json(PromotionPage {
-        items: page.items.into_iter().map(Into::into).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|l| PromotionView {
+                product_name: Some(l.product_name),
+                ..l.promotion.into()
+            })
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }

@@ -65,19 +65,34 @@ pub async fn create(
     Ok(p)
 }
 
-/// Every promotion, newest first (role `operations`).
-pub async fn list(
-    state: &AppState,
-    caller: &Caller,
-    page: PageRequest,
-) -> AppResult<Page<StoredPromotion>> {
+/// A promotion with the name of its product.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub promotion: StoredPromotion,
+    pub product_name: String,
+}
+
+/// Every promotion, newest first, with its product's name (role `operations`).
+pub async fn list(state: &AppState, caller: &Caller, page: PageRequest) -> AppResult<Page<Listed>> {
     caller.require(Role::Operations)?;
     let size = page.size()?;
     let rows = state
         .store
         .promotions(page.cursor.as_deref(), size + 1)
         .await?;
-    Ok(page.page(rows, size, |p| p.id.as_str()))
+    let page = page.page(rows, size, |p| p.id.as_str());
+    let mut items = Vec::with_capacity(page.items.len());
+    for promotion in page.items {
+        let product = state.store.product(&promotion.product_id).await?;
+        items.push(Listed {
+            product_name: product.listed_name().to_owned(),
+            promotion,
+        });
+    }
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Ends a promotion now (role `operations`); orders placed from now on pay the list price.

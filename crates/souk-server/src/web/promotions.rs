@@ -35,6 +35,7 @@ pub fn routes() -> Router<SharedState> {
 pub struct PromotionRow {
     pub id: String,
     pub product_id: String,
+    pub product_name: String,
     pub percent_off: u32,
     pub period: String,
     pub starts: String,
@@ -108,8 +109,10 @@ async fn render(
             let rows = p
                 .items
                 .iter()
-                .map(|p| PromotionRow {
+                .map(|l| (&l.promotion, &l.product_name))
+                .map(|(p, name)| PromotionRow {
                     id: p.id.to_string(),
+                    product_name: name.clone(),
                     product_id: p.product_id.to_string(),
                     percent_off: p.terms.percent_off,
                     period: p
