@@ -186,13 +186,20 @@ impl Transition {
 }
 
 impl Policy {
-    /// When the grace period of an instance expiring at `expiry` ends.
+    /// When the grace period of an instance expiring at `expiry` ends (never, for an instance
+    /// that never expires: the date stays a date every client can read).
     pub fn grace_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
+        if crate::plans::is_never(expiry) {
+            return expiry;
+        }
         crate::clock::add(expiry, self.grace)
     }
 
     /// When the retention period of an instance expiring at `expiry` ends.
     pub fn retention_end(&self, expiry: DateTime<Utc>) -> DateTime<Utc> {
+        if crate::plans::is_never(expiry) {
+            return expiry;
+        }
         crate::clock::add(self.grace_end(expiry), self.retention)
     }
 }
@@ -557,6 +564,15 @@ mod tests {
     }
 
     #[test]
+    fn what_never_expires_never_lapses() {
+        let never = crate::plans::never();
+        let p = Policy::default();
+        assert_eq!((p.grace_end(never), p.retention_end(never)), (never, never));
+        let t = step(Active, never, Event::Due, t0());
+        assert_eq!((t.state, t.next_at), (Active, Some(never)));
+    }
+
+    #[test]
     fn reminders_come_a_week_and_a_day_before_expiry() {
         let e = t0();
         assert_eq!(reminder_due(e, e - Duration::days(8)), None);
@@ -608,7 +624,10 @@ mod tests {
     fn dates_near_the_end_of_time_saturate() {
         let end = DateTime::<Utc>::MAX_UTC - Duration::days(1);
         let p = Policy::default();
-        assert_eq!(p.retention_end(end), DateTime::<Utc>::MAX_UTC);
+        // Past "never" nothing lapses further; just before it, adding saturates, never panics.
+        assert_eq!(p.retention_end(end), end);
+        let late = crate::plans::never() - Duration::days(1);
+        assert!(p.retention_end(late) > late);
         let t = step(Active, end, Event::Due, end);
         assert_eq!(t.state, Grace);
     }

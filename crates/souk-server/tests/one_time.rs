@@ -28,6 +28,10 @@ on_both_databases! {
         let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
         let i = buyer.wait_for(&path, |v| v["state"] == "active").await;
         assert!(i["expires_at"].as_str().unwrap().starts_with("9999-12-31"), "{i}");
+        // Every date in the answer is one a client can parse (no year 10000).
+        for field in ["grace_ends_at", "retention_ends_at"] {
+            assert!(i[field].as_str().unwrap().starts_with("9999-12-31"), "{field}: {i}");
+        }
 
         // Years on, it still runs, with nothing to renew and no reminder.
         app.advance(800 * 86_400).await;
