@@ -129,8 +129,11 @@ pub async fn apply(
                 .execute(&mut *conn)
                 .await?;
         }
+        // The floor given, and never below the credit limit as it stands now: a limit finance
+        // lowered after the caller read it still holds.
         sqlx::query_scalar(
             "UPDATE balances SET amount_minor = amount_minor + $1 WHERE account_id = $2 AND currency = $3 AND amount_minor + $1 >= $4 \
+             AND amount_minor + $1 >= 0 - COALESCE((SELECT c.limit_minor FROM credit_limits c WHERE c.account_id = $2 AND c.currency = $3), 0) \
              RETURNING amount_minor",
         )
         .bind(m.amount.minor)

@@ -139,6 +139,11 @@ impl From<sqlx::Error> for Error {
             if db.is_unique_violation() {
                 return Error::Duplicate(Constraint::of(db.as_ref()));
             }
+            // PostgreSQL's deadlock and serialization failures: the transaction was rolled back
+            // whole, and deciding again on fresh reads is the answer, as for a stale write.
+            if matches!(db.code().as_deref(), Some("40P01" | "40001")) {
+                return Error::Stale;
+            }
         }
         Error::Database(e)
     }

@@ -313,8 +313,10 @@ impl Store {
     pub async fn renew(&self, r: Renewal<'_>, memo: &str, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
         insert_order(&mut tx, r.order).await?;
-        charge(&mut tx, r.order, memo, r.floor_minor, now).await?;
+        // The instance before the balance, as every other path that touches both locks them, so
+        // a renewal and an unsubscribe of one instance cannot deadlock.
         instances::set_state(&mut tx, r.instance, r.transition, now).await?;
+        charge(&mut tx, r.order, memo, r.floor_minor, now).await?;
         if let Some(period) = r.converts_to {
             sqlx::query("UPDATE instances SET trial = 0, period = $1 WHERE id = $2")
                 .bind(period.as_str())

@@ -81,15 +81,28 @@ on_both_databases! {
     async fn a_credit_limit_lowers_the_floor_of_a_debit(backend) {
         let db = TestDb::new(backend).await;
         let acc = account(&db.store, "ada@example.com").await;
+        let finance = account(&db.store, "fin@example.com").await;
         let floor = souk_core::ledger::debit_floor(300);
         let debit = |minor| Movement { floor_minor: floor, ..movement(&acc, minor, EntryKind::Charge) };
+        // A floor below zero alone is not credit: the account's limit must allow it too.
+        assert!(matches!(
+            db.store.record_movement(&debit(-200), Utc::now()).await,
+            Err(Error::InsufficientBalance { available_minor: 0 })
+        ));
+        db.store.set_credit_limit(&acc, Money::from_minor(300, Currency::Cny), &finance, Utc::now()).await.unwrap();
         let entry = db.store.record_movement(&debit(-200), Utc::now()).await.unwrap();
         assert_eq!(entry.balance_after.minor, -200);
         assert!(matches!(
             db.store.record_movement(&debit(-101), Utc::now()).await,
             Err(Error::InsufficientBalance { available_minor: -200 })
         ));
-        db.store.record_movement(&debit(-100), Utc::now()).await.unwrap();
+        // Finance lowers the limit after the floor was read: the debit still stops at the new one.
+        db.store.set_credit_limit(&acc, Money::from_minor(250, Currency::Cny), &finance, Utc::now()).await.unwrap();
+        assert!(matches!(
+            db.store.record_movement(&debit(-100), Utc::now()).await,
+            Err(Error::InsufficientBalance { .. })
+        ));
+        db.store.record_movement(&debit(-50), Utc::now()).await.unwrap();
         assert!(db.store.ledger_mismatches().await.unwrap().is_empty());
         db.cleanup().await;
     }
