@@ -6,6 +6,7 @@ use super::{schema, Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::jobs::SellerJob;
 use crate::AppState;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use souk_core::ids::{AccountId, InstanceId, OrderId, PlanId};
@@ -214,26 +215,7 @@ async fn buy(
         request_fingerprint: Some(fingerprint),
         created_at: now,
     };
-    let instance = Instance {
-        id: instance_id.clone(),
-        buyer_id: caller.id().clone(),
-        product_id: product.id.clone(),
-        plan_id: plan.id.clone(),
-        merchant_id: product.merchant_id.clone(),
-        order_id: order_id.clone(),
-        state: InstanceState::Provisioning,
-        period,
-        expires_at: add_periods(now, period, input.periods),
-        next_transition_at: None,
-        version: 0,
-        business_id: instance_id.to_string(),
-        seller_instance_id: None,
-        access_enc: None,
-        failure_reason: None,
-        trial: false,
-        created_at: now,
-        updated_at: now,
-    };
+    let instance = new_instance(&order, add_periods(now, period, input.periods), false);
     let memo = format!(
         "{} {}(s) of {}, plan {}: {}",
         input.periods,
@@ -265,6 +247,30 @@ async fn buy(
         },
         replayed: false,
     })
+}
+
+/// The instance a new order (a purchase or a trial) makes, waiting for the seller to create it.
+fn new_instance(order: &Order, expires_at: DateTime<Utc>, trial: bool) -> Instance {
+    Instance {
+        id: order.instance_id.clone(),
+        buyer_id: order.buyer_id.clone(),
+        product_id: order.product_id.clone(),
+        plan_id: order.plan_id.clone(),
+        merchant_id: order.merchant_id.clone(),
+        order_id: order.id.clone(),
+        state: InstanceState::Provisioning,
+        period: order.period,
+        expires_at,
+        next_transition_at: None,
+        version: 0,
+        business_id: order.instance_id.to_string(),
+        seller_instance_id: None,
+        access_enc: None,
+        failure_reason: None,
+        trial,
+        created_at: order.created_at,
+        updated_at: order.created_at,
+    }
 }
 
 /// Which plan to try.
@@ -327,26 +333,11 @@ async fn try_plan(
         request_fingerprint: Some(fingerprint),
         created_at: now,
     };
-    let instance = Instance {
-        id: instance_id.clone(),
-        buyer_id: caller.id().clone(),
-        product_id: product.id.clone(),
-        plan_id: plan.id.clone(),
-        merchant_id: product.merchant_id.clone(),
-        order_id: order_id.clone(),
-        state: InstanceState::Provisioning,
-        period,
-        expires_at: souk_core::clock::add(now, chrono::Duration::days(i64::from(days))),
-        next_transition_at: None,
-        version: 0,
-        business_id: instance_id.to_string(),
-        seller_instance_id: None,
-        access_enc: None,
-        failure_reason: None,
-        trial: true,
-        created_at: now,
-        updated_at: now,
-    };
+    let instance = new_instance(
+        &order,
+        souk_core::clock::add(now, chrono::Duration::days(i64::from(days))),
+        true,
+    );
     let memo = format!(
         "{days}-day free trial of {}, plan {}",
         product.listed_name(),

@@ -257,9 +257,11 @@ async fn instance_status(
     }
 }
 
-/// What the renew form sends.
+/// What the renew and convert forms send (`period` only when converting a trial).
 #[derive(Debug, Deserialize)]
-pub struct RenewForm {
+pub struct PayForm {
+    #[serde(default)]
+    pub period: String,
     #[serde(default)]
     pub periods: String,
     #[serde(default)]
@@ -270,70 +272,63 @@ async fn renew(
     State(state): State<SharedState>,
     signed: Signed,
     Path(id): Path<String>,
-    Posted(form): Posted<RenewForm>,
+    Posted(form): Posted<PayForm>,
 ) -> Response {
-    let page = signed.page.titled("Subscription");
-    let refused = match form.periods.trim().parse::<u32>() {
-        Ok(periods) => {
-            let key = Some(format!("web-renew-{}", form.key)).filter(|_| !form.key.is_empty());
-            match instances::renew(
-                &state,
-                &signed.caller,
-                &id.as_str().into(),
-                RenewInput { periods },
-                key,
-            )
-            .await
-            {
-                Ok(_) => return done(&format!("/instances/{id}"), "renewed"),
-                Err(e) => e,
-            }
-        }
-        Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
-    };
-    let errors = FormErrors::from_error(&refused);
-    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
-        p.renew_errors = errors;
-        p.periods = form.periods;
-    })
-    .await
-}
-
-/// What the convert form sends.
-#[derive(Debug, Deserialize)]
-pub struct ConvertForm {
-    #[serde(default)]
-    pub period: String,
-    #[serde(default)]
-    pub periods: String,
-    #[serde(default)]
-    pub key: String,
+    pay(&state, signed, id, form, false).await
 }
 
 async fn convert(
     State(state): State<SharedState>,
     signed: Signed,
     Path(id): Path<String>,
-    Posted(form): Posted<ConvertForm>,
+    Posted(form): Posted<PayForm>,
+) -> Response {
+    pay(&state, signed, id, form, true).await
+}
+
+/// Renews a subscription, or converts a trial, paid from the balance; a refusal redisplays the
+/// page with what was typed.
+async fn pay(
+    state: &AppState,
+    signed: Signed,
+    id: String,
+    form: PayForm,
+    convert: bool,
 ) -> Response {
     let page = signed.page.titled("Subscription");
+    let what = if convert { "convert" } else { "renew" };
     let refused = match form.periods.trim().parse::<u32>() {
         Ok(periods) => {
-            let key = Some(format!("web-convert-{}", form.key)).filter(|_| !form.key.is_empty());
-            let input = ConvertInput {
-                period: form.period.clone(),
-                periods,
+            let key = Some(format!("web-{what}-{}", form.key)).filter(|_| !form.key.is_empty());
+            let instance = id.as_str().into();
+            let paid = if convert {
+                let input = ConvertInput {
+                    period: form.period.clone(),
+                    periods,
+                };
+                instances::convert(state, &signed.caller, &instance, input, key).await
+            } else {
+                instances::renew(
+                    state,
+                    &signed.caller,
+                    &instance,
+                    RenewInput { periods },
+                    key,
+                )
+                .await
             };
-            match instances::convert(&state, &signed.caller, &id.as_str().into(), input, key).await
-            {
-                Ok(_) => return done(&format!("/instances/{id}"), "converted"),
+            match paid {
+                Ok(_) => {
+                    let notice = if convert { "converted" } else { "renewed" };
+                    return done(&format!("/instances/{id}"), notice);
+                }
                 Err(e) => e,
             }
         }
         Err(_) => crate::error::AppError::invalid("periods", "must be a whole number"),
     };
     let errors = FormErrors::from_error(&refused);
-    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
+    redisplay(state, &page, &signed.caller, &id, &refused, |p| {
         p.renew_errors = errors;
         p.periods = form.periods;
     })
