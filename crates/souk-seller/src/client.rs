@@ -55,6 +55,7 @@ pub struct AccessUpdate {
 }
 
 /// souk at `base` (e.g. `https://souk.example`), called with one access key.
+#[derive(Clone)]
 pub struct Marketplace {
     base: reqwest::Url,
     access_key: String,

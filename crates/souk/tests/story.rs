@@ -66,20 +66,19 @@ on_both_databases! {
 
         let seller_port = free_port();
         let seller_app = format!("http://127.0.0.1:{seller_port}");
-        let _seller = Process(
-            Command::new(&seller_app_bin)
-                .args([
-                    "--listen",
-                    &format!("127.0.0.1:{seller_port}"),
-                    "--signing-key",
-                    SIGNING_KEY,
-                    "--database",
-                ])
-                .arg(dir.join(format!("tenants-{backend:?}.db")))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let tenants_db = dir.join(format!("tenants-{backend:?}.db"));
+        // The seller's app; given an access key, it calls souk back.
+        let start_seller = |souk: Option<(&str, &str, &str)>| {
+            let mut cmd = Command::new(&seller_app_bin);
+            cmd.args(["--listen", &format!("127.0.0.1:{seller_port}"), "--signing-key", SIGNING_KEY, "--database"])
+                .arg(&tenants_db)
+                .stdout(Stdio::null());
+            if let Some((url, ak, sk)) = souk {
+                cmd.env("SELLER_APP_SOUK_URL", url).env("SOUK_ACCESS_KEY", ak).env("SOUK_SECRET_ACCESS_KEY", sk);
+            }
+            Process(cmd.spawn().unwrap())
+        };
+        let mut _seller = start_seller(None);
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let _souk = Process(
@@ -166,6 +165,14 @@ on_both_databases! {
         )
         .await;
 
+        // The seller makes an access key for its app and restarts the app with it.
+        let user = seller.expect_post("/v1/iam/users", json!({"name": "notes-app", "programmatic_access": true, "policy": "seller_operations"}), StatusCode::CREATED).await;
+        let key = seller.expect_post(&format!("/v1/iam/users/{}/access-keys", user["id"].as_str().unwrap()), json!({}), StatusCode::CREATED).await;
+        let (ak, sk) = (key["access_key"].as_str().unwrap().to_owned(), key["secret_key"].as_str().unwrap().to_owned());
+        drop(_seller);
+        _seller = start_seller(Some((&base, &ak, &sk)));
+        wait_until_up(&format!("{seller_app}/healthz")).await;
+
         // The product: draft, submit, review.
         let product = seller
             .expect_post(
@@ -250,6 +257,21 @@ on_both_databases! {
         );
         let tenant_a = tenant(&seller_app, &ta).await;
         assert_eq!(tenant_a["status"], "active");
+        // The app asked souk who bought it, with its access key.
+        let learned = wait_tenant_until(&seller_app, &ta, "customer", |t| t["customer"] == "Bao").await;
+        assert_eq!(learned["plan"], "Team");
+        // The seller resets the tenant's password; the app tells souk, and the buyer sees it.
+        let reset: Value = reqwest::Client::new()
+            .post(format!("{seller_app}/admin/tenants/{ta}/password"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reset["souk"], "souk has the new password", "{reset}");
+        let now_a = buyer.wait_for(&a, |v| v["access"]["password"] == reset["password"]).await;
+        assert!(now_a["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "seller.access_updated"));
         assert_eq!(
             ia["access"]["password"], tenant_a["password"],
             "souk decrypted the seller's AES-encrypted password"
@@ -350,6 +372,7 @@ on_both_databases! {
             [
                 "order.paid",
                 "instance.active",
+                "seller.access_updated",
                 "instance.grace",
                 "instance.frozen",
                 "seller.frozen",

@@ -3,6 +3,11 @@
 //! tenant with its first user, `updateInstanceStatus` freezes or unfreezes it, `refreshInstance`
 //! records the new expiry and `releaseInstance` deletes the tenant's data.
 //!
+//! Given an access key of the seller's souk account (`--souk-url`, `SOUK_ACCESS_KEY`,
+//! `SOUK_SECRET_ACCESS_KEY`), it also calls souk back with the kit's client: after `newInstance` it
+//! asks the order query who bought which plan, and when a tenant's password is reset
+//! (`POST /admin/tenants/{id}/password`) it gives souk the new one, so the buyer sees it.
+//!
 //! Run: `seller-app --signing-key KEY`, then register `http://127.0.0.1:9100/souk` as the
 //! product's endpoint in souk (with the same signing key).
 
@@ -14,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use serde::Serialize;
+use souk_seller::client::{AccessUpdate, Marketplace};
 use souk_seller::{
     access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh,
     ResultCode, Seller, SellerAnswer, StatusChange,
@@ -38,6 +44,15 @@ struct Args {
     /// The URL buyers reach this app at (used in the access links given to souk)
     #[arg(long, env = "SELLER_APP_PUBLIC_URL")]
     public_url: Option<String>,
+    /// souk's address, to call it back (with the access key below)
+    #[arg(long, env = "SELLER_APP_SOUK_URL", requires_all = ["access_key", "secret_key"])]
+    souk_url: Option<String>,
+    /// An access key of the seller's souk account (policy seller_operations)
+    #[arg(long, env = "SOUK_ACCESS_KEY")]
+    access_key: Option<String>,
+    /// Its secret key
+    #[arg(long, env = "SOUK_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -50,6 +65,9 @@ struct Tenant {
     user_name: String,
     password: String,
     created_at: i64,
+    /// Who bought it and which plan, as souk's order query said (when souk is called back).
+    customer: Option<String>,
+    plan: Option<String>,
 }
 
 struct Notes {
@@ -57,6 +75,8 @@ struct Notes {
     public_url: String,
     /// Access data is encrypted with the current signing key.
     key: String,
+    /// souk, when the app has an access key to call it with.
+    souk: Option<Marketplace>,
 }
 
 fn now_secs() -> i64 {
@@ -112,6 +132,32 @@ impl Notes {
     }
 }
 
+impl Notes {
+    /// Asks souk's order query, in the background, who bought the tenant and which plan, and
+    /// keeps the answer with the tenant. A test call's made-up order is not found; nothing is kept.
+    fn learn_buyer(self: &Notes, instance_id: String, order_id: String, line: String) {
+        let (Some(souk), db) = (self.souk.clone(), self.db.clone()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            match souk.query_order(&order_id, Some(&line)).await {
+                Ok(info) => {
+                    let plan = &info["orderLineList"][0]["productInfo"][0]["skuName"];
+                    let _ = sqlx::query(
+                        "UPDATE tenants SET customer = ?, plan = ? WHERE instance_id = ?",
+                    )
+                    .bind(info["customerName"].as_str())
+                    .bind(plan.as_str())
+                    .bind(&instance_id)
+                    .execute(&db)
+                    .await;
+                }
+                Err(e) => tracing::warn!(order = %order_id, error = %e, "order query failed"),
+            }
+        });
+    }
+}
+
 impl Seller for Notes {
     async fn new_instance(&self, req: NewInstance) -> SellerAnswer {
         let instance_id = format!("notes-{}", random_hex(6));
@@ -138,6 +184,9 @@ impl Seller for Notes {
             .await
             .ok()
             .flatten();
+        if let (Some(t), Some(_)) = (&tenant, &self.souk) {
+            self.learn_buyer(t.instance_id.clone(), req.order_id, req.order_line_id);
+        }
         match tenant {
             Some(t) => SellerAnswer {
                 instance_id: Some(t.instance_id.clone()),
@@ -215,6 +264,41 @@ async fn tenant_page(State(app): State<Arc<Notes>>, Path(instance_id): Path<Stri
     }
 }
 
+/// Resets a tenant's password and, when souk can be called, gives souk the new one.
+async fn reset_password(
+    State(app): State<Arc<Notes>>,
+    Path(instance_id): Path<String>,
+) -> Result<Json<serde_json::Value>, StatusCode> {
+    let t = app
+        .tenant(&instance_id)
+        .await
+        .ok_or(StatusCode::NOT_FOUND)?;
+    let password = random_hex(8);
+    sqlx::query("UPDATE tenants SET password = ? WHERE instance_id = ?")
+        .bind(&password)
+        .bind(&instance_id)
+        .execute(&app.db)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    // souk's id of the instance is the businessId it sent with newInstance.
+    let told = match &app.souk {
+        Some(souk) => {
+            let update = AccessUpdate {
+                password: Some(password.clone()),
+                ..Default::default()
+            };
+            match souk.update_access(&t.business_id, &update).await {
+                Ok(()) => "souk has the new password".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        }
+        None => "souk was not told (no access key)".to_owned(),
+    };
+    Ok(Json(
+        serde_json::json!({"password": password, "souk": told}),
+    ))
+}
+
 async fn tenants(State(app): State<Arc<Notes>>) -> Result<Json<Vec<Tenant>>, StatusCode> {
     sqlx::query_as("SELECT * FROM tenants ORDER BY created_at")
         .fetch_all(&app.db)
@@ -239,10 +323,18 @@ async fn main() -> Result<()> {
         .with_context(|| format!("opening {}", args.database))?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS tenants (instance_id TEXT PRIMARY KEY, business_id TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, \
-         status TEXT NOT NULL, expire_time TEXT, user_name TEXT NOT NULL, password TEXT NOT NULL, created_at INTEGER NOT NULL)",
+         status TEXT NOT NULL, expire_time TEXT, user_name TEXT NOT NULL, password TEXT NOT NULL, created_at INTEGER NOT NULL, \
+         customer TEXT, plan TEXT)",
     )
     .execute(&db)
     .await?;
+    // A tenants file from before souk was called back lacks these; adding one that is there fails
+    // harmlessly.
+    for column in ["customer", "plan"] {
+        let _ = sqlx::query(&format!("ALTER TABLE tenants ADD COLUMN {column} TEXT"))
+            .execute(&db)
+            .await;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -253,10 +345,15 @@ async fn main() -> Result<()> {
         .first()
         .cloned()
         .context("a signing key is required")?;
+    let souk = match (args.souk_url, args.access_key, args.secret_key) {
+        (Some(url), Some(ak), Some(sk)) => Some(Marketplace::new(&url, &ak, &sk)),
+        _ => None,
+    };
     let notes = Arc::new(Notes {
         db,
         public_url,
         key,
+        souk,
     });
     let app = Router::new()
         .nest_service(
@@ -265,6 +362,10 @@ async fn main() -> Result<()> {
         )
         .route("/t/{instance_id}", get(tenant_page))
         .route("/admin/tenants", get(tenants))
+        .route(
+            "/admin/tenants/{instance_id}/password",
+            axum::routing::post(reset_password),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .with_state(notes);
     println!("Acme Notes listening on http://{addr}; souk endpoint: http://{addr}/souk");
