@@ -1,8 +1,8 @@
 //! The calls a seller makes to souk, signed with an access key of its account (an IAM user with
 //! the `seller_operations` policy) the way Huawei Cloud's SDKs sign: the order query after
-//! `newInstance`, and updates of an instance's access data. souk accepts each signature once, and
-//! a signature covers the second it was made: the very same call twice within one second is
-//! refused as a replay (401), so a poller waits at least a second between identical calls.
+//! `newInstance`, and updates of an instance's access data. souk accepts each signature once; the
+//! client signs a random `X-Sdk-Nonce` header with every request, so the very same call twice
+//! within one second (the resolution of `X-Sdk-Date`) still has two signatures and both go through.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), souk_seller::client::Error> {
@@ -129,6 +129,11 @@ impl Marketplace {
         if body.is_some() {
             headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
         }
+        // Signed like every header given: identical calls in one second differ by it.
+        headers.push((
+            "X-Sdk-Nonce".to_owned(),
+            souk_protocol::signature::new_nonce()[..32].to_owned(),
+        ));
         let bytes = body.unwrap_or_default();
         let request = aksk::Request {
             method,

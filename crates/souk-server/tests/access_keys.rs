@@ -258,6 +258,8 @@ on_both_databases! {
         // The seller kit's client makes the same calls.
         let kit = souk_seller::client::Marketplace::new(&app.base, &ak, &sk);
         assert_eq!(kit.query_order(order_id, None).await.unwrap()["orderId"], order_id);
+        // The same call again at once: its nonce makes it a new signature, not a replay.
+        assert_eq!(kit.query_order(order_id, None).await.unwrap()["orderId"], order_id);
         let update = souk_seller::client::AccessUpdate { admin_url: Some("https://admin.acme.example/".into()), ..Default::default() };
         kit.update_access(instance, &update).await.unwrap();
         assert_eq!(buyer.json(&format!("/v1/instances/{instance}")).await["access"]["admin_url"], "https://admin.acme.example/");
