@@ -16,7 +16,7 @@ on_both_databases! {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
-        let (_seller, _product, plan) = product_with(&app, &op, &endpoint, "30.00").await;
+        let (seller, _product, plan) = product_with(&app, &op, &endpoint, "30.00").await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
         app.top_up(&op, &buyer, "200.00").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
@@ -40,6 +40,9 @@ on_both_databases! {
         assert_eq!(back["instance"]["state"], "active");
         assert_eq!(at(&back["instance"]["expires_at"]), expiry);
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "170.00");
+        // The seller's sales page shows the order given back and what was refunded.
+        let sales = seller.get("/seller/sales").await.text().await.unwrap();
+        assert!(sales.contains("unsubscribed") && sales.contains(r#"60.00 CNY</td><td class="num">60.00 CNY</td></tr>"#), "{sales}");
         // Nothing more to give back, and nothing changes.
         assert_problem(
             buyer.post(&format!("{path}/unsubscribe"), json!({"scope": "renewals"})).await,
