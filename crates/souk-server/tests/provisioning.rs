@@ -278,3 +278,22 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn a_merchant_past_its_endpoint_checks_is_told_to_wait(backend) {
+        let mut settings = souk_server::settings::Settings::for_tests();
+        settings.throttle.endpoint_checks_per_merchant = 2;
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
+        let (seller, product, _) = product_with(&app, &op, &endpoint, "80.00").await;
+        let path = format!("/v1/seller/products/{product}/check-endpoint");
+        for _ in 0..2 {
+            assert_eq!(seller.post(&path, serde_json::json!({})).await.status(), reqwest::StatusCode::OK);
+        }
+        let calls = stub.calls.load(Ordering::SeqCst);
+        assert_problem(seller.post(&path, serde_json::json!({})).await, reqwest::StatusCode::TOO_MANY_REQUESTS, None).await;
+        assert_eq!(stub.calls.load(Ordering::SeqCst), calls, "nothing was sent");
+        app.cleanup().await;
+    }
+}

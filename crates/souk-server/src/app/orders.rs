@@ -9,7 +9,7 @@ use crate::AppState;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use souk_core::ids::{AccountId, InstanceId, OrderId, PlanId};
+use souk_core::ids::{AccountId, OrderId, PlanId};
 use souk_core::ledger::debit_floor;
 use souk_core::lifecycle::InstanceState;
 use souk_core::money::{Currency, Money};
@@ -193,28 +193,15 @@ async fn buy(
         ..
     } = quote(state, &input).await?;
     let now = state.now();
-    let order_id: OrderId = fresh(now);
-    let instance_id: InstanceId = fresh(now);
-    let order = Order {
-        id: order_id.clone(),
-        buyer_id: caller.id().clone(),
-        kind: OrderKind::New,
-        state: OrderState::Paid,
-        product_id: product.id.clone(),
-        plan_id: plan.id.clone(),
-        merchant_id: product.merchant_id.clone(),
-        instance_id: instance_id.clone(),
-        period,
-        periods: input.periods,
-        unit_price,
-        list: priced.list,
-        discount: priced.discount,
-        amount: price,
-        refunded: Money::from_minor(0, price.currency),
-        idempotency_key: key,
-        request_fingerprint: Some(fingerprint),
-        created_at: now,
-    };
+    let order = new_order(
+        caller,
+        (&plan, &product),
+        (OrderKind::New, period, input.periods, unit_price),
+        priced,
+        (key, fingerprint),
+        now,
+    );
+    let order_id = order.id.clone();
     let instance = new_instance(&order, add_periods(now, period, input.periods), false);
     let memo = format!(
         "{} {}(s) of {}, plan {}: {}",
@@ -247,6 +234,39 @@ async fn buy(
         },
         replayed: false,
     })
+}
+
+/// A new paid order (a purchase or a trial) of `plan`, with fresh ids for it and its instance:
+/// what it buys (kind, period, how many, unit price), its price, and its idempotency key and
+/// request fingerprint.
+fn new_order(
+    caller: &Caller,
+    (plan, product): (&Plan, &Product),
+    (kind, period, periods, unit_price): (OrderKind, Period, u32, Decimal),
+    priced: Priced,
+    (idempotency_key, fingerprint): (Option<String>, String),
+    now: DateTime<Utc>,
+) -> Order {
+    Order {
+        id: fresh(now),
+        buyer_id: caller.id().clone(),
+        kind,
+        state: OrderState::Paid,
+        product_id: product.id.clone(),
+        plan_id: plan.id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        instance_id: fresh(now),
+        period,
+        periods,
+        unit_price,
+        list: priced.list,
+        discount: priced.discount,
+        amount: priced.paid(),
+        refunded: Money::from_minor(0, priced.list.currency),
+        idempotency_key,
+        request_fingerprint: Some(fingerprint),
+        created_at: now,
+    }
 }
 
 /// The instance a new order (a purchase or a trial) makes, waiting for the seller to create it.
@@ -309,30 +329,22 @@ async fn try_plan(
         .trial_days
         .ok_or_else(|| AppError::invalid("plan_id", "this plan has no free trial"))?;
     let now = state.now();
-    let order_id: OrderId = fresh(now);
-    let instance_id: InstanceId = fresh(now);
     let period = plan.prices.default_period();
     let free = Money::from_minor(0, plan.prices.currency);
-    let order = Order {
-        id: order_id.clone(),
-        buyer_id: caller.id().clone(),
-        kind: OrderKind::Trial,
-        state: OrderState::Paid,
-        product_id: product.id.clone(),
-        plan_id: plan.id.clone(),
-        merchant_id: product.merchant_id.clone(),
-        instance_id: instance_id.clone(),
-        period,
-        periods: 0,
-        unit_price: Decimal::ZERO,
+    let nothing = Priced {
         list: free,
         discount: free,
-        amount: free,
-        refunded: free,
-        idempotency_key: key,
-        request_fingerprint: Some(fingerprint),
-        created_at: now,
+        percent_off: None,
     };
+    let order = new_order(
+        caller,
+        (&plan, &product),
+        (OrderKind::Trial, period, 0, Decimal::ZERO),
+        nothing,
+        (key, fingerprint),
+        now,
+    );
+    let order_id = order.id.clone();
     let instance = new_instance(
         &order,
         souk_core::clock::add(now, chrono::Duration::days(i64::from(days))),
