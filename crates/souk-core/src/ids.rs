@@ -105,6 +105,8 @@ ids! {
     JobId = "job";
     /// An operator's promotion of a product.
     PromotionId = "prm";
+    /// One hourly charge of an instance's metered use.
+    UsageChargeId = "usg";
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ string_enum! {
         Charge = "charge",
         /// Money given back for an order.
         Refund = "refund",
+        /// Metered use, charged by the hour. Use already happened, so it is charged even past
+        /// the floor: that is how an account falls into arrears.
+        Usage = "usage",
     }
 }
 
@@ -23,6 +26,11 @@ string_enum! {
 /// limit (then minus the limit). Every debit, on every path, is checked against this one value.
 pub fn debit_floor(credit_limit_minor: i64) -> i64 {
     -credit_limit_minor.max(0)
+}
+
+/// Whether a balance is in arrears: below its floor (zero, or minus the credit limit).
+pub fn in_arrears(balance_minor: i64, credit_limit_minor: i64) -> bool {
+    balance_minor < debit_floor(credit_limit_minor)
 }
 
 /// The most one top-up may credit, in minor units (10,000,000,000.00 in a two-decimal currency).
@@ -63,6 +71,8 @@ mod tests {
         assert_eq!(debit_floor(0), 0);
         assert_eq!(debit_floor(5000), -5000);
         assert_eq!(debit_floor(-3), 0);
+        assert!(in_arrears(-1, 0) && !in_arrears(0, 0));
+        assert!(!in_arrears(-5000, 5000) && in_arrears(-5001, 5000));
         let m = |minor| Money::from_minor(minor, Currency::Cny);
         assert!(top_up_amount(m(0)).is_err());
         assert!(top_up_amount(m(MAX_TOP_UP_MINOR + 1)).is_err());

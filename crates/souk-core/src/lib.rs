@@ -13,6 +13,7 @@ pub mod ids;
 pub mod ledger;
 pub mod lifecycle;
 pub mod merchants;
+pub mod metering;
 pub mod money;
 pub mod net;
 pub mod orders;

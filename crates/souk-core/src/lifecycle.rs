@@ -132,6 +132,13 @@ pub enum Event {
     /// The buyer gave back renewed periods that had not begun: the expiry moves back to this
     /// instant, which is still in the future.
     RenewalsReturned { new_expiry: DateTime<Utc> },
+    /// The buyer's account fell into arrears at `since`: a metered instance's paid time ends
+    /// then (or when it already ended, if sooner), and it walks on through grace, frozen,
+    /// retention and release as an expired one does.
+    ArrearsBegan { since: DateTime<Utc> },
+    /// The arrears were paid: the instance's paid time is `paid_expiry` again (what it was
+    /// before the arrears), and a frozen instance is unfrozen. A released one stays released.
+    ArrearsCleared { paid_expiry: DateTime<Utc> },
 }
 
 impl Event {
@@ -144,6 +151,8 @@ impl Event {
             Event::Unsubscribed => "unsubscribe",
             Event::Converted { .. } => "convert a trial",
             Event::RenewalsReturned { .. } => "give back renewals",
+            Event::ArrearsBegan { .. } => "fall into arrears",
+            Event::ArrearsCleared { .. } => "clear arrears",
         }
     }
 }
@@ -354,6 +363,44 @@ pub fn transition(
                 effects: vec![Effect::Seller(SellerCall::RefreshUnsubscribed)],
             })
         }
+        (Active | Grace | Frozen, Event::ArrearsBegan { since }) => {
+            let expiry = expiry.min(since);
+            let (target, next_at) = by_time(expiry, now, policy);
+            let mut effects = Vec::new();
+            if matches!(target, Frozen | Released) && state != Frozen {
+                effects.push(Effect::Seller(SellerCall::Freeze));
+            }
+            if target == Released {
+                effects.push(Effect::Seller(SellerCall::Release));
+            }
+            Ok(Transition {
+                state: target,
+                expiry,
+                next_at,
+                effects,
+            })
+        }
+        (Active | Grace | Frozen, Event::ArrearsCleared { paid_expiry }) => {
+            let (target, next_at) = by_time(paid_expiry, now, policy);
+            // Paid time that ran out meanwhile walks on from frozen at the next tick; clearing
+            // arrears never releases.
+            let (target, next_at) = if target == Released {
+                (Frozen, Some(now))
+            } else {
+                (target, next_at)
+            };
+            let effects = if state == Frozen && target != Frozen {
+                vec![Effect::Seller(SellerCall::Unfreeze)]
+            } else {
+                vec![]
+            };
+            Ok(Transition {
+                state: target,
+                expiry: paid_expiry,
+                next_at,
+                effects,
+            })
+        }
         (other, event) => Err(Error::refused(other, event.name())),
     }
 }
@@ -408,6 +455,58 @@ mod tests {
             (after.state, after.next_at, after.effects),
             (Released, None, vec![])
         );
+    }
+
+    #[test]
+    fn arrears_walk_a_metered_instance_and_paying_them_restores_it() {
+        let never = crate::plans::never();
+        let since = t0();
+        let a = step(Active, never, Event::ArrearsBegan { since }, since);
+        assert_eq!(
+            (a.state, a.expiry, a.next_at, calls(&a)),
+            (Grace, since, Some(since + Duration::days(15)), vec![])
+        );
+        let f = step(Grace, since, Event::Due, since + Duration::days(15));
+        assert_eq!((f.state, calls(&f)), (Frozen, vec![SellerCall::Freeze]));
+        let back = step(
+            Frozen,
+            since,
+            Event::ArrearsCleared { paid_expiry: never },
+            since + Duration::days(20),
+        );
+        assert_eq!(
+            (back.state, back.expiry, calls(&back)),
+            (Active, never, vec![SellerCall::Unfreeze])
+        );
+        // A package whose own paid time ended during the arrears goes on from frozen.
+        let lapsed = step(
+            Frozen,
+            since,
+            Event::ArrearsCleared {
+                paid_expiry: since - Duration::days(40),
+            },
+            since + Duration::days(20),
+        );
+        assert_eq!((lapsed.state, calls(&lapsed)), (Frozen, vec![]));
+        // An instance already released is not brought back.
+        assert!(transition(
+            Subject {
+                state: Released,
+                expiry: since
+            },
+            Event::ArrearsCleared { paid_expiry: never },
+            since,
+            Policy::default()
+        )
+        .is_err());
+        // Arrears never extend paid time that already ended.
+        let expired = step(
+            Grace,
+            since - Duration::days(3),
+            Event::ArrearsBegan { since },
+            since,
+        );
+        assert_eq!(expired.expiry, since - Duration::days(3));
     }
 
     #[test]

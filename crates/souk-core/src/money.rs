@@ -171,7 +171,7 @@ impl fmt::Display for Money {
 /// Whether `text` is a decimal as people write amounts: digits, at most one point with digits
 /// after it, and an optional leading minus; no exponent, sign `+`, separators or spaces inside
 /// (which `Decimal` would otherwise read, turning a typo like `1e9` into a billion).
-fn plain_decimal(text: &str) -> bool {
+pub(crate) fn plain_decimal(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let (whole, fraction) = match digits.split_once('.') {
         Some((w, f)) => (w, Some(f)),

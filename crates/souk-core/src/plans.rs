@@ -1,5 +1,6 @@
 //! Plans and their prices: what a buyer pays for N months or N years of a plan, or once for good.
 
+use crate::metering::{Dimension, DimensionDraft, MAX_DIMENSIONS};
 use crate::money::{parse_unit_price, Currency, Money};
 use crate::Error;
 use chrono::{DateTime, Months, Utc};
@@ -27,14 +28,16 @@ pub fn trial_days(field: &str, days: Option<u32>) -> Result<Option<u32>, Error> 
     }
 }
 
-/// The unit a plan is bought in: a month, a year, or once (a one-time purchase that never
-/// expires).
+/// The unit a plan is bought in: a month, a year, once (a one-time purchase that never
+/// expires), or on demand (nothing up front; use is charged as it is reported, and it never
+/// expires while the account pays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Month,
     Year,
     Once,
+    OnDemand,
 }
 
 impl Period {
@@ -44,6 +47,7 @@ impl Period {
             Period::Month => "month",
             Period::Year => "year",
             Period::Once => "once",
+            Period::OnDemand => "on_demand",
         }
     }
 
@@ -52,8 +56,13 @@ impl Period {
         match self {
             Period::Month => MAX_MONTHS,
             Period::Year => MAX_YEARS,
-            Period::Once => 1,
+            Period::Once | Period::OnDemand => 1,
         }
+    }
+
+    /// Whether the instance bought this way never expires (a one-time or on-demand purchase).
+    pub fn is_open_ended(self) -> bool {
+        matches!(self, Period::Once | Period::OnDemand)
     }
 }
 
@@ -70,9 +79,10 @@ impl FromStr for Period {
             "month" => Ok(Period::Month),
             "year" => Ok(Period::Year),
             "once" => Ok(Period::Once),
+            "on_demand" => Ok(Period::OnDemand),
             _ => Err(Error::invalid(
                 "period",
-                "must be \"month\", \"year\" or \"once\"",
+                "must be \"month\", \"year\", \"once\" or \"on_demand\"",
             )),
         }
     }
@@ -89,10 +99,14 @@ pub struct PlanPrices {
     pub yearly: Option<Decimal>,
     /// Price of a one-time purchase that never expires, if the plan is sold so.
     pub one_time: Option<Decimal>,
+    /// What the plan charges by use. With no price above the plan is on demand; with a monthly
+    /// or yearly price and quotas it is a package.
+    pub metered: Vec<Dimension>,
 }
 
 impl PlanPrices {
-    /// Validates prices as a merchant enters them: at least one way to buy, exact decimals.
+    /// Validates prices as a merchant enters them: exact decimals. [`PlanPrices::with_metered`]
+    /// adds the metered dimensions and checks that there is a way to buy.
     pub fn parse(
         field: &str,
         currency: &str,
@@ -112,29 +126,70 @@ impl PlanPrices {
         let one_time = one_time
             .map(|p| parse_unit_price(&format!("{field}.one_time_price"), p))
             .transpose()?;
-        if monthly.is_none() && yearly.is_none() && one_time.is_none() {
-            return Err(Error::invalid(
-                format!("{field}.monthly_price"),
-                "a plan needs a monthly, a yearly or a one-time price",
-            ));
-        }
         Ok(PlanPrices {
             currency,
             monthly,
             yearly,
             one_time,
+            metered: Vec::new(),
         })
     }
 
+    /// Adds the plan's metered dimensions (at most [`MAX_DIMENSIONS`], keys unique) and checks
+    /// that the plan can be bought: a monthly, yearly or one-time price, or use on demand.
+    pub fn with_metered(mut self, field: &str, drafts: &[DimensionDraft]) -> Result<Self, Error> {
+        if drafts.len() > MAX_DIMENSIONS {
+            return Err(Error::invalid(
+                format!("{field}.dimensions"),
+                format!("at most {MAX_DIMENSIONS} metered dimensions"),
+            ));
+        }
+        let periodic = self.monthly.is_some() || self.yearly.is_some();
+        for (i, d) in drafts.iter().enumerate() {
+            let f = format!("{field}.dimensions[{i}]");
+            let dim = Dimension::parse(&f, d, self.currency, periodic)?;
+            if self.metered.iter().any(|m| m.key == dim.key) {
+                return Err(Error::invalid(
+                    format!("{f}.key"),
+                    format!("{:?} appears twice", dim.key),
+                ));
+            }
+            self.metered.push(dim);
+        }
+        if self.monthly.is_none()
+            && self.yearly.is_none()
+            && self.one_time.is_none()
+            && self.metered.is_empty()
+        {
+            return Err(Error::invalid(
+                format!("{field}.monthly_price"),
+                "a plan needs a monthly, a yearly or a one-time price, or metered dimensions to sell on demand",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Whether the plan is sold on demand only: no price up front, use charged as reported.
+    pub fn on_demand(&self) -> bool {
+        self.monthly.is_none() && self.yearly.is_none() && self.one_time.is_none()
+    }
+
+    /// The metered dimension named `key`, if the plan has it.
+    pub fn dimension(&self, key: &str) -> Option<&Dimension> {
+        self.metered.iter().find(|d| d.key == key)
+    }
+
     /// The period a plan is sold in by default: by the month when it is, else by the year, else
-    /// once.
+    /// once, else on demand.
     pub fn default_period(&self) -> Period {
         if self.monthly.is_some() {
             Period::Month
         } else if self.yearly.is_some() {
             Period::Year
-        } else {
+        } else if self.one_time.is_some() {
             Period::Once
+        } else {
+            Period::OnDemand
         }
     }
 
@@ -168,6 +223,8 @@ impl PlanPrices {
             Period::Month => self.monthly,
             Period::Year => self.yearly,
             Period::Once => self.one_time,
+            // Nothing up front: the use is charged.
+            Period::OnDemand => self.on_demand().then_some(Decimal::ZERO),
         }
     }
 
@@ -227,7 +284,7 @@ pub fn add_periods(from: DateTime<Utc>, period: Period, count: u32) -> DateTime<
     let months = match period {
         Period::Month => count,
         Period::Year => count.saturating_mul(12),
-        Period::Once => return never(),
+        Period::Once | Period::OnDemand => return never(),
     };
     from.checked_add_months(Months::new(months))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -260,7 +317,10 @@ mod tests {
             matches!(prices().price(Period::Month, 0), Err(Error::Invalid { field, .. }) if field == "periods")
         );
         assert!(prices().price(Period::Month, MAX_MONTHS + 1).is_err());
-        assert!(PlanPrices::parse("p", "CNY", None, None, None).is_err());
+        assert!(PlanPrices::parse("p", "CNY", None, None, None)
+            .unwrap()
+            .with_metered("p", &[])
+            .is_err());
         assert!(
             matches!(PlanPrices::parse("plans[1]", "XXX", Some("1"), None, None), Err(Error::Invalid { field, .. }) if field == "plans[1].currency")
         );
@@ -307,6 +367,43 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_of_metered_dimensions_alone_is_sold_on_demand() {
+        let meter = |key: &str, included: Option<&str>| DimensionDraft {
+            key: key.into(),
+            unit: "GB-hour".into(),
+            price: "0.05".into(),
+            tiers: vec![],
+            included: included.map(Into::into),
+            overage: None,
+        };
+        let on_demand = PlanPrices::parse("p", "CNY", None, None, None)
+            .unwrap()
+            .with_metered("p", &[meter("storage", None)])
+            .unwrap();
+        assert!(on_demand.on_demand());
+        assert_eq!(on_demand.default_period(), Period::OnDemand);
+        assert_eq!(on_demand.price(Period::OnDemand, 1).unwrap().minor, 0);
+        assert!(is_never(add_periods(Utc::now(), Period::OnDemand, 1)));
+        let twice = PlanPrices::parse("p", "CNY", None, None, None)
+            .unwrap()
+            .with_metered("p", &[meter("storage", None), meter("storage", None)]);
+        assert!(
+            matches!(&twice, Err(Error::Invalid { field, .. }) if field == "p.dimensions[1].key")
+        );
+        // A package: a monthly price pays for a quota; buying it on demand is not a way round it.
+        let package = PlanPrices::parse("p", "CNY", Some("30"), None, None)
+            .unwrap()
+            .with_metered("p", &[meter("storage", Some("1000"))])
+            .unwrap();
+        assert!(!package.on_demand());
+        assert!(package.price(Period::OnDemand, 1).is_err());
+        assert_eq!(
+            package.dimension("storage").unwrap().included,
+            Decimal::from(1000)
+        );
+    }
+
+    #[test]
     fn month_ends_clamp() {
         let jan31 = Utc.with_ymd_and_hms(2027, 1, 31, 12, 0, 0).unwrap();
         assert_eq!(
@@ -322,7 +419,7 @@ mod tests {
     proptest! {
         #[test]
         fn more_periods_never_cost_less_and_never_end_sooner(n in 1u32..MAX_MONTHS, cents in 0i64..10_000_000) {
-            let p = PlanPrices { currency: crate::money::Currency::Cny, monthly: Some(Decimal::new(cents, 2)), yearly: None, one_time: None };
+            let p = PlanPrices { currency: crate::money::Currency::Cny, monthly: Some(Decimal::new(cents, 2)), yearly: None, one_time: None, metered: vec![] };
             prop_assert!(p.price(Period::Month, n + 1).unwrap().minor >= p.price(Period::Month, n).unwrap().minor);
             let t = Utc.with_ymd_and_hms(2027, 1, 31, 0, 0, 0).unwrap();
             prop_assert!(add_periods(t, Period::Month, n) > t);

@@ -119,6 +119,24 @@ pub struct PlanDraft {
     /// [`crate::plans::MAX_TRIAL_DAYS`]; none when the plan has no trial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_days: Option<u32>,
+    /// What the plan charges by use: alone, the plan is sold on demand; with a monthly or
+    /// yearly price and quotas, it is a package.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimensions: Vec<crate::metering::DimensionDraft>,
+}
+
+impl PlanDraft {
+    /// The plan's pricing, checked; errors name fields under `field` (`plans[1]`).
+    pub fn prices(&self, field: &str) -> Result<PlanPrices, Error> {
+        PlanPrices::parse(
+            field,
+            &self.currency,
+            self.monthly_price.as_deref(),
+            self.yearly_price.as_deref(),
+            self.one_time_price.as_deref(),
+        )?
+        .with_metered(field, &self.dimensions)
+    }
 }
 
 /// Everything a merchant edits about a product, reviewed as a whole.
@@ -210,15 +228,15 @@ impl ProductContent {
         let mut plans = Vec::with_capacity(self.plans.len());
         for (i, p) in self.plans.iter().enumerate() {
             let f = format!("plans[{i}]");
-            let prices = PlanPrices::parse(
-                &f,
-                &p.currency,
-                p.monthly_price.as_deref(),
-                p.yearly_price.as_deref(),
-                p.one_time_price.as_deref(),
-            )?;
+            let prices = p.prices(&f)?;
             prices.check_chargeable(&f)?;
             let trial_days = crate::plans::trial_days(&format!("{f}.trial_days"), p.trial_days)?;
+            if trial_days.is_some() && prices.on_demand() {
+                return Err(Error::invalid(
+                    format!("{f}.trial_days"),
+                    "an on-demand plan costs nothing until it is used; it has no trial",
+                ));
+            }
             plans.push(PlanDraft {
                 id: p.id.clone(),
                 name: validate::text(&format!("{f}.name"), &p.name, 100)?,
@@ -232,6 +250,7 @@ impl ProductContent {
                 yearly_price: prices.yearly.map(|d| d.to_string()),
                 one_time_price: prices.one_time.map(|d| d.to_string()),
                 trial_days,
+                dimensions: prices.metered.iter().map(|d| d.draft()).collect(),
             });
         }
         Ok(ProductContent {
@@ -276,6 +295,7 @@ mod tests {
                 yearly_price: None,
                 one_time_price: None,
                 trial_days: None,
+                dimensions: vec![],
             }],
         }
     }

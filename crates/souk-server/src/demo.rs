@@ -4,7 +4,7 @@
 use crate::app::accounts::{self, Decision, SignUp, VerificationInput};
 use crate::app::ledger::{self, TopUp};
 use crate::app::merchants::{self, ApplicationInput};
-use crate::app::products::{self, ContentInput, PlanInput};
+use crate::app::products::{self, ContentInput, DimensionInput, PlanInput, TierInput};
 use crate::app::reviews::{self, ReviewDecision};
 use crate::app::{Caller, Via};
 use crate::demo_seller::DEMO_SIGNING_KEY;
@@ -58,6 +58,31 @@ struct DemoProduct {
     category: &'static str,
     tags: &'static [&'static str],
     plans: &'static [DemoPlan],
+}
+
+/// The metered dimensions of a demo plan: Lotus OCR sells recognised pages as a package (10,000
+/// a month, more at 0.03 each) and on demand (0.05 a page, 0.03 from 100,000 a month).
+fn demo_meters(product: &str, plan: &str) -> Vec<DimensionInput> {
+    let pages = |price: &str, included: Option<&str>, tiers: Vec<TierInput>| DimensionInput {
+        key: "pages".into(),
+        unit: "page".into(),
+        price: price.into(),
+        tiers,
+        included: included.map(Into::into),
+        overage: None,
+    };
+    match (product, plan) {
+        ("Lotus OCR", "10k pages/month") => vec![pages("0.03", Some("10000"), vec![])],
+        ("Lotus OCR", "Pay as you go") => vec![pages(
+            "0.05",
+            None,
+            vec![TierInput {
+                from: "100000".into(),
+                price: "0.03".into(),
+            }],
+        )],
+        _ => vec![],
+    }
 }
 
 const MERCHANTS: &[(&str, &str, &str)] = &[
@@ -127,7 +152,10 @@ const PRODUCTS: &[DemoProduct] = &[
         summary: "Invoice and receipt recognition",
         category: "ai",
         tags: &["ocr", "documents"],
-        plans: &[("10k pages/month", Some("300.00"), None, None)],
+        plans: &[
+            ("10k pages/month", Some("300.00"), None, None),
+            ("Pay as you go", None, None, None),
+        ],
     },
     DemoProduct {
         merchant: 1,
@@ -329,6 +357,7 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
                     one_time_price: once.map(Into::into),
                     // Every first plan can be tried for two weeks.
                     trial_days: (i == 0).then_some(14),
+                    dimensions: demo_meters(p.name, name),
                 })
                 .collect(),
         };

@@ -14,6 +14,8 @@ pub struct Settings {
     pub policy: Policy,
     /// What unsubscribing gives back.
     pub refunds: RefundPolicy,
+    /// How late (and how early) sellers may report usage.
+    pub usage_window: souk_core::metering::Window,
     /// Holidays that do not count as working days for review deadlines.
     pub holidays: Vec<NaiveDate>,
     /// Allow product endpoints on plain HTTP to loopback addresses (development, tests, demo).
@@ -109,6 +111,7 @@ impl Default for Settings {
         Settings {
             policy: Policy::default(),
             refunds: RefundPolicy::default(),
+            usage_window: Default::default(),
             holidays: Vec::new(),
             allow_loopback_http: false,
             seller_timeout: Duration::from_secs(5),

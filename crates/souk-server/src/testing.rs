@@ -56,6 +56,10 @@ impl TestApp {
         let store = &self.state.store;
         assert_eq!(store.ledger_mismatches().await.unwrap(), vec![]);
         assert_eq!(store.order_mismatches().await.unwrap(), vec![]);
+        assert_eq!(
+            store.usage_mismatches().await.unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     pub async fn cleanup(mut self) {
@@ -455,7 +459,8 @@ pub struct StubSeller {
     /// The first calls answer only after 2 s: longer than souk waits in the timeout test.
     pub stall_first: usize,
     pub calls: AtomicUsize,
-    /// The lifecycle calls it answered, in order: `refresh <scene> <expireTime>`, `release <id>`.
+    /// The lifecycle calls it answered, in order: `refresh <scene> <expireTime>`, `release <id>`,
+    /// `status Freeze` / `status Unfreeze`.
     pub heard: std::sync::Mutex<Vec<String>>,
 }
 
@@ -502,7 +507,8 @@ impl Seller for StubSeller {
         self.hear(format!("refresh {:?} {}", r.scene, r.expire_time));
         SellerAnswer::code(ResultCode::Success, "ok")
     }
-    async fn update_instance_status(&self, _: String, _: StatusChange) -> SellerAnswer {
+    async fn update_instance_status(&self, _: String, change: StatusChange) -> SellerAnswer {
+        self.hear(format!("status {change:?}"));
         SellerAnswer::code(ResultCode::Success, "ok")
     }
     async fn release_instance(&self, id: String, _: String) -> SellerAnswer {

@@ -42,14 +42,16 @@ pub struct Instance {
     pub failure_reason: Option<String>,
     /// A free trial, until it is converted to a paid subscription.
     pub trial: bool,
+    /// While the account is in arrears: the paid expiry to restore when they are paid.
+    pub arrears_expiry: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const INSTANCE: &str = "i.id, i.buyer_id, i.product_id, i.plan_id, i.merchant_id, i.order_id, i.state, i.period, i.expires_at, \
-    i.next_transition_at, i.version, i.business_id, i.seller_instance_id, i.access_enc, i.failure_reason, i.created_at, i.updated_at, i.trial";
+pub(crate) const INSTANCE: &str = "i.id, i.buyer_id, i.product_id, i.plan_id, i.merchant_id, i.order_id, i.state, i.period, i.expires_at, \
+    i.next_transition_at, i.version, i.business_id, i.seller_instance_id, i.access_enc, i.failure_reason, i.created_at, i.updated_at, i.trial, i.arrears_expiry";
 
-fn instance(row: &AnyRow) -> Result<Instance> {
+pub(crate) fn instance(row: &AnyRow) -> Result<Instance> {
     Ok(Instance {
         id: id(row, "id")?,
         buyer_id: id(row, "buyer_id")?,
@@ -67,6 +69,7 @@ fn instance(row: &AnyRow) -> Result<Instance> {
         access_enc: opt_text(row, "access_enc")?,
         failure_reason: opt_text(row, "failure_reason")?,
         trial: int(row, "trial")? != 0,
+        arrears_expiry: opt_time(row, "arrears_expiry")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -360,6 +363,7 @@ impl Store {
                         created_by: None,
                         idempotency_key: None,
                         floor_minor: 0,
+                        overdraw: false,
                     },
                     now,
                 )
@@ -384,6 +388,55 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores a transition into or out of arrears with its seller calls and event: entering
+    /// keeps the paid expiry to restore (`paid_expiry`), leaving forgets it.
+    pub async fn apply_arrears(
+        &self,
+        i: &Instance,
+        t: &Transition,
+        paid_expiry: Option<DateTime<Utc>>,
+        jobs: Vec<JobSpec>,
+        event: NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        set_state(&mut tx, i, t, now).await?;
+        sqlx::query("UPDATE instances SET arrears_expiry = $1 WHERE id = $2")
+            .bind(paid_expiry.map(ms))
+            .bind(i.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for job in &jobs {
+            enqueue(&mut tx, job, Some(&i.id), now, now).await?;
+        }
+        events::record(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A buyer's instances that go into arrears with an account in `currency`: running (or
+    /// expired but not released) instances of plans that meter use, not already in arrears.
+    pub async fn metered_instances(
+        &self,
+        buyer_id: &AccountId,
+        currency: &str,
+        in_arrears: bool,
+    ) -> Result<Vec<Instance>> {
+        sqlx::query(&format!(
+            "SELECT {INSTANCE} FROM instances i JOIN plans pl ON pl.id = i.plan_id \
+             WHERE i.buyer_id = $1 AND pl.currency = $2 AND pl.dimensions IS NOT NULL \
+             AND i.state IN ('active', 'grace', 'frozen') AND i.arrears_expiry IS {} NULL ORDER BY i.id",
+            if in_arrears { "NOT" } else { "" }
+        ))
+        .bind(buyer_id.as_str())
+        .bind(currency)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(instance)
+        .collect()
     }
 
     /// Replaces the access data only if it is still `expected` and the instance has neither failed

@@ -62,6 +62,9 @@ pub struct Movement<'a> {
     pub idempotency_key: Option<&'a str>,
     /// The lowest balance a debit may leave, in minor units (core's `debit_floor`).
     pub floor_minor: i64,
+    /// Debit even past the floor (usage that already happened); the balance may fall into
+    /// arrears.
+    pub overdraw: bool,
 }
 
 const ENTRY: &str = "id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, \
@@ -108,7 +111,7 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Entry> {
     let currency = m.amount.currency;
-    let after: Option<i64> = if m.amount.minor >= 0 {
+    let after: Option<i64> = if m.amount.minor >= 0 || m.overdraw {
         sqlx::query_scalar(
             "INSERT INTO balances (account_id, currency, amount_minor) VALUES ($1, $2, $3) \
              ON CONFLICT (account_id, currency) DO UPDATE SET amount_minor = balances.amount_minor + excluded.amount_minor \

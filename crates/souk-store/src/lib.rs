@@ -20,6 +20,7 @@ pub mod promotions;
 pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod usage;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -189,6 +190,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     9 "credit limits" "0009_credit_limits.sql",
     10 "expiry reminders" "0010_expiry_reminders.sql",
     11 "one-time plans" "0011_one_time_plans.sql",
+    12 "metering" "0012_metering.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -202,6 +204,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     9 "credit limits" "0009_credit_limits.sql",
     10 "expiry reminders" "0010_expiry_reminders.sql",
     11 "one-time plans" "0011_one_time_plans.sql",
+    12 "metering" "0012_metering.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

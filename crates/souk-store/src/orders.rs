@@ -170,6 +170,7 @@ async fn charge(
                 created_by: Some(&o.buyer_id),
                 idempotency_key: None,
                 floor_minor,
+                overdraw: false,
             },
             now,
         )
@@ -376,6 +377,7 @@ impl Store {
                         created_by: Some(u.actor),
                         idempotency_key: None,
                         floor_minor: 0,
+                        overdraw: false,
                     },
                     now,
                 )

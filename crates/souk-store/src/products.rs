@@ -92,7 +92,7 @@ const REVISION: &str =
     "r.id, r.product_id, r.number, r.state, r.content, r.submitted_at, r.due_at, r.decided_at, \
     r.decided_by, r.reasons, r.created_at, r.updated_at";
 pub(crate) const PLAN: &str = "pl.id, pl.product_id, pl.name, pl.description, pl.currency, pl.monthly_price, pl.yearly_price, \
-    pl.position, pl.active, pl.trial_days, pl.one_time_price";
+    pl.position, pl.active, pl.trial_days, pl.one_time_price, pl.dimensions";
 
 pub(crate) fn product(row: &AnyRow) -> Result<Product> {
     Ok(Product {
@@ -133,6 +133,10 @@ pub(crate) fn plan(row: &AnyRow) -> Result<Plan> {
         opt_text(row, "monthly_price")?.as_deref(),
         opt_text(row, "yearly_price")?.as_deref(),
         opt_text(row, "one_time_price")?.as_deref(),
+    )?
+    .with_metered(
+        "plan",
+        &opt_json::<Vec<_>>(row, "dimensions")?.unwrap_or_default(),
     )?;
     Ok(Plan {
         id: id(row, "id")?,
@@ -413,10 +417,15 @@ impl Store {
         let mut content = content.clone();
         for (position, p) in plans.iter().enumerate() {
             let price = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
+            let drafts: Vec<_> = p.prices.metered.iter().map(|d| d.draft()).collect();
+            let dimensions = (!drafts.is_empty())
+                .then(|| serde_json::to_string(&drafts))
+                .transpose()
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
             let updated = match &p.id {
                 Some(id) => sqlx::query(
                     "UPDATE plans SET name = $1, description = $2, currency = $3, monthly_price = $4, yearly_price = $5, position = $6, active = 1, \
-                     trial_days = $9, one_time_price = $10 WHERE id = $7 AND product_id = $8",
+                     trial_days = $9, one_time_price = $10, dimensions = $11 WHERE id = $7 AND product_id = $8",
                 )
                 .bind(&p.name)
                 .bind(&p.description)
@@ -428,6 +437,7 @@ impl Store {
                 .bind(revision.product_id.as_str())
                 .bind(p.trial_days.map(i64::from))
                 .bind(price(p.prices.one_time))
+                .bind(&dimensions)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
@@ -438,8 +448,8 @@ impl Store {
                 _ => {
                     let id: PlanId = fresh(now);
                     sqlx::query(
-                        "INSERT INTO plans (id, product_id, name, description, currency, monthly_price, yearly_price, position, active, trial_days, one_time_price) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)",
+                        "INSERT INTO plans (id, product_id, name, description, currency, monthly_price, yearly_price, position, active, trial_days, one_time_price, dimensions) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11)",
                     )
                     .bind(id.as_str())
                     .bind(revision.product_id.as_str())
@@ -451,6 +461,7 @@ impl Store {
                     .bind(position as i64)
                     .bind(p.trial_days.map(i64::from))
                     .bind(price(p.prices.one_time))
+                    .bind(&dimensions)
                     .execute(&mut *tx)
                     .await?;
                     id

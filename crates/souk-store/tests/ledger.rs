@@ -21,6 +21,7 @@ fn movement(account: &AccountId, minor: i64, kind: EntryKind) -> Movement<'_> {
         created_by: None,
         idempotency_key: None,
         floor_minor: 0,
+        overdraw: false,
     }
 }
 

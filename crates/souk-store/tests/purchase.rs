@@ -74,6 +74,7 @@ async fn shop(store: &Store) -> Shop {
             yearly_price: None,
             one_time_price: None,
             trial_days: None,
+            dimensions: vec![],
         }],
     };
     let (product, rev) = store
@@ -159,6 +160,7 @@ fn order_and_instance(shop: &Shop, key: &str) -> (Order, Instance) {
         access_enc: None,
         failure_reason: None,
         trial: false,
+        arrears_expiry: None,
         created_at: now,
         updated_at: now,
     };
@@ -281,6 +283,7 @@ async fn run_cases(store: &Store) {
                 created_by: None,
                 idempotency_key: None,
                 floor_minor: 0,
+                overdraw: false,
             },
             Utc::now(),
         )

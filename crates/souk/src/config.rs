@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Days after an order in which unsubscribing refunds it in full, 0 to 365 (prorated after)  [default: 5]
     #[arg(long, env = "SOUK_FULL_REFUND_DAYS")]
     pub full_refund_days: Option<i64>,
+    /// How many hours after it ended a seller may still report usage, 1 to 72  [default: 6]
+    #[arg(long, env = "SOUK_USAGE_LATE_HOURS")]
+    pub usage_late_hours: Option<i64>,
     /// Dates (YYYY-MM-DD, comma-separated) that are not working days for review deadlines
     #[arg(long, env = "SOUK_REVIEW_HOLIDAYS")]
     pub review_holidays: Option<String>,
@@ -137,6 +140,7 @@ pub struct FileConfig {
     pub grace_days: Option<i64>,
     pub retention_days: Option<i64>,
     pub full_refund_days: Option<i64>,
+    pub usage_late_hours: Option<i64>,
     /// Dates (YYYY-MM-DD) that are not working days for review deadlines.
     pub review_holidays: Option<Vec<NaiveDate>>,
     pub allow_loopback_http: Option<bool>,
@@ -345,6 +349,12 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         0,
         365,
     )?;
+    let usage_late_hours = within(
+        "usage_late_hours",
+        a.usage_late_hours.or(file.usage_late_hours).unwrap_or(6),
+        1,
+        72,
+    )?;
     let holidays = match &a.review_holidays {
         Some(text) => comma_list(text)
             .iter()
@@ -487,6 +497,10 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         },
         refunds: souk_core::refunds::RefundPolicy {
             full_refund_window: chrono::Duration::days(full_refund_days),
+        },
+        usage_window: souk_core::metering::Window {
+            late: chrono::Duration::hours(usage_late_hours),
+            ..Default::default()
         },
         holidays,
         allow_loopback_http: demo

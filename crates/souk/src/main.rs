@@ -366,14 +366,19 @@ async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
                     o.order_id, o.amount_minor, o.refunded_minor, o.entries_minor
                 );
             }
-            if !mismatches.is_empty() || !orders.is_empty() {
+            let usage = state.store.usage_mismatches().await?;
+            for u in &usage {
+                println!("MISMATCH usage {u}: the charge and its ledger entry differ");
+            }
+            if !mismatches.is_empty() || !orders.is_empty() || !usage.is_empty() {
                 bail!(
-                    "{} balance(s) and {} order(s) do not match their ledger",
+                    "{} balance(s), {} order(s) and {} usage charge(s) do not match their ledger",
                     mismatches.len(),
-                    orders.len()
+                    orders.len(),
+                    usage.len()
                 );
             }
-            println!("ledger balances: every balance equals the sum of its entries, and every order's money (paid = charged - refunded) is in the ledger");
+            println!("ledger balances: every balance equals the sum of its entries, every order's money (paid = charged - refunded) and every usage charge is in the ledger");
         }
         Admin::Jobs(Jobs::List {
             state: in_state,

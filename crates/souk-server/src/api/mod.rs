@@ -9,6 +9,7 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod metering;
 pub mod order_query;
 pub mod orders;
 pub mod products;
@@ -84,6 +85,9 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::refund_quote))
         .routes(routes!(instances::unsubscribe))
         .routes(routes!(instances::convert))
+        .routes(routes!(metering::report))
+        .routes(routes!(metering::of_instance))
+        .routes(routes!(metering::of_merchant))
         .routes(routes!(sales::orders))
         .routes(routes!(sales::order))
         .routes(routes!(sales::update_access))

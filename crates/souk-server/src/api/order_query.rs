@@ -65,7 +65,11 @@ fn answer(s: &SoldOrder) -> Value {
             "currency": o.amount.currency.code(),
             "orderLineList": [{
                 "orderLineId": s.order_line_id,
-                "chargingMode": if o.period == souk_core::plans::Period::Once { "ONE_TIME" } else { "PERIOD" },
+                "chargingMode": match o.period {
+                    souk_core::plans::Period::Once => "ONE_TIME",
+                    souk_core::plans::Period::OnDemand => "ON_DEMAND",
+                    souk_core::plans::Period::Month | souk_core::plans::Period::Year => "PERIOD",
+                },
                 "periodType": o.period.as_str(),
                 "periodNumber": o.periods,
                 "expireTime": time(&s.expires_at),

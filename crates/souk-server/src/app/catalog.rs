@@ -33,6 +33,11 @@ pub struct PlanView {
     pub one_time_price: Option<String>,
     /// Days of free trial a verified buyer may take once, when the plan offers one.
     pub trial_days: Option<u32>,
+    /// What the plan charges by use: alone, the plan is sold on demand; with a monthly or yearly
+    /// price and quotas, it is a package.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<super::products::DimensionInput>)]
+    pub dimensions: Vec<souk_core::metering::DimensionDraft>,
 }
 
 /// The merchant behind a product, as buyers see it.
@@ -125,6 +130,7 @@ impl Entry {
                 monthly_price: pl.prices.monthly.map(|d| d.to_string()),
                 yearly_price: pl.prices.yearly.map(|d| d.to_string()),
                 one_time_price: pl.prices.one_time.map(|d| d.to_string()),
+                dimensions: pl.prices.metered.iter().map(|d| d.draft()).collect(),
                 trial_days: pl.trial_days,
             })
             .collect();

@@ -78,7 +78,11 @@ async fn with_details(
     })
 }
 
-async fn own_instance(state: &AppState, caller: &Caller, id: &InstanceId) -> AppResult<Instance> {
+pub(crate) async fn own_instance(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+) -> AppResult<Instance> {
     match state.store.instance(id).await {
         Ok(i) if &i.buyer_id == caller.id() => Ok(i),
         Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(AppError::NotFound("instance".into())),
@@ -203,9 +207,9 @@ async fn extend(
     let plan = state.store.plan(&instance.plan_id).await?;
     let now = state.now();
     let (kind, period, periods, new_expiry) = match more {
-        Extension::Renew { .. } if instance.period == Period::Once => {
+        Extension::Renew { .. } if instance.period.is_open_ended() => {
             return Err(AppError::Conflict(
-                "a one-time purchase never expires and is not renewed".into(),
+                "a one-time or on-demand purchase never expires and is not renewed".into(),
             ))
         }
         Extension::Renew { .. } if instance.trial => {

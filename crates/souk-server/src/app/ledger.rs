@@ -181,15 +181,20 @@ pub async fn top_up(
                 created_by: Some(caller.id()),
                 idempotency_key: key.as_deref(),
                 floor_minor: 0,
+                overdraw: false,
             },
             state.now(),
         )
         .await;
     match (recorded, key) {
-        (Ok(entry), _) => Ok(Recorded {
-            entry,
-            replayed: false,
-        }),
+        (Ok(entry), _) => {
+            super::arrears::after_credit(state, &account.id, entry.balance_after, state.now())
+                .await?;
+            Ok(Recorded {
+                entry,
+                replayed: false,
+            })
+        }
         // A retry of a top-up this operator already recorded: the same entry, credited once.
         (
             Err(souk_store::Error::Duplicate(souk_store::Constraint::EntryIdempotencyKey)),

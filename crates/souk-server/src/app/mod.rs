@@ -4,12 +4,14 @@
 //! decision in one transaction, and returns typed results or an [`AppError`].
 
 pub mod accounts;
+pub mod arrears;
 pub mod catalog;
 pub mod iam;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod metering;
 pub mod orders;
 pub mod products;
 pub mod promotions;

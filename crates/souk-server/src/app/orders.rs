@@ -288,6 +288,7 @@ fn new_instance(order: &Order, expires_at: DateTime<Utc>, trial: bool) -> Instan
         access_enc: None,
         failure_reason: None,
         trial,
+        arrears_expiry: None,
         created_at: order.created_at,
         updated_at: order.created_at,
     }

@@ -6,6 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::AppState;
 use serde::{Deserialize, Serialize};
 use souk_core::ids::{PlanId, ProductId};
+use souk_core::metering::{DimensionDraft, TierDraft};
 use souk_core::review::{
     PlanDraft, ProductContent, ProductType, RevisionState, REVIEW_WORKING_DAYS,
 };
@@ -40,6 +41,49 @@ pub struct PlanInput {
     /// no trial.
     #[schema(minimum = 1, maximum = 90)]
     pub trial_days: Option<u32>,
+    /// Up to 10 metered dimensions. With no price above, the plan is sold on demand (nothing up
+    /// front, use charged by the hour); with a monthly or yearly price and quotas, it is a
+    /// package.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub dimensions: Vec<DimensionInput>,
+}
+
+/// A metered dimension of a plan.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct DimensionInput {
+    /// What the seller's meter reports: a lowercase letter, then lowercase letters, digits or
+    /// `_` (up to 40).
+    #[schema(example = "api_calls", pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    pub key: String,
+    /// The unit buyers see.
+    #[schema(example = "1,000 calls", min_length = 1, max_length = 20)]
+    pub unit: String,
+    /// Price of one unit, like `monthly_price`; a nonzero price must charge at least one minor
+    /// unit per unit (price per 1,000 calls rather than per call).
+    #[schema(example = "0.80")]
+    pub price: String,
+    /// Up to 10 volume tiers: from `from` units in a period on, each unit costs `price`.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub tiers: Vec<TierInput>,
+    /// A package's quota per period (needs a monthly or yearly price): paid for by the plan's
+    /// price, reset each period.
+    #[schema(example = "10000")]
+    pub included: Option<String>,
+    /// Past the quota: `charge` (the default; at `price`) or `refuse`.
+    #[schema(value_type = Option<String>, example = "charge")]
+    pub overage: Option<souk_core::metering::Overage>,
+}
+
+/// One volume tier of a dimension.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct TierInput {
+    /// The quantity within a period from which the tier's price applies (above zero).
+    #[schema(example = "100000")]
+    pub from: String,
+    #[schema(example = "0.60")]
+    pub price: String,
 }
 
 /// A product's content, reviewed as a whole.
@@ -101,6 +145,25 @@ impl ContentInput {
                     yearly_price: p.yearly_price,
                     one_time_price: p.one_time_price,
                     trial_days: p.trial_days,
+                    dimensions: p
+                        .dimensions
+                        .into_iter()
+                        .map(|d| DimensionDraft {
+                            key: d.key,
+                            unit: d.unit,
+                            price: d.price,
+                            tiers: d
+                                .tiers
+                                .into_iter()
+                                .map(|t| TierDraft {
+                                    from: t.from,
+                                    price: t.price,
+                                })
+                                .collect(),
+                            included: d.included,
+                            overage: d.overage,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }

@@ -7,7 +7,6 @@ use crate::AppState;
 use serde::Deserialize;
 use souk_core::accounts::Role;
 use souk_core::ids::{PlanId, RevisionId};
-use souk_core::plans::PlanPrices;
 use souk_core::review::RevisionState;
 use souk_core::validate;
 use souk_store::products::{PlanWrite, QueueItem, Revision};
@@ -62,13 +61,7 @@ pub async fn decide(
                         id: p.id.as_deref().map(PlanId::from),
                         name: p.name.clone(),
                         description: p.description.clone(),
-                        prices: PlanPrices::parse(
-                            &format!("plans[{i}]"),
-                            &p.currency,
-                            p.monthly_price.as_deref(),
-                            p.yearly_price.as_deref(),
-                            p.one_time_price.as_deref(),
-                        )?,
+                        prices: p.prices(&format!("plans[{i}]"))?,
                         trial_days: p.trial_days,
                     })
                 })

@@ -81,8 +81,8 @@ enum_schema!(
 enum_schema!(
     /// The unit a plan is bought in.
     Period,
-    "The unit a plan is bought in: `month`, `year`, or `once` (a one-time purchase that never expires).",
-    [plans::Period::Month, plans::Period::Year, plans::Period::Once]
+    "The unit a plan is bought in: `month`, `year`, `once` (a one-time purchase that never expires) or `on_demand` (nothing up front; metered use is charged by the hour).",
+    [plans::Period::Month, plans::Period::Year, plans::Period::Once, plans::Period::OnDemand]
         .into_iter()
         .map(plans::Period::as_str)
 );
@@ -243,7 +243,10 @@ mod tests {
         };
         assert!(JOB_STATES.into_iter().all(listed));
         match plans::Period::Month {
-            plans::Period::Month | plans::Period::Year | plans::Period::Once => {}
+            plans::Period::Month
+            | plans::Period::Year
+            | plans::Period::Once
+            | plans::Period::OnDemand => {}
         }
     }
 

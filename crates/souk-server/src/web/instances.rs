@@ -117,7 +117,7 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         in_progress: state == "provisioning",
         renewable: matches!(state, "active" | "grace" | "frozen")
             && !i.trial
-            && i.period != souk_core::plans::Period::Once,
+            && !i.period.is_open_ended(),
         convertible: matches!(state, "active" | "grace" | "frozen") && i.trial,
         trial: i.trial,
         timeline: events(&d.timeline),

@@ -305,6 +305,8 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
         instance_id: o.instance_id.to_string(),
         what: if o.kind == souk_core::orders::OrderKind::Trial {
             "free trial".to_owned()
+        } else if o.period == souk_core::plans::Period::OnDemand {
+            "on demand: metered use is charged by the hour".to_owned()
         } else if o.period == souk_core::plans::Period::Once {
             format!(
                 "one-time purchase at {} {}",

@@ -13,6 +13,7 @@ use crate::app::products;
 use crate::app::products::ContentInput;
 use crate::app::products::PlanInput;
 use crate::app::products::SellerProduct;
+use crate::app::products::{DimensionInput, TierInput};
 use crate::error::AppError;
 use crate::extract::Path;
 use crate::SharedState;
@@ -23,6 +24,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::routing::post;
 use axum::Router;
+use souk_core::metering::{DimensionDraft, Overage};
 use souk_core::review::ProductContent;
 use souk_core::review::CATEGORIES;
 use std::collections::HashMap;
@@ -42,6 +44,8 @@ pub fn routes() -> Router<SharedState> {
 
 /// How many plan rows the product form offers.
 const PLAN_ROWS: usize = 4;
+/// Metered dimensions the form shows per plan; more (set through the API) ride along unchanged.
+const DIMENSION_ROWS: usize = 2;
 
 /// A product as the seller's list shows it.
 pub struct ProductRow {
@@ -131,8 +135,96 @@ impl ProductForm {
             ] {
                 values.insert(format!("plans[{i}].{k}"), v);
             }
+            for (j, d) in p.dimensions.iter().take(DIMENSION_ROWS).enumerate() {
+                let tiers = d
+                    .tiers
+                    .iter()
+                    .map(|t| format!("{}:{}", t.from, t.price))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                for (k, v) in [
+                    ("key", d.key.clone()),
+                    ("unit", d.unit.clone()),
+                    ("price", d.price.clone()),
+                    ("tiers", tiers),
+                    ("included", d.included.clone().unwrap_or_default()),
+                    (
+                        "overage",
+                        d.overage.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+                    ),
+                ] {
+                    values.insert(format!("plans[{i}].dimensions[{j}].{k}"), v);
+                }
+            }
+            if p.dimensions.len() > DIMENSION_ROWS {
+                let extra =
+                    serde_json::to_string(&p.dimensions[DIMENSION_ROWS..]).unwrap_or_default();
+                values.insert(format!("plans[{i}].extra_dimensions"), extra);
+            }
         }
         ProductForm { values }
+    }
+
+    /// The metered dimensions of plan row `i`: the rows with a key, then any the form carries
+    /// unshown. Tiers are typed `from:price` separated by commas; a malformed one is passed on
+    /// as typed, for validation to refuse with its field.
+    fn dimensions(&self, i: usize) -> Vec<DimensionInput> {
+        let mut dims: Vec<DimensionInput> = (0..DIMENSION_ROWS)
+            .filter_map(|j| {
+                let f = |k: &str| {
+                    self.get(&format!("plans[{i}].dimensions[{j}].{k}"))
+                        .trim()
+                        .to_owned()
+                };
+                let key = f("key");
+                if key.is_empty() {
+                    return None;
+                }
+                let tiers = f("tiers")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| {
+                        let (from, price) = t.split_once(':').unwrap_or((t, ""));
+                        TierInput {
+                            from: from.trim().to_owned(),
+                            price: price.trim().to_owned(),
+                        }
+                    })
+                    .collect();
+                Some(DimensionInput {
+                    key,
+                    unit: f("unit"),
+                    price: f("price"),
+                    tiers,
+                    included: Some(f("included")).filter(|v| !v.is_empty()),
+                    // Anything but "refuse" is the default, charging.
+                    overage: (f("overage") == "refuse").then_some(Overage::Refuse),
+                })
+            })
+            .collect();
+        if let Ok(extra) = serde_json::from_str::<Vec<DimensionDraft>>(
+            self.get(&format!("plans[{i}].extra_dimensions")),
+        ) {
+            dims.extend(extra.into_iter().map(|d| {
+                DimensionInput {
+                    key: d.key,
+                    unit: d.unit,
+                    price: d.price,
+                    tiers: d
+                        .tiers
+                        .into_iter()
+                        .map(|t| TierInput {
+                            from: t.from,
+                            price: t.price,
+                        })
+                        .collect(),
+                    included: d.included,
+                    overage: d.overage,
+                }
+            }));
+        }
+        dims
     }
 
     /// The content the form describes; plan rows left empty are not plans.
@@ -140,9 +232,15 @@ impl ProductForm {
         let opt = |k: &str| Some(self.get(k).trim().to_owned()).filter(|v| !v.is_empty());
         let plans = (0..PLAN_ROWS)
             .filter(|i| {
-                ["name", "monthly_price", "yearly_price", "one_time_price"]
-                    .iter()
-                    .any(|k| !self.get(&format!("plans[{i}].{k}")).trim().is_empty())
+                [
+                    "name",
+                    "monthly_price",
+                    "yearly_price",
+                    "one_time_price",
+                    "dimensions[0].key",
+                ]
+                .iter()
+                .any(|k| !self.get(&format!("plans[{i}].{k}")).trim().is_empty())
             })
             .map(|i| PlanInput {
                 id: opt(&format!("plans[{i}].id")),
@@ -154,6 +252,7 @@ impl ProductForm {
                 one_time_price: opt(&format!("plans[{i}].one_time_price")),
                 // Not a whole number: 0, which validation refuses with the allowed range.
                 trial_days: opt(&format!("plans[{i}].trial_days")).map(|d| d.parse().unwrap_or(0)),
+                dimensions: self.dimensions(i),
             })
             .collect();
         ContentInput {
@@ -188,6 +287,7 @@ struct ProductFormPage {
     errors: FormErrors,
     categories: Vec<&'static str>,
     rows: Vec<usize>,
+    dimension_rows: Vec<usize>,
 }
 
 impl ProductFormPage {
@@ -197,6 +297,14 @@ impl ProductFormPage {
 
     fn plan_value(&self, i: &usize, field: &str) -> String {
         self.form.get(&self.plan_field(i, field)).to_owned()
+    }
+
+    fn dim_field(&self, i: &usize, j: &usize, field: &str) -> String {
+        format!("plans[{i}].dimensions[{j}].{field}")
+    }
+
+    fn dim_value(&self, i: &usize, j: &usize, field: &str) -> String {
+        self.form.get(&self.dim_field(i, j, field)).to_owned()
     }
 }
 
@@ -225,6 +333,7 @@ fn product_form(
             errors,
             categories: CATEGORIES.to_vec(),
             rows: (0..PLAN_ROWS).collect(),
+            dimension_rows: (0..DIMENSION_ROWS).collect(),
         },
     )
 }

@@ -39,6 +39,7 @@ pub async fn tick(state: &AppState) -> Result<usize, souk_store::Error> {
         }
     }
     remind(state, now).await?;
+    super::rater::rate(state, now).await?;
     Ok(n)
 }
 
