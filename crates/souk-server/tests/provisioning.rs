@@ -234,7 +234,7 @@ on_both_databases! {
         assert_eq!(checks.len(), 10, "{report}");
         assert!(checks.iter().all(|c| c["passed"] == true), "{report}");
         assert_eq!(stub.calls.load(Ordering::SeqCst), 10);
-        assert_eq!(stub.heard().len(), 3, "a refresh and two releases: {:?}", stub.heard());
+        assert_eq!(stub.heard().len(), 5, "a refresh, a freeze, an unfreeze and two releases: {:?}", stub.heard());
         // Nothing was bought.
         assert_eq!(seller.json("/v1/seller/orders").await["items"], serde_json::json!([]));
 

@@ -185,7 +185,7 @@ async fn openapi_document_states_errors_authentication_and_bounds() {
     let order = &schemas["OrderInput"]["properties"];
     assert_eq!(
         resolve(&order["period"])["enum"],
-        json!(["month", "year", "once"])
+        json!(["month", "year", "once", "on_demand"])
     );
     assert_eq!(order["periods"]["minimum"], 1);
     assert_eq!(order["periods"]["maximum"], 36);

@@ -137,7 +137,11 @@ on_both_databases! {
             .await;
         assert_eq!(
             stub.heard(),
-            [format!("refresh TrialToFormal {}", at(&i["expires_at"]).format("%Y%m%d%H%M%S"))]
+            [
+                "status Freeze".to_owned(),
+                "status Unfreeze".to_owned(),
+                format!("refresh TrialToFormal {}", at(&i["expires_at"]).format("%Y%m%d%H%M%S"))
+            ]
         );
         // Once paid, it renews like any subscription; the trial is still used up.
         buyer.expect_post(&format!("{path}/renew"), json!({"periods": 1}), StatusCode::PAYMENT_REQUIRED).await;

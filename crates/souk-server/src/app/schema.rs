@@ -262,7 +262,7 @@ mod tests {
             assert!(money::Currency::from_str(&v).is_ok(), "{v}");
         }
         assert_eq!(values::<Kind>(), ["individual", "enterprise"]);
-        assert_eq!(values::<Period>(), ["month", "year", "once"]);
+        assert_eq!(values::<Period>(), ["month", "year", "once", "on_demand"]);
         assert_eq!(values::<Category>().len(), CATEGORIES.len());
     }
 }
