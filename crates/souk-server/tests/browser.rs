@@ -124,6 +124,17 @@ impl Page<'_> {
             .unwrap();
     }
 
+    /// Clicks what stays on the page (a disclosure's summary).
+    async fn toggle(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("nothing matches {css}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     /// Clicks what navigates (a link, a form's button) and waits until the next page is there.
     async fn click(&self, css: &str) {
         let old = self.c.find(Locator::Css("html")).await.unwrap();
@@ -468,6 +479,77 @@ on_both_databases! {
         assert!(s.text().await.contains("Acme Meet"), "{}", s.text().await);
         seller_browser.close().await.unwrap();
         op_browser.close().await.unwrap();
+        app.cleanup().await;
+    }
+
+    async fn metered_use_is_priced_bought_and_shown_in_the_browser(backend) {
+        let Some(d) = driver().await else { return };
+        let save = backend == souk_store::Backend::Sqlite;
+        let app = spawn(backend).await;
+        let op = app.operator().await;
+        let seller = app.merchant(&op, "seller@lotus.test").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let (seller_browser, buyer_browser) = (browser(&d).await, browser(&d).await);
+        let s = Page { c: &seller_browser, base: &app.base };
+        let b = Page { c: &buyer_browser, base: &app.base };
+
+        // The seller prices pages on demand in the product form; a malformed tier is named.
+        s.log_in("seller@lotus.test", "correct horse battery").await;
+        s.go("/seller/products/new").await;
+        s.fill("name", "Lotus OCR").await;
+        s.fill("summary", "Invoice recognition").await;
+        s.select("category", "ai").await;
+        s.fill("support_contact", "help@lotus.test").await;
+        s.fill("endpoint_url", &format!("{}/demo-seller", app.base)).await;
+        s.fill("signing_key", souk_server::demo_seller::DEMO_SIGNING_KEY).await;
+        s.fill("plans[0].name", "Pay as you go").await;
+        s.toggle("fieldset details summary").await;
+        s.fill("plans[0].dimensions[0].key", "pages").await;
+        s.fill("plans[0].dimensions[0].unit", "page").await;
+        s.fill("plans[0].dimensions[0].price", "0.05").await;
+        s.fill("plans[0].dimensions[0].tiers", "100000:cheap").await;
+        s.click("main form button[type=submit]").await;
+        let refused = s.text().await;
+        assert!(refused.contains("is not a decimal price"), "{refused}");
+        s.fill("plans[0].dimensions[0].tiers", "100000:0.03").await;
+        s.click("main form button[type=submit]").await;
+        assert!(s.text().await.contains("Signing key"), "{}", s.text().await);
+        s.click("main form[action$=\"/submit\"] button").await;
+        let queue: Value = op.get("/v1/operator/reviews").await.json().await.unwrap();
+        op.approve_review(queue[0]["revision_id"].as_str().unwrap()).await;
+        let product = queue[0]["product_id"].as_str().unwrap().to_owned();
+
+        // The buyer sees the prices in words and buys on demand: nothing up front.
+        b.log_in("buyer@souk.test", "correct horse battery").await;
+        b.go(&format!("/products/{product}")).await;
+        let page = b.text().await;
+        assert!(page.contains("0.05 CNY per page (pages); 0.03 from 100000 in a period"), "{page}");
+        b.click("main .plans a.button").await;
+        assert!(b.text().await.contains("on demand: nothing now"), "{}", b.text().await);
+        b.click("aside form button[type=submit]").await;
+        let subscription = b.path().await;
+        let instance = subscription.rsplit('/').next().unwrap().to_owned();
+        buyer.wait_for(&format!("/v1/instances/{instance}"), |v| v["state"] == "active").await;
+
+        // The seller's meter reports; the buyer sees it waiting, then charged once the hour ends.
+        let now = app.state.now();
+        let answer = seller.expect_post("/v1/metering/usage", json!({"records": [{"record_id": "scan-1", "instance_id": instance, "dimension": "pages",
+            "quantity": "120", "usage_start": (now - chrono::Duration::minutes(9)).to_rfc3339(), "usage_end": (now - chrono::Duration::minutes(1)).to_rfc3339()}]}), StatusCode::OK).await;
+        assert_eq!(answer["accepted"], 1, "{answer}");
+        s.go("/seller/usage").await;
+        assert!(s.text().await.contains("120"), "{}", s.text().await);
+        app.advance(3600).await;
+        buyer.wait_for(&format!("/v1/instances/{instance}/usage"), |u| u["dimensions"][0]["rated"] == "120").await;
+        b.go(&subscription).await;
+        let page = b.text().await;
+        assert!(page.contains("Metered use") && page.contains("6.00 CNY"), "{page}");
+        b.shoot("usage", save).await;
+        s.go("/seller/usage").await;
+        assert!(s.text().await.contains("6.00 CNY"), "{}", s.text().await);
+        s.shoot("seller-usage", save).await;
+        seller_browser.close().await.unwrap();
+        buyer_browser.close().await.unwrap();
         app.cleanup().await;
     }
 

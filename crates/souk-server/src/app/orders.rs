@@ -203,14 +203,27 @@ async fn buy(
     );
     let order_id = order.id.clone();
     let instance = new_instance(&order, add_periods(now, period, input.periods), false);
-    let memo = format!(
-        "{} {}(s) of {}, plan {}: {}",
-        input.periods,
-        period,
-        product.listed_name(),
-        plan.name,
-        price
-    );
+    let memo = match period {
+        Period::OnDemand => format!(
+            "{}, plan {}, on demand: use is charged by the hour",
+            product.listed_name(),
+            plan.name
+        ),
+        Period::Once => format!(
+            "{}, plan {}, once for good: {}",
+            product.listed_name(),
+            plan.name,
+            price
+        ),
+        Period::Month | Period::Year => format!(
+            "{} {}(s) of {}, plan {}: {}",
+            input.periods,
+            period,
+            product.listed_name(),
+            plan.name,
+            price
+        ),
+    };
     let job = SellerJob::NewInstance.spec(&order_id);
     let paid = state
         .store

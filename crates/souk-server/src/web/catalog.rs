@@ -225,6 +225,30 @@ pub struct PlanRow {
     pub once: Option<String>,
     /// Days of free trial, when the plan offers one.
     pub trial_days: Option<u32>,
+    /// Sold on demand only (nothing up front).
+    pub on_demand: bool,
+    /// What each metered dimension costs, in words.
+    pub metered: Vec<String>,
+}
+
+/// A metered dimension's prices in words: "0.05 CNY per page; 0.03 from 100000 in a period;
+/// 10000 included each period, then refused".
+fn metered_text(d: &souk_core::metering::DimensionDraft, currency: &str) -> String {
+    let mut text = format!("{} {currency} per {} ({})", d.price, d.unit, d.key);
+    for t in &d.tiers {
+        text.push_str(&format!("; {} from {} in a period", t.price, t.from));
+    }
+    if let Some(q) = &d.included {
+        text.push_str(&format!(
+            "; {q} included each period, {}",
+            if d.overage == Some(souk_core::metering::Overage::Refuse) {
+                "no more after that"
+            } else {
+                "the rest charged as used"
+            }
+        ));
+    }
+    text
 }
 
 #[derive(Template)]
@@ -246,6 +270,14 @@ pub(crate) fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
             yearly: price(&pl.yearly_price, &pl.currency).map(|m| money(&m)),
             once: price(&pl.one_time_price, &pl.currency).map(|m| money(&m)),
             trial_days: pl.trial_days,
+            on_demand: pl.monthly_price.is_none()
+                && pl.yearly_price.is_none()
+                && pl.one_time_price.is_none(),
+            metered: pl
+                .dimensions
+                .iter()
+                .map(|d| metered_text(d, &pl.currency))
+                .collect(),
         })
         .collect()
 }

@@ -97,7 +97,11 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         period: i.period.as_str().to_owned(),
         expires: when(&i.expires_at),
         expires_text: if souk_core::plans::is_never(i.expires_at) {
-            "never (a one-time purchase)".to_owned()
+            if i.period == souk_core::plans::Period::OnDemand {
+                "never, while the balance pays for the use".to_owned()
+            } else {
+                "never (a one-time purchase)".to_owned()
+            }
         } else {
             when_text(&i.expires_at)
         },
@@ -202,6 +206,69 @@ struct InstancePage {
     everything: Option<RefundRow>,
     renewals: Option<RefundRow>,
     unsubscribe_errors: FormErrors,
+    /// Metered use, when the plan meters any.
+    usage: Option<UsageSection>,
+}
+
+/// An instance's metered use on its page.
+pub struct UsageSection {
+    pub period: String,
+    /// (dimension, unit, used this period, of which not yet charged, quota, quota left, charged).
+    pub dimensions: Vec<[String; 7]>,
+    /// (day, dimension, quantity, charged), newest first.
+    pub days: Vec<[String; 4]>,
+}
+
+async fn usage_section(state: &AppState, caller: &Caller, id: &str) -> Option<UsageSection> {
+    let u = crate::app::metering::of_instance(state, caller, id)
+        .await
+        .ok()?;
+    if u.dimensions.is_empty() {
+        return None;
+    }
+    let period = if souk_core::plans::is_never(u.period_end) {
+        format!("since {}", u.period_start.format("%Y-%m-%d %H:%M UTC"))
+    } else {
+        format!(
+            "{} to {}",
+            u.period_start.format("%Y-%m-%d %H:%M"),
+            u.period_end.format("%Y-%m-%d %H:%M UTC")
+        )
+    };
+    Some(UsageSection {
+        period,
+        dimensions: u
+            .dimensions
+            .iter()
+            .map(|d| {
+                [
+                    d.key.clone(),
+                    d.unit.clone(),
+                    (d.period.rated + d.period.pending).to_string(),
+                    d.period.pending.to_string(),
+                    if d.included.is_zero() {
+                        "-".into()
+                    } else {
+                        d.included.to_string()
+                    },
+                    d.quota_left.map_or("-".into(), |q| q.to_string()),
+                    d.period.charged.to_string(),
+                ]
+            })
+            .collect(),
+        days: u
+            .days
+            .iter()
+            .map(|d| {
+                [
+                    d.day.format("%Y-%m-%d").to_string(),
+                    d.dimension.clone(),
+                    d.quantity.to_string(),
+                    d.amount.to_string(),
+                ]
+            })
+            .collect(),
+    })
 }
 
 impl InstancePage {
@@ -212,7 +279,9 @@ impl InstancePage {
         d: &InstanceDetails,
     ) -> InstancePage {
         let (everything, renewals) = refunds(state, caller, d.instance.id.as_str()).await;
+        let usage = usage_section(state, caller, d.instance.id.as_str()).await;
         InstancePage {
+            usage,
             ctx: ctx.clone(),
             i: instance_row(d),
             renew_hint: format!("{}s, from the current expiry", d.instance.period),

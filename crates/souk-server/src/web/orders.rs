@@ -149,14 +149,26 @@ async fn buy_page(
     }) {
         Ok(input) => match orders::quote(state, &input).await {
             Ok(q) => {
-                summary = Some(format!(
-                    "{} {}{} of {}, plan {}",
-                    q.periods,
-                    q.period,
-                    if q.periods == 1 { "" } else { "s" },
-                    q.product.listed_name(),
-                    q.plan.name
-                ));
+                summary = Some(match q.period {
+                    souk_core::plans::Period::OnDemand => format!(
+                        "{}, plan {}, on demand: nothing now; use is charged from the balance by the hour",
+                        q.product.listed_name(),
+                        q.plan.name
+                    ),
+                    souk_core::plans::Period::Once => format!(
+                        "{}, plan {}, once for good",
+                        q.product.listed_name(),
+                        q.plan.name
+                    ),
+                    _ => format!(
+                        "{} {}{} of {}, plan {}",
+                        q.periods,
+                        q.period,
+                        if q.periods == 1 { "" } else { "s" },
+                        q.product.listed_name(),
+                        q.plan.name
+                    ),
+                });
                 total = Some(money(&q.price));
                 discounted = q
                     .priced

@@ -19,7 +19,48 @@ use axum::Router;
 
 /// The sales pages.
 pub fn routes() -> Router<SharedState> {
-    Router::new().route("/seller/sales", get(sales_page))
+    Router::new()
+        .route("/seller/sales", get(sales_page))
+        .route("/seller/usage", get(usage_page))
+}
+
+#[derive(Template)]
+#[template(path = "seller_usage.html")]
+struct UsagePage {
+    ctx: super::Ctx,
+    /// (day, instance, meter, quantity, charged), newest first.
+    rated: Vec<[String; 5]>,
+    /// (instance, meter, records, quantity) reported and waiting for their hour to end.
+    pending: Vec<[String; 4]>,
+}
+
+/// The usage the merchant reported: charged per instance, meter and day, and what waits.
+async fn usage_page(State(state): State<SharedState>, signed: Signed) -> Response {
+    let page = signed.page.titled("Usage");
+    match crate::app::metering::of_merchant(&state, &signed.caller).await {
+        Ok(u) => page.render(&UsagePage {
+            ctx: page.ctx.clone(),
+            rated: u
+                .days
+                .iter()
+                .map(|d| {
+                    [
+                        d.day.format("%Y-%m-%d").to_string(),
+                        d.instance_id.to_string(),
+                        d.dimension.clone(),
+                        d.quantity.to_string(),
+                        d.amount.to_string(),
+                    ]
+                })
+                .collect(),
+            pending: u
+                .pending
+                .iter()
+                .map(|(i, d, n, q)| [i.to_string(), d.clone(), n.to_string(), q.to_string()])
+                .collect(),
+        }),
+        Err(e) => error_page(&page, e),
+    }
 }
 
 /// A seller call as the sales page shows it.
