@@ -1,6 +1,6 @@
 //! The calls a seller makes to souk, signed with an access key of its account (an IAM user with
 //! the `seller_operations` policy) the way Huawei Cloud's SDKs sign: the order query after
-//! `newInstance`, and updates of an instance's access data. souk accepts each signature once; the
+//! `newInstance`, updates of an instance's access data, and usage reports of metered plans. souk accepts each signature once; the
 //! client signs a random `X-Sdk-Nonce` header with every request, so the very same call twice
 //! within one second (the resolution of `X-Sdk-Date`) still has two signatures and both go through.
 //!
@@ -52,6 +52,21 @@ pub struct AccessUpdate {
     pub user_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+}
+
+/// One usage record for [`Marketplace::report_usage`]: how much of a plan's metered dimension
+/// an instance used between two instants. souk counts a `record_id` once, however often it is
+/// sent, so a report that timed out can simply be sent again.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageRecord {
+    pub record_id: String,
+    /// souk's instance id (the `businessId` of `newInstance`).
+    pub instance_id: String,
+    pub dimension: String,
+    /// A decimal, e.g. `"12.5"`.
+    pub quantity: String,
+    pub usage_start: chrono::DateTime<Utc>,
+    pub usage_end: chrono::DateTime<Utc>,
 }
 
 /// souk at `base` (e.g. `https://souk.example`), called with one access key.
@@ -106,6 +121,18 @@ impl Marketplace {
             .map_err(|e| Error::Transport(e.to_string()))?;
         let body = serde_json::to_vec(access).map_err(|e| Error::Transport(e.to_string()))?;
         self.send("PUT", url, Some(body)).await.map(|_| ())
+    }
+
+    /// Reports up to 1,000 usage records; the answer has one result per record (`accepted`,
+    /// `duplicate`, or `rejected` with a `reason`) and the counts.
+    pub async fn report_usage(&self, records: &[UsageRecord]) -> Result<Value, Error> {
+        let url = self
+            .base
+            .join("/v1/metering/usage")
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let body = serde_json::to_vec(&serde_json::json!({ "records": records }))
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        self.send("POST", url, Some(body)).await
     }
 
     async fn send(

@@ -181,7 +181,8 @@ on_both_databases! {
                     "name": "Acme Notes", "summary": "Shared notebooks for teams", "category": "collaboration", "tags": ["notes"],
                     "support_contact": "support@acme.test", "licence": "Standard terms", "endpoint_url": format!("{seller_app}/souk"),
                     "signing_key": SIGNING_KEY,
-                    "plans": [{"name": "Team", "currency": "CNY", "monthly_price": "99.00", "yearly_price": "990.00"}]
+                    "plans": [{"name": "Team", "currency": "CNY", "monthly_price": "99.00", "yearly_price": "990.00",
+                               "dimensions": [{"key": "page_views", "unit": "view", "price": "0.10"}]}]
                 }),
                 StatusCode::CREATED,
             )
@@ -284,6 +285,13 @@ on_both_databases! {
             buyer.json("/v1/balance").await["balances"][0]["amount"],
             "302.00"
         );
+        // Each view of the workspace is metered; the app reports it with its access key.
+        for _ in 0..2 {
+            let page = reqwest::get(format!("{seller_app}/t/{ta}")).await.unwrap();
+            assert_eq!(page.status(), StatusCode::OK);
+        }
+        let usage = buyer.json(&format!("{a}/usage")).await;
+        assert_eq!(usage["dimensions"][0]["pending"], "2", "{usage}");
 
         // A month later both have expired: grace, still running at the seller.
         // The test clock answers an operator (role operations) or its token, never anyone.
@@ -391,17 +399,17 @@ on_both_databases! {
             .await;
         assert_eq!(refused["type"], "urn:souk:problem:transition-refused");
 
-        // Money: 500 - 99 - 99 - 198; every balance equals its entries.
+        // Money: 500 - 99 - 99 - 198 - 0.20 for two views; every balance equals its entries.
         assert_eq!(
             buyer.json("/v1/balance").await["balances"][0]["amount"],
-            "104.00"
+            "103.80"
         );
         assert_eq!(
             buyer.json("/v1/ledger").await["items"]
                 .as_array()
                 .unwrap()
                 .len(),
-            4
+            5
         );
         let out = souk(&["admin", "verify-ledger"], &db.url, secret);
         assert!(

@@ -6,7 +6,9 @@
 //! Given an access key of the seller's souk account (`--souk-url`, `SOUK_ACCESS_KEY`,
 //! `SOUK_SECRET_ACCESS_KEY`), it also calls souk back with the kit's client: after `newInstance` it
 //! asks the order query who bought which plan, and when a tenant's password is reset
-//! (`POST /admin/tenants/{id}/password`) it gives souk the new one, so the buyer sees it.
+//! (`POST /admin/tenants/{id}/password`) it gives souk the new one, so the buyer sees it. Each
+//! view of a workspace is metered as one `page_views`, reported to souk at once (a plan that
+//! meters `page_views` charges for it; other plans' reports are refused by souk and only logged).
 //!
 //! Run: `seller-app --signing-key KEY`, then register `http://127.0.0.1:9100/souk` as the
 //! product's endpoint in souk (with the same signing key).
@@ -19,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use serde::Serialize;
-use souk_seller::client::{AccessUpdate, Marketplace};
+use souk_seller::client::{AccessUpdate, Marketplace, UsageRecord};
 use souk_seller::{
     access_crypto, random_iv, AppInfo, EncryptType, InstanceInfo, Keys, NewInstance, Refresh,
     ResultCode, Seller, SellerAnswer, StatusChange,
@@ -250,8 +252,32 @@ impl Seller for Notes {
     }
 }
 
+/// Reports one view of a workspace to souk as metered use (`page_views`); the record id is new
+/// each view, so a retried report would still count once.
+async fn meter_view(app: &Notes, t: &Tenant) {
+    let Some(souk) = &app.souk else { return };
+    let now = chrono::Utc::now();
+    let record = UsageRecord {
+        record_id: format!("view-{}-{}", t.instance_id, random_hex(8)),
+        instance_id: t.business_id.clone(),
+        dimension: "page_views".into(),
+        quantity: "1".into(),
+        usage_start: now,
+        usage_end: now,
+    };
+    match souk.report_usage(&[record]).await {
+        Ok(answer) if answer["accepted"] == 1 => {}
+        Ok(answer) => tracing::info!(%answer, "souk did not count the view"),
+        Err(e) => tracing::warn!(error = %e, "could not report a view to souk"),
+    }
+}
+
 async fn tenant_page(State(app): State<Arc<Notes>>, Path(instance_id): Path<String>) -> Response {
-    match app.tenant(&instance_id).await {
+    let tenant = app.tenant(&instance_id).await;
+    if let Some(t) = tenant.as_ref().filter(|t| t.status == "active") {
+        meter_view(&app, t).await;
+    }
+    match tenant {
         Some(t) if t.status == "active" => Html(format!(
             "<!doctype html><title>Acme Notes</title><h1>Acme Notes</h1><p>Workspace <b>{}</b> is ready. Sign in as {}.</p>",
             t.instance_id, t.user_name
