@@ -5,7 +5,10 @@
 //!   answering the same bytes from memory;
 //! - orders: `POST /v1/orders` paid from the balance with 8 clients on PostgreSQL, against pgbench's
 //!   built-in tpcb-like script with 8 clients on the same server (needs `SOUK_TEST_POSTGRES_URL`
-//!   and `pgbench`); and one order at a time with no load, for latency.
+//!   and `pgbench`); and one order at a time with no load, for latency;
+//! - usage ingestion: `POST /v1/metering/usage` in batches of 1,000 records with 4 clients, against
+//!   inserting the same rows straight into a table with the same key in the same database (one
+//!   multi-row `INSERT … ON CONFLICT DO NOTHING` per batch), on SQLite and, when set, PostgreSQL.
 
 use anyhow::{bail, Context, Result};
 use reqwest::Client;
@@ -365,6 +368,179 @@ async fn orders() -> Result<()> {
     Ok(())
 }
 
+/// A logged-in client of `email` (a demo account).
+async fn logged_in(base: &str, email: &str, password: &str) -> Result<Client> {
+    let c = Client::builder().cookie_store(true).build()?;
+    let res = c
+        .post(format!("{base}/v1/sessions"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        bail!("log-in of {email}: {}", res.status());
+    }
+    Ok(c)
+}
+
+/// Usage records through souk's API against the same rows inserted straight into the database.
+async fn usage(backend: Backend) -> Result<()> {
+    const BATCH: usize = 1000;
+    const CLIENTS: usize = 4;
+    let (db, base, state) = souk(backend).await?;
+    // A buyer subscribes to Lotus OCR on demand; Lotus's meter reports its pages.
+    let buyer = logged_in(&base, "buyer@souk.demo", "buyer-demo-password").await?;
+    let product = Client::new()
+        .get(format!("{base}/v1/products?q=lotus%20ocr"))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["items"][0]["id"]
+        .as_str()
+        .context("Lotus OCR")?
+        .to_owned();
+    let plans = Client::new()
+        .get(format!("{base}/v1/products/{product}"))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["plans"]
+        .clone();
+    let plan = plans
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "Pay as you go"))
+        .and_then(|p| p["id"].as_str())
+        .context("the on-demand plan")?
+        .to_owned();
+    let order: Value = buyer
+        .post(format!("{base}/v1/orders"))
+        .json(&json!({"plan_id": plan, "period": "on_demand", "periods": 1}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let instance = order["instance_id"]
+        .as_str()
+        .context("an on-demand order")?
+        .to_owned();
+    let seller = logged_in(&base, "seller@lotus.demo", "seller-demo-password").await?;
+
+    // The same rows, the same key, straight in.
+    let pool = state.store.pool().clone();
+    sqlx::raw_sql(
+        "CREATE TABLE raw_usage (merchant_id TEXT NOT NULL, record_id TEXT NOT NULL, instance_id TEXT NOT NULL, \
+         dimension TEXT NOT NULL, quantity_micros BIGINT NOT NULL, started_at BIGINT NOT NULL, ended_at BIGINT NOT NULL, \
+         window_start BIGINT NOT NULL, hour_at BIGINT NOT NULL, received_at BIGINT NOT NULL, charge_id TEXT, \
+         PRIMARY KEY (merchant_id, record_id))",
+    )
+    .execute(&pool)
+    .await?;
+    // The raw limit is the best of several ways to insert a batch: one writer or several, the
+    // batch as one statement or as statements of 100 rows in one transaction (sqlx's SQLite
+    // driver binds large statements slowly).
+    let insert_sql = |rows: usize| {
+        let values = (0..rows)
+            .map(|k| {
+                let cols: Vec<String> = (1..=10).map(|c| format!("${}", k * 10 + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "INSERT INTO raw_usage (merchant_id, record_id, instance_id, dimension, quantity_micros, started_at, ended_at, window_start, hour_at, received_at) \
+             VALUES {values} ON CONFLICT (merchant_id, record_id) DO NOTHING"
+        )
+    };
+    let insert = |run: &'static str, clients: usize, rows: usize| {
+        let (pool, sql, instance) = (pool.clone(), Arc::new(insert_sql(rows)), instance.clone());
+        drive(clients, move |c, i| {
+            let (pool, sql, instance) = (pool.clone(), sql.clone(), instance.clone());
+            async move {
+                let at = chrono::Utc::now().timestamp_millis();
+                let mut tx = pool.begin().await?;
+                for part in 0..BATCH / rows {
+                    let mut q = sqlx::query(&sql);
+                    for k in part * rows..(part + 1) * rows {
+                        q = q
+                            .bind("mer_bench")
+                            .bind(format!("raw-{run}-{c}-{i}-{k}"))
+                            .bind(instance.clone())
+                            .bind("pages")
+                            .bind(1_000_000i64)
+                            .bind(at)
+                            .bind(at)
+                            .bind(at)
+                            .bind(at)
+                            .bind(at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        })
+    };
+    let mut raw = insert("one-1000", 1, BATCH).await?;
+    for (run, clients, rows) in [
+        ("many-1000", CLIENTS, BATCH),
+        ("one-100", 1, 100),
+        ("many-100", CLIENTS, 100),
+    ] {
+        let l = insert(run, clients, rows).await?;
+        if l.per_sec > raw.per_sec {
+            raw = l;
+        }
+    }
+    let ours = {
+        let (seller, base, instance) = (seller.clone(), base.clone(), instance.clone());
+        drive(CLIENTS, move |c, i| {
+            let (seller, url, instance) = (seller.clone(), format!("{base}/v1/metering/usage"), instance.clone());
+            async move {
+                let now = chrono::Utc::now();
+                let (start, end) = (
+                    (now - chrono::Duration::minutes(2)).to_rfc3339(),
+                    (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                );
+                let records: Vec<Value> = (0..BATCH)
+                    .map(|k| json!({"record_id": format!("api-{c}-{i}-{k}"), "instance_id": instance, "dimension": "pages",
+                                    "quantity": "1", "usage_start": start, "usage_end": end}))
+                    .collect();
+                let res = seller.post(&url).json(&json!({"records": records})).send().await?;
+                if !res.status().is_success() {
+                    bail!("usage report failed: {}", res.status());
+                }
+                let answer: Value = res.json().await?;
+                if answer["accepted"].as_u64() != Some(BATCH as u64) {
+                    bail!("not all accepted: {}", answer["results"][0]);
+                }
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let name = match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    let rows = |l: &Load| l.per_sec * BATCH as f64;
+    println!("usage ingestion, batches of {BATCH}, {CLIENTS} clients ({name})");
+    println!(
+        "  straight INSERT, same key   {:>9.0} rows/s  p50 {:>7.2?} per batch",
+        rows(&raw),
+        raw.p50
+    );
+    println!(
+        "  souk POST /v1/metering/usage {:>8.0} rows/s  p50 {:>7.2?} per batch",
+        rows(&ours),
+        ours.p50
+    );
+    println!(
+        "  ratio                       {:>8.1}%  (target >= 50%)",
+        100.0 * ours.per_sec / raw.per_sec
+    );
+    db.cleanup().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     println!(
@@ -372,7 +548,20 @@ async fn main() -> Result<()> {
         RUN.as_secs(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    catalog().await?;
-    orders().await?;
+    // `SOUK_BENCH=usage,orders` runs only those; all by default.
+    let only = std::env::var("SOUK_BENCH").unwrap_or_default();
+    let runs = |what: &str| only.is_empty() || only.split(',').any(|w| w.trim() == what);
+    if runs("catalog") {
+        catalog().await?;
+    }
+    if runs("usage") {
+        usage(Backend::Sqlite).await?;
+        if std::env::var("SOUK_TEST_POSTGRES_URL").is_ok() {
+            usage(Backend::Postgres).await?;
+        }
+    }
+    if runs("orders") {
+        orders().await?;
+    }
     Ok(())
 }

@@ -81,7 +81,7 @@ on_both_databases! {
             record("r-5", &instance, "api_calls", json!(1), end, start),
             record("r-6", &instance, "api_calls", json!(1), now - Duration::hours(9), now - Duration::hours(8)),
             record("r-7", &instance, "api_calls", json!(1), now, now + Duration::hours(1)),
-            json!({"record_id": "r-8", "instance_id": instance}),
+            record("r-8", &instance, "api_calls", json!("1e3"), start, end),
         ]});
         let answer = seller.expect_post("/v1/metering/usage", batch.clone(), StatusCode::OK).await;
         assert_eq!(statuses(&answer), [
@@ -95,6 +95,9 @@ on_both_databases! {
         assert_eq!(statuses(&theirs), ["rejected:not_your_instance"]);
         assert_problem(buyer.post("/v1/metering/usage", batch.clone()).await, StatusCode::FORBIDDEN, None).await;
         assert_problem(seller.post("/v1/metering/usage", json!({"records": []})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("records")).await;
+        // A batch that is not well formed is refused whole, naming the field; nothing is counted.
+        let malformed = json!({"records": [record("m-1", &instance, "api_calls", json!(1), start, end), {"record_id": "m-2", "instance_id": instance}]});
+        assert_problem(seller.post("/v1/metering/usage", malformed).await, StatusCode::UNPROCESSABLE_ENTITY, None).await;
 
         // The same batch ten times at once: counted once.
         let replay = json!({"records": [

@@ -7,7 +7,6 @@ use crate::AppState;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use souk_core::metering::{self, Rejection, MAX_BATCH};
 use souk_store::usage::{Outcome, PeriodUse, UsageDay, UsageRecord};
 use utoipa::ToSchema;
@@ -26,20 +25,60 @@ pub struct UsageRecordInput {
     pub dimension: String,
     /// How much was used: a decimal (string or number) from 0 to 1,000,000,000 with at most six
     /// decimals.
-    #[schema(value_type = String, example = "1250.5")]
-    pub quantity: Value,
+    pub quantity: Quantity,
     /// When the use began (RFC 3339).
     pub usage_start: DateTime<Utc>,
     /// When it ended (RFC 3339): not in the future, nor more than 6 hours ago.
     pub usage_end: DateTime<Utc>,
 }
 
+/// A quantity as a meter writes it: a decimal string (exact) or a JSON number, kept as the text
+/// it is parsed from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Quantity {
+    #[schema(example = "1250.5")]
+    Text(String),
+    #[schema(value_type = f64)]
+    Number(String),
+}
+
+// By hand rather than `untagged`, which buffers every value before trying each shape: a batch
+// holds a thousand quantities.
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a decimal string or a number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity::Number(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity::Number(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                Ok(Quantity::Number(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// A batch of usage records.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UsageBatch {
-    /// 1 to 1,000 records; each is answered on its own, so one bad record spoils nothing else.
-    #[schema(value_type = Vec<UsageRecordInput>, min_items = 1, max_items = 1000)]
-    pub records: Vec<Value>,
+    /// 1 to 1,000 records. A batch that is not well formed is refused whole (422, naming the
+    /// field); each well-formed record is then answered on its own, so one refused record spoils
+    /// nothing else.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub records: Vec<UsageRecordInput>,
 }
 
 /// What became of one record.
@@ -69,34 +108,26 @@ pub struct BatchAnswer {
     pub results: Vec<RecordAnswer>,
 }
 
-fn parse_record(v: Value) -> (String, Result<UsageRecord, Rejection>) {
-    let record_id = v
-        .get("record_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let parsed = serde_json::from_value::<UsageRecordInput>(v)
-        .map_err(|e| Rejection::Invalid(e.to_string()))
-        .and_then(|r| {
-            metering::record_id(&r.record_id)?;
-            let quantity = match &r.quantity {
-                Value::String(s) => metering::parse_quantity("quantity", s),
-                Value::Number(n) => metering::parse_quantity("quantity", &n.to_string()),
-                _ => Err(souk_core::Error::invalid("quantity", "must be a decimal")),
-            }
-            .map_err(|e| Rejection::Invalid(e.to_string()))?;
-            if r.instance_id.is_empty() || r.instance_id.len() > 64 {
-                return Err(Rejection::UnknownInstance);
-            }
-            Ok(UsageRecord {
-                record_id: r.record_id,
-                instance_id: r.instance_id.as_str().into(),
-                dimension: r.dimension,
-                quantity,
-                started_at: r.usage_start,
-                ended_at: r.usage_end,
-            })
-        });
+fn parse_record(r: UsageRecordInput) -> (String, Result<UsageRecord, Rejection>) {
+    let record_id = r.record_id.clone();
+    let parsed = (|| {
+        metering::record_id(&r.record_id)?;
+        let quantity = match &r.quantity {
+            Quantity::Text(s) | Quantity::Number(s) => metering::parse_quantity("quantity", s),
+        }
+        .map_err(|e| Rejection::Invalid(e.to_string()))?;
+        if r.instance_id.is_empty() || r.instance_id.len() > 64 {
+            return Err(Rejection::UnknownInstance);
+        }
+        Ok(UsageRecord {
+            record_id: r.record_id,
+            instance_id: r.instance_id.as_str().into(),
+            dimension: r.dimension,
+            quantity,
+            started_at: r.usage_start,
+            ended_at: r.usage_end,
+        })
+    })();
     (record_id, parsed)
 }
 
