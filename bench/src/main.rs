@@ -326,6 +326,22 @@ async fn orders() -> Result<()> {
             order_step(base.clone(), clients.clone(), plan.clone(), round),
         )
         .await?;
+        // Every order is provisioned: the seller calls queued under load are made before the
+        // next measurement, so neither side runs in the other's wake.
+        let drained = Instant::now();
+        while sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')",
+        )
+        .fetch_one(state.store.pool())
+        .await?
+            > 0
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!(
+            "  (the seller calls queued by that round were made within {:.1?})",
+            drained.elapsed()
+        );
         pairs.push((tps, eight));
     }
     scratch.cleanup().await;

@@ -102,6 +102,22 @@ pub(crate) async fn available(
     Ok(available.unwrap_or(0))
 }
 
+/// The credit limit of `account_id` in `currency`, read inside a transaction (0 when none).
+pub(crate) async fn credit_limit_in(
+    conn: &mut AnyConnection,
+    account_id: &AccountId,
+    currency: Currency,
+) -> Result<i64> {
+    let limit: Option<i64> = sqlx::query_scalar(
+        "SELECT limit_minor FROM credit_limits WHERE account_id = $1 AND currency = $2",
+    )
+    .bind(account_id.as_str())
+    .bind(currency.code())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(limit.unwrap_or(0))
+}
+
 /// Applies a movement inside the caller's transaction. A debit only happens when the balance
 /// stays at or above the movement's floor (one conditional UPDATE, so concurrent debits can never
 /// overdraw); otherwise [`Error::InsufficientBalance`].
@@ -328,13 +344,7 @@ impl Store {
 
     /// The credit limit of `account_id` in `currency`, in minor units (0 when none is set).
     pub async fn credit_limit(&self, account_id: &AccountId, currency: Currency) -> Result<i64> {
-        let limit: Option<i64> = sqlx::query_scalar(
-            "SELECT limit_minor FROM credit_limits WHERE account_id = $1 AND currency = $2",
-        )
-        .bind(account_id.as_str())
-        .bind(currency.code())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(limit.unwrap_or(0))
+        let mut conn = self.pool.acquire().await?;
+        credit_limit_in(&mut conn, account_id, currency).await
     }
 }

@@ -11,7 +11,7 @@ use crate::{fresh, ms, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use souk_core::ids::{AccountId, InstanceId, MerchantId, OrderId, PlanId, ProductId};
-use souk_core::ledger::EntryKind;
+use souk_core::ledger::{debit_floor, EntryKind};
 use souk_core::lifecycle::Transition;
 use souk_core::money::{Currency, Money};
 use souk_core::orders::{OrderKind, OrderState};
@@ -96,8 +96,6 @@ pub struct Purchase<'a> {
     pub job: &'a JobSpec,
     /// What the ledger entry and the timeline say.
     pub memo: &'a str,
-    /// The lowest balance the debit may leave, in minor units.
-    pub floor_minor: i64,
 }
 
 /// Money going back for one order because the buyer unsubscribed.
@@ -200,15 +198,17 @@ async fn purchase_in_one_statement(
     };
     let sql = format!(
         "WITH d AS (UPDATE balances SET amount_minor = amount_minor - $13 \
-                    WHERE account_id = $2 AND currency = $11 AND amount_minor - $13 >= $26 RETURNING amount_minor), \
-              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $29, $30 FROM d), \
+                    WHERE account_id = $2 AND currency = $11 \
+                    AND amount_minor - $13 >= 0 - COALESCE((SELECT c.limit_minor FROM credit_limits c WHERE c.account_id = $2 AND c.currency = $11), 0) \
+                    RETURNING amount_minor), \
+              o AS (INSERT INTO orders ({ORDER}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $28, $29 FROM d), \
               l AS (INSERT INTO ledger_entries (id, account_id, currency, kind, amount_minor, balance_after_minor, order_id, reference, memo, created_at, created_by) \
-                    SELECT $17, $2, $11, $27, 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
+                    SELECT $17, $2, $11, $26, 0 - $13, d.amount_minor, $1, NULL::text, $18, $16, $2 FROM d), \
               i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
                     version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
                     SELECT $8, $2, $5, $6, $7, $1, $19, $9, $20, NULL::bigint, 0, $21, NULL::text, NULL::text, NULL::text, $16, $16 FROM d), \
               j AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
-                    SELECT $22, $23, $8, $8, $24, $28, 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
+                    SELECT $22, $23, $8, $8, $24, $27, 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
               e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d) \
          SELECT amount_minor FROM d"
     );
@@ -238,7 +238,6 @@ async fn purchase_in_one_statement(
         .bind(p.job.kind)
         .bind(&p.job.payload)
         .bind(event.id.as_str())
-        .bind(p.floor_minor)
         .bind(EntryKind::Charge.as_str())
         .bind(crate::jobs::JobState::Pending.as_str())
         .bind(o.list.minor)
@@ -272,10 +271,20 @@ impl Store {
         if self.backend == Backend::Postgres
             && self.fast_paths
             && p.order.amount.minor > 0
-            && p.floor_minor >= 0
             && !p.instance.trial
         {
-            return purchase_in_one_statement(self, &p, now).await;
+            match purchase_in_one_statement(self, &p, now).await {
+                Err(Error::InsufficientBalance { .. })
+                    if self
+                        .credit_limit(&p.order.buyer_id, p.order.amount.currency)
+                        .await?
+                        > 0 =>
+                {
+                    // Credit drawn on an account that may never have held money: the portable
+                    // path creates the balance row the debit applies to.
+                }
+                other => return other,
+            }
         }
         let mut tx = self.begin().await?;
         if p.instance.trial {
@@ -290,7 +299,9 @@ impl Store {
                 .await?;
         }
         insert_order(&mut tx, p.order).await?;
-        charge(&mut tx, p.order, p.memo, p.floor_minor, now).await?;
+        let limit =
+            ledger::credit_limit_in(&mut tx, &p.order.buyer_id, p.order.amount.currency).await?;
+        charge(&mut tx, p.order, p.memo, debit_floor(limit), now).await?;
         instances::insert(&mut tx, p.instance).await?;
         enqueue(&mut tx, p.job, Some(&p.instance.id), now, now).await?;
         let event = events::record(

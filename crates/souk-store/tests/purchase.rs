@@ -179,7 +179,6 @@ async fn purchases_behave(store: &Store, shop: &Shop) {
         instance,
         job: &job,
         memo: "1 month",
-        floor_minor: 0,
     };
     let (o1, i1) = order_and_instance(shop, "k1");
     store.purchase(buy(&o1, &i1), Utc::now()).await.unwrap();

@@ -233,7 +233,6 @@ async fn buy(
                 instance: &instance,
                 job: &job,
                 memo: &memo,
-                floor_minor: floor(state, caller.id(), price.currency).await?,
             },
             now,
         )
@@ -378,7 +377,6 @@ async fn try_plan(
                 instance: &instance,
                 job: &job,
                 memo: &memo,
-                floor_minor: 0,
             },
             now,
         )
