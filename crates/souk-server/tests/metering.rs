@@ -98,6 +98,8 @@ on_both_databases! {
         // A batch that is not well formed is refused whole, naming the field; nothing is counted.
         let malformed = json!({"records": [record("m-1", &instance, "api_calls", json!(1), start, end), {"record_id": "m-2", "instance_id": instance}]});
         assert_problem(seller.post("/v1/metering/usage", malformed).await, StatusCode::UNPROCESSABLE_ENTITY, None).await;
+        let no_id = json!({"records": [record("", &instance, "api_calls", json!(1), start, end)]});
+        assert_problem(seller.post("/v1/metering/usage", no_id).await, StatusCode::UNPROCESSABLE_ENTITY, Some("records[0].record_id")).await;
 
         // The same batch ten times at once: counted once.
         let replay = json!({"records": [

@@ -1,7 +1,8 @@
 //! A year of a small marketplace on the test clock: monthly renewals, a trial paid for and then
 //! left to lapse, credit drawn and paid back, renewals given back, a promotion, an unsubscribe
-//! with a prorated refund. Every balance is computed here independently of souk, and the ledger
-//! check passes at the end.
+//! with a prorated refund, metered use on demand that runs into arrears and is paid, and a
+//! package whose quota resets every month. Every balance is computed here independently of souk,
+//! and the ledger check passes at the end.
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -44,6 +45,31 @@ on_both_databases! {
         let (_, notes, _) = app.listed_product_with(&op, &acme, body).await;
         let other = app.merchant(&op, "seller@bolt.test").await;
         let (bolt, backup) = listed_by(&app, &op, &other, &endpoint, "12.50").await;
+
+        // Kite sells API calls on demand (0.40 per 1,000 calls) and as a package (20.00 a month
+        // for 100, then 0.40 each).
+        let kite = app.merchant(&op, "seller@kite.test").await;
+        let mut body = product_body("Kite API", &endpoint, "1");
+        body["plans"] = json!([
+            {"name": "On demand", "currency": "CNY", "dimensions": [{"key": "calls", "unit": "1,000 calls", "price": "0.40"}]},
+            {"name": "Starter", "currency": "CNY", "monthly_price": "20.00", "dimensions": [{"key": "calls", "unit": "1,000 calls", "price": "0.40", "included": "100"}]}
+        ]);
+        body["signing_key"] = json!(KEY);
+        let (kite_api, on_demand, _) = app.listed_product_with(&op, &kite, body).await;
+        let starter = app.public_json(&format!("/v1/products/{kite_api}")).await["plans"][1]["id"].as_str().unwrap().to_owned();
+        let erin = app.verified_buyer(&op, "erin@souk.test").await;
+        let frank = app.verified_buyer(&op, "frank@souk.test").await;
+        app.top_up(&op, &erin, "100.00").await;
+        app.top_up(&op, &frank, "400.00").await;
+        let (mut e, mut f) = (10_000i64, 40_000i64);
+        let erin_order = erin.expect_post("/v1/orders", json!({"plan_id": on_demand, "period": "on_demand", "periods": 1}), StatusCode::CREATED).await;
+        let erin_path = instance_of(&erin_order);
+        let frank_order = frank.expect_post("/v1/orders", json!({"plan_id": starter, "period": "month", "periods": 12}), StatusCode::CREATED).await;
+        f -= 24_000;
+        let frank_path = instance_of(&frank_order);
+        erin.wait_for(&erin_path, |v| v["state"] == "active").await;
+        frank.wait_for(&frank_path, |v| v["state"] == "active").await;
+        let (mut erin_used, mut frank_used, mut arrears) = (0, 0, 0);
 
         let alice = app.verified_buyer(&op, "alice@souk.test").await;
         let bob = app.verified_buyer(&op, "bob@souk.test").await;
@@ -124,6 +150,34 @@ on_both_databases! {
                 assert_eq!(second["amount"]["amount"], "12.50");
                 d -= 1250;
             }
+
+            // Kite's meter reports the month: Erin used 150 (60.00); Frank 120 of his package's 100
+            // (8.00 past the quota). Charged once the hour has ended.
+            let now = app.state.now();
+            let (start, end) = ((now - chrono::Duration::minutes(30)).to_rfc3339(), (now - chrono::Duration::minutes(1)).to_rfc3339());
+            let report = |id: String, path: &str, qty: &str| json!({"record_id": id, "instance_id": path.rsplit('/').next().unwrap(),
+                "dimension": "calls", "quantity": qty, "usage_start": start, "usage_end": end});
+            let answer = kite.expect_post("/v1/metering/usage", json!({"records": [
+                report(format!("e-{month}"), &erin_path, "150"), report(format!("f-{month}"), &frank_path, "120")]}), StatusCode::OK).await;
+            assert_eq!(answer["accepted"], 2, "{answer}");
+            app.advance(3600).await;
+            erin_used += 150;
+            frank_used += 120;
+            erin.wait_for(&format!("{erin_path}/usage"), |u| u["days"].as_array().unwrap().iter().map(|d| d["quantity"].as_str().unwrap().parse::<i64>().unwrap()).sum::<i64>() == erin_used).await;
+            frank.wait_for(&format!("{frank_path}/usage"), |u| u["days"].as_array().unwrap().iter().map(|d| d["quantity"].as_str().unwrap().parse::<i64>().unwrap()).sum::<i64>() == frank_used).await;
+            e -= 6000;
+            f -= 800;
+            assert_eq!(balance(&frank).await, cny(f));
+            if e < 0 {
+                // Below zero with no credit: arrears. Erin's use keeps running in grace until she
+                // pays; the top-up brings it back.
+                erin.wait_for(&erin_path, |v| v["state"] == "grace").await;
+                app.top_up(&op, &erin, "100.00").await;
+                e += 10_000;
+                arrears += 1;
+                erin.wait_for(&erin_path, |v| v["state"] == "active").await;
+            }
+            assert_eq!(balance(&erin).await, cny(e));
         }
 
         // Where everything stands after the year.
@@ -131,7 +185,15 @@ on_both_databases! {
         assert_eq!(balance(&bob).await, cny(b));
         assert_eq!(balance(&carol).await, cny(c));
         assert_eq!(balance(&dave).await, cny(d));
+        assert_eq!(balance(&erin).await, cny(e));
+        assert_eq!(balance(&frank).await, cny(f));
         assert_eq!((a, b, d), (14_000, 7_000, 7_750));
+        // 100 + 6 top-ups of 100 - 11 x 60.00; 400 - 240 - 11 x 8.00.
+        assert_eq!((e, f, arrears), (4_000, 7_200, 6));
+        let timeline = erin.json(&erin_path).await["timeline"].clone();
+        let kinds: Vec<&str> = timeline.as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "instance.arrears").count(), 6, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| **k == "instance.arrears_cleared").count(), 6, "{kinds:?}");
         alice.wait_for(&alice_path, |v| v["state"] == "active").await;
         bob.wait_for(&bob_path, |v| v["state"] == "released").await;
         carol.wait_for(&carol_path, |v| v["state"] == "released").await;

@@ -144,6 +144,18 @@ pub async fn report(
             format!("send 1 to {MAX_BATCH} records a call"),
         ));
     }
+    // The record id's length is part of a well-formed batch (the document states it); what the
+    // id may contain is answered per record.
+    if let Some(i) = batch
+        .records
+        .iter()
+        .position(|r| r.record_id.is_empty() || r.record_id.chars().count() > 64)
+    {
+        return Err(AppError::invalid(
+            format!("records[{i}].record_id"),
+            "1 to 64 characters",
+        ));
+    }
     let (ids, records): (Vec<String>, Vec<_>) = batch.records.into_iter().map(parse_record).unzip();
     let outcomes = super::retry_stale(|| async {
         Ok(state
