@@ -1,0 +1,134 @@
+//! Several nodes: two `souk serve` processes on one database share the job queue. Orders placed
+//! through both make 2,000 provisioning jobs (and the access queries after them); the seller is
+//! called exactly once for each job (none run twice, none lost), and every instance ends active.
+
+mod common;
+
+use common::*;
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+use souk_server::testing::stub_seller;
+use souk_store::on_both_databases;
+use souk_store::testing::TestDb;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const ORDERS: usize = 2000;
+
+fn serve(db: &str, secret: &str, port: u16) -> Process {
+    Process(
+        Command::new(souk_bin())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--allow-loopback-http",
+                "true",
+                "--allowed-seller-networks",
+                "127.0.0.0/8",
+            ])
+            .env("SOUK_DATABASE_URL", db)
+            .env("SOUK_SECRET_KEY", secret)
+            .env("SOUK_CONFIG", "/dev/null")
+            .env("SOUK_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+on_both_databases! {
+    async fn two_nodes_drain_one_job_queue_exactly_once(backend) {
+        let db = TestDb::new(backend).await;
+        let secret = "0d9f0c3a5b1e4f2a8c6d0e9b7a5c3e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d";
+        let (endpoint, stub) = stub_seller("000000", 0, souk_server::demo_seller::DEMO_SIGNING_KEY).await;
+        // The demo marketplace, its products calling the stub seller.
+        {
+            // Sealed with the nodes' key, so they can open the products' signing keys.
+            let mut secret_key = [0u8; 32];
+            for (i, b) in secret_key.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).unwrap();
+            }
+            let settings = souk_server::Settings { secret_key, ..souk_server::Settings::for_tests() };
+            let state = souk_server::AppState::new(db.store.clone(), settings);
+            souk_server::demo::fill(&state, &endpoint).await.unwrap();
+        }
+        let top_up = souk(&["admin", "top-up", "--email", "buyer@souk.demo", "--amount", "1000000.00"], &db.url, secret);
+        assert!(top_up.status.success(), "{}", String::from_utf8_lossy(&top_up.stderr));
+
+        let (port_a, port_b) = (free_port(), free_port());
+        let _a = serve(&db.url, secret, port_a);
+        let _b = serve(&db.url, secret, port_b);
+        let bases = [format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}")];
+        for base in &bases {
+            wait_until_up(&format!("{base}/healthz")).await;
+        }
+        let buyer = Client::builder().cookie_store(true).build().unwrap();
+        let res = buyer
+            .post(format!("{}/v1/sessions", bases[0]))
+            .json(&json!({"email": "buyer@souk.demo", "password": "buyer-demo-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let plan: String = buyer.get(format!("{}/v1/products?q=acme%20notes", bases[0])).send().await.unwrap()
+            .json::<serde_json::Value>().await.unwrap()["items"][0]["plans"][0]["id"].as_str().unwrap().to_owned();
+
+        // Orders through both nodes, eight at a time; a session made on one is good on the other.
+        let tasks: Vec<_> = (0..8)
+            .map(|w| {
+                let (buyer, plan, bases) = (buyer.clone(), plan.clone(), bases.clone());
+                tokio::spawn(async move {
+                    for i in (w..ORDERS).step_by(8) {
+                        let res = buyer
+                            .post(format!("{}/v1/orders", bases[i % 2]))
+                            .header("Idempotency-Key", format!("node-order-{i}"))
+                            .json(&json!({"plan_id": plan, "period": "month", "periods": 1}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+
+        // Both nodes' dispatchers drain the queue.
+        let pool = db.store.pool();
+        let mut active = 0;
+        for _ in 0..1200 {
+            active = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM instances WHERE state = 'active'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            if active as usize == ORDERS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(active as usize, ORDERS, "{backend:?}: every instance provisioned");
+        // Each purchase made its provisioning call and the access query after it; every job ran
+        // at its first attempt, and the seller heard exactly one call per job.
+        let mut jobs: Vec<(String, String, i64)> = Vec::new();
+        for _ in 0..200 {
+            jobs = sqlx::query_as("SELECT kind, state, attempts FROM jobs")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            if jobs.iter().all(|(_, state, _)| state == "done") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(jobs.iter().filter(|(kind, _, _)| kind == "seller.new_instance").count(), ORDERS);
+        assert!(jobs.iter().all(|(_, state, attempts)| state == "done" && *attempts == 1), "{backend:?}: each job run once");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), jobs.len(), "{backend:?}: no seller call made twice, none lost");
+        let out = souk(&["admin", "verify-ledger"], &db.url, secret);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        db.cleanup().await;
+    }
+}
