@@ -48,10 +48,11 @@ impl OrderState {
     }
 }
 
-/// Whether an order counts (in sales figures, settlement and the seller's order query): it was
-/// paid for (more than zero) and has been neither refunded nor unsubscribed.
-pub fn is_valid(state: OrderState, paid_minor: i64) -> bool {
-    paid_minor > 0 && state == OrderState::Paid
+/// Whether an order counts (in sales figures and settlement): it has been neither refunded nor
+/// unsubscribed, and it was paid for (more than zero) or is on demand, where the use is what is
+/// paid (any use, zero included, counts).
+pub fn is_valid(state: OrderState, paid_minor: i64, period: crate::plans::Period) -> bool {
+    state == OrderState::Paid && (paid_minor > 0 || period == crate::plans::Period::OnDemand)
 }
 
 /// The longest `Idempotency-Key` souk keeps.
@@ -85,10 +86,16 @@ mod tests {
         );
         assert!(OrderState::Unsubscribed.unsubscribe().is_err());
         assert!(OrderState::Unsubscribed.refund().is_err());
-        assert!(is_valid(OrderState::Paid, 1));
-        assert!(!is_valid(OrderState::Paid, 0));
-        assert!(!is_valid(OrderState::Unsubscribed, 100));
-        assert!(!is_valid(OrderState::Refunded, 100));
+        use crate::plans::Period;
+        assert!(is_valid(OrderState::Paid, 1, Period::Month));
+        assert!(
+            !is_valid(OrderState::Paid, 0, Period::Month),
+            "a free trial does not count"
+        );
+        assert!(is_valid(OrderState::Paid, 0, Period::OnDemand));
+        assert!(!is_valid(OrderState::Unsubscribed, 100, Period::Year));
+        assert!(!is_valid(OrderState::Refunded, 100, Period::Once));
+        assert!(!is_valid(OrderState::Unsubscribed, 0, Period::OnDemand));
         assert!(idempotency_key("a b").is_err());
         assert!(idempotency_key("").is_err());
         assert!(idempotency_key("retry-7f3a").is_ok());

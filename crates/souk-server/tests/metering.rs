@@ -63,6 +63,7 @@ on_both_databases! {
         // Bought on demand: nothing charged, never expires while the account pays.
         let order = buyer.expect_post("/v1/orders", json!({"plan_id": on_demand_plan, "period": "on_demand", "periods": 1}), StatusCode::CREATED).await;
         assert_eq!(order["amount"]["amount"], "0.00");
+        assert_eq!(order["valid"], true, "an on-demand order counts though nothing was paid up front");
         let instance = order["instance_id"].as_str().unwrap().to_owned();
         let path = format!("/v1/instances/{instance}");
         let i = buyer.wait_for(&path, |v| v["state"] == "active").await;

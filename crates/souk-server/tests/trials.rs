@@ -77,6 +77,7 @@ on_both_databases! {
         let (_product, plan) = trial_product(&app, &op, &endpoint).await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
         let first = buyer.expect_post("/v1/trials", json!({"plan_id": plan}), StatusCode::CREATED).await;
+        assert_eq!(first["valid"], false, "a free trial does not count in sales");
         buyer.wait_for(&format!("/v1/instances/{}", first["instance_id"].as_str().unwrap()), |v| v["state"] == "failed").await;
         let again = buyer.expect_post("/v1/trials", json!({"plan_id": plan}), StatusCode::CREATED).await;
         assert_ne!(again["instance_id"], first["instance_id"]);

@@ -61,6 +61,9 @@ pub struct OrderView {
     /// What went back to the buyer: all of it when provisioning failed, what the refund rules
     /// allowed when the buyer unsubscribed.
     pub refunded: MoneyView,
+    /// Whether the order counts in sales and settlement: neither refunded nor unsubscribed, and
+    /// paid for (a free trial does not count) or on demand.
+    pub valid: bool,
     pub created_at: DateTime<Utc>,
     /// What happened, oldest first (on the single-order view).
     pub timeline: Vec<EventView>,
@@ -78,6 +81,11 @@ impl OrderView {
             period: o.period.as_str().to_owned(),
             periods: o.periods,
             unit_price: o.unit_price.to_string(),
+            valid: souk_core::orders::is_valid(
+                o.state,
+                o.amount.minor - o.refunded.minor,
+                o.period,
+            ),
             list_price: o.list.into(),
             discount: o.discount.into(),
             amount: o.amount.into(),
