@@ -177,6 +177,13 @@ on_both_databases! {
         buyer.wait_for(&format!("/v1/instances/{pack}/usage"), |u| u["dimensions"][0]["rated"] == "50").await;
         assert_eq!(balance(&buyer).await, before, "use within the quota costs nothing more");
         app.assert_ledger_balances().await;
+        // The ledger check notices a usage charge its entry does not match.
+        let store = &app.state.store;
+        sqlx::query("UPDATE usage_charges SET amount_minor = amount_minor + 1 WHERE amount_minor > 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.usage_mismatches().await.unwrap().len(), 2, "both charged hours are caught");
         app.cleanup().await;
     }
 
