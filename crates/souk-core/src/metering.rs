@@ -332,9 +332,8 @@ pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 pub enum Rejection {
     /// A field is missing or malformed (the message says which).
     Invalid(String),
+    /// No such instance, or another seller's (the answer does not tell them apart).
     UnknownInstance,
-    /// The instance belongs to another seller's product.
-    NotYourInstance,
     /// The instance was released (or never provisioned): nothing runs to be used.
     InstanceEnded,
     UnknownDimension,
@@ -351,7 +350,6 @@ impl Rejection {
         match self {
             Rejection::Invalid(_) => "invalid",
             Rejection::UnknownInstance => "unknown_instance",
-            Rejection::NotYourInstance => "not_your_instance",
             Rejection::InstanceEnded => "instance_released",
             Rejection::UnknownDimension => "unknown_dimension",
             Rejection::StartAfterEnd => "start_after_end",
@@ -367,8 +365,9 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::Invalid(m) => f.write_str(m),
             Rejection::UnknownInstance => f.write_str("no such instance"),
-            Rejection::NotYourInstance => f.write_str("the instance is another seller's"),
-            Rejection::InstanceEnded => f.write_str("the instance is released or never ran"),
+            Rejection::InstanceEnded => {
+                f.write_str("the instance failed, or was released before this use ended")
+            }
             Rejection::UnknownDimension => f.write_str("the instance's plan has no such dimension"),
             Rejection::StartAfterEnd => f.write_str("usage starts after it ends"),
             Rejection::TooOld => f.write_str("usage ended before the reporting window"),

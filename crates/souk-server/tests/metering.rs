@@ -93,7 +93,7 @@ on_both_databases! {
         // Another seller cannot report use of this instance; a buyer cannot report at all.
         let other = app.merchant(&op, "seller@other.test").await;
         let theirs = other.expect_post("/v1/metering/usage", json!({"records": [record("x-1", &instance, "api_calls", json!(1), start, end)]}), StatusCode::OK).await;
-        assert_eq!(statuses(&theirs), ["rejected:not_your_instance"]);
+        assert_eq!(statuses(&theirs), ["rejected:unknown_instance"], "another seller's instance is not told apart from none");
         assert_problem(buyer.post("/v1/metering/usage", batch.clone()).await, StatusCode::FORBIDDEN, None).await;
         assert_problem(seller.post("/v1/metering/usage", json!({"records": []})).await, StatusCode::UNPROCESSABLE_ENTITY, Some("records")).await;
         // A batch that is not well formed is refused whole, naming the field; nothing is counted.
@@ -143,6 +143,9 @@ on_both_databases! {
         let i = buyer.wait_for(&path, |v| v["state"] == "grace").await;
         assert!(i["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "instance.arrears"), "{i}");
         assert_eq!(balance(&buyer).await, "-30.38");
+        // An account in arrears takes no new on-demand subscription (nothing would be charged up
+        // front to stop it), and renews nothing until it has paid.
+        assert_problem(buyer.post("/v1/orders", json!({"plan_id": on_demand_plan, "period": "on_demand", "periods": 1})).await, StatusCode::CONFLICT, None).await;
         let entries = buyer.json("/v1/ledger").await;
         assert_eq!(entries["items"][0]["kind"], "usage", "{entries}");
         assert_eq!(entries["items"][0]["amount"]["amount"], "-105.78");

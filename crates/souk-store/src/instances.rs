@@ -439,6 +439,28 @@ impl Store {
         .collect()
     }
 
+    /// Accounts (with the currency) holding instances in arrears although their balance is back
+    /// at or above its floor: their arrears are paid and the instances get their time back.
+    pub async fn paid_arrears(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(AccountId, souk_core::money::Currency)>> {
+        sqlx::query(
+            "SELECT DISTINCT i.buyer_id, pl.currency FROM instances i JOIN plans pl ON pl.id = i.plan_id \
+             LEFT JOIN balances b ON b.account_id = i.buyer_id AND b.currency = pl.currency \
+             LEFT JOIN credit_limits c ON c.account_id = i.buyer_id AND c.currency = pl.currency \
+             WHERE i.arrears_expiry IS NOT NULL AND i.state IN ('active', 'grace', 'frozen') \
+             AND COALESCE(b.amount_minor, 0) >= 0 - COALESCE(c.limit_minor, 0) \
+             ORDER BY i.buyer_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((id(row, "buyer_id")?, parsed(row, "currency")?)))
+        .collect()
+    }
+
     /// Replaces the access data only if it is still `expected` and the instance has neither failed
     /// nor been released, recording `event`; false when either changed meanwhile (the caller reads
     /// again and retries), so two concurrent partial updates cannot drop one another's fields.

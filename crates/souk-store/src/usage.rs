@@ -178,12 +178,19 @@ impl Store {
         let mut candidates = Vec::with_capacity(checked.len());
         for (i, r) in checked {
             let verdict = match instances.get(&r.instance_id) {
+                // Another seller's instance is answered as unknown: the answer must not tell a
+                // seller which ids exist.
                 None => Err(Rejection::UnknownInstance),
                 Some((inst, _)) if &inst.merchant_id != merchant_id => {
-                    Err(Rejection::NotYourInstance)
+                    Err(Rejection::UnknownInstance)
                 }
+                Some((inst, _)) if inst.state == InstanceState::Failed => {
+                    Err(Rejection::InstanceEnded)
+                }
+                // Use that ended before the release still counts (reported late, within the
+                // window); nothing runs after it.
                 Some((inst, _))
-                    if matches!(inst.state, InstanceState::Released | InstanceState::Failed) =>
+                    if inst.state == InstanceState::Released && r.ended_at > inst.updated_at =>
                 {
                     Err(Rejection::InstanceEnded)
                 }
@@ -218,9 +225,20 @@ impl Store {
 
         let mut tx = self.begin().await?;
         // Records that count against a quota the plan refuses to exceed: a replay among them must
-        // not use up quota, so they are looked up first. Every other replay is found by the
-        // insert itself (its key), which costs nothing extra.
+        // not use up quota, so their instances are locked (two batches cannot both spend the
+        // last of a quota) and then their replays looked up, seeing any batch that committed
+        // while we waited. Every other replay is found by the insert itself (its key).
         let quota_bound: Vec<&Candidate> = candidates.iter().filter(|c| c.refusing).collect();
+        if self.backend == Backend::Postgres {
+            let locks: std::collections::BTreeSet<&InstanceId> =
+                quota_bound.iter().map(|c| &c.instance_id).collect();
+            for instance_id in locks {
+                sqlx::query("SELECT id FROM instances WHERE id = $1 FOR UPDATE")
+                    .bind(instance_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         if !quota_bound.is_empty() {
             let known = self
                 .known_records(&mut tx, merchant_id, &quota_bound)
@@ -359,8 +377,8 @@ impl Store {
     }
 
     /// The candidates (by index) that would take a package past a quota its plan refuses to
-    /// exceed, counted in order after what the period already used. Each such instance is locked
-    /// first, so two batches cannot both spend the last of a quota.
+    /// exceed, counted in order after what the period already used (the caller holds the locks
+    /// of their instances).
     async fn over_quota(
         &self,
         conn: &mut AnyConnection,
@@ -377,14 +395,7 @@ impl Store {
             }
         }
         let mut over = HashSet::new();
-        let mut locked = HashSet::new();
         for ((instance_id, dimension, window_start), group) in groups {
-            if self.backend == Backend::Postgres && locked.insert(instance_id) {
-                sqlx::query("SELECT id FROM instances WHERE id = $1 FOR UPDATE")
-                    .bind(instance_id.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-            }
             let Some(dim) = instances
                 .get(instance_id)
                 .and_then(|(_, p)| p.prices.dimension(dimension))
@@ -571,15 +582,21 @@ impl Store {
         merchant_id: Option<&MerchantId>,
         limit: i64,
     ) -> Result<Vec<UsageDay>> {
-        sqlx::query(
+        // One statement per shape rather than `$1 IS NULL OR …`, which a generic plan can only
+        // answer by scanning every charge.
+        let (filter, key) = match (instance_id, merchant_id) {
+            (Some(i), _) => ("instance_id", i.as_str()),
+            (None, Some(m)) => ("merchant_id", m.as_str()),
+            (None, None) => return Ok(Vec::new()),
+        };
+        sqlx::query(&format!(
             "SELECT instance_id, dimension, CAST(hour_at / 86400000 AS BIGINT) AS day, currency, \
              CAST(SUM(quantity_micros) AS BIGINT) AS quantity_micros, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor \
-             FROM usage_charges WHERE ($1 IS NULL OR instance_id = $1) AND ($2 IS NULL OR merchant_id = $2) \
+             FROM usage_charges WHERE {filter} = $1 \
              GROUP BY instance_id, dimension, CAST(hour_at / 86400000 AS BIGINT), currency \
-             ORDER BY day DESC, instance_id, dimension LIMIT $3",
-        )
-        .bind(instance_id.map(InstanceId::as_str))
-        .bind(merchant_id.map(MerchantId::as_str))
+             ORDER BY day DESC, instance_id, dimension LIMIT $2"
+        ))
+        .bind(key)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?

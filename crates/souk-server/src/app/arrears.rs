@@ -9,17 +9,34 @@ use chrono::{DateTime, Utc};
 use souk_core::ids::AccountId;
 use souk_core::ledger::in_arrears;
 use souk_core::lifecycle::{self, Event, Subject};
-use souk_core::money::Money;
+use souk_core::money::{Currency, Money};
 use souk_store::events::NewEvent;
 
-/// After a charge left `balance`: if it is below the floor, the buyer's metered instances in its
-/// currency fall into arrears (each told on its timeline).
+/// The buyer's balance in `currency` as it stands now (zero when it never held any).
+async fn balance_now(
+    state: &AppState,
+    buyer: &AccountId,
+    currency: Currency,
+) -> Result<Money, souk_store::Error> {
+    Ok(state
+        .store
+        .balances(buyer)
+        .await?
+        .into_iter()
+        .find(|m| m.currency == currency)
+        .unwrap_or(Money::from_minor(0, currency)))
+}
+
+/// After a usage charge in `currency`: if the balance as it stands now (a top-up may have come in
+/// since the charge) is below the floor, the buyer's metered instances in that currency fall into
+/// arrears (each told on its timeline).
 pub async fn after_charge(
     state: &AppState,
     buyer: &AccountId,
-    balance: Money,
+    currency: Currency,
     now: DateTime<Utc>,
 ) -> Result<(), souk_store::Error> {
+    let balance = balance_now(state, buyer, currency).await?;
     let limit = state.store.credit_limit(buyer, balance.currency).await?;
     if !in_arrears(balance.minor, limit) {
         return Ok(());
@@ -71,14 +88,17 @@ pub async fn after_charge(
     Ok(())
 }
 
-/// After money came in (a top-up): if the balance is back at or above its floor, the buyer's
-/// instances in arrears in its currency get their paid time back.
+/// After money came in or the credit limit rose: if the balance is back at or above its floor,
+/// the buyer's instances in arrears in that currency get their paid time back. Also run by the
+/// scheduler for every account whose arrears are paid ([`clear_paid`]), so a clearing that
+/// raced another change, or a credit that did not call this, is caught at the next tick.
 pub async fn after_credit(
     state: &AppState,
     buyer: &AccountId,
-    balance: Money,
+    currency: Currency,
     now: DateTime<Utc>,
 ) -> Result<(), souk_store::Error> {
+    let balance = balance_now(state, buyer, currency).await?;
     let limit = state.store.credit_limit(buyer, balance.currency).await?;
     if in_arrears(balance.minor, limit) {
         return Ok(());
@@ -124,6 +144,15 @@ pub async fn after_credit(
         }
     }
     state.wake_dispatcher.notify_waiters();
+    Ok(())
+}
+
+/// Gives their paid time back to the instances of every account whose arrears are paid (by a
+/// top-up, a refund or a higher credit limit).
+pub async fn clear_paid(state: &AppState, now: DateTime<Utc>) -> Result<(), souk_store::Error> {
+    for (buyer, currency) in state.store.paid_arrears(100).await? {
+        after_credit(state, &buyer, currency, now).await?;
+    }
     Ok(())
 }
 

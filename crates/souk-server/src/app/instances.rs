@@ -204,6 +204,13 @@ async fn extend(
     fingerprint: String,
 ) -> AppResult<Placed> {
     let instance = own_instance(state, caller, id).await?;
+    if instance.arrears_expiry.is_some() {
+        // Its paid expiry is held aside until the arrears are paid; extending it now would be
+        // undone then.
+        return Err(AppError::Conflict(
+            "the account is in arrears: top up the balance first, then renew".into(),
+        ));
+    }
     let plan = state.store.plan(&instance.plan_id).await?;
     let now = state.now();
     let (kind, period, periods, new_expiry) = match more {

@@ -188,8 +188,13 @@ pub async fn top_up(
         .await;
     match (recorded, key) {
         (Ok(entry), _) => {
-            super::arrears::after_credit(state, &account.id, entry.balance_after, state.now())
-                .await?;
+            super::arrears::after_credit(
+                state,
+                &account.id,
+                entry.balance_after.currency,
+                state.now(),
+            )
+            .await?;
             Ok(Recorded {
                 entry,
                 replayed: false,

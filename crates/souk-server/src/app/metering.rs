@@ -89,9 +89,9 @@ pub struct RecordAnswer {
     /// `accepted`, `duplicate` (sent before; counted once) or `rejected`.
     #[schema(example = "accepted")]
     pub status: &'static str,
-    /// Why a record was rejected: `invalid`, `unknown_instance`, `not_your_instance`,
-    /// `instance_released`, `unknown_dimension`, `start_after_end`, `too_old`, `in_future` or
-    /// `over_quota`.
+    /// Why a record was rejected: `invalid`, `unknown_instance` (also another seller's),
+    /// `instance_released` (use that ended after the release, or a failed instance),
+    /// `unknown_dimension`, `start_after_end`, `too_old`, `in_future` or `over_quota`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// The reason in words.

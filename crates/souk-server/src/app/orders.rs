@@ -192,6 +192,28 @@ async fn buy(
         unit_price,
         ..
     } = quote(state, &input).await?;
+    if period == Period::OnDemand {
+        // Nothing is charged up front, so no debit would stop an account that already owes.
+        let balance = super::ledger::balances(state, caller)
+            .await?
+            .into_iter()
+            .find(|m| m.currency == price.currency)
+            .map_or(0, |m| m.minor);
+        if balance < 0
+            && souk_core::ledger::in_arrears(
+                balance,
+                state
+                    .store
+                    .credit_limit(caller.id(), price.currency)
+                    .await?,
+            )
+        {
+            return Err(AppError::Conflict(format!(
+                "the account is in arrears in {}: top up the balance first",
+                price.currency
+            )));
+        }
+    }
     let now = state.now();
     let order = new_order(
         caller,

@@ -17,8 +17,13 @@ pub async fn rate(state: &AppState, now: DateTime<Utc>) -> Result<usize, souk_st
             Ok(Some(rated)) => {
                 made += 1;
                 if let Some(balance) = rated.balance_after {
-                    crate::app::arrears::after_charge(state, &rated.charge.buyer_id, balance, now)
-                        .await?;
+                    crate::app::arrears::after_charge(
+                        state,
+                        &rated.charge.buyer_id,
+                        balance.currency,
+                        now,
+                    )
+                    .await?;
                 }
             }
             // Charged by another node first, or changed under us: the next pass sees it.
@@ -28,5 +33,6 @@ pub async fn rate(state: &AppState, now: DateTime<Utc>) -> Result<usize, souk_st
             }
         }
     }
+    crate::app::arrears::clear_paid(state, now).await?;
     Ok(made)
 }

@@ -54,3 +54,5 @@ CREATE INDEX usage_charges_by_merchant ON usage_charges (merchant_id, hour_at);
 -- While the buyer's account is in arrears, a metered instance's paid time ends when the arrears
 -- began; what it was before is kept here and restored when the arrears are paid.
 ALTER TABLE instances ADD COLUMN arrears_expiry BIGINT;
+-- The scheduler looks for instances in arrears whose account has paid, every tick.
+CREATE INDEX instances_in_arrears ON instances (buyer_id) WHERE arrears_expiry IS NOT NULL;
