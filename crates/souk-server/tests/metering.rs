@@ -190,6 +190,34 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn a_runaway_meter_stops_at_the_period_cap_and_rating_goes_on(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let mut body = product_body("Acme Bytes", &endpoint, "1");
+        body["plans"] = json!([{"name": "Free tier", "currency": "CNY", "dimensions": [{"key": "bytes", "unit": "byte", "price": "0"}]}]);
+        body["signing_key"] = json!(KEY);
+        let (_, plan, _) = app.listed_product_with(&op, &seller, body).await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let order = buyer.expect_post("/v1/orders", json!({"plan_id": plan, "period": "on_demand", "periods": 1}), StatusCode::CREATED).await;
+        let instance = order["instance_id"].as_str().unwrap().to_owned();
+        buyer.wait_for(&format!("/v1/instances/{instance}"), |v| v["state"] == "active").await;
+        // A thousand records of the most one may state, and one more: 10^12 units and a byte.
+        let now = app.state.now();
+        let (start, end) = (now - Duration::minutes(5), now - Duration::minutes(1));
+        let mut records: Vec<Value> = (0..1000).map(|i| record(&format!("big-{i}"), &instance, "bytes", json!("1000000000"), start, end)).collect();
+        let answer = seller.expect_post("/v1/metering/usage", json!({"records": records}), StatusCode::OK).await;
+        assert_eq!(answer["accepted"], 1000);
+        records = vec![record("one-more", &instance, "bytes", json!("1"), start, end)];
+        seller.expect_post("/v1/metering/usage", json!({"records": records}), StatusCode::OK).await;
+        app.advance(3600).await;
+        let usage = buyer.wait_for(&format!("/v1/instances/{instance}/usage"), |u| u["dimensions"][0]["pending"] == "0").await;
+        assert_eq!(usage["dimensions"][0]["rated"], "1000000000000", "the period's total stops at its cap: {usage}");
+        app.assert_ledger_balances().await;
+        app.cleanup().await;
+    }
+
     async fn plans_with_bad_dimensions_are_refused_with_their_field(backend) {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;

@@ -18,6 +18,9 @@ use souk_core::money::{Currency, Money};
 use sqlx::AnyConnection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// The most a period's total of one dimension reaches, in millionths: 10^12 units.
+const MAX_PERIOD_MICROS: i64 = 1_000_000_000_000_000_000;
+
 /// One usage record as a seller reports it, its fields checked.
 #[derive(Debug, Clone)]
 pub struct UsageRecord {
@@ -482,16 +485,21 @@ impl Store {
             .map(|r| plan(&r))
             .transpose()?
             .ok_or(Error::NotFound("plan"))?;
-        // The upsert locks the period's row: raters of one instance's dimension take turns.
+        // The upsert locks the period's row: raters of one instance's dimension take turns. A
+        // period's total stops at MAX_PERIOD_MICROS (10^12 units, far past any real meter), so
+        // a runaway meter cannot overflow it and leave its use unchargeable for good.
         let row = sqlx::query(
             "INSERT INTO usage_totals (instance_id, dimension, window_start, quantity_micros, charged_minor) VALUES ($1, $2, $3, $4, 0) \
-             ON CONFLICT (instance_id, dimension, window_start) DO UPDATE SET quantity_micros = usage_totals.quantity_micros + excluded.quantity_micros \
+             ON CONFLICT (instance_id, dimension, window_start) DO UPDATE SET quantity_micros = \
+               CASE WHEN usage_totals.quantity_micros > $5 - excluded.quantity_micros THEN $5 \
+                    ELSE usage_totals.quantity_micros + excluded.quantity_micros END \
              RETURNING quantity_micros, charged_minor",
         )
         .bind(u.instance_id.as_str())
         .bind(&u.dimension)
         .bind(ms(u.window_start))
-        .bind(quantity)
+        .bind(quantity.min(MAX_PERIOD_MICROS))
+        .bind(MAX_PERIOD_MICROS)
         .fetch_one(&mut *tx)
         .await?;
         let (total, charged_before) = (int(&row, "quantity_micros")?, int(&row, "charged_minor")?);
