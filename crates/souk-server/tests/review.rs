@@ -106,6 +106,10 @@ on_both_databases! {
         // A change request: the listed version stays until the change is approved.
         let mut change = product_body("Notes Pro", "https://acme.test/souk", "15");
         change["plans"][0]["id"] = json!(plan_id);
+        // A listed plan keeps its currency: its orders and use are counted in it.
+        let mut in_dollars = change.clone();
+        in_dollars["plans"][0]["currency"] = json!("USD");
+        assert_problem(seller.put(&format!("/v1/seller/products/{id}/draft"), in_dollars).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[0].currency")).await;
         let res = seller
             .put(&format!("/v1/seller/products/{id}/draft"), change)
             .await;

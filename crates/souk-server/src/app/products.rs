@@ -223,17 +223,27 @@ async fn validated(
         .validated(state.settings.endpoint_rules())?;
     for (i, plan) in content.plans.iter().enumerate() {
         if let Some(id) = &plan.id {
-            let belongs = match (
+            let stored = match (
                 product_id,
                 state.store.plan(&PlanId::from(id.as_str())).await,
             ) {
-                (Some(pid), Ok(p)) => &p.product_id == pid,
-                _ => false,
+                (Some(pid), Ok(p)) if &p.product_id == pid => p,
+                _ => {
+                    return Err(AppError::invalid(
+                        format!("plans[{i}].id"),
+                        "is not a plan of this product",
+                    ))
+                }
             };
-            if !belongs {
+            // Its orders, refunds and metered use are in this currency; mixing two would add
+            // one currency's cents to another's.
+            if stored.prices.currency.code() != plan.currency {
                 return Err(AppError::invalid(
-                    format!("plans[{i}].id"),
-                    "is not a plan of this product",
+                    format!("plans[{i}].currency"),
+                    format!(
+                        "a listed plan keeps its currency ({}); add a new plan for another",
+                        stored.prices.currency
+                    ),
                 ));
             }
         }
