@@ -164,6 +164,10 @@ pub struct ProductContent {
     pub licence: String,
     /// The seller's production endpoint that souk calls to provision.
     pub endpoint_url: String,
+    /// The seller signs its answers (`Body-Sign`) and souk refuses an answer whose signature is
+    /// missing or wrong, as a failed attempt. Off by default: most sellers do not sign.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_answers: bool,
     /// The plans; at least one.
     pub plans: Vec<PlanDraft>,
 }
@@ -266,6 +270,7 @@ impl ProductContent {
             support_contact: validate::text("support_contact", &self.support_contact, 200)?,
             licence: validate::optional_text("licence", &self.licence, 50_000)?,
             endpoint_url: rules.endpoint("endpoint_url", &self.endpoint_url)?,
+            signed_answers: self.signed_answers,
             plans,
         })
     }
@@ -286,6 +291,7 @@ mod tests {
             support_contact: "support@acme.example".into(),
             licence: "Use it well.".into(),
             endpoint_url: "https://acme.example/souk".into(),
+            signed_answers: false,
             plans: vec![PlanDraft {
                 id: None,
                 name: "Team".into(),

@@ -35,6 +35,42 @@ pub fn sign(access_key: &str, body: &[u8], timestamp: &str, nonce: &str) -> Stri
     hex::encode_upper(hmac(access_key.as_bytes(), message.as_bytes()))
 }
 
+/// The header a seller signs its answer with, where its product asks souk to check answers.
+pub const BODY_SIGN_HEADER: &str = "Body-Sign";
+
+/// The `Body-Sign` value of an answer: `sign_type="HMAC-SHA256", signature="<base64 HMAC>"`,
+/// the HMAC-SHA256 of the answer's bytes under the product's key.
+pub fn body_sign(access_key: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "sign_type=\"HMAC-SHA256\", signature=\"{}\"",
+        base64::engine::general_purpose::STANDARD.encode(hmac(access_key.as_bytes(), body))
+    )
+}
+
+/// Whether `header` (a `Body-Sign` value) signs `body` with one of `keys`; compared in constant
+/// time. A missing header, another sign type or a malformed value is not a signature.
+pub fn verify_body_sign(keys: &[&str], body: &[u8], header: Option<&str>) -> bool {
+    use base64::Engine;
+    let Some(header) = header else { return false };
+    let field = |name: &str| {
+        header.split(',').find_map(|part| {
+            let (k, v) = part.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    if field("sign_type").as_deref() != Some("HMAC-SHA256") {
+        return false;
+    }
+    let Some(given) =
+        field("signature").and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+    else {
+        return false;
+    };
+    keys.iter()
+        .any(|k| bool::from(hmac(k.as_bytes(), body).as_slice().ct_eq(&given)))
+}
+
 /// A fresh nonce: 32 random bytes as 64 upper-case hex digits, as in the guide's examples.
 pub fn new_nonce() -> String {
     let mut bytes = [0u8; 32];
@@ -109,6 +145,39 @@ pub fn verify(keys: &[&str], body: &[u8], params: &SignedParams, now_ms: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vector computed by the JDK (protocol-vectors.json, `v1BodySign`).
+    #[test]
+    fn answers_are_signed_as_the_jdk_signs_them() {
+        let body = br#"{"resultCode":"000000","resultMsg":"success","instanceId":"ins-seller-42"}"#;
+        let header = body_sign("souk-v1-demo-key", body);
+        assert_eq!(
+            header,
+            r#"sign_type="HMAC-SHA256", signature="Jd3qzDxF2t1JSOXBrYzEEDPOW0MwkGtOGv98WxTMfVg=""#
+        );
+        assert!(verify_body_sign(
+            &["old", "souk-v1-demo-key"],
+            body,
+            Some(&header)
+        ));
+        assert!(!verify_body_sign(&["another-key"], body, Some(&header)));
+        assert!(!verify_body_sign(
+            &["souk-v1-demo-key"],
+            b"{}",
+            Some(&header)
+        ));
+        assert!(!verify_body_sign(&["souk-v1-demo-key"], body, None));
+        assert!(!verify_body_sign(
+            &["souk-v1-demo-key"],
+            body,
+            Some("sign_type=\"MD5\", signature=\"x\"")
+        ));
+        assert!(!verify_body_sign(
+            &["souk-v1-demo-key"],
+            body,
+            Some("garbage")
+        ));
+    }
 
     /// Vectors computed with the JDK's HMAC (shared/protocol-vectors.json).
     const VECTORS: &[(&str, &str, &str, &str, &str, &str)] = &[

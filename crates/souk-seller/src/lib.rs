@@ -106,6 +106,8 @@ struct Endpoint<S> {
     seller: Arc<S>,
     keys: Keys,
     nonces: Mutex<NonceLog>,
+    /// Sign each answer (`Body-Sign`), for a product that asks souk to check answers.
+    sign_answers: bool,
 }
 
 /// The nonces seen recently, in two generations swapped every two time windows, so that checking
@@ -148,10 +150,22 @@ fn now_ms() -> i64 {
 
 /// The endpoint as an axum router answering `POST /`; mount it at the URL registered with souk.
 pub fn router<S: Seller>(seller: Arc<S>, keys: Keys) -> Router {
+    endpoint_router(seller, keys, false)
+}
+
+/// [`router`], signing every answer with the current key in a `Body-Sign` header, for a product
+/// whose seller asked souk to check its answers (souk then refuses an unsigned or wrongly signed
+/// answer as a failed attempt).
+pub fn router_signing_answers<S: Seller>(seller: Arc<S>, keys: Keys) -> Router {
+    endpoint_router(seller, keys, true)
+}
+
+fn endpoint_router<S: Seller>(seller: Arc<S>, keys: Keys, sign_answers: bool) -> Router {
     let endpoint = Arc::new(Endpoint {
         seller,
         keys,
         nonces: Mutex::new(NonceLog::default()),
+        sign_answers,
     });
     Router::new()
         .route("/", post(handle::<S>))
@@ -162,8 +176,24 @@ async fn handle<S: Seller>(
     State(ep): State<Arc<Endpoint<S>>>,
     Query(params): Query<Params>,
     body: Bytes,
-) -> Json<SellerAnswer> {
-    Json(answer(&ep, params, &body).await)
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let answer = answer(&ep, params, &body).await;
+    match ep.keys.0.first().filter(|_| ep.sign_answers) {
+        Some(key) => {
+            let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+            let signature = souk_protocol::signature::body_sign(key, &bytes);
+            (
+                [
+                    ("content-type", "application/json".to_owned()),
+                    (souk_protocol::signature::BODY_SIGN_HEADER, signature),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        None => Json(answer).into_response(),
+    }
 }
 
 async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> SellerAnswer {

@@ -65,7 +65,15 @@ impl Target<'_> {
         let body = activity.body(true);
         let params = SignedParams::new(key, &body, at_ms);
         let started = Instant::now();
-        let answer = send(self.http, self.answer_limit, self.endpoint, &params, body).await;
+        let answer = send(
+            self.http,
+            self.answer_limit,
+            self.endpoint,
+            &params,
+            body,
+            None,
+        )
+        .await;
         Answered {
             answer,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -343,6 +343,7 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
             support_contact: MERCHANTS[p.merchant].2.into(),
             licence: "Standard SaaS terms: use within your organisation; no resale.".into(),
             endpoint_url: seller_endpoint.into(),
+            signed_answers: false,
             plans: p
                 .plans
                 .iter()

@@ -536,10 +536,39 @@ pub async fn stub_seller(
     .await
 }
 
+/// A stub seller answering `000000` whose answers carry a `Body-Sign` made with `key`.
+pub async fn signing_stub_seller(key: &str) -> (String, Arc<StubSeller>) {
+    serve_stub_with(
+        StubSeller {
+            code: "000000",
+            fail_first: 0,
+            stall_first: 0,
+            calls: AtomicUsize::new(0),
+            heard: Default::default(),
+        },
+        key,
+        true,
+    )
+    .await
+}
+
 pub async fn serve_stub(stub: StubSeller, key: &str) -> (String, Arc<StubSeller>) {
+    serve_stub_with(stub, key, false).await
+}
+
+async fn serve_stub_with(
+    stub: StubSeller,
+    key: &str,
+    sign_answers: bool,
+) -> (String, Arc<StubSeller>) {
     let stub = Arc::new(stub);
     let counter = stub.clone();
-    let endpoint = souk_seller::router(stub.clone(), Keys::new([key.to_owned()]));
+    let keys = Keys::new([key.to_owned()]);
+    let endpoint = if sign_answers {
+        souk_seller::router_signing_answers(stub.clone(), keys)
+    } else {
+        souk_seller::router(stub.clone(), keys)
+    };
     let app = axum::Router::new()
         .nest_service("/souk", endpoint)
         .layer(axum::middleware::from_fn(

@@ -297,3 +297,45 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn a_product_with_signed_answers_takes_only_signed_answers(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "20.00").await;
+        let listed = |endpoint: String, name: &'static str| {
+            let mut body = product_body(name, &endpoint, "10.00");
+            body["signing_key"] = serde_json::json!(KEY);
+            body["signed_answers"] = serde_json::json!(true);
+            app.listed_product_with(&op, &seller, body)
+        };
+
+        // An endpoint that signs its answers provisions as usual.
+        let (signing, _) = signing_stub_seller(KEY).await;
+        let (_, plan, _) = listed(signing, "Signed Notes").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        buyer.wait_for(&format!("/v1/instances/{}", order["instance_id"].as_str().unwrap()), |v| v["state"] == "active").await;
+
+        // One that does not is refused every time, as a failed attempt, until the budget is spent.
+        let (unsigned, stub) = stub_seller("000000", 0, KEY).await;
+        let (_, plan, _) = listed(unsigned, "Unsigned Notes").await;
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        let budget = app.state.settings.job_max_attempts as usize;
+        for _ in 0..budget * 4 {
+            if buyer.json(&path).await["state"] == "failed" {
+                break;
+            }
+            app.advance(3600).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let i = buyer.wait_for(&path, |v| v["state"] == "failed").await;
+        assert_eq!(stub.calls.load(Ordering::SeqCst), budget, "{i}");
+        let sales = seller.json("/v1/seller/instances").await;
+        assert!(sales.to_string().contains("Body-Sign is missing"), "the seller sees why: {sales}");
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "10.00", "the failed order was refunded");
+        app.cleanup().await;
+    }
+}

@@ -173,9 +173,9 @@ impl Store {
     pub async fn instance_for_call(
         &self,
         id: &InstanceId,
-    ) -> Result<(Instance, Option<String>, String)> {
+    ) -> Result<(Instance, Option<String>, String, bool)> {
         let row = sqlx::query(&format!(
-            "SELECT {INSTANCE}, p.endpoint_url, p.signing_key_enc FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
+            "SELECT {INSTANCE}, p.endpoint_url, p.signing_key_enc, p.signed_answers FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
         ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -185,6 +185,7 @@ impl Store {
             instance(&row)?,
             opt_text(&row, "endpoint_url")?,
             text(&row, "signing_key_enc")?,
+            int(&row, "signed_answers")? != 0,
         ))
     }
 

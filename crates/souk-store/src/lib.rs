@@ -191,6 +191,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     10 "expiry reminders" "0010_expiry_reminders.sql",
     11 "one-time plans" "0011_one_time_plans.sql",
     12 "metering" "0012_metering.sql",
+    13 "signed answers" "0013_signed_answers.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -205,6 +206,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     10 "expiry reminders" "0010_expiry_reminders.sql",
     11 "one-time plans" "0011_one_time_plans.sql",
     12 "metering" "0012_metering.sql",
+    13 "signed answers" "0013_signed_answers.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

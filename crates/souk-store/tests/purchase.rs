@@ -65,6 +65,7 @@ async fn shop(store: &Store) -> Shop {
         support_contact: "s".into(),
         licence: String::new(),
         endpoint_url: "https://seller.example/souk".into(),
+        signed_answers: false,
         plans: vec![PlanDraft {
             id: None,
             name: "Team".into(),

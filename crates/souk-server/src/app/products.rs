@@ -116,6 +116,10 @@ pub struct ContentInput {
     /// address unless the operator allows others.
     #[schema(format = "uri", min_length = 1, max_length = 2000)]
     pub endpoint_url: String,
+    /// The endpoint signs its answers (`Body-Sign`, HMAC-SHA256 of the answer under the product's
+    /// key); souk then refuses an answer whose signature is missing or wrong, as a failed attempt.
+    #[serde(default)]
+    pub signed_answers: bool,
     /// 1 to 20 plans.
     #[schema(min_items = 1, max_items = 20)]
     pub plans: Vec<PlanInput>,
@@ -133,6 +137,7 @@ impl ContentInput {
             support_contact: self.support_contact,
             licence: self.licence,
             endpoint_url: self.endpoint_url,
+            signed_answers: self.signed_answers,
             plans: self
                 .plans
                 .into_iter()

@@ -113,6 +113,10 @@ impl ProductForm {
             ("support_contact", c.support_contact.clone()),
             ("licence", c.licence.clone()),
             ("endpoint_url", c.endpoint_url.clone()),
+            (
+                "signed_answers",
+                if c.signed_answers { "yes" } else { "" }.to_owned(),
+            ),
         ] {
             values.insert(k.to_owned(), v);
         }
@@ -271,6 +275,7 @@ impl ProductForm {
             support_contact: self.get("support_contact").to_owned(),
             licence: self.get("licence").to_owned(),
             endpoint_url: self.get("endpoint_url").to_owned(),
+            signed_answers: self.get("signed_answers") == "yes",
             plans,
         }
     }

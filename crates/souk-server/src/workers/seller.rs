@@ -231,7 +231,8 @@ async fn run(
         .instance_id
         .as_ref()
         .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
-    let (instance, endpoint, key) = state.store.instance_for_call(instance_id).await?;
+    let (instance, endpoint, key, signed_answers) =
+        state.store.instance_for_call(instance_id).await?;
     let Some(activity) = activity(kind, &instance, &payload) else {
         let detail = match kind {
             SellerJob::NewInstance => "provisioning already settled".to_owned(),
@@ -255,7 +256,7 @@ async fn run(
     let refused = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await;
     let answer = match &refused {
         Some(reason) => Err(reason.clone()),
-        None => call(state, &endpoint, &key, &activity, false).await,
+        None => call(state, &endpoint, &key, &activity, false, signed_answers).await,
     };
     let code = answer
         .as_ref()
@@ -419,6 +420,7 @@ pub async fn call(
     key: &str,
     activity: &Activity,
     test: bool,
+    signed_answers: bool,
 ) -> Result<SellerAnswer, String> {
     let body = activity.body(test);
     let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
@@ -428,18 +430,21 @@ pub async fn call(
         endpoint,
         &params,
         body,
+        signed_answers.then_some(key),
     )
     .await
 }
 
 /// Posts `body` to `endpoint` with the signature parameters `params`, and reads the seller's
-/// answer (at most `limit` bytes of JSON). Errors say what went wrong in words a seller acts on.
+/// answer (at most `limit` bytes of JSON); with `answer_key`, the answer must carry a `Body-Sign`
+/// made with it. Errors say what went wrong in words a seller acts on.
 pub async fn send(
     http: &reqwest::Client,
     limit: usize,
     endpoint: &str,
     params: &SignedParams,
     body: Vec<u8>,
+    answer_key: Option<&str>,
 ) -> Result<SellerAnswer, String> {
     let res = http
         .post(signed_url(endpoint, params))
@@ -455,7 +460,19 @@ pub async fn send(
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
+    let body_sign = res
+        .headers()
+        .get(souk_protocol::signature::BODY_SIGN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = crate::egress::read_limited(res, limit).await?;
+    if let Some(key) = answer_key {
+        if !souk_protocol::signature::verify_body_sign(&[key], &bytes, body_sign.as_deref()) {
+            return Err(
+                "the answer's Body-Sign is missing or not made with the product's key".into(),
+            );
+        }
+    }
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
 }
 
