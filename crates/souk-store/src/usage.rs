@@ -638,19 +638,13 @@ impl Store {
             pending: Decimal::ZERO,
             charged: Money::from_minor(0, currency),
         };
-        for row in sqlx::query("SELECT dimension, quantity_micros, charged_minor FROM usage_totals WHERE instance_id = $1 AND window_start = $2")
-            .bind(instance_id.as_str())
-            .bind(ms(window_start))
-            .fetch_all(&self.pool)
-            .await?
-        {
-            let d = text(&row, "dimension")?;
-            let u = uses.entry(d.clone()).or_insert_with(|| blank(&d));
-            u.rated = from_micros(int(&row, "quantity_micros")?);
-            u.charged = Money::from_minor(int(&row, "charged_minor")?, currency);
-        }
+        // One statement, so one snapshot: read in two, a charge committing in between would
+        // show its use as neither pending nor charged (or as both).
         for row in sqlx::query(
-            "SELECT dimension, CAST(SUM(quantity_micros) AS BIGINT) AS quantity_micros FROM usage_records \
+            "SELECT dimension, quantity_micros AS rated, charged_minor, 0 AS pending FROM usage_totals \
+             WHERE instance_id = $1 AND window_start = $2 \
+             UNION ALL \
+             SELECT dimension, 0, 0, CAST(SUM(quantity_micros) AS BIGINT) FROM usage_records \
              WHERE instance_id = $1 AND window_start = $2 AND charge_id IS NULL GROUP BY dimension",
         )
         .bind(instance_id.as_str())
@@ -659,8 +653,10 @@ impl Store {
         .await?
         {
             let d = text(&row, "dimension")?;
-            uses.entry(d.clone()).or_insert_with(|| blank(&d)).pending =
-                from_micros(int(&row, "quantity_micros")?);
+            let u = uses.entry(d.clone()).or_insert_with(|| blank(&d));
+            u.rated += from_micros(int(&row, "rated")?);
+            u.pending += from_micros(int(&row, "pending")?);
+            u.charged = Money::from_minor(u.charged.minor + int(&row, "charged_minor")?, currency);
         }
         Ok(uses.into_values().collect())
     }
