@@ -546,7 +546,7 @@ on_both_databases! {
         assert!(page.contains("Metered use") && page.contains("6.00 CNY"), "{page}");
         b.shoot("usage", save).await;
         s.go("/seller/usage").await;
-        assert!(s.text().await.contains("6.00 CNY"), "{}", s.text().await);
+        assert!(s.text().await.contains("6.00 CNY") && s.text().await.contains("Lotus OCR ("), "{}", s.text().await);
         s.shoot("seller-usage", save).await;
         seller_browser.close().await.unwrap();
         buyer_browser.close().await.unwrap();

@@ -280,16 +280,41 @@ pub struct SellerUsage {
     pub days: Vec<UsageDay>,
     /// (instance, dimension, records, quantity) reported and not yet charged.
     pub pending: Vec<(souk_core::ids::InstanceId, String, i64, Decimal)>,
+    /// The product each instance above belongs to, by name.
+    pub products: std::collections::HashMap<souk_core::ids::InstanceId, String>,
 }
 
 /// The merchant's reported and rated usage.
 pub async fn of_merchant(state: &AppState, caller: &Caller) -> AppResult<SellerUsage> {
     let merchant = merchants::approved(state, caller).await?;
+    let days = state
+        .store
+        .usage_days(None, Some(&merchant.id), 400)
+        .await?;
+    let pending = state.store.pending_usage(&merchant.id).await?;
+    let mut products = std::collections::HashMap::new();
+    let mut names = std::collections::HashMap::new();
+    for id in days
+        .iter()
+        .map(|d| &d.instance_id)
+        .chain(pending.iter().map(|p| &p.0))
+    {
+        if products.contains_key(id) {
+            continue;
+        }
+        let instance = state.store.instance(id).await?;
+        if !names.contains_key(&instance.product_id) {
+            let product = state.store.product(&instance.product_id).await?;
+            names.insert(
+                instance.product_id.clone(),
+                product.listed_name().to_owned(),
+            );
+        }
+        products.insert(id.clone(), names[&instance.product_id].clone());
+    }
     Ok(SellerUsage {
-        days: state
-            .store
-            .usage_days(None, Some(&merchant.id), 400)
-            .await?,
-        pending: state.store.pending_usage(&merchant.id).await?,
+        days,
+        pending,
+        products,
     })
 }

@@ -46,7 +46,11 @@ async fn usage_page(State(state): State<SharedState>, signed: Signed) -> Respons
                 .map(|d| {
                     [
                         d.day.format("%Y-%m-%d").to_string(),
-                        d.instance_id.to_string(),
+                        format!(
+                            "{} ({})",
+                            u.products.get(&d.instance_id).map_or("", String::as_str),
+                            d.instance_id
+                        ),
                         d.dimension.clone(),
                         d.quantity.to_string(),
                         d.amount.to_string(),
@@ -56,7 +60,14 @@ async fn usage_page(State(state): State<SharedState>, signed: Signed) -> Respons
             pending: u
                 .pending
                 .iter()
-                .map(|(i, d, n, q)| [i.to_string(), d.clone(), n.to_string(), q.to_string()])
+                .map(|(i, d, n, q)| {
+                    [
+                        format!("{} ({i})", u.products.get(i).map_or("", String::as_str)),
+                        d.clone(),
+                        n.to_string(),
+                        q.to_string(),
+                    ]
+                })
                 .collect(),
         }),
         Err(e) => error_page(&page, e),
