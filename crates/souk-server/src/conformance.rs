@@ -53,6 +53,9 @@ pub struct Target<'a> {
     pub key: &'a str,
     /// The most bytes an answer may have.
     pub answer_limit: usize,
+    /// The product says its endpoint signs answers: each must carry a `Body-Sign` made with
+    /// `key`, or the check fails as the call would.
+    pub signed_answers: bool,
 }
 
 struct Answered {
@@ -71,7 +74,7 @@ impl Target<'_> {
             self.endpoint,
             &params,
             body,
-            None,
+            self.signed_answers.then_some(self.key),
         )
         .await;
         Answered {

@@ -68,6 +68,9 @@ enum SellerTools {
         /// The product's signing key; read from SOUK_SELLER_KEY when not given
         #[arg(long, env = "SOUK_SELLER_KEY", hide_env_values = true)]
         key: String,
+        /// The endpoint signs its answers (Body-Sign); check every answer's signature
+        #[arg(long)]
+        signed_answers: bool,
     },
 }
 
@@ -221,9 +224,11 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
             println!("{cmd}");
             Ok(())
         }
-        Command::Seller(SellerTools::CheckEndpoint { url, key }) => {
-            check_endpoint(&url, &key).await
-        }
+        Command::Seller(SellerTools::CheckEndpoint {
+            url,
+            key,
+            signed_answers,
+        }) => check_endpoint(&url, &key, signed_answers).await,
         Command::Admin(admin) => {
             let state = AppState::new(
                 open(&cli.common, &file).await?,
@@ -463,13 +468,14 @@ fn app_error(e: AppError) -> anyhow::Error {
 }
 
 /// `souk seller check-endpoint`: the seller centre's endpoint check, from the seller's machine.
-async fn check_endpoint(url: &str, key: &str) -> Result<()> {
+async fn check_endpoint(url: &str, key: &str, signed_answers: bool) -> Result<()> {
     let http = souk_server::conformance::client();
     let report = souk_server::conformance::run(&souk_server::conformance::Target {
         http: &http,
         endpoint: url,
         key,
         answer_limit: 64 * 1024,
+        signed_answers,
     })
     .await;
     for c in &report.checks {

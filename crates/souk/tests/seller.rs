@@ -47,3 +47,32 @@ async fn the_endpoint_check_passes_a_conforming_seller_and_fails_a_wrong_key() {
     );
     assert!(out.contains("does not yet answer as souk expects"), "{out}");
 }
+
+#[tokio::test]
+async fn with_signed_answers_the_check_requires_each_answer_signed() {
+    let run = |url: String, signed: bool| {
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["seller", "check-endpoint", url.as_str()];
+            if signed {
+                args.push("--signed-answers");
+            }
+            let out = Command::new(souk_bin())
+                .args(&args)
+                .env("SOUK_SELLER_KEY", KEY)
+                .env("SOUK_CONFIG", "/dev/null")
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (signing, _s) = souk_server::testing::signing_stub_seller(KEY).await;
+    let (passed, out) = run(signing, true).await.unwrap();
+    assert!(passed && out.contains("10 of 10 checks passed"), "{out}");
+    let (unsigned, _u) = stub_seller("000000", 0, KEY).await;
+    let (passed, out) = run(unsigned, true).await.unwrap();
+    assert!(!passed, "{out}");
+    assert!(out.contains("Body-Sign is missing"), "{out}");
+}

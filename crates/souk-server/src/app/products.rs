@@ -417,9 +417,9 @@ pub async fn check_endpoint(
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     state.throttle.endpoint_check(merchant.id.as_str())?;
-    let endpoint = match state.store.latest_revision(&p.id).await? {
-        Some(r) => r.content.endpoint_url,
-        None => p.endpoint_url.clone().unwrap_or_default(),
+    let (endpoint, signed_answers) = match state.store.latest_revision(&p.id).await? {
+        Some(r) => (r.content.endpoint_url, r.content.signed_answers),
+        None => (p.endpoint_url.clone().unwrap_or_default(), false),
     };
     let key = state.secrets.open(
         &crate::crypto::product_key_aad(p.id.as_str()),
@@ -443,6 +443,7 @@ pub async fn check_endpoint(
         endpoint: &endpoint,
         key: &key,
         answer_limit: state.settings.seller_answer_limit,
+        signed_answers,
     })
     .await)
 }
