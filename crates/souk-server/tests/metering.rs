@@ -146,6 +146,8 @@ on_both_databases! {
         // An account in arrears takes no new on-demand subscription (nothing would be charged up
         // front to stop it), and renews nothing until it has paid.
         assert_problem(buyer.post("/v1/orders", json!({"plan_id": on_demand_plan, "period": "on_demand", "periods": 1})).await, StatusCode::CONFLICT, None).await;
+        let refused = assert_problem(buyer.post(&format!("{path}/renew"), json!({"periods": 1})).await, StatusCode::CONFLICT, None).await;
+        assert!(refused["detail"].as_str().unwrap().contains("arrears"), "{refused}");
         let entries = buyer.json("/v1/ledger").await;
         assert_eq!(entries["items"][0]["kind"], "usage", "{entries}");
         assert_eq!(entries["items"][0]["amount"]["amount"], "-105.78");
