@@ -6,6 +6,19 @@ use serde_json::Value;
 use souk_store::on_both_databases;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Moves the clock an hour at a time until the instance at `path` has failed (its provisioning
+/// retried until the budget is spent); returns it.
+async fn fail_after_retries(app: &TestApp, buyer: &User, path: &str) -> Value {
+    for _ in 0..app.state.settings.job_max_attempts * 4 {
+        if buyer.json(path).await["state"] == "failed" {
+            break;
+        }
+        app.advance(3600).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    buyer.wait_for(path, |v| v["state"] == "failed").await
+}
+
 on_both_databases! {
     async fn a_seller_refusal_fails_the_instance_and_refunds_the_order(backend) {
         let app = TestApp::spawn(backend).await;
@@ -117,14 +130,7 @@ on_both_databases! {
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
         let budget = app.state.settings.job_max_attempts as usize;
-        for _ in 0..budget * 4 {
-            if buyer.json(&path).await["state"] == "failed" {
-                break;
-            }
-            app.advance(3600).await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let i = buyer.wait_for(&path, |v| v["state"] == "failed").await;
+        let i = fail_after_retries(&app, &buyer, &path).await;
         assert!(
             i["failure_reason"].as_str().unwrap().contains("attempts"),
             "{i}"
@@ -324,14 +330,7 @@ on_both_databases! {
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
         let budget = app.state.settings.job_max_attempts as usize;
-        for _ in 0..budget * 4 {
-            if buyer.json(&path).await["state"] == "failed" {
-                break;
-            }
-            app.advance(3600).await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let i = buyer.wait_for(&path, |v| v["state"] == "failed").await;
+        let i = fail_after_retries(&app, &buyer, &path).await;
         assert_eq!(stub.calls.load(Ordering::SeqCst), budget, "{i}");
         let sales = seller.json("/v1/seller/instances").await;
         assert!(sales.to_string().contains("Body-Sign is missing"), "the seller sees why: {sales}");

@@ -27,116 +27,67 @@ async fn balance_now(
         .unwrap_or(Money::from_minor(0, currency)))
 }
 
-/// After a usage charge in `currency`: if the balance as it stands now (a top-up may have come in
-/// since the charge) is below the floor, the buyer's metered instances in that currency fall into
-/// arrears (each told on its timeline).
-pub async fn after_charge(
+/// Brings the buyer's metered instances in `currency` in line with the balance as it stands now
+/// (a top-up may have come in since a charge): below the floor, those not yet in arrears fall
+/// into them; at or above it, those in arrears get their paid time back. Run after every usage
+/// charge and top-up, and by the scheduler for every account whose arrears are paid
+/// ([`clear_paid`]), so a change that raced another, or a credit that did not call this (a refund,
+/// a higher credit limit), is caught at the next tick. An instance changed meanwhile (renewed,
+/// released) is left for the next run.
+pub async fn reconcile(
     state: &AppState,
     buyer: &AccountId,
     currency: Currency,
     now: DateTime<Utc>,
 ) -> Result<(), souk_store::Error> {
     let balance = balance_now(state, buyer, currency).await?;
-    let limit = state.store.credit_limit(buyer, balance.currency).await?;
-    if !in_arrears(balance.minor, limit) {
-        return Ok(());
-    }
+    let owes = in_arrears(
+        balance.minor,
+        state.store.credit_limit(buyer, currency).await?,
+    );
+    let policy = state.settings.policy;
     for i in state
         .store
-        .metered_instances(buyer, balance.currency.code(), false)
+        .metered_instances(buyer, currency.code(), !owes)
         .await?
     {
-        let t = match lifecycle::transition(
-            Subject {
-                state: i.state,
-                expiry: i.expires_at,
-            },
-            Event::ArrearsBegan { since: now },
-            now,
-            state.settings.policy,
-        ) {
-            Ok(t) => t,
-            Err(_) => continue,
+        let event = match (owes, i.arrears_expiry) {
+            (true, _) => Event::ArrearsBegan { since: now },
+            (false, Some(paid_expiry)) => Event::ArrearsCleared { paid_expiry },
+            (false, None) => continue,
+        };
+        let subject = Subject {
+            state: i.state,
+            expiry: i.expires_at,
+        };
+        let Ok(t) = lifecycle::transition(subject, event, now, policy) else {
+            continue;
         };
         let jobs = t
             .seller_calls()
             .map(|c| SellerJob::from_call(c).spec(&i.order_id))
             .collect();
-        let detail = format!(
-            "the balance is {balance}, below what the account may owe; top up to keep it running: it runs until {}, is frozen then and released after {}",
-            day(state.settings.policy.grace_end(t.expiry)),
-            day(state.settings.policy.retention_end(t.expiry))
-        );
+        let (kind, detail, kept_expiry) = if owes {
+            let detail = format!(
+                "the balance is {balance}, below what the account may owe; top up to keep it running: it runs until {}, is frozen then and released after {}",
+                day(policy.grace_end(t.expiry)),
+                day(policy.retention_end(t.expiry))
+            );
+            ("instance.arrears", detail, Some(i.expires_at))
+        } else {
+            let detail = format!("the arrears were paid (balance {balance}); now {}", t.state);
+            ("instance.arrears_cleared", detail, None)
+        };
         let event = NewEvent {
             order_id: None,
             instance_id: Some(&i.id),
-            kind: "instance.arrears",
+            kind,
             detail,
             actor: None,
         };
         match state
             .store
-            .apply_arrears(&i, &t, Some(i.expires_at), jobs, event, now)
-            .await
-        {
-            // Changed meanwhile (renewed, released): the next charge looks again.
-            Ok(()) | Err(souk_store::Error::Stale) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    state.wake_dispatcher.notify_waiters();
-    Ok(())
-}
-
-/// After money came in or the credit limit rose: if the balance is back at or above its floor,
-/// the buyer's instances in arrears in that currency get their paid time back. Also run by the
-/// scheduler for every account whose arrears are paid ([`clear_paid`]), so a clearing that
-/// raced another change, or a credit that did not call this, is caught at the next tick.
-pub async fn after_credit(
-    state: &AppState,
-    buyer: &AccountId,
-    currency: Currency,
-    now: DateTime<Utc>,
-) -> Result<(), souk_store::Error> {
-    let balance = balance_now(state, buyer, currency).await?;
-    let limit = state.store.credit_limit(buyer, balance.currency).await?;
-    if in_arrears(balance.minor, limit) {
-        return Ok(());
-    }
-    for i in state
-        .store
-        .metered_instances(buyer, balance.currency.code(), true)
-        .await?
-    {
-        let Some(paid_expiry) = i.arrears_expiry else {
-            continue;
-        };
-        let t = match lifecycle::transition(
-            Subject {
-                state: i.state,
-                expiry: i.expires_at,
-            },
-            Event::ArrearsCleared { paid_expiry },
-            now,
-            state.settings.policy,
-        ) {
-            Ok(t) => t,
-            Err(_) => continue,
-        };
-        let jobs = t
-            .seller_calls()
-            .map(|c| SellerJob::from_call(c).spec(&i.order_id))
-            .collect();
-        let event = NewEvent {
-            order_id: None,
-            instance_id: Some(&i.id),
-            kind: "instance.arrears_cleared",
-            detail: format!("the arrears were paid (balance {balance}); now {}", t.state),
-            actor: None,
-        };
-        match state
-            .store
-            .apply_arrears(&i, &t, None, jobs, event, now)
+            .apply_arrears(&i, &t, kept_expiry, jobs, event, now)
             .await
         {
             Ok(()) | Err(souk_store::Error::Stale) => {}
@@ -151,7 +102,7 @@ pub async fn after_credit(
 /// top-up, a refund or a higher credit limit).
 pub async fn clear_paid(state: &AppState, now: DateTime<Utc>) -> Result<(), souk_store::Error> {
     for (buyer, currency) in state.store.paid_arrears(100).await? {
-        after_credit(state, &buyer, currency, now).await?;
+        reconcile(state, &buyer, currency, now).await?;
     }
     Ok(())
 }

@@ -188,7 +188,7 @@ pub async fn top_up(
         .await;
     match (recorded, key) {
         (Ok(entry), _) => {
-            super::arrears::after_credit(
+            super::arrears::reconcile(
                 state,
                 &account.id,
                 entry.balance_after.currency,

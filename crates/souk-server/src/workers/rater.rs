@@ -17,7 +17,7 @@ pub async fn rate(state: &AppState, now: DateTime<Utc>) -> Result<usize, souk_st
             Ok(Some(rated)) => {
                 made += 1;
                 if let Some(balance) = rated.balance_after {
-                    crate::app::arrears::after_charge(
+                    crate::app::arrears::reconcile(
                         state,
                         &rated.charge.buyer_id,
                         balance.currency,
