@@ -52,7 +52,10 @@ on_both_databases! {
         let replayed = op.post(&format!("/v1/operator/jobs/{id}/replay"), json!({})).await;
         assert_eq!(replayed.status(), StatusCode::OK);
         let done = op
-            .wait_for(&format!("/v1/operator/jobs/{id}"), |j| j["state"] == "done")
+            // The attempt is recorded just after the job ends.
+            .wait_for(&format!("/v1/operator/jobs/{id}"), |j| {
+                j["state"] == "done" && j["history"].as_array().unwrap().len() == 2
+            })
             .await;
         assert_eq!(done["history"].as_array().unwrap().len(), 2, "{done}");
         let instance = buyer.json(&format!("/v1/instances/{ins}")).await;
