@@ -107,6 +107,8 @@ ids! {
     PromotionId = "prm";
     /// One hourly charge of an instance's metered use.
     UsageChargeId = "usg";
+    /// A notification to one person.
+    NotificationId = "ntf";
 }
 
 #[cfg(test)]

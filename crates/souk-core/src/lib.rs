@@ -16,6 +16,7 @@ pub mod merchants;
 pub mod metering;
 pub mod money;
 pub mod net;
+pub mod notices;
 pub mod orders;
 pub mod plans;
 pub mod promotions;

@@ -60,6 +60,17 @@ impl Period {
         }
     }
 
+    /// `count` of this period in words: "1 month", "3 years", "one-time", "pay as you go".
+    pub fn words(self, count: u32) -> String {
+        let plural = if count == 1 { "" } else { "s" };
+        match self {
+            Period::Month => format!("{count} month{plural}"),
+            Period::Year => format!("{count} year{plural}"),
+            Period::Once => "one-time".to_owned(),
+            Period::OnDemand => "pay as you go".to_owned(),
+        }
+    }
+
     /// Whether the instance bought this way never expires (a one-time or on-demand purchase).
     pub fn is_open_ended(self) -> bool {
         matches!(self, Period::Once | Period::OnDemand)

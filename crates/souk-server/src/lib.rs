@@ -16,6 +16,7 @@ pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod ops;
 pub mod panics;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Log-in and sign-up limits, and the password-hashing slots.
     pub throttle: throttle::Throttle,
+    /// Sends notification e-mail.
+    pub mailer: mail::Mailer,
 }
 
 /// Shared application state.
@@ -89,7 +92,9 @@ impl AppState {
             .build()
             .expect("the HTTP client builds with static settings and the bundled TLS roots");
         let throttle = throttle::Throttle::new(&settings.throttle);
+        let mailer = mail::Mailer::new(settings.mail_from.clone(), &settings.mail_transport);
         Arc::new(AppState {
+            mailer,
             secrets: crypto::SecretBox::new(&settings.secret_key),
             catalog: app::catalog::CatalogCache::new(settings.catalog_ttl),
             authenticators: vec![

@@ -57,6 +57,10 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Bearer token that reads and moves the test clock (operators with a session may too).
     pub test_clock_token: Option<String>,
+    /// Who souk's e-mail comes from.
+    pub mail_from: lettre::message::Mailbox,
+    /// Where souk's e-mail goes.
+    pub mail_transport: crate::mail::MailTransport,
 }
 
 /// The test clock token [`Settings::for_tests`] sets, for test helpers.
@@ -101,6 +105,11 @@ impl Settings {
             test_clock_token: Some(TEST_CLOCK_TOKEN_FOR_TESTS.to_owned()),
             secret_key: rand::random(),
             throttle: crate::throttle::Limits::loose(),
+            // Each test's e-mail in a directory of its own.
+            mail_transport: crate::mail::MailTransport::Outbox(std::env::temp_dir().join(format!(
+                "souk-outbox-{}",
+                hex::encode(rand::random::<[u8; 8]>())
+            ))),
             ..Settings::default()
         }
     }
@@ -132,6 +141,12 @@ impl Default for Settings {
             session_idle: chrono::Duration::hours(2),
             metrics_token: None,
             test_clock_token: None,
+            mail_from: lettre::message::Mailbox::new(
+                Some("souk".into()),
+                lettre::Address::new("no-reply", "localhost")
+                    .unwrap_or_else(|_| unreachable!("a literal address")),
+            ),
+            mail_transport: crate::mail::MailTransport::Outbox("outbox".into()),
         }
     }
 }

@@ -62,9 +62,35 @@ impl TestApp {
         );
     }
 
+    /// The e-mails in the outbox so far, as (file name, message text), oldest notification
+    /// first; empty when e-mail goes to an SMTP server.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let crate::mail::MailTransport::Outbox(dir) = &self.state.settings.mail_transport else {
+            return Vec::new();
+        };
+        let mut mails: Vec<(String, String)> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.ends_with(".eml"))
+                    .map(|name| {
+                        let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+                        (name, text)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        mails.sort();
+        mails
+    }
+
     pub async fn cleanup(mut self) {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
+        }
+        if let crate::mail::MailTransport::Outbox(dir) = &self.state.settings.mail_transport {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 

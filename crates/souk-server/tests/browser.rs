@@ -402,6 +402,29 @@ on_both_databases! {
         b.go("/balance").await;
         assert!(b.text().await.contains("Credit limit: 100.00 CNY"), "{}", b.text().await);
 
+        // Everything above was told to the buyer: the bar counts the unread, the page lists them
+        // in words, and the buyer picks what also comes by e-mail.
+        let mut notices = String::new();
+        for _ in 0..100 {
+            b.go("/notifications").await;
+            notices = b.text().await;
+            if notices.contains("is ready") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(notices.contains("Order paid: ") && notices.contains("unread"), "{notices}");
+        let bar = buyer_browser.find(Locator::Css("header.top a[href='/notifications']")).await.unwrap().text().await.unwrap();
+        assert!(bar.starts_with("Notifications ") && bar.trim_start_matches("Notifications ").parse::<u32>().unwrap() > 0, "{bar}");
+        b.shoot("notifications", save).await;
+        b.toggle("input[name=email_order]").await;
+        b.click("form[action='/notifications/preferences'] button[type=submit]").await;
+        assert!(b.text().await.contains("Your e-mail choices were saved"), "{}", b.text().await);
+        let order_box = buyer_browser.find(Locator::Css("input[name=email_order]")).await.unwrap();
+        assert_eq!(order_box.prop("checked").await.unwrap().as_deref(), Some("false"));
+        b.click("main .toolbar form button[type=submit]").await;
+        assert!(b.text().await.contains("Nothing unread"), "{}", b.text().await);
+
         buyer_browser.close().await.unwrap();
         op_browser.close().await.unwrap();
         app.cleanup().await;

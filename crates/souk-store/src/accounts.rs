@@ -288,6 +288,7 @@ impl Store {
         by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.begin().await?;
         crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_reason = $2, verification_decided_at = $3, \
              verification_decided_by = $4 WHERE id = $5 AND verification_state = $6",
@@ -298,9 +299,27 @@ impl Store {
         .bind(by.as_str())
         .bind(id.as_str())
         .bind(from.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected())?;
+        let approved = to == VerificationState::Verified;
+        crate::events::record_decision(
+            &mut tx,
+            crate::events::Decision {
+                account_id: Some(id),
+                product_id: None,
+                kind: if approved {
+                    "verification.approved"
+                } else {
+                    "verification.rejected"
+                },
+                detail: reason.unwrap_or_default().to_owned(),
+                actor: by,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use crate::decode::{id, opt_id, text, time};
 use crate::{fresh, ms, Result, Store};
 use chrono::{DateTime, Utc};
-use souk_core::ids::{AccountId, EventId, InstanceId, OrderId};
+use souk_core::ids::{AccountId, EventId, InstanceId, OrderId, ProductId};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
@@ -67,6 +67,39 @@ pub async fn record(
         .execute(conn)
         .await?;
     Ok(row)
+}
+
+/// An event about an account or a product rather than an order or an instance: a decision on a
+/// verification, a merchant application or a product revision.
+pub struct Decision<'a> {
+    /// The account the decision concerns (verification, merchant application).
+    pub account_id: Option<&'a AccountId>,
+    /// The product the decision concerns (a revision's review).
+    pub product_id: Option<&'a ProductId>,
+    /// e.g. `product.rejected`.
+    pub kind: &'a str,
+    pub detail: String,
+    /// Who decided.
+    pub actor: &'a AccountId,
+}
+
+/// Records a decision inside the caller's transaction.
+pub async fn record_decision(
+    conn: &mut AnyConnection,
+    d: Decision<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor, account_id, product_id) VALUES ($1, NULL, NULL, $2, $3, $4, $5, $6, $7)")
+        .bind(fresh::<EventId>(now).as_str())
+        .bind(ms(now))
+        .bind(d.kind)
+        .bind(&d.detail)
+        .bind(d.actor.as_str())
+        .bind(d.account_id.map(AccountId::as_str))
+        .bind(d.product_id.map(ProductId::as_str))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 impl Store {

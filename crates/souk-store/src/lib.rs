@@ -14,6 +14,7 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod notifications;
 pub mod orders;
 pub mod products;
 pub mod promotions;
@@ -192,6 +193,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     11 "one-time plans" "0011_one_time_plans.sql",
     12 "metering" "0012_metering.sql",
     13 "signed answers" "0013_signed_answers.sql",
+    14 "notifications" "0014_notifications.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -207,6 +209,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     11 "one-time plans" "0011_one_time_plans.sql",
     12 "metering" "0012_metering.sql",
     13 "signed answers" "0013_signed_answers.sql",
+    14 "notifications" "0014_notifications.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -134,6 +134,7 @@ impl Store {
         by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<Merchant> {
+        let mut tx = self.begin().await?;
         crate::changed(sqlx::query("UPDATE merchants SET state = $1, reason = $2, decided_at = $3, decided_by = $4 WHERE id = $5 AND state = $6")
             .bind(to.as_str())
             .bind(reason)
@@ -141,9 +142,32 @@ impl Store {
             .bind(by.as_str())
             .bind(id.as_str())
             .bind(from.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected())?;
+        let applicant: String =
+            sqlx::query_scalar("SELECT account_id FROM merchants WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        let approved = to == MerchantState::Approved;
+        crate::events::record_decision(
+            &mut tx,
+            crate::events::Decision {
+                account_id: Some(&AccountId::from(applicant)),
+                product_id: None,
+                kind: if approved {
+                    "merchant.approved"
+                } else {
+                    "merchant.rejected"
+                },
+                detail: reason.unwrap_or_default().to_owned(),
+                actor: by,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
         self.merchant(id).await
     }
 

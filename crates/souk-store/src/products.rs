@@ -372,7 +372,9 @@ impl Store {
         by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let detail = reasons.join("; ");
         let reasons = serde_json::to_string(reasons).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut tx = self.begin().await?;
         crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, reasons = $2, decided_at = $3, decided_by = $4, updated_at = $3 WHERE id = $5 AND state = $6")
             .bind(to.as_str())
             .bind(reasons)
@@ -380,9 +382,27 @@ impl Store {
             .bind(by.as_str())
             .bind(id.as_str())
             .bind(from.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected())?;
+        let product: String =
+            sqlx::query_scalar("SELECT product_id FROM product_revisions WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        crate::events::record_decision(
+            &mut tx,
+            crate::events::Decision {
+                account_id: None,
+                product_id: Some(&ProductId::from(product)),
+                kind: "product.rejected",
+                detail,
+                actor: by,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -489,6 +509,18 @@ impl Store {
             .bind(i64::from(signed_answers))
             .execute(&mut *tx)
             .await?;
+        crate::events::record_decision(
+            &mut tx,
+            crate::events::Decision {
+                account_id: None,
+                product_id: Some(&revision.product_id),
+                kind: "product.approved",
+                detail: format!("revision {}", revision.number),
+                actor: by,
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -126,6 +126,15 @@ pub struct ServeArgs {
     /// Password hashes that may wait for a slot (more are answered 503), 0 to 10000  [default: 32]
     #[arg(long, env = "SOUK_PASSWORD_HASH_QUEUE")]
     pub password_hash_queue: Option<usize>,
+    /// Who notification e-mail comes from  [default: souk <no-reply@localhost>]
+    #[arg(long, env = "SOUK_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// SMTP server for notification e-mail, e.g. smtp://user:password@mail.example.com:587?tls=required  [default: none: the outbox]
+    #[arg(long, env = "SOUK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Directory the e-mail goes to, one .eml file each, when no smtp_url is set  [default: ./outbox]
+    #[arg(long, env = "SOUK_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
 }
 
 /// The configuration file's lines; all optional.
@@ -166,6 +175,9 @@ pub struct FileConfig {
     pub signup_window_secs: Option<u64>,
     pub password_hash_concurrency: Option<usize>,
     pub password_hash_queue: Option<usize>,
+    pub mail_from: Option<String>,
+    pub smtp_url: Option<String>,
+    pub outbox_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -551,6 +563,25 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
                 .or_else(|| file.metrics_token.clone()),
         )?,
         demo_seller: demo,
+        mail_from: match a.mail_from.as_ref().or(file.mail_from.as_ref()) {
+            Some(from) => {
+                souk_server::mail::sender(from).map_err(|e| anyhow::anyhow!("mail_from: {e}"))?
+            }
+            None => Settings::default().mail_from,
+        },
+        mail_transport: match a.smtp_url.as_ref().or(file.smtp_url.as_ref()) {
+            Some(url) => {
+                souk_server::mail::check_smtp_url(url)
+                    .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+                souk_server::mail::MailTransport::Smtp(url.clone())
+            }
+            None => souk_server::mail::MailTransport::Outbox(
+                a.outbox_dir
+                    .clone()
+                    .or_else(|| file.outbox_dir.clone())
+                    .unwrap_or_else(|| "outbox".into()),
+            ),
+        },
         catalog_ttl: Duration::from_secs(within(
             "catalog_ttl_secs",
             a.catalog_ttl_secs.or(file.catalog_ttl_secs).unwrap_or(5),

@@ -1,6 +1,7 @@
 //! Several nodes: two `souk serve` processes on one database share the job queue. Orders placed
 //! through both make 2,000 provisioning jobs (and the access queries after them); the seller is
-//! called exactly once for each job (none run twice, none lost), and every instance ends active.
+//! called exactly once for each job (none run twice, none lost), every instance ends active, and
+//! the buyer is told of each order and each ready instance once, by one e-mail each.
 
 mod common;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 const ORDERS: usize = 2000;
 
-fn serve(db: &str, secret: &str, port: u16) -> Process {
+fn serve(db: &str, secret: &str, port: u16, outbox: &std::path::Path) -> Process {
     Process(
         Command::new(souk_bin())
             .args([
@@ -31,6 +32,7 @@ fn serve(db: &str, secret: &str, port: u16) -> Process {
             .env("SOUK_DATABASE_URL", db)
             .env("SOUK_SECRET_KEY", secret)
             .env("SOUK_CONFIG", "/dev/null")
+            .env("SOUK_OUTBOX_DIR", outbox)
             .env("SOUK_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -58,8 +60,10 @@ on_both_databases! {
         assert!(top_up.status.success(), "{}", String::from_utf8_lossy(&top_up.stderr));
 
         let (port_a, port_b) = (free_port(), free_port());
-        let _a = serve(&db.url, secret, port_a);
-        let _b = serve(&db.url, secret, port_b);
+        // One outbox for both, as one shared mail server would be.
+        let outbox = outbox_dir();
+        let _a = serve(&db.url, secret, port_a, &outbox);
+        let _b = serve(&db.url, secret, port_b, &outbox);
         let bases = [format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}")];
         for base in &bases {
             wait_until_up(&format!("{base}/healthz")).await;
@@ -111,6 +115,21 @@ on_both_databases! {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(active as usize, ORDERS, "{backend:?}: every instance provisioned");
+        // The notifiers have told of every order and ready instance (their e-mails are jobs too).
+        let mut told = 0;
+        for _ in 0..600 {
+            told = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM notifications n JOIN accounts a ON a.id = n.account_id \
+                 WHERE a.email = 'buyer@souk.demo' AND n.topic IN ('order', 'provisioning')",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if told as usize >= 2 * ORDERS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // Each purchase made its provisioning call and the access query after it; every job ran
         // at its first attempt, and the seller heard exactly one call per job.
         let mut jobs: Vec<(String, String, i64)> = Vec::new();
@@ -126,7 +145,17 @@ on_both_databases! {
         }
         assert_eq!(jobs.iter().filter(|(kind, _, _)| kind == "seller.new_instance").count(), ORDERS);
         assert!(jobs.iter().all(|(_, state, attempts)| state == "done" && *attempts == 1), "{backend:?}: each job run once");
-        assert_eq!(stub.calls.load(Ordering::SeqCst), jobs.len(), "{backend:?}: no seller call made twice, none lost");
+        let seller_jobs = jobs.iter().filter(|(kind, _, _)| kind.starts_with("seller.")).count();
+        assert_eq!(stub.calls.load(Ordering::SeqCst), seller_jobs, "{backend:?}: no seller call made twice, none lost");
+        // Both nodes' schedulers told the buyer of each order and each ready instance once, and
+        // each of those e-mails was written once.
+        assert_eq!(told as usize, 2 * ORDERS, "{backend:?}: one notification per event");
+        let emails = jobs.iter().filter(|(kind, _, _)| kind == "email.send").count();
+        let notifications: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications").fetch_one(pool).await.unwrap();
+        assert_eq!(emails as i64, notifications, "{backend:?}: one e-mail job per notification");
+        let files = std::fs::read_dir(&outbox).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".eml")).count();
+        assert_eq!(files, emails, "{backend:?}: each e-mail written once");
+        let _ = std::fs::remove_dir_all(&outbox);
         let out = souk(&["admin", "verify-ledger"], &db.url, secret);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
         db.cleanup().await;

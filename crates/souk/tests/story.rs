@@ -98,6 +98,7 @@ on_both_databases! {
                 .env("SOUK_DATABASE_URL", &db.url)
                 .env("SOUK_SECRET_KEY", secret)
                 .env("SOUK_CONFIG", "/dev/null")
+                .env("SOUK_OUTBOX_DIR", outbox_dir())
                 .env("SOUK_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()

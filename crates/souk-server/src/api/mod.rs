@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod merchants;
 pub mod metering;
+pub mod notifications;
 pub mod order_query;
 pub mod orders;
 pub mod products;
@@ -42,6 +43,7 @@ use utoipa_axum::routes;
         (name = "orders", description = "Buying and renewing"),
         (name = "instances", description = "What a buyer bought, and its lifecycle"),
         (name = "balance", description = "Balances and the ledger"),
+        (name = "notifications", description = "What the caller was told, and which topics it also gets by e-mail"),
         (name = "iam", description = "IAM users and access keys for signed (SDK-HMAC-SHA256) calls"),
         (name = "operator", description = "Review queues, decisions, top-ups and the job queue"),
         (name = "system", description = "Health and this document"),
@@ -94,6 +96,13 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(sales::instances))
         .routes(routes!(sales::rotate_key))
         .routes(routes!(sales::check_endpoint))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::read))
+        .routes(routes!(notifications::read_all))
+        .routes(routes!(
+            notifications::preferences,
+            notifications::set_preferences
+        ))
         .routes(routes!(iam::create_user, iam::users))
         .routes(routes!(iam::create_key))
         .routes(routes!(iam::disable_key))

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod merchants;
 pub mod metering;
+pub mod notifications;
 pub mod orders;
 pub mod products;
 pub mod promotions;

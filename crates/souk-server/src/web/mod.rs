@@ -14,6 +14,7 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod notifications;
 pub mod orders;
 pub mod products;
 pub mod promotions;
@@ -52,6 +53,7 @@ pub fn router() -> Router<SharedState> {
         .merge(instances::routes())
         .merge(ledger::routes())
         .merge(merchants::routes())
+        .merge(notifications::routes())
         .merge(products::routes())
         .merge(sales::routes())
         .merge(reviews::routes())
@@ -101,6 +103,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 pub struct Viewer {
     pub name: String,
     pub is_operator: bool,
+    /// Unread notifications, for the count beside the bell.
+    pub unread: i64,
     pub caller: Caller,
 }
 
@@ -209,6 +213,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "key-enabled" => "The key is active again.",
         "key-disabled" => "The key is disabled: requests signed with it are refused.",
         "key-deleted" => "The key was deleted.",
+        "marked-read" => "Marked as read.",
+        "all-read" => "All notifications are marked as read.",
+        "preferences-saved" => "Your e-mail choices were saved.",
         _ => return None,
     })
 }
@@ -223,7 +230,14 @@ impl FromRequestParts<SharedState> for Page {
         let mut viewer = None;
         for scheme in &state.authenticators {
             if let Ok(Some(caller)) = scheme.authenticate(parts, state).await {
+                // A count that cannot be read shows as none rather than failing the page.
+                let unread = state
+                    .store
+                    .unread_notifications(caller.id())
+                    .await
+                    .unwrap_or(0);
                 viewer = Some(Viewer {
+                    unread,
                     name: caller.account.name.clone(),
                     is_operator: !caller.account.roles.is_empty(),
                     caller,

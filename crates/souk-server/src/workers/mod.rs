@@ -8,6 +8,7 @@
 //! itself), keeps a record of every attempt, retries by the handler's policy and hands the job
 //! back to its handler to end it when the budget is spent.
 
+pub mod mailer;
 pub mod rater;
 pub mod scheduler;
 pub mod seller;
@@ -156,6 +157,7 @@ impl Handlers {
         for kind in SellerJob::ALL {
             h.register(Arc::new(seller::SellerCallHandler(kind)));
         }
+        h.register(Arc::new(mailer::EmailHandler));
         h
     }
 

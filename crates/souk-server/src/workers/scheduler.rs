@@ -40,7 +40,23 @@ pub async fn tick(state: &AppState) -> Result<usize, souk_store::Error> {
     }
     remind(state, now).await?;
     super::rater::rate(state, now).await?;
+    // Last, so the events of this pass are told in it.
+    notify(state, now).await;
     Ok(n)
+}
+
+/// Writes the notifications of the events not yet looked at, batch after batch.
+async fn notify(state: &AppState, now: DateTime<Utc>) {
+    loop {
+        match crate::app::notifications::sweep(state, now).await {
+            Ok(n) if n == crate::app::notifications::BATCH => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "writing notifications failed");
+                return;
+            }
+        }
+    }
 }
 
 /// Tells buyers of active instances that expire within a week (and again within a day), once per

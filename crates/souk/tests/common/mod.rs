@@ -23,6 +23,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A fresh directory for a `souk serve`'s e-mail outbox, so no test writes into the source tree.
+pub fn outbox_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "souk-test-outbox-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn souk_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_souk"))
 }

@@ -1,0 +1,327 @@
+//! Notifications: what each person is told, read or unread, and which topics they also want by
+//! e-mail. The notifier reads the timeline events it has not looked at yet and writes, in one
+//! transaction per batch, the notifications they cause and an e-mail job for each one wanted by
+//! e-mail; an event is looked at once however many nodes run the notifier.
+
+use crate::decode::{id, opt_id, opt_text, opt_time, parsed, text, time};
+use crate::jobs::{self, JobEnd, JobSpec};
+use crate::{fresh, ms, Result, Store};
+use chrono::{DateTime, Utc};
+use souk_core::ids::{AccountId, EventId, InstanceId, NotificationId, OrderId, ProductId};
+use souk_core::notices::Topic;
+use sqlx::any::AnyRow;
+
+/// The job kind that e-mails one notification.
+pub const EMAIL_JOB: &str = "email.send";
+
+/// A timeline event the notifier has not looked at, with who it concerns.
+#[derive(Debug, Clone)]
+pub struct Unnoticed {
+    pub id: EventId,
+    pub kind: String,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+    pub order_id: Option<OrderId>,
+    pub instance_id: Option<InstanceId>,
+    /// The account the event names (verification and merchant decisions).
+    pub account_id: Option<AccountId>,
+    /// The product the event is about, directly or through its instance.
+    pub product_id: Option<ProductId>,
+    /// The buyer of the event's instance.
+    pub buyer_id: Option<AccountId>,
+    /// The account of the merchant selling the product.
+    pub merchant_account_id: Option<AccountId>,
+}
+
+/// A notification to write.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub account_id: AccountId,
+    pub topic: Topic,
+    pub title: String,
+    pub body: String,
+    /// A path in the web UI where the person can act on it.
+    pub link: Option<String>,
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub account_id: AccountId,
+    pub event_id: EventId,
+    pub topic: Topic,
+    pub title: String,
+    pub body: String,
+    pub link: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub emailed_at: Option<DateTime<Utc>>,
+}
+
+const NOTIFICATION: &str =
+    "id, account_id, event_id, topic, title, body, link, created_at, read_at, emailed_at";
+
+fn notification(row: &AnyRow) -> Result<Notification> {
+    Ok(Notification {
+        id: id(row, "id")?,
+        account_id: id(row, "account_id")?,
+        event_id: id(row, "event_id")?,
+        topic: parsed(row, "topic")?,
+        title: text(row, "title")?,
+        body: text(row, "body")?,
+        link: opt_text(row, "link")?,
+        created_at: time(row, "created_at")?,
+        read_at: opt_time(row, "read_at")?,
+        emailed_at: opt_time(row, "emailed_at")?,
+    })
+}
+
+/// One page of a person's notifications, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub unread_only: bool,
+    /// Only notifications older than this one.
+    pub before: Option<&'a NotificationId>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Up to `limit` events the notifier has not looked at, oldest first.
+    pub async fn unnoticed_events(&self, limit: i64) -> Result<Vec<Unnoticed>> {
+        sqlx::query(
+            "SELECT e.id, e.kind, e.detail, e.at, e.order_id, e.instance_id, e.account_id, \
+                    COALESCE(e.product_id, i.product_id) AS product_id, i.buyer_id, m.account_id AS merchant_account_id \
+             FROM events e \
+             LEFT JOIN instances i ON i.id = e.instance_id \
+             LEFT JOIN products p ON p.id = COALESCE(e.product_id, i.product_id) \
+             LEFT JOIN merchants m ON m.id = p.merchant_id \
+             WHERE e.noticed_at IS NULL ORDER BY e.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Unnoticed {
+                id: id(row, "id")?,
+                kind: text(row, "kind")?,
+                detail: text(row, "detail")?,
+                at: time(row, "at")?,
+                order_id: opt_id(row, "order_id")?,
+                instance_id: opt_id(row, "instance_id")?,
+                account_id: opt_id(row, "account_id")?,
+                product_id: opt_id(row, "product_id")?,
+                buyer_id: opt_id(row, "buyer_id")?,
+                merchant_account_id: opt_id(row, "merchant_account_id")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Marks the events looked at and writes the notifications they cause, with an e-mail job
+    /// for each one its person wants by e-mail, in one transaction. An event another node has
+    /// already looked at is skipped with its notifications. Returns how many were written.
+    pub async fn notice(
+        &self,
+        events: &[(EventId, Vec<NewNotification>)],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let mut written = 0;
+        for (event_id, notifications) in events {
+            let claimed = sqlx::query(
+                "UPDATE events SET noticed_at = $1 WHERE id = $2 AND noticed_at IS NULL",
+            )
+            .bind(ms(now))
+            .bind(event_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                continue;
+            }
+            for n in notifications {
+                let id: NotificationId = fresh(now);
+                let inserted = sqlx::query(&format!(
+                    "INSERT INTO notifications ({NOTIFICATION}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
+                     ON CONFLICT DO NOTHING"
+                ))
+                .bind(id.as_str())
+                .bind(n.account_id.as_str())
+                .bind(event_id.as_str())
+                .bind(n.topic.as_str())
+                .bind(&n.title)
+                .bind(&n.body)
+                .bind(&n.link)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    continue;
+                }
+                written += 1;
+                let email: Option<i64> = sqlx::query_scalar(
+                    "SELECT email FROM notification_prefs WHERE account_id = $1 AND topic = $2",
+                )
+                .bind(n.account_id.as_str())
+                .bind(n.topic.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if email.unwrap_or(1) != 0 {
+                    let job = JobSpec {
+                        kind: EMAIL_JOB,
+                        payload: serde_json::json!({ "notification_id": id }).to_string(),
+                    };
+                    jobs::enqueue(&mut tx, &job, None, now, now).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// A person's notifications, newest first.
+    pub async fn notifications_of(
+        &self,
+        account_id: &AccountId,
+        page: Page<'_>,
+    ) -> Result<Vec<Notification>> {
+        sqlx::query(&format!(
+            "SELECT {NOTIFICATION} FROM notifications WHERE account_id = $1 \
+             AND ($2 = 0 OR read_at IS NULL) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(account_id.as_str())
+        .bind(i64::from(page.unread_only))
+        .bind(page.before.map(NotificationId::as_str))
+        .bind(page.limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(notification)
+        .collect()
+    }
+
+    /// How many of a person's notifications are unread.
+    pub async fn unread_notifications(&self, account_id: &AccountId) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND read_at IS NULL",
+        )
+        .bind(account_id.as_str())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// One notification, whoever it is for.
+    pub async fn notification(&self, id: &NotificationId) -> Result<Notification> {
+        sqlx::query(&format!(
+            "SELECT {NOTIFICATION} FROM notifications WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| notification(&r))
+        .transpose()?
+        .ok_or(crate::Error::NotFound("notification"))
+    }
+
+    /// Marks one of a person's notifications read (reading it again changes nothing).
+    pub async fn mark_notification_read(
+        &self,
+        account_id: &AccountId,
+        id: &NotificationId,
+        now: DateTime<Utc>,
+    ) -> Result<Notification> {
+        sqlx::query(
+            "UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND account_id = $3",
+        )
+        .bind(ms(now))
+        .bind(id.as_str())
+        .bind(account_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        match self.notification(id).await {
+            Ok(n) if &n.account_id == account_id => Ok(n),
+            // Someone else's notification is as unknown as a missing one.
+            Ok(_) | Err(crate::Error::NotFound(_)) => Err(crate::Error::NotFound("notification")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks all of a person's notifications read; returns how many were unread.
+    pub async fn mark_all_notifications_read(
+        &self,
+        account_id: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE notifications SET read_at = $1 WHERE account_id = $2 AND read_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(account_id.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Records that a notification's e-mail went out (keeping the first time) and ends its job,
+    /// together.
+    pub async fn end_emailed(
+        &self,
+        end: JobEnd<'_>,
+        id: &NotificationId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2")
+            .bind(ms(now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        jobs::end_in(&mut tx, end, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Which topics a person wants by e-mail: every topic, with its default where unset.
+    pub async fn email_prefs(&self, account_id: &AccountId) -> Result<Vec<(Topic, bool)>> {
+        let set: Vec<(String, i64)> =
+            sqlx::query_as("SELECT topic, email FROM notification_prefs WHERE account_id = $1")
+                .bind(account_id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(Topic::ALL
+            .into_iter()
+            .map(|t| {
+                let email = set
+                    .iter()
+                    .find(|(topic, _)| topic == t.as_str())
+                    .is_none_or(|(_, email)| *email != 0);
+                (t, email)
+            })
+            .collect())
+    }
+
+    /// Sets whether a person wants the topics given by e-mail; topics left out keep theirs.
+    pub async fn set_email_prefs(
+        &self,
+        account_id: &AccountId,
+        prefs: &[(Topic, bool)],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (topic, email) in prefs {
+            sqlx::query(
+                "INSERT INTO notification_prefs (account_id, topic, email) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, topic) DO UPDATE SET email = excluded.email",
+            )
+            .bind(account_id.as_str())
+            .bind(topic.as_str())
+            .bind(i64::from(*email))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
