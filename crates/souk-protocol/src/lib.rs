@@ -9,6 +9,7 @@ pub mod activity;
 pub mod aksk;
 pub mod result;
 pub mod signature;
+pub mod v1;
 
 pub use activity::RefreshScene;
 pub use activity::{Activity, AppInfo, InstanceInfo, SellerAnswer, StatusChange};
