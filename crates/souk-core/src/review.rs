@@ -44,6 +44,20 @@ string_enum! {
 }
 
 string_enum! {
+    /// The protocol a product's endpoint speaks: V2 (POST, JSON body, `signature`/`timestamp`/
+    /// `nonce`) or the older V1 (GET, parameters signed by `authToken`, answers always signed).
+    #[derive(Default)]
+    SellerProtocol { #[default] V2 = "v2", V1 = "v1" }
+}
+
+impl SellerProtocol {
+    /// Whether it is the current protocol (not written into stored content).
+    pub fn is_v2(&self) -> bool {
+        *self == SellerProtocol::V2
+    }
+}
+
+string_enum! {
     /// What a product is; this version of souk sells SaaS.
     ProductType { Saas = "saas" }
 }
@@ -168,6 +182,9 @@ pub struct ProductContent {
     /// missing or wrong, as a failed attempt. Off by default: most sellers do not sign.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub signed_answers: bool,
+    /// The protocol the endpoint speaks.
+    #[serde(default, skip_serializing_if = "SellerProtocol::is_v2")]
+    pub protocol: SellerProtocol,
     /// The plans; at least one.
     pub plans: Vec<PlanDraft>,
 }
@@ -271,6 +288,7 @@ impl ProductContent {
             licence: validate::optional_text("licence", &self.licence, 50_000)?,
             endpoint_url: rules.endpoint("endpoint_url", &self.endpoint_url)?,
             signed_answers: self.signed_answers,
+            protocol: self.protocol,
             plans,
         })
     }
@@ -292,6 +310,7 @@ mod tests {
             licence: "Use it well.".into(),
             endpoint_url: "https://acme.example/souk".into(),
             signed_answers: false,
+            protocol: SellerProtocol::V2,
             plans: vec![PlanDraft {
                 id: None,
                 name: "Team".into(),

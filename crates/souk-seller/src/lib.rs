@@ -1,7 +1,9 @@
 //! The seller kit: everything a SaaS needs to be provisioned by souk (or any marketplace speaking
 //! the SaaS Access Guide V2.0). Implement [`Seller`], mount [`router`] at your production endpoint,
 //! and the kit verifies each call's signature, time window and nonce, parses it, dispatches it to
-//! your method and answers in the wire format.
+//! your method and answers in the wire format. The same endpoint also answers the older V1
+//! protocol (a GET whose parameters carry an `authToken`; its answers are always signed), so a
+//! product can speak either.
 //!
 //! ```no_run
 //! # use souk_seller::*;
@@ -19,6 +21,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use souk_protocol::signature::{self, SignedParams, TIMESTAMP_WINDOW_MS};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -37,6 +40,10 @@ pub struct NewInstance {
     pub business_id: String,
     /// A test call from the marketplace's endpoint check.
     pub test: bool,
+    /// Under V1, what the call says of the subscription (`customerId`, `customerName`,
+    /// `productId`, `skuCode`, `periodType`, `periodNumber`, `trialFlag`, `expireTime`); empty
+    /// under V2, whose sellers ask the order query for it.
+    pub v1_terms: BTreeMap<String, String>,
 }
 
 /// `refreshInstance`: the expiry changed.
@@ -168,8 +175,70 @@ fn endpoint_router<S: Seller>(seller: Arc<S>, keys: Keys, sign_answers: bool) ->
         sign_answers,
     });
     Router::new()
-        .route("/", post(handle::<S>))
+        .route("/", post(handle::<S>).get(handle_v1::<S>))
         .with_state(endpoint)
+}
+
+/// A V1 call: the parameters in the query, `authToken` checked against each key and the
+/// `timeStamp` window, each token accepted once; the answer always carries a `Body-Sign`.
+async fn handle_v1<S: Seller>(
+    State(ep): State<Arc<Endpoint<S>>>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let answer = answer_v1(&ep, &params).await;
+    let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+    let key = ep.keys.0.first().map(String::as_str).unwrap_or_default();
+    let signature = souk_protocol::signature::body_sign(key, &bytes);
+    (
+        [
+            ("content-type", "application/json".to_owned()),
+            (souk_protocol::signature::BODY_SIGN_HEADER, signature),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn answer_v1<S: Seller>(ep: &Endpoint<S>, params: &BTreeMap<String, String>) -> SellerAnswer {
+    let keys: Vec<&str> = ep.keys.0.iter().map(String::as_str).collect();
+    let now = now_ms();
+    let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+    if let Err(e) = souk_protocol::v1::verify(&keys, params, at) {
+        return SellerAnswer::code(ResultCode::AuthFailed, e.to_string());
+    }
+    // V1 has no nonce; the token itself is unique per call and time, so it is remembered instead.
+    let token = params.get("authToken").cloned().unwrap_or_default();
+    {
+        let mut seen = ep
+            .nonces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !seen.first_use(&token, now) {
+            return SellerAnswer::code(ResultCode::AuthFailed, "authToken already used");
+        }
+    }
+    match souk_protocol::v1::parse(params) {
+        Ok((activity, test)) => {
+            const TERMS: [&str; 8] = [
+                "customerId",
+                "customerName",
+                "productId",
+                "skuCode",
+                "periodType",
+                "periodNumber",
+                "trialFlag",
+                "expireTime",
+            ];
+            let terms = params
+                .iter()
+                .filter(|(k, _)| TERMS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            dispatch(&*ep.seller, activity, test, terms).await
+        }
+        Err(e) => SellerAnswer::code(ResultCode::InvalidParameter, e.to_string()),
+    }
 }
 
 async fn handle<S: Seller>(
@@ -224,11 +293,19 @@ async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> Sel
             return SellerAnswer::code(ResultCode::AuthFailed, "nonce already used");
         }
     }
-    let (activity, test) = match Activity::parse(body) {
-        Ok(parsed) => parsed,
-        Err(e) => return SellerAnswer::code(ResultCode::InvalidParameter, e.to_string()),
-    };
-    let seller = &ep.seller;
+    match Activity::parse(body) {
+        Ok((activity, test)) => dispatch(&*ep.seller, activity, test, BTreeMap::new()).await,
+        Err(e) => SellerAnswer::code(ResultCode::InvalidParameter, e.to_string()),
+    }
+}
+
+/// Hands a verified call to the seller's method.
+async fn dispatch<S: Seller>(
+    seller: &S,
+    activity: Activity,
+    test: bool,
+    v1_terms: BTreeMap<String, String>,
+) -> SellerAnswer {
     match activity {
         Activity::NewInstance {
             order_id,
@@ -241,6 +318,7 @@ async fn answer<S: Seller>(ep: &Endpoint<S>, params: Params, body: &[u8]) -> Sel
                     order_line_id,
                     business_id,
                     test,
+                    v1_terms,
                 })
                 .await
         }
@@ -376,5 +454,65 @@ mod tests {
         let junk = br#"{"activity":"dance","testFlag":"0"}"#;
         let p = SignedParams::new("key-1", junk, now_ms());
         assert_eq!(call(&app, &p.query(), junk).await.result_code, "000002");
+    }
+
+    #[tokio::test]
+    async fn answers_v1_calls_signed_once_and_refuses_forged_and_replayed_ones() {
+        use souk_protocol::v1;
+        let app = router(Arc::new(Echo), Keys::new(["key-1"]));
+        let get = |query: String| {
+            let app = app.clone();
+            async move {
+                let res = app
+                    .oneshot(
+                        Request::get(format!("/?{query}"))
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let sign = res
+                    .headers()
+                    .get(souk_protocol::signature::BODY_SIGN_HEADER)
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                assert!(
+                    souk_protocol::signature::verify_body_sign(&["key-1"], &bytes, sign.as_deref()),
+                    "every V1 answer is signed"
+                );
+                serde_json::from_slice::<SellerAnswer>(&bytes).unwrap()
+            }
+        };
+        let new = Activity::NewInstance {
+            order_id: "o".into(),
+            order_line_id: "o-1".into(),
+            business_id: "b".into(),
+        };
+        let now = chrono::Utc::now();
+        let params = v1::params(&new, false, None, &v1::time_stamp(now));
+        let query = v1::signed_query("key-1", &params);
+        let ok = get(query.clone()).await;
+        assert_eq!(
+            (ok.result_code.as_str(), ok.instance_id.as_deref()),
+            ("000000", Some("i-b"))
+        );
+        assert_eq!(
+            get(query).await.result_code,
+            "000001",
+            "a replay is refused"
+        );
+        let forged = v1::signed_query(
+            "key-2",
+            &v1::params(&new, false, None, &v1::time_stamp(now)),
+        );
+        assert_eq!(get(forged).await.result_code, "000001");
+        let old = now - chrono::Duration::minutes(5);
+        let stale = v1::signed_query(
+            "key-1",
+            &v1::params(&new, false, None, &v1::time_stamp(old)),
+        );
+        assert_eq!(get(stale).await.result_code, "000001");
     }
 }

@@ -1,13 +1,13 @@
 //! The seller endpoint check: before a product is submitted (from the seller centre) or while an
 //! endpoint is being built (`souk seller check-endpoint`), souk walks a made-up instance through
-//! every call of the protocol with `testFlag` `"1"` and reports, call by call, whether the seller
-//! answered as the protocol asks. It also sends two calls the seller must refuse: one signed with
-//! the wrong key, and one dated five minutes ago.
+//! every call of the protocol it speaks (V2, or the older V1) with `testFlag` `"1"` and reports,
+//! call by call, whether the seller answered as the protocol asks. It also sends three calls the
+//! seller must refuse: one signed with the wrong key, one dated five minutes ago, and one that
+//! repeats an accepted call exactly (its nonce, or under V1 its `authToken`).
 
-use crate::workers::seller::send;
-use chrono::Utc;
+use crate::workers::seller::{send, Request, Wire};
+use chrono::{DateTime, Utc};
 use rand::Rng;
-use souk_protocol::signature::SignedParams;
 use souk_protocol::{Activity, RefreshScene, SellerAnswer, StatusChange};
 use std::time::Instant;
 
@@ -53,9 +53,32 @@ pub struct Target<'a> {
     pub key: &'a str,
     /// The most bytes an answer may have.
     pub answer_limit: usize,
-    /// The product says its endpoint signs answers: each must carry a `Body-Sign` made with
-    /// `key`, or the check fails as the call would.
-    pub signed_answers: bool,
+    /// The protocol, and whether answers must be signed (a `Body-Sign` made with `key`, or the
+    /// check fails as the call would).
+    pub wire: Wire,
+}
+
+impl Wire {
+    /// The wire of a product speaking `protocol`; a V1 `newInstance` carries made-up terms.
+    pub fn for_check(protocol: souk_core::review::SellerProtocol, signed_answers: bool) -> Wire {
+        match protocol {
+            souk_core::review::SellerProtocol::V2 => Wire::V2 { signed_answers },
+            souk_core::review::SellerProtocol::V1 => Wire::V1 {
+                terms: Some(souk_protocol::v1::Terms {
+                    customer_id: "TESTCUSTOMER".into(),
+                    customer_name: "Test customer".into(),
+                    product_id: "TESTPRODUCT".into(),
+                    sku_code: "TESTSKU".into(),
+                    period_type: "month".into(),
+                    period_number: "1".into(),
+                    trial: false,
+                    expire_time: (Utc::now() + chrono::Duration::days(30))
+                        .format("%Y%m%d%H%M%S")
+                        .to_string(),
+                }),
+            },
+        }
+    }
 }
 
 struct Answered {
@@ -64,28 +87,32 @@ struct Answered {
 }
 
 impl Target<'_> {
-    async fn call(&self, activity: &Activity, key: &str, at_ms: i64) -> Answered {
-        let body = activity.body(true);
-        let params = SignedParams::new(key, &body, at_ms);
+    async fn call(
+        &self,
+        activity: &Activity,
+        key: &str,
+        at: DateTime<Utc>,
+        nonce: Option<&str>,
+    ) -> Answered {
         let started = Instant::now();
-        let answer = send(
-            self.http,
-            self.answer_limit,
-            self.endpoint,
-            &params,
-            body,
-            self.signed_answers.then_some(self.key),
-        )
-        .await;
+        let request = Request {
+            activity,
+            test: true,
+            sign_key: key,
+            answer_key: self.key,
+            at,
+            nonce,
+            wire: &self.wire,
+        };
+        let answer = send(self.http, self.answer_limit, self.endpoint, &request).await;
         Answered {
             answer,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            latency_ms: started.elapsed().as_millis() as u64,
         }
     }
 
     async fn signed(&self, activity: &Activity) -> Answered {
-        self.call(activity, self.key, Utc::now().timestamp_millis())
-            .await
+        self.call(activity, self.key, Utc::now(), None).await
     }
 }
 
@@ -142,22 +169,26 @@ pub async fn run(target: &Target<'_>) -> Report {
     let mut checks = Vec::new();
 
     let forged = target
-        .call(
-            &new,
-            "souk-check-a-key-that-is-not-yours",
-            Utc::now().timestamp_millis(),
-        )
+        .call(&new, "souk-check-a-key-that-is-not-yours", Utc::now(), None)
         .await;
     checks.push(refused(
         "a call signed with another key is refused",
         &forged,
     ));
     let stale = target
-        .call(&new, target.key, Utc::now().timestamp_millis() - 300_000)
+        .call(
+            &new,
+            target.key,
+            Utc::now() - chrono::Duration::minutes(5),
+            None,
+        )
         .await;
     checks.push(refused("a call dated 5 minutes ago is refused", &stale));
 
-    let first = target.signed(&new).await;
+    // The first newInstance, then the very same request again: a replay.
+    let (at, nonce) = (Utc::now(), souk_protocol::signature::new_nonce());
+    let first = target.call(&new, target.key, at, Some(&nonce)).await;
+    let replayed = target.call(&new, target.key, at, Some(&nonce)).await;
     let id = first
         .answer
         .as_ref()
@@ -174,6 +205,10 @@ pub async fn run(target: &Target<'_>) -> Report {
             (None, true) => "000004: provisioning asynchronously; answer 000000 with the instanceId for a test call",
             (None, false) => "expected 000000 with an instanceId of 1 to 64 characters",
         },
+    ));
+    checks.push(refused(
+        "the same call sent again (a replay) is refused",
+        &replayed,
     ));
     let Some(id) = id else {
         for name in [

@@ -505,6 +505,15 @@ impl StubSeller {
 
 impl Seller for StubSeller {
     async fn new_instance(&self, req: NewInstance) -> SellerAnswer {
+        if let Some(name) = req.v1_terms.get("customerName") {
+            let term = |k: &str| req.v1_terms.get(k).cloned().unwrap_or_default();
+            self.hear(format!(
+                "v1 new for {name}: {} x{} trial {}",
+                term("periodType"),
+                term("periodNumber"),
+                term("trialFlag")
+            ));
+        }
         SellerAnswer {
             instance_id: Some(format!("stub-{}", &req.business_id[4..12])),
             ..SellerAnswer {

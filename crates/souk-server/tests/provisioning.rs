@@ -237,9 +237,9 @@ on_both_databases! {
         let report: Value = seller.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         assert_eq!(report["passed"], true, "{report}");
         let checks = report["checks"].as_array().unwrap();
-        assert_eq!(checks.len(), 10, "{report}");
+        assert_eq!(checks.len(), 11, "{report}");
         assert!(checks.iter().all(|c| c["passed"] == true), "{report}");
-        assert_eq!(stub.calls.load(Ordering::SeqCst), 10);
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 11);
         assert_eq!(stub.heard().len(), 5, "a refresh, a freeze, an unfreeze and two releases: {:?}", stub.heard());
         // Nothing was bought.
         assert_eq!(seller.json("/v1/seller/orders").await["items"], serde_json::json!([]));
@@ -260,7 +260,7 @@ on_both_databases! {
         let created = &report["checks"][2];
         assert_eq!(created["passed"], false);
         assert!(created["detail"].as_str().unwrap().starts_with("000001"), "{report}");
-        assert!(report["checks"][3]["detail"].as_str().unwrap().starts_with("skipped"), "{report}");
+        assert!(report["checks"][4]["detail"].as_str().unwrap().starts_with("skipped"), "{report}");
         let third = app.merchant(&op, "third@seller.test").await;
         let (p3, _) = listed_by(&app, &op, &third, "http://127.0.0.1:9/souk", "10.00").await;
         let report: Value = third.post(&format!("/v1/seller/products/{p3}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
@@ -278,6 +278,10 @@ on_both_databases! {
         let (p4, _) = listed_by(&app, &op, &fourth, &lax_url, "10.00").await;
         let report: Value = fourth.post(&format!("/v1/seller/products/{p4}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         assert_eq!((report["checks"][0]["passed"].as_bool(), report["checks"][1]["passed"].as_bool()), (Some(false), Some(false)), "{report}");
+        let replay = &report["checks"][3];
+        assert_eq!(replay["name"], "the same call sent again (a replay) is refused");
+        assert_eq!(replay["passed"], false);
+        assert!(replay["detail"].as_str().unwrap().contains("it was accepted"), "{report}");
         assert_eq!(report["passed"], false);
         // Another merchant's product is not found.
         assert_problem(third.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;

@@ -154,6 +154,18 @@ pub(crate) async fn set_state(
     Ok(())
 }
 
+/// Where and how souk calls a product's seller.
+#[derive(Debug, Clone)]
+pub struct SellerEndpoint {
+    /// The listed endpoint.
+    pub url: Option<String>,
+    /// The product's signing key, sealed.
+    pub signing_key_enc: String,
+    /// Its answers must carry a valid `Body-Sign` (always so under V1).
+    pub signed_answers: bool,
+    pub protocol: souk_core::review::SellerProtocol,
+}
+
 impl Store {
     /// One instance by id.
     pub async fn instance(&self, id: &InstanceId) -> Result<Instance> {
@@ -168,14 +180,11 @@ impl Store {
         .ok_or(Error::NotFound("instance"))
     }
 
-    /// An instance with where and how to call its seller: the product's endpoint and sealed
-    /// signing key, in one read (the dispatcher's path).
-    pub async fn instance_for_call(
-        &self,
-        id: &InstanceId,
-    ) -> Result<(Instance, Option<String>, String, bool)> {
+    /// An instance with where and how to call its seller, in one read (the dispatcher's path).
+    pub async fn instance_for_call(&self, id: &InstanceId) -> Result<(Instance, SellerEndpoint)> {
         let row = sqlx::query(&format!(
-            "SELECT {INSTANCE}, p.endpoint_url, p.signing_key_enc, p.signed_answers FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
+            "SELECT {INSTANCE}, p.endpoint_url, p.signing_key_enc, p.signed_answers, p.seller_protocol \
+             FROM instances i JOIN products p ON p.id = i.product_id WHERE i.id = $1"
         ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -183,9 +192,12 @@ impl Store {
         .ok_or(Error::NotFound("instance"))?;
         Ok((
             instance(&row)?,
-            opt_text(&row, "endpoint_url")?,
-            text(&row, "signing_key_enc")?,
-            int(&row, "signed_answers")? != 0,
+            SellerEndpoint {
+                url: opt_text(&row, "endpoint_url")?,
+                signing_key_enc: text(&row, "signing_key_enc")?,
+                signed_answers: int(&row, "signed_answers")? != 0,
+                protocol: parsed(&row, "seller_protocol")?,
+            },
         ))
     }
 

@@ -194,6 +194,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     12 "metering" "0012_metering.sql",
     13 "signed answers" "0013_signed_answers.sql",
     14 "notifications" "0014_notifications.sql",
+    15 "seller protocol" "0015_seller_protocol.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -210,6 +211,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     12 "metering" "0012_metering.sql",
     13 "signed answers" "0013_signed_answers.sql",
     14 "notifications" "0014_notifications.sql",
+    15 "seller protocol" "0015_seller_protocol.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -494,19 +494,21 @@ impl Store {
         }
         let endpoint = content.endpoint_url.clone();
         let signed_answers = content.signed_answers;
+        let protocol = content.protocol;
         let content = content_json(&content)?;
         sqlx::query("UPDATE product_revisions SET content = $1 WHERE id = $2")
             .bind(&content)
             .bind(revision.id.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE products SET state = $1, listed_content = $2, endpoint_url = $3, listed_at = $4, updated_at = $4, signed_answers = $6 WHERE id = $5")
+        sqlx::query("UPDATE products SET state = $1, listed_content = $2, endpoint_url = $3, listed_at = $4, updated_at = $4, signed_answers = $6, seller_protocol = $7 WHERE id = $5")
             .bind(ProductState::Listed.as_str())
             .bind(&content)
             .bind(&endpoint)
             .bind(ms(now))
             .bind(revision.product_id.as_str())
             .bind(i64::from(signed_answers))
+            .bind(protocol.as_str())
             .execute(&mut *tx)
             .await?;
         crate::events::record_decision(

@@ -66,6 +66,7 @@ async fn shop(store: &Store) -> Shop {
         licence: String::new(),
         endpoint_url: "https://seller.example/souk".into(),
         signed_answers: false,
+        protocol: Default::default(),
         plans: vec![PlanDraft {
             id: None,
             name: "Team".into(),

@@ -71,6 +71,9 @@ enum SellerTools {
         /// The endpoint signs its answers (Body-Sign); check every answer's signature
         #[arg(long)]
         signed_answers: bool,
+        /// Speak the older V1 protocol (GET, authToken, every answer signed)
+        #[arg(long)]
+        v1: bool,
     },
 }
 
@@ -228,7 +231,15 @@ async fn run(cli: Cli, file: FileConfig) -> Result<()> {
             url,
             key,
             signed_answers,
-        }) => check_endpoint(&url, &key, signed_answers).await,
+            v1,
+        }) => {
+            let protocol = if v1 {
+                souk_core::review::SellerProtocol::V1
+            } else {
+                souk_core::review::SellerProtocol::V2
+            };
+            check_endpoint(&url, &key, Wire::for_check(protocol, signed_answers)).await
+        }
         Command::Admin(admin) => {
             let state = AppState::new(
                 open(&cli.common, &file).await?,
@@ -467,15 +478,17 @@ fn app_error(e: AppError) -> anyhow::Error {
     }
 }
 
+use souk_server::workers::seller::Wire;
+
 /// `souk seller check-endpoint`: the seller centre's endpoint check, from the seller's machine.
-async fn check_endpoint(url: &str, key: &str, signed_answers: bool) -> Result<()> {
+async fn check_endpoint(url: &str, key: &str, wire: Wire) -> Result<()> {
     let http = souk_server::conformance::client();
     let report = souk_server::conformance::run(&souk_server::conformance::Target {
         http: &http,
         endpoint: url,
         key,
         answer_limit: 64 * 1024,
-        signed_answers,
+        wire,
     })
     .await;
     for c in &report.checks {

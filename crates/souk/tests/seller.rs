@@ -7,8 +7,13 @@ use souk_server::testing::{stub_seller, KEY};
 use std::process::Command;
 
 fn check(url: &str, key: &str) -> (bool, String) {
+    check_with(url, key, &[])
+}
+
+fn check_with(url: &str, key: &str, flags: &[&str]) -> (bool, String) {
     let out = Command::new(souk_bin())
         .args(["seller", "check-endpoint", url])
+        .args(flags)
         .env("SOUK_SELLER_KEY", key)
         .env("SOUK_CONFIG", "/dev/null")
         .output()
@@ -31,7 +36,7 @@ async fn the_endpoint_check_passes_a_conforming_seller_and_fails_a_wrong_key() {
         .await
         .unwrap();
     assert!(passed, "{out}");
-    assert!(out.contains("10 of 10 checks passed"), "{out}");
+    assert!(out.contains("11 of 11 checks passed"), "{out}");
     assert!(
         out.contains("PASS newInstance again with the same businessId answers the same instance"),
         "{out}"
@@ -70,9 +75,38 @@ async fn with_signed_answers_the_check_requires_each_answer_signed() {
     };
     let (signing, _s) = souk_server::testing::signing_stub_seller(KEY).await;
     let (passed, out) = run(signing, true).await.unwrap();
-    assert!(passed && out.contains("10 of 10 checks passed"), "{out}");
+    assert!(passed && out.contains("11 of 11 checks passed"), "{out}");
     let (unsigned, _u) = stub_seller("000000", 0, KEY).await;
     let (passed, out) = run(unsigned, true).await.unwrap();
     assert!(!passed, "{out}");
     assert!(out.contains("Body-Sign is missing"), "{out}");
+}
+
+#[tokio::test]
+async fn with_v1_the_check_speaks_the_older_protocol() {
+    // The seller kit answers V1 on the same endpoint, every answer signed.
+    let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
+    let url = endpoint.clone();
+    let (passed, out) = tokio::task::spawn_blocking(move || check_with(&url, KEY, &["--v1"]))
+        .await
+        .unwrap();
+    assert!(passed, "{out}");
+    assert!(out.contains("11 of 11 checks passed"), "{out}");
+    assert!(
+        stub.heard()
+            .iter()
+            .any(|h| h == "v1 new for Test customer: month x1 trial 0"),
+        "{:?}",
+        stub.heard()
+    );
+    // A wrong key: the endpoint refuses the calls and signs its answers with its own key.
+    let (passed, out) =
+        tokio::task::spawn_blocking(move || check_with(&endpoint, "not-the-key", &["--v1"]))
+            .await
+            .unwrap();
+    assert!(!passed, "{out}");
+    assert!(
+        out.contains("FAIL newInstance creates an instance: the answer's Body-Sign is missing"),
+        "{out}"
+    );
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use souk_core::ids::{PlanId, ProductId};
 use souk_core::metering::{DimensionDraft, TierDraft};
 use souk_core::review::{
-    PlanDraft, ProductContent, ProductType, RevisionState, REVIEW_WORKING_DAYS,
+    PlanDraft, ProductContent, ProductType, RevisionState, SellerProtocol, REVIEW_WORKING_DAYS,
 };
 use souk_store::merchants::Merchant;
 use souk_store::products::{Product, Revision};
@@ -120,6 +120,11 @@ pub struct ContentInput {
     /// key); souk then refuses an answer whose signature is missing or wrong, as a failed attempt.
     #[serde(default)]
     pub signed_answers: bool,
+    /// The protocol the endpoint speaks: `v2` (the default), or the older `v1` (GET with an
+    /// `authToken`; the endpoint then signs every answer).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "v2")]
+    pub protocol: SellerProtocol,
     /// 1 to 20 plans.
     #[schema(min_items = 1, max_items = 20)]
     pub plans: Vec<PlanInput>,
@@ -138,6 +143,7 @@ impl ContentInput {
             licence: self.licence,
             endpoint_url: self.endpoint_url,
             signed_answers: self.signed_answers,
+            protocol: self.protocol,
             plans: self
                 .plans
                 .into_iter()
@@ -417,9 +423,17 @@ pub async fn check_endpoint(
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     state.throttle.endpoint_check(merchant.id.as_str())?;
-    let (endpoint, signed_answers) = match state.store.latest_revision(&p.id).await? {
-        Some(r) => (r.content.endpoint_url, r.content.signed_answers),
-        None => (p.endpoint_url.clone().unwrap_or_default(), false),
+    let (endpoint, signed_answers, protocol) = match state.store.latest_revision(&p.id).await? {
+        Some(r) => (
+            r.content.endpoint_url,
+            r.content.signed_answers,
+            r.content.protocol,
+        ),
+        None => (
+            p.endpoint_url.clone().unwrap_or_default(),
+            false,
+            SellerProtocol::V2,
+        ),
     };
     let key = state.secrets.open(
         &crate::crypto::product_key_aad(p.id.as_str()),
@@ -443,7 +457,7 @@ pub async fn check_endpoint(
         endpoint: &endpoint,
         key: &key,
         answer_limit: state.settings.seller_answer_limit,
-        signed_answers,
+        wire: crate::workers::seller::Wire::for_check(protocol, signed_answers),
     })
     .await)
 }

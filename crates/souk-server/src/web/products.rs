@@ -117,6 +117,7 @@ impl ProductForm {
                 "signed_answers",
                 if c.signed_answers { "yes" } else { "" }.to_owned(),
             ),
+            ("protocol", c.protocol.as_str().to_owned()),
         ] {
             values.insert(k.to_owned(), v);
         }
@@ -276,6 +277,10 @@ impl ProductForm {
             licence: self.get("licence").to_owned(),
             endpoint_url: self.get("endpoint_url").to_owned(),
             signed_answers: self.get("signed_answers") == "yes",
+            protocol: match self.get("protocol") {
+                "v1" => souk_core::review::SellerProtocol::V1,
+                _ => souk_core::review::SellerProtocol::V2,
+            },
             plans,
         }
     }

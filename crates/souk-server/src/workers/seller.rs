@@ -6,10 +6,12 @@
 use super::{BoxFuture, JobHandler, Step, Trace};
 use crate::jobs::{SellerJob, SellerPayload};
 use crate::AppState;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use souk_core::lifecycle::{self, Event, InstanceState, Subject};
+use souk_core::review::SellerProtocol;
 use souk_protocol::access_crypto::{self, EncryptType};
 use souk_protocol::signature::{signed_url, SignedParams};
+use souk_protocol::v1;
 use souk_protocol::{
     outcome, Activity, AppInfo, Outcome, RefreshScene, ResultCode, SellerAnswer, StatusChange,
 };
@@ -231,8 +233,7 @@ async fn run(
         .instance_id
         .as_ref()
         .ok_or_else(|| souk_store::Error::Corrupt("seller job without instance".into()))?;
-    let (instance, endpoint, key, signed_answers) =
-        state.store.instance_for_call(instance_id).await?;
+    let (instance, seller) = state.store.instance_for_call(instance_id).await?;
     let Some(activity) = activity(kind, &instance, &payload) else {
         let detail = match kind {
             SellerJob::NewInstance => "provisioning already settled".to_owned(),
@@ -241,22 +242,35 @@ async fn run(
         end(state, job, JobState::Done, "job.skipped", detail, None).await?;
         return Ok(Step::Done);
     };
-    let endpoint =
-        endpoint.ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
+    let endpoint = seller
+        .url
+        .clone()
+        .ok_or_else(|| souk_store::Error::Corrupt("product without endpoint".into()))?;
     let key = state
         .secrets
         .open(
             &crate::crypto::product_key_aad(instance.product_id.as_str()),
-            &key,
+            &seller.signing_key_enc,
         )
         .map_err(|e| souk_store::Error::Corrupt(e.to_string()))?;
+    let wire = match seller.protocol {
+        SellerProtocol::V2 => Wire::V2 {
+            signed_answers: seller.signed_answers,
+        },
+        SellerProtocol::V1 => Wire::V1 {
+            terms: match &activity {
+                Activity::NewInstance { .. } => Some(terms(state, &instance, &payload).await?),
+                _ => None,
+            },
+        },
+    };
     trace.request = Some(format!("{} for instance {}", activity.name(), instance.id));
 
     // Resolved and checked now, not when the product was saved: a name may point elsewhere since.
     let refused = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await;
     let answer = match &refused {
         Some(reason) => Err(reason.clone()),
-        None => call(state, &endpoint, &key, &activity, false, signed_answers).await,
+        None => call(state, &endpoint, &key, &activity, &wire).await,
     };
     let code = answer
         .as_ref()
@@ -412,6 +426,35 @@ async fn run(
     }
 }
 
+/// How a call goes on the wire, by the protocol the product speaks.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// V2: a POST whose JSON body is signed in the URL; with `signed_answers` the answer must
+    /// carry a `Body-Sign` made with the product's key.
+    V2 { signed_answers: bool },
+    /// V1: a GET whose parameters carry an `authToken`; `newInstance` also carries the
+    /// subscription's `terms`; every answer must be signed.
+    V1 {
+        terms: Option<souk_protocol::v1::Terms>,
+    },
+}
+
+/// One call as it is sent.
+pub struct Request<'a> {
+    pub activity: &'a Activity,
+    /// `testFlag` `"1"`.
+    pub test: bool,
+    /// The key the call is signed with (the product's, but for the endpoint check's forgery).
+    pub sign_key: &'a str,
+    /// The key a signed answer must be made with.
+    pub answer_key: &'a str,
+    /// When the call is dated.
+    pub at: DateTime<Utc>,
+    /// The V2 nonce; fresh when `None` (the endpoint check repeats one to see it refused).
+    pub nonce: Option<&'a str>,
+    pub wire: &'a Wire,
+}
+
 /// Calls a seller for a job of souk: signed with `key`, dated now, within the configured answer
 /// size.
 pub async fn call(
@@ -419,40 +462,66 @@ pub async fn call(
     endpoint: &str,
     key: &str,
     activity: &Activity,
-    test: bool,
-    signed_answers: bool,
+    wire: &Wire,
 ) -> Result<SellerAnswer, String> {
-    let body = activity.body(test);
-    let params = SignedParams::new(key, &body, Utc::now().timestamp_millis());
+    let request = Request {
+        activity,
+        test: false,
+        sign_key: key,
+        answer_key: key,
+        at: Utc::now(),
+        nonce: None,
+        wire,
+    };
     send(
         &state.http,
         state.settings.seller_answer_limit,
         endpoint,
-        &params,
-        body,
-        signed_answers.then_some(key),
+        &request,
     )
     .await
 }
 
-/// Posts `body` to `endpoint` with the signature parameters `params`, and reads the seller's
-/// answer (at most `limit` bytes of JSON); with `answer_key`, the answer must carry a `Body-Sign`
-/// made with it. Errors say what went wrong in words a seller acts on.
+/// Sends a call to `endpoint` and reads the seller's answer (at most `limit` bytes of JSON),
+/// checking its `Body-Sign` where the protocol or the product asks for one. Errors say what went
+/// wrong in words a seller acts on.
 pub async fn send(
     http: &reqwest::Client,
     limit: usize,
     endpoint: &str,
-    params: &SignedParams,
-    body: Vec<u8>,
-    answer_key: Option<&str>,
+    r: &Request<'_>,
 ) -> Result<SellerAnswer, String> {
-    let res = http
-        .post(signed_url(endpoint, params))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/json;charset=utf8",
-        )
-        .body(body)
+    let (request, signed_answer) = match r.wire {
+        Wire::V2 { signed_answers } => {
+            let body = r.activity.body(r.test);
+            let ts = r.at.timestamp_millis().to_string();
+            let nonce = r
+                .nonce
+                .map_or_else(souk_protocol::signature::new_nonce, str::to_owned);
+            let params = SignedParams {
+                signature: souk_protocol::signature::sign(r.sign_key, &body, &ts, &nonce),
+                timestamp: ts,
+                nonce,
+            };
+            let post = http
+                .post(signed_url(endpoint, &params))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/json;charset=utf8",
+                )
+                .body(body);
+            (post, *signed_answers)
+        }
+        Wire::V1 { terms } => {
+            let at = v1_date(r.at, r.nonce.is_some());
+            let params = v1::params(r.activity, r.test, terms.as_ref(), &v1::time_stamp(at));
+            let get = http
+                .get(v1::signed_url(endpoint, r.sign_key, &params))
+                .header(reqwest::header::ACCEPT, "application/json");
+            (get, true)
+        }
+    };
+    let res = request
         .send()
         .await
         .map_err(|e| crate::egress::describe(e, "connection"))?;
@@ -466,14 +535,62 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let bytes = crate::egress::read_limited(res, limit).await?;
-    if let Some(key) = answer_key {
-        if !souk_protocol::signature::verify_body_sign(&[key], &bytes, body_sign.as_deref()) {
-            return Err(
-                "the answer's Body-Sign is missing or not made with the product's key".into(),
-            );
-        }
+    if signed_answer
+        && !souk_protocol::signature::verify_body_sign(
+            &[r.answer_key],
+            &bytes,
+            body_sign.as_deref(),
+        )
+    {
+        return Err("the answer's Body-Sign is missing or not made with the product's key".into());
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
+}
+
+/// The date of a V1 call. V1 has no nonce, so two identical calls in one millisecond would carry
+/// the same `authToken` and a seller refusing replays would refuse the second: a call dated now
+/// is dated at least a millisecond after the one before. `exact` keeps the date asked for, as
+/// does a date well in the past (the endpoint check repeating a call, or dating one stale, on
+/// purpose).
+fn v1_date(at: DateTime<Utc>, exact: bool) -> DateTime<Utc> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let wanted = at.timestamp_millis();
+    if exact {
+        LAST.fetch_max(wanted, Ordering::Relaxed);
+        return at;
+    }
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        if wanted < last - 1_000 {
+            return at;
+        }
+        let next = wanted.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return DateTime::from_timestamp_millis(next).unwrap_or(at),
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// What a V1 `newInstance` says of the subscription: its buyer, plan, period and trial.
+async fn terms(
+    state: &AppState,
+    instance: &Instance,
+    payload: &SellerPayload,
+) -> Result<v1::Terms, souk_store::Error> {
+    let order = state.store.order(&payload.order_id).await?;
+    let buyer = state.store.account(&order.buyer_id).await?;
+    Ok(v1::Terms {
+        customer_id: buyer.id.to_string(),
+        customer_name: buyer.name,
+        product_id: instance.product_id.to_string(),
+        sku_code: instance.plan_id.to_string(),
+        period_type: order.period.as_str().to_owned(),
+        period_number: order.periods.to_string(),
+        trial: instance.trial,
+        expire_time: instance.expires_at.format("%Y%m%d%H%M%S").to_string(),
+    })
 }
 
 /// Decrypts the fields a seller may encrypt; a value that does not decrypt stays as given.
