@@ -123,7 +123,7 @@ pub struct ContentInput {
     /// The protocol the endpoint speaks: `v2` (the default), or the older `v1` (GET with an
     /// `authToken`; the endpoint then signs every answer).
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "v2")]
+    #[schema(value_type = Option<schema::Protocol>)]
     pub protocol: SellerProtocol,
     /// 1 to 20 plans.
     #[schema(min_items = 1, max_items = 20)]

@@ -49,6 +49,13 @@ enum_schema!(
     AccountKind::ALL.iter().map(|k| k.as_str())
 );
 enum_schema!(
+    /// The protocol a product's endpoint speaks.
+    Protocol,
+    "The protocol a product's endpoint speaks: `v2` (signed JSON POSTs) or the older `v1` (GET with an `authToken`, answers always signed).",
+    souk_core::review::SellerProtocol::ALL.iter().map(|p| p.as_str())
+);
+
+enum_schema!(
     /// What an IAM user's access keys may do.
     IamPolicy,
     "What an IAM user's access keys may do.",
