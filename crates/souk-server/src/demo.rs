@@ -344,7 +344,7 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
             licence: "Standard SaaS terms: use within your organisation; no resale.".into(),
             endpoint_url: seller_endpoint.into(),
             signed_answers: false,
-            protocol: Default::default(),
+            protocol: None,
             plans: p
                 .plans
                 .iter()

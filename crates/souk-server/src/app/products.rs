@@ -124,7 +124,7 @@ pub struct ContentInput {
     /// `authToken`; the endpoint then signs every answer).
     #[serde(default)]
     #[schema(value_type = Option<schema::Protocol>)]
-    pub protocol: SellerProtocol,
+    pub protocol: Option<SellerProtocol>,
     /// 1 to 20 plans.
     #[schema(min_items = 1, max_items = 20)]
     pub plans: Vec<PlanInput>,
@@ -143,7 +143,7 @@ impl ContentInput {
             licence: self.licence,
             endpoint_url: self.endpoint_url,
             signed_answers: self.signed_answers,
-            protocol: self.protocol,
+            protocol: self.protocol.unwrap_or_default(),
             plans: self
                 .plans
                 .into_iter()

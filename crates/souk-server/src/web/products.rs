@@ -277,10 +277,10 @@ impl ProductForm {
             licence: self.get("licence").to_owned(),
             endpoint_url: self.get("endpoint_url").to_owned(),
             signed_answers: self.get("signed_answers") == "yes",
-            protocol: match self.get("protocol") {
+            protocol: Some(match self.get("protocol") {
                 "v1" => souk_core::review::SellerProtocol::V1,
                 _ => souk_core::review::SellerProtocol::V2,
-            },
+            }),
             plans,
         }
     }
