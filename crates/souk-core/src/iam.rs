@@ -33,24 +33,46 @@ string_enum! {
 }
 
 impl Policy {
-    /// Whether a key under this policy may make `method` on `path`.
+    /// Whether a key or a console session under this policy may make `method` on `path` (the
+    /// API's paths and the web console's pages alike).
     pub fn allows(self, method: &str, path: &str) -> bool {
         let read = matches!(method, "GET" | "HEAD");
         let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        // Whatever the policy, a signed-in user may leave, and load the pages' assets.
+        if (method == "POST" && path == "/logout")
+            || (method == "DELETE" && path == "/v1/sessions")
+            || (read && under("/static"))
+        {
+            return true;
+        }
+        // What every user may read: the catalogue, who they are, what they were told.
+        let common_read = read
+            && (path == "/"
+                || under("/search")
+                || under("/v1/products")
+                || under("/v1/me")
+                || under("/v1/notifications")
+                || under("/notifications"));
         match self {
             Policy::FullAccess => true,
             Policy::ReadOnly => read,
             Policy::Billing => {
-                (read && (under("/v1/balance") || under("/v1/ledger") || under("/v1/products")))
+                common_read
+                    || (read && (under("/v1/balance") || under("/v1/ledger") || under("/balance")))
                     || under("/v1/orders")
                     || under("/v1/instances")
-                    || (read && under("/v1/me"))
+                    || under("/orders")
+                    || under("/instances")
+                    // Product pages, and buying or trying from them.
+                    || under("/products")
             }
             Policy::SellerOperations => {
-                under("/v1/seller")
+                common_read
+                    || under("/v1/seller")
                     || under("/v1/metering")
                     || under("/api/mkp-openapi-public")
-                    || (read && (under("/v1/products") || under("/v1/me") || under("/v1/merchant")))
+                    || under("/seller")
+                    || (read && (under("/v1/merchant") || under("/products")))
             }
         }
     }
@@ -106,6 +128,20 @@ mod tests {
         assert!(Policy::SellerOperations.allows("POST", "/v1/seller/products"));
         assert!(!Policy::SellerOperations.allows("POST", "/v1/orders"));
         assert!(!Policy::SellerOperations.allows("GET", "/v1/sellerx"));
+        // The console's pages, as a signed-in IAM user reaches them.
+        assert!(Policy::Billing.allows("POST", "/products/prd_1/buy"));
+        assert!(Policy::Billing.allows("GET", "/balance"));
+        assert!(!Policy::Billing.allows("GET", "/seller"));
+        assert!(!Policy::Billing.allows("GET", "/access-keys"));
+        assert!(!Policy::Billing.allows("POST", "/notifications/read-all"));
+        assert!(Policy::SellerOperations.allows("POST", "/seller/products"));
+        assert!(!Policy::SellerOperations.allows("GET", "/balance"));
+        assert!(!Policy::SellerOperations.allows("GET", "/console"));
+        assert!(!Policy::ReadOnly.allows("POST", "/access-keys/users"));
+        for p in Policy::ALL {
+            assert!(p.allows("POST", "/logout") && p.allows("GET", "/static/souk.css"));
+            assert!(p.allows("GET", "/notifications") && p.allows("GET", "/"));
+        }
     }
 
     #[test]

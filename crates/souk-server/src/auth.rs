@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use souk_store::accounts::Account;
+use souk_store::accounts::LiveSession;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -109,20 +109,21 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The account of a live session: not past its lifetime, not idle longer than the idle
-/// timeout. Marks the session used at most once a minute, so most requests only read.
-pub async fn session_account(state: &AppState, token: &str) -> AppResult<Option<Account>> {
+/// A live session (its account, and its IAM user when one signed in): not past its lifetime,
+/// not idle longer than the idle timeout. Marks the session used at most once a minute, so most
+/// requests only read.
+pub async fn live_session(state: &AppState, token: &str) -> AppResult<Option<LiveSession>> {
     // Sessions expire in real time: a test clock moving months ahead must not log people out.
     let now = chrono::Utc::now();
     let hash = token_hash(token);
     let idle_cutoff = souk_core::clock::add(now, -state.settings.session_idle);
-    let Some((account, seen_at)) = state.store.live_session(&hash, now, idle_cutoff).await? else {
+    let Some(session) = state.store.live_session(&hash, now, idle_cutoff).await? else {
         return Ok(None);
     };
-    if now - seen_at >= chrono::Duration::minutes(1) {
+    if now - session.seen_at >= chrono::Duration::minutes(1) {
         state.store.touch_session(&hash, now).await?;
     }
-    Ok(Some(account))
+    Ok(Some(session))
 }
 
 /// One way of proving who is calling. Each is asked in turn; the first that recognises the
@@ -150,12 +151,30 @@ impl Authenticator for SessionCookie {
             let Some(token) = session_token(&parts.headers) else {
                 return Ok(None);
             };
-            let account = session_account(state, &token)
+            let session = live_session(state, &token)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
+            let via = match session.iam_user {
+                None => Via::Session,
+                Some(user) => {
+                    // An IAM user's session does what its policy allows, as its keys would (the
+                    // pages are guarded before their handlers, see `web::console_policy`).
+                    let (method, path) = (parts.method.as_str(), parts.uri.path());
+                    if !user.policy.allows(method, path) {
+                        return Err(AppError::Forbidden(format!(
+                            "the IAM user {}'s policy ({}) does not allow {method} {path}",
+                            user.name, user.policy
+                        )));
+                    }
+                    Via::ConsoleUser {
+                        user: user.name,
+                        policy: user.policy,
+                    }
+                }
+            };
             Ok(Some(Caller {
-                account,
-                via: Via::Session,
+                account: session.account,
+                via,
             }))
         })
     }

@@ -50,10 +50,14 @@ async fn allowed(parts: &Parts, state: &SharedState, token: Option<&str>) -> Res
     let Some(session) = crate::auth::session_token(&parts.headers) else {
         return Err(AppError::Unauthenticated);
     };
-    let account = crate::auth::session_account(state, &session)
+    let session = crate::auth::live_session(state, &session)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if account.has_role(Role::Operations) {
+    let full = session
+        .iam_user
+        .as_ref()
+        .is_none_or(|u| u.policy == souk_core::iam::Policy::FullAccess);
+    if full && session.account.has_role(Role::Operations) {
         Ok(())
     } else {
         Err(AppError::Forbidden(

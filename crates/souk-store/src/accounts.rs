@@ -95,6 +95,23 @@ pub struct NewAccount<'a> {
     pub roles: &'a [Role],
 }
 
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub account: Account,
+    /// The IAM user who signed in, when it was not the account itself.
+    pub iam_user: Option<SessionUser>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// The IAM user of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub id: String,
+    pub name: String,
+    pub policy: souk_core::iam::Policy,
+}
+
 impl Store {
     /// Creates an account with its roles; a taken e-mail is
     /// [`Error::Duplicate`]`(`[`crate::Constraint::AccountEmail`]`)`.
@@ -161,35 +178,41 @@ impl Store {
         one(rows)
     }
 
-    /// Stores a new session for `account_id`; only the token's hash is kept.
+    /// Stores a new session for `account_id`, or for one of its IAM users; only the token's hash
+    /// is kept.
     pub async fn create_session(
         &self,
         token_hash: &str,
         account_id: &AccountId,
+        iam_user_id: Option<&str>,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at, iam_user_id) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
             .bind(account_id.as_str())
             .bind(ms(now))
             .bind(ms(expires))
+            .bind(iam_user_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// The account of a session that is past neither its lifetime (`expires_at > now`) nor its
-    /// idle timeout (last used after `idle_cutoff`), with when it was last used, in one round trip.
+    /// The session that is past neither its lifetime (`expires_at > now`) nor its idle timeout
+    /// (last used after `idle_cutoff`): its account, its IAM user if one signed in, and when it
+    /// was last used, in one round trip.
     pub async fn live_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
         idle_cutoff: DateTime<Utc>,
-    ) -> Result<Option<(Account, DateTime<Utc>)>> {
+    ) -> Result<Option<LiveSession>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, COALESCE(s.last_seen_at, s.created_at) AS seen_at FROM sessions s \
+            "SELECT {COLUMNS}, COALESCE(s.last_seen_at, s.created_at) AS seen_at, \
+                    u.id AS iam_id, u.name AS iam_name, u.policy AS iam_policy FROM sessions s \
              JOIN accounts a ON a.id = s.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
+             LEFT JOIN iam_users u ON u.id = s.iam_user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) > $3"
         ))
         .bind(token_hash)
@@ -201,7 +224,19 @@ impl Store {
             return Ok(None);
         };
         let seen_at = time(first, "seen_at")?;
-        Ok(one(rows)?.map(|a| (a, seen_at)))
+        let iam_user = match opt_text(first, "iam_id")? {
+            Some(id) => Some(SessionUser {
+                id,
+                name: text(first, "iam_name")?,
+                policy: parsed(first, "iam_policy")?,
+            }),
+            None => None,
+        };
+        Ok(one(rows)?.map(|account| LiveSession {
+            account,
+            iam_user,
+            seen_at,
+        }))
     }
 
     /// Records that a session was used at `now`.
@@ -215,6 +250,23 @@ impl Store {
     }
 
     /// Ends every session of an account; returns how many there were.
+    /// Ends the console sessions of one IAM user of an account.
+    pub async fn delete_sessions_of_iam_user(
+        &self,
+        account_id: &AccountId,
+        user_name: &str,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM sessions WHERE account_id = $1 AND iam_user_id IN \
+             (SELECT id FROM iam_users WHERE account_id = $1 AND name = $2)",
+        )
+        .bind(account_id.as_str())
+        .bind(user_name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn delete_sessions_of(&self, account_id: &AccountId) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE account_id = $1")
             .bind(account_id.as_str())

@@ -73,15 +73,18 @@ const KEY: &str = "access_key, user_id, account_id, secret_enc, state, created_a
 
 impl Store {
     /// Creates an IAM user; a name the account already uses is a duplicate.
+    /// Creates an IAM user (with its console password's hash when it may sign in to the
+    /// console); a name the account already uses is a duplicate.
     pub async fn create_iam_user(
         &self,
         account: &AccountId,
         u: &NewUser,
+        password_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<IamUser> {
         let id = new_id("usr", now);
         sqlx::query(&format!(
-            "INSERT INTO iam_users ({USER}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO iam_users ({USER}, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&id)
         .bind(account.as_str())
@@ -90,9 +93,28 @@ impl Store {
         .bind(i64::from(u.programmatic_access))
         .bind(u.policy.as_str())
         .bind(ms(now))
+        .bind(password_hash)
         .execute(&self.pool)
         .await?;
         self.iam_user(&id).await
+    }
+
+    /// The console password hash of an account's IAM user with console access, for signing in.
+    pub async fn console_user(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<(IamUser, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER}, password_hash FROM iam_users \
+             WHERE account_id = $1 AND name = $2 AND console_access = 1 AND password_hash IS NOT NULL"
+        ))
+        .bind(account.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user(&r)?, text(&r, "password_hash")?)))
+            .transpose()
     }
 
     /// One IAM user.

@@ -195,6 +195,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     13 "signed answers" "0013_signed_answers.sql",
     14 "notifications" "0014_notifications.sql",
     15 "seller protocol" "0015_seller_protocol.sql",
+    16 "console users" "0016_console_users.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -212,6 +213,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     13 "signed answers" "0013_signed_answers.sql",
     14 "notifications" "0014_notifications.sql",
     15 "seller protocol" "0015_seller_protocol.sql",
+    16 "console users" "0016_console_users.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

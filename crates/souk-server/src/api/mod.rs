@@ -135,7 +135,7 @@ pub fn router(state: SharedState) -> Router {
     if state.settings.demo_seller {
         app = app.nest_service("/demo-seller", crate::demo_seller::router());
     }
-    app.merge(crate::web::router())
+    app.merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

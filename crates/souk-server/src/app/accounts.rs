@@ -35,6 +35,11 @@ pub struct LogIn {
     pub email: String,
     /// Wrong e-mail or password are answered alike, with 401.
     pub password: String,
+    /// An IAM user of the account with console access signs in with its name and its own
+    /// password; its session does what its policy allows.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub user: Option<String>,
 }
 
 /// Real-name details: individuals give `id_number`; enterprises `company_name` and
@@ -85,7 +90,11 @@ pub struct Session {
     pub account: Account,
 }
 
-async fn start_session(state: &AppState, account: Account) -> AppResult<Session> {
+async fn start_session(
+    state: &AppState,
+    account: Account,
+    iam_user: Option<&str>,
+) -> AppResult<Session> {
     let (token, hash) = auth::new_session_token();
     // Sessions expire in real time: a test clock moving months ahead must not log people out.
     let now = chrono::Utc::now();
@@ -95,6 +104,7 @@ async fn start_session(state: &AppState, account: Account) -> AppResult<Session>
         .create_session(
             &hash,
             &account.id,
+            iam_user,
             now,
             souk_core::clock::add(now, state.settings.session_ttl),
         )
@@ -106,7 +116,7 @@ async fn start_session(state: &AppState, account: Account) -> AppResult<Session>
 pub async fn sign_up(state: &AppState, peer: &Peer, input: SignUp) -> AppResult<Session> {
     state.throttle.sign_up(peer)?;
     let account = register(state, input).await?;
-    start_session(state, account).await
+    start_session(state, account, None).await
 }
 
 /// Creates an account (sign-up without a session or a client to throttle: the demo).
@@ -140,15 +150,24 @@ pub async fn log_in(state: &AppState, peer: &Peer, input: LogIn) -> AppResult<Se
     let email = input.email.trim().to_lowercase();
     state.throttle.log_in(peer, &email)?;
     let account = state.store.account_by_email(&email).await?;
-    let ok = state
-        .throttle
-        .verify_password(
-            input.password,
-            account.as_ref().map(|a| a.password_hash.clone()),
-        )
-        .await?;
+    let user = input
+        .user
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    // Whose password to check: the account's, or its IAM user's. An unknown account or user is
+    // hashed against all the same, and answered like a wrong password.
+    let (hash, iam_user) = match (&account, user) {
+        (Some(a), None) => (Some(a.password_hash.clone()), None),
+        (Some(a), Some(name)) => match state.store.console_user(&a.id, name).await? {
+            Some((u, hash)) => (Some(hash), Some(u.id)),
+            None => (None, None),
+        },
+        (None, _) => (None, None),
+    };
+    let ok = state.throttle.verify_password(input.password, hash).await?;
     match account {
-        Some(a) if ok => start_session(state, a).await,
+        Some(a) if ok => start_session(state, a, iam_user.as_deref()).await,
         _ => {
             state.throttle.log_in_failed(&email);
             Err(AppError::BadCredentials)
@@ -161,9 +180,18 @@ pub async fn log_out(state: &AppState, token: &str) -> AppResult<()> {
     Ok(state.store.delete_session(&auth::token_hash(token)).await?)
 }
 
-/// Ends every session of the caller's account, the current one included.
+/// Ends every session of the caller's account, the current one and its IAM users' included; an
+/// IAM user ends only its own.
 pub async fn log_out_everywhere(state: &AppState, caller: &Caller) -> AppResult<u64> {
-    Ok(state.store.delete_sessions_of(caller.id()).await?)
+    Ok(match &caller.via {
+        super::Via::ConsoleUser { user, .. } => {
+            state
+                .store
+                .delete_sessions_of_iam_user(caller.id(), user)
+                .await?
+        }
+        _ => state.store.delete_sessions_of(caller.id()).await?,
+    })
 }
 
 /// Submits (or, after a rejection, resubmits) the caller's real-name verification.

@@ -17,10 +17,15 @@ pub struct UserInput {
     /// Letters, digits, `-`, `_` and `.`; unique in the account.
     #[schema(min_length = 1, max_length = 64)]
     pub name: String,
-    /// Recorded for console sign-in by IAM users, which souk does not offer yet: only the
-    /// account's own people log in to the web console today.
+    /// May sign in to the web console (with the account's e-mail, its own name and `password`),
+    /// doing there what its policy allows.
     #[serde(default)]
     pub console_access: bool,
+    /// The console password (10 to 128 characters); required with console access, refused
+    /// without it.
+    #[serde(default)]
+    #[schema(min_length = 10, max_length = 128)]
+    pub password: Option<String>,
     /// May hold access keys and sign API calls.
     #[serde(default)]
     pub programmatic_access: bool,
@@ -48,6 +53,9 @@ fn in_person(caller: &Caller) -> AppResult<()> {
     match caller.via {
         Via::AccessKey { .. } => Err(AppError::Forbidden(
             "IAM users and keys are managed with a session, not with an access key".into(),
+        )),
+        Via::ConsoleUser { .. } => Err(AppError::Forbidden(
+            "IAM users and keys are managed by the account itself, not by its IAM users".into(),
         )),
         _ => Ok(()),
     }
@@ -80,9 +88,28 @@ pub async fn create_user(
         policy,
     }
     .validated()?;
+    let password_hash = match (user.console_access, input.password) {
+        (true, Some(password)) => {
+            souk_core::validate::password("password", &password)?;
+            Some(state.throttle.hash_password(password).await?)
+        }
+        (true, None) => {
+            return Err(AppError::invalid(
+                "password",
+                "a user with console access needs a password to sign in with",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(AppError::invalid(
+                "password",
+                "only a user with console access signs in with a password",
+            ))
+        }
+        (false, None) => None,
+    };
     match state
         .store
-        .create_iam_user(caller.id(), &user, state.now())
+        .create_iam_user(caller.id(), &user, password_hash.as_deref(), state.now())
         .await
     {
         Err(souk_store::Error::Duplicate(_)) => Err(AppError::invalid(
@@ -214,7 +241,7 @@ pub async fn create_key_for(state: &AppState, email: &str) -> AppResult<NewKey> 
             };
             state
                 .store
-                .create_iam_user(&account.id, &u, state.now())
+                .create_iam_user(&account.id, &u, None, state.now())
                 .await?
         }
     };

@@ -37,6 +37,11 @@ pub enum Via {
         access_key: String,
         policy: souk_core::iam::Policy,
     },
+    /// A browser session of an IAM user with console access, bounded by its policy.
+    ConsoleUser {
+        user: String,
+        policy: souk_core::iam::Policy,
+    },
 }
 
 /// Who is asking: one type whatever the authentication, so no use case knows how it was called.

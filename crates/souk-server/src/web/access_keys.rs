@@ -41,6 +41,12 @@ pub struct UserForm {
     pub name: String,
     #[serde(default)]
     pub policy: String,
+    /// `keys` (programmatic access), `console` (sign-in), or `both`.
+    #[serde(default)]
+    pub access: String,
+    /// The console password; never shown again.
+    #[serde(default)]
+    pub password: String,
 }
 
 /// A key as the page lists it.
@@ -56,6 +62,7 @@ pub struct UserRow {
     pub id: String,
     pub name: String,
     pub policy: String,
+    pub console_access: bool,
     pub programmatic_access: bool,
     pub keys: Vec<KeyRow>,
     pub can_add_key: bool,
@@ -66,6 +73,7 @@ fn user_row(u: &UserWithKeys) -> UserRow {
         id: u.user.id.clone(),
         name: u.user.name.clone(),
         policy: u.user.policy.as_str().to_owned(),
+        console_access: u.user.console_access,
         programmatic_access: u.user.programmatic_access,
         keys: u
             .keys
@@ -139,15 +147,28 @@ async fn create_user(
     signed: Signed,
     Posted(form): Posted<UserForm>,
 ) -> Response {
+    let (console, keys) = match form.access.as_str() {
+        "console" => (true, false),
+        "both" => (true, true),
+        _ => (false, true),
+    };
     let input = UserInput {
         name: form.name.trim().to_owned(),
-        console_access: false,
-        programmatic_access: true,
+        console_access: console,
+        programmatic_access: keys,
         policy: form.policy.clone(),
+        password: (!form.password.is_empty()).then(|| form.password.clone()),
     };
     match iam::create_user(&state, &signed.caller, input).await {
         Ok(_) => done("/access-keys", "user-created"),
-        Err(e) => render(&state, &signed, form, None, Some(e)).await,
+        // The password is not sent back into the page.
+        Err(e) => {
+            let form = UserForm {
+                password: String::new(),
+                ..form
+            };
+            render(&state, &signed, form, None, Some(e)).await
+        }
     }
 }
 

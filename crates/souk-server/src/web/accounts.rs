@@ -70,6 +70,9 @@ pub struct LogInForm {
     pub email: String,
     #[serde(default)]
     pub password: String,
+    /// An IAM user's name, to sign in as that user.
+    #[serde(default)]
+    pub user: String,
     #[serde(default)]
     pub next: String,
 }
@@ -79,6 +82,7 @@ pub struct LogInForm {
 struct LogInPage {
     ctx: super::Ctx,
     email: String,
+    user: String,
     next: String,
     errors: FormErrors,
 }
@@ -89,6 +93,7 @@ pub async fn login_form(page: Page, Query(form): Query<LogInForm>) -> Response {
     page.render(&LogInPage {
         ctx: page.ctx.clone(),
         email: form.email,
+        user: form.user,
         next: safe_next(&form.next),
         errors: FormErrors::default(),
     })
@@ -114,6 +119,7 @@ pub async fn log_in(
     let input = LogIn {
         email: form.email.clone(),
         password: form.password,
+        user: Some(form.user.clone()),
     };
     match accounts::log_in(&state, &peer, input).await {
         Ok(session) => with_session(&peer, &state, &session.token, done(&next, "logged-in")),
@@ -129,6 +135,7 @@ pub async fn log_in(
                 &LogInPage {
                     ctx: page.ctx.clone(),
                     email: form.email,
+                    user: form.user,
                     next,
                     errors,
                 },

@@ -21,7 +21,7 @@ pub mod promotions;
 pub mod reviews;
 pub mod sales;
 
-use crate::app::Caller;
+use crate::app::{Caller, Via};
 use crate::client::Peer;
 use crate::error::AppError;
 use crate::SharedState;
@@ -43,8 +43,9 @@ const CSRF_COOKIE: &str = "souk_csrf";
 /// The largest form souk reads.
 const MAX_FORM: usize = 256 * 1024;
 
-/// Every page, by area, beside the API's areas.
-pub fn router() -> Router<SharedState> {
+/// Every page, by area, beside the API's areas. An IAM user signed in to the console reaches only
+/// the pages its policy allows.
+pub fn router(state: SharedState) -> Router<SharedState> {
     Router::new()
         .merge(catalog::routes())
         .merge(accounts::routes())
@@ -61,6 +62,7 @@ pub fn router() -> Router<SharedState> {
         .merge(promotions::routes())
         .route("/static/souk.css", get(stylesheet))
         .route("/static/souk.js", get(script))
+        .route_layer(axum::middleware::from_fn_with_state(state, console_policy))
 }
 
 /// Where a long list goes on: the cursor of the next page.
@@ -236,9 +238,13 @@ impl FromRequestParts<SharedState> for Page {
                     .unread_notifications(caller.id())
                     .await
                     .unwrap_or(0);
+                let name = match &caller.via {
+                    Via::ConsoleUser { user, .. } => format!("{user} ({})", caller.account.name),
+                    _ => caller.account.name.clone(),
+                };
                 viewer = Some(Viewer {
                     unread,
-                    name: caller.account.name.clone(),
+                    name,
                     is_operator: !caller.account.roles.is_empty(),
                     caller,
                 });
@@ -344,16 +350,45 @@ impl<T: DeserializeOwned> FromRequest<SharedState> for Posted<T> {
     }
 }
 
+/// Refuses a page an IAM user's policy does not allow, before its handler runs (the account's
+/// own sessions pass untouched).
+async fn console_policy(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = crate::auth::session_token(req.headers()) {
+        if let Ok(Some(session)) = crate::auth::live_session(&state, &token).await {
+            if let Some(user) = session.iam_user {
+                let (method, path) = (req.method().as_str(), req.uri().path());
+                if !user.policy.allows(method, path) {
+                    let message = format!(
+                        "You are signed in as the IAM user {}, whose policy ({}) does not allow this page. Ask your account's owner, or sign in as the account.",
+                        user.name, user.policy
+                    );
+                    let (status, html) = refusal("Not allowed", &message);
+                    return (status, html).into_response();
+                }
+            }
+        }
+    }
+    next.run(req).await
+}
+
 fn refused_form(message: &str) -> (StatusCode, Html<String>) {
+    refusal("This form was refused", message)
+}
+
+fn refusal(heading: &str, message: &str) -> (StatusCode, Html<String>) {
     let page = ErrorPage {
         ctx: Ctx {
-            title: "Form refused · souk".into(),
+            title: format!("{heading} · souk"),
             viewer: None,
             csrf: String::new(),
             notice: None,
         },
         status: 403,
-        heading: "This form was refused".into(),
+        heading: heading.into(),
         message: message.into(),
     };
     (
