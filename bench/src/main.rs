@@ -8,7 +8,12 @@
 //!   and `pgbench`); and one order at a time with no load, for latency;
 //! - usage ingestion: `POST /v1/metering/usage` in batches of 1,000 records with 4 clients, against
 //!   inserting the same rows straight into a table with the same key in the same database (one
-//!   multi-row `INSERT … ON CONFLICT DO NOTHING` per batch), on SQLite and, when set, PostgreSQL.
+//!   multi-row `INSERT … ON CONFLICT DO NOTHING` per batch), on SQLite and, when set, PostgreSQL;
+//! - dispatcher: the signed seller calls of 2,000 orders placed while the workers were stopped,
+//!   made to a local seller stub, in calls per second; then again with 200 more orders of a
+//!   seller that never answers, to see how much that seller slows the others;
+//! - access keys: `GET /v1/orders?limit=5` signed with an access key (SDK-HMAC-SHA256, a fresh
+//!   nonce each) against the same request with a session cookie, 8 clients.
 
 use anyhow::{bail, Context, Result};
 use reqwest::Client;
@@ -579,5 +584,240 @@ async fn main() -> Result<()> {
     if runs("orders") {
         orders().await?;
     }
+    if runs("dispatcher") {
+        dispatcher(Backend::Sqlite).await?;
+        if std::env::var("SOUK_TEST_POSTGRES_URL").is_ok() {
+            dispatcher(Backend::Postgres).await?;
+        }
+    }
+    if runs("access-keys") {
+        access_keys().await?;
+    }
+    Ok(())
+}
+
+/// A listener that takes connections and never answers: a seller that hangs.
+async fn silent_seller() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/souk", listener.local_addr()?);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok(url)
+}
+
+/// Places `n` orders of `plan` for the demo buyer through the application layer.
+async fn place(state: &AppState, plan: &str, n: usize, tag: &str) -> Result<()> {
+    let account = state
+        .store
+        .account_by_email("buyer@souk.demo")
+        .await?
+        .context("the demo buyer")?;
+    let buyer = Caller {
+        account,
+        via: Via::CommandLine,
+    };
+    for i in 0..n {
+        let input = souk_server::app::orders::OrderInput {
+            plan_id: plan.to_owned(),
+            period: "month".into(),
+            periods: 1,
+        };
+        souk_server::app::orders::place(state, &buyer, input, Some(format!("{tag}-{i}")))
+            .await
+            .map_err(app)?;
+    }
+    Ok(())
+}
+
+/// Runs the workers until `done` holds; returns how long it took.
+async fn drain(
+    state: &Arc<AppState>,
+    done: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send>>,
+) -> Result<Duration> {
+    let start = Instant::now();
+    souk_server::workers::spawn(state.clone());
+    while !done().await? {
+        if start.elapsed() > Duration::from_secs(300) {
+            bail!("the dispatcher did not finish in 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(start.elapsed())
+}
+
+/// One dispatcher run: `fast` orders of a product whose seller answers at once and `slow` orders
+/// of one whose seller never answers; returns the fast seller's calls per second.
+async fn dispatch_run(backend: Backend, fast: usize, slow: usize) -> Result<(f64, usize)> {
+    use souk_server::demo_seller::DEMO_SIGNING_KEY;
+    let db = TestDb::new(backend).await;
+    let (endpoint, stub) = souk_server::testing::stub_seller("000000", 0, DEMO_SIGNING_KEY).await;
+    let settings = Settings {
+        test_clock: false,
+        ..Settings::for_tests()
+    };
+    let state = AppState::new(db.store.clone(), settings.clone());
+    souk_server::demo::fill(&state, &endpoint)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let top_up = ledger::TopUp {
+        account_id: None,
+        email: Some("buyer@souk.demo".into()),
+        amount: "100000000.00".into(),
+        currency: "CNY".into(),
+        reference: None,
+        memo: "bench".into(),
+    };
+    let system = accounts::command_line_caller(&state).await.map_err(app)?;
+    ledger::top_up(&state, &system, top_up, None)
+        .await
+        .map_err(app)?;
+    let search = souk_server::app::catalog::SearchInput {
+        limit: Some(100),
+        ..Default::default()
+    };
+    let products = souk_server::app::catalog::search(&state, search)
+        .await
+        .map_err(app)?;
+    let find = |name: &str| -> Result<(String, String)> {
+        let p = products
+            .items
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("the demo product {name}"))?;
+        Ok((p.id.clone(), p.plans.first().context("a plan")?.id.clone()))
+    };
+    // Acme Notes' seller answers; Harbor WAF's seller (another merchant) hangs.
+    let hanging = silent_seller().await?;
+    let (waf, waf_plan) = find("Harbor WAF")?;
+    sqlx::query("UPDATE products SET endpoint_url = $1 WHERE id = $2")
+        .bind(&hanging)
+        .bind(&waf)
+        .execute(db.store.pool())
+        .await?;
+    place(&state, &find("Acme Notes")?.1, fast, "fast").await?;
+    place(&state, &waf_plan, slow, "slow").await?;
+    // Every fast order makes its newInstance and, as the stub returns no access data with it,
+    // a queryInstance.
+    let expected = 2 * fast;
+    let (counter, stub2) = (stub.clone(), stub);
+    let elapsed = drain(&state, move || {
+        let c = counter.calls.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok(c >= expected) })
+    })
+    .await?;
+    let calls = stub2.calls.load(std::sync::atomic::Ordering::SeqCst);
+    db.cleanup().await;
+    Ok((calls as f64 / elapsed.as_secs_f64(), calls))
+}
+
+/// The dispatcher's signed calls per second, alone and beside a seller that never answers.
+async fn dispatcher(backend: Backend) -> Result<()> {
+    let name = match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    let (alone, calls) = dispatch_run(backend, 2000, 0).await?;
+    let (beside, _) = dispatch_run(backend, 2000, 200).await?;
+    println!("dispatcher: signed seller calls to a local stub ({name})");
+    println!("  2,000 orders, {calls} calls       {alone:>8.0} calls/s  (target >= 1,000)");
+    println!("  the same beside 200 orders of a seller that never answers");
+    println!("                              {beside:>8.0} calls/s");
+    println!(
+        "  slowed by                    {:>8.1}%  (target < 10%)",
+        100.0 * (1.0 - beside / alone)
+    );
+    Ok(())
+}
+
+/// Signs a GET the way Huawei Cloud's SDK core does (the headers it signs, a fresh nonce).
+fn signed_get(client: &Client, url: &str, ak: &str, sk: &str) -> Result<reqwest::RequestBuilder> {
+    use souk_protocol::aksk;
+    let parsed = reqwest::Url::parse(url)?;
+    let host = format!(
+        "{}:{}",
+        parsed.host_str().context("host")?,
+        parsed.port().context("port")?
+    );
+    let headers = vec![
+        ("Host".to_owned(), host),
+        (
+            "X-Sdk-Date".to_owned(),
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+        ),
+        (
+            "X-Sdk-Nonce".to_owned(),
+            souk_protocol::signature::new_nonce()[..32].to_owned(),
+        ),
+    ];
+    let request = aksk::Request {
+        method: "GET",
+        path: parsed.path(),
+        query: parsed.query_pairs().into_owned().collect(),
+        headers: headers.clone(),
+        body: b"",
+    };
+    let auth = aksk::sign(ak, sk, &request).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut req = client.get(url);
+    for (k, v) in headers.iter().filter(|(k, _)| k != "Host") {
+        req = req.header(k, v);
+    }
+    Ok(req.header("Authorization", auth.header()))
+}
+
+/// What an access key's signature costs over a session, on the same read.
+async fn access_keys() -> Result<()> {
+    let (db, base, state) = souk(Backend::Sqlite).await?;
+    let session = logged_in(&base, "buyer@souk.demo", "buyer-demo-password").await?;
+    let key = souk_server::app::iam::create_key_for(&state, "buyer@souk.demo")
+        .await
+        .map_err(app)?;
+    let (ak, sk) = (key.key.access_key.clone(), key.secret.clone());
+    let url = format!("{base}/v1/orders?limit=5");
+    let with_session = {
+        let (client, url) = (session.clone(), url.clone());
+        drive(8, move |_, _| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let res = client.get(&url).send().await?;
+                if !res.status().is_success() {
+                    bail!("{}", res.status());
+                }
+                res.bytes().await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let plain = Client::new();
+    let with_key = drive(8, move |_, _| {
+        let req = signed_get(&plain, &url, &ak, &sk);
+        async move {
+            let res = req?.send().await?;
+            if !res.status().is_success() {
+                bail!("{} {}", res.status(), res.text().await?);
+            }
+            res.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    println!("access keys: GET /v1/orders?limit=5, 8 clients (SQLite)");
+    println!(
+        "  session cookie    {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+        with_session.per_sec, with_session.p50, with_session.p99
+    );
+    println!(
+        "  SDK-HMAC-SHA256   {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+        with_key.per_sec, with_key.p50, with_key.p99
+    );
+    println!(
+        "  extra cost        {:>8.1}%  (target <= 10%)",
+        100.0 * (with_session.per_sec / with_key.per_sec - 1.0)
+    );
+    db.cleanup().await;
     Ok(())
 }
