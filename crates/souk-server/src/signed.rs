@@ -172,8 +172,15 @@ async fn verify(
         }
         Err(e) => return Err(refuse(e.into(), account_id)),
     }
-    if let Err(e) = state.store.touch_access_key(&key.access_key, now).await {
-        tracing::warn!(error = %e, "could not record the key's last use");
+    // Last use is shown to the minute; a key used within the last one is not written again (on
+    // SQLite every write waits for the one writer).
+    let recent = key
+        .last_used_at
+        .is_some_and(|t| now - t < chrono::Duration::minutes(1));
+    if !recent {
+        if let Err(e) = state.store.touch_access_key(&key.access_key, now).await {
+            tracing::warn!(error = %e, "could not record the key's last use");
+        }
     }
     let account = state
         .store

@@ -342,3 +342,58 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn a_seller_that_hangs_holds_up_its_own_calls_only(backend) {
+        // Long enough that nothing here waits for a hung call to time out.
+        let settings = souk_server::Settings {
+            seller_timeout: std::time::Duration::from_secs(30),
+            ..souk_server::Settings::for_tests()
+        };
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        // An endpoint that takes every connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let hanging = app.merchant(&op, "hang@seller.test").await;
+        let (_, hung_plan) = listed_by(&app, &op, &hanging, &hung, "1.00").await;
+        let (endpoint, _) = stub_seller("000000", 0, KEY).await;
+        let answering = app.merchant(&op, "fast@seller.test").await;
+        let (_, plan) = listed_by(&app, &op, &answering, &endpoint, "1.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "500.00").await;
+        // More hung provisioning calls than a node runs jobs at once.
+        for _ in 0..(souk_server::workers::IN_FLIGHT + 6) {
+            buyer.order(&hung_plan, 1, None).await;
+        }
+        let running = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = 'running'")
+                .fetch_one(app.state.store.pool())
+                .await
+                .unwrap()
+        };
+        for _ in 0..200 {
+            if running().await >= souk_server::workers::PER_LANE as i64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        // The other seller's buyer is served while every hung call still waits.
+        let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        buyer.wait_for(&path, |v| v["state"] == "active").await;
+        let held = running().await;
+        assert!(
+            held < 2 * souk_server::workers::PER_LANE as i64,
+            "the hung seller holds {held} of {} slots",
+            souk_server::workers::IN_FLIGHT
+        );
+        app.cleanup().await;
+    }
+}

@@ -558,8 +558,9 @@ async fn provisioned_in_one_statement(
                     AND EXISTS (SELECT 1 FROM jobs WHERE id = $7 AND attempts = $8 AND state = $18) RETURNING id), \
               j AS (UPDATE jobs SET state = $19, locked_until = NULL, updated_at = $4 \
                     WHERE id = $7 AND attempts = $8 AND state = $18 AND EXISTS (SELECT 1 FROM i)), \
-              f AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
-                    SELECT $9, $10, $5, $5, $11, $20, 0, $4, NULL::text, $4, $4, NULL::bigint FROM i WHERE $10::text IS NOT NULL), \
+              f AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until, lane) \
+                    SELECT $9, $10, $5, $5, $11, $20, 0, $4, NULL::text, $4, $4, NULL::bigint, \
+                    (SELECT merchant_id FROM instances WHERE id = $5) FROM i WHERE $10::text IS NOT NULL), \
               e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) \
                     SELECT $12, $13, $5, $4, $21, $14, NULL::text FROM i) \
          SELECT COUNT(*) FROM i",

@@ -96,6 +96,9 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The attempt count when an operator last replayed it: the retry budget counts from here.
     pub budget_start: i64,
+    /// The merchant whose endpoint a seller job calls; a node runs only so many jobs of one lane
+    /// at once.
+    pub lane: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -108,7 +111,7 @@ impl Job {
 }
 
 const JOB: &str = "id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, budget_start, \
-    created_at, updated_at";
+    created_at, updated_at, lane";
 
 fn job(row: &AnyRow) -> Result<Job> {
     Ok(Job {
@@ -122,6 +125,7 @@ fn job(row: &AnyRow) -> Result<Job> {
         run_at: time(row, "run_at")?,
         last_error: opt_text(row, "last_error")?,
         budget_start: int(row, "budget_start")?,
+        lane: opt_text(row, "lane")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -137,7 +141,9 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<JobId> {
     let id: JobId = fresh(now);
-    sqlx::query(&format!("INSERT INTO jobs ({JOB}, locked_until) VALUES ($1, $2, $3, $3, $4, $5, 0, $6, NULL, 0, $7, $7, NULL)"))
+    // The lane is the instance's merchant, read in the same transaction that wrote the instance.
+    sqlx::query(&format!("INSERT INTO jobs ({JOB}, locked_until) VALUES ($1, $2, $3, $3, $4, $5, 0, $6, NULL, 0, $7, $7, \
+                          (SELECT merchant_id FROM instances WHERE id = $3), NULL)"))
         .bind(id.as_str())
         .bind(job.kind)
         .bind(instance_id.map(InstanceId::as_str))
@@ -165,13 +171,14 @@ impl Store {
     /// Claims up to `limit` jobs due at `now` (the injected clock) for `lease`; a job whose
     /// worker died is claimed again once its lease ends. Leases run on `wall` (real time): they
     /// track live workers, which a test clock jumping ahead must not declare dead. On PostgreSQL
-    /// concurrent workers skip each other's rows.
+    /// concurrent workers skip each other's rows. Jobs of the `busy` lanes are left for later.
     pub async fn claim_jobs(
         &self,
         now: DateTime<Utc>,
         wall: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        busy: &[String],
     ) -> Result<Vec<Job>> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -182,21 +189,34 @@ impl Store {
         // of unfinished jobs (with bound states it scanned every job ever run: a second per claim
         // once a few thousand were queued).
         let (running, pending) = (JobState::Running.as_str(), JobState::Pending.as_str());
+        let not_busy = if busy.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (0..busy.len()).map(|i| format!("${}", i + 5)).collect();
+            format!(
+                "AND (j.lane IS NULL OR j.lane NOT IN ({})) ",
+                marks.join(", ")
+            )
+        };
         let sql = format!(
             "UPDATE jobs SET state = '{running}', attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id IN ( \
                SELECT j.id FROM jobs j \
                WHERE j.state IN ('{pending}', '{running}') \
                AND ((j.state = '{pending}' AND j.run_at <= $2) OR (j.state = '{running}' AND j.locked_until <= $4)) \
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id AND e.state IN ('{pending}', '{running}')) \
-               ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
+               {not_busy}ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
              RETURNING {JOB}"
         );
         // One statement is atomic on both databases; no explicit transaction is needed.
-        let mut jobs = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(ms(souk_core::clock::add(wall, lease)))
             .bind(ms(now))
             .bind(limit)
-            .bind(ms(wall))
+            .bind(ms(wall));
+        for lane in busy {
+            query = query.bind(lane.as_str());
+        }
+        let mut jobs = query
             .fetch_all(&self.pool)
             .await?
             .iter()

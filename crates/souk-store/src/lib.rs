@@ -197,6 +197,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     15 "seller protocol" "0015_seller_protocol.sql",
     16 "console users" "0016_console_users.sql",
     17 "job claim indexes" "0017_job_claim_indexes.sql",
+    18 "job lanes" "0018_job_lanes.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -216,6 +217,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     15 "seller protocol" "0015_seller_protocol.sql",
     16 "console users" "0016_console_users.sql",
     17 "job claim indexes" "0017_job_claim_indexes.sql",
+    18 "job lanes" "0018_job_lanes.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

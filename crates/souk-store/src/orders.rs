@@ -207,8 +207,8 @@ async fn purchase_in_one_statement(
               i AS (INSERT INTO instances (id, buyer_id, product_id, plan_id, merchant_id, order_id, state, period, expires_at, next_transition_at, \
                     version, business_id, seller_instance_id, access_enc, failure_reason, created_at, updated_at) \
                     SELECT $8, $2, $5, $6, $7, $1, $19, $9, $20, NULL::bigint, 0, $21, NULL::text, NULL::text, NULL::text, $16, $16 FROM d), \
-              j AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until) \
-                    SELECT $22, $23, $8, $8, $24, $27, 0, $16, NULL::text, $16, $16, NULL::bigint FROM d), \
+              j AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until, lane) \
+                    SELECT $22, $23, $8, $8, $24, $27, 0, $16, NULL::text, $16, $16, NULL::bigint, $7 FROM d), \
               e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d) \
          SELECT amount_minor FROM d"
     );

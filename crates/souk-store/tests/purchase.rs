@@ -208,7 +208,7 @@ async fn purchases_behave(store: &Store, shop: &Shop) {
     // The dispatcher's claim, then core's decision stored with the job's end; a second store of
     // the same decision is stale.
     let claimed = store
-        .claim_jobs(Utc::now(), Utc::now(), Duration::seconds(60), 10)
+        .claim_jobs(Utc::now(), Utc::now(), Duration::seconds(60), 10, &[])
         .await
         .unwrap();
     let job = claimed

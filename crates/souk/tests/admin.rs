@@ -63,7 +63,7 @@ on_both_databases! {
         let mut tx = db.store.begin().await.unwrap();
         let id = enqueue(&mut tx, &SellerJob::Freeze.spec(&"ord_x".into()), None, now, now).await.unwrap();
         tx.commit().await.unwrap();
-        let claimed = db.store.claim_jobs(now, now, chrono::Duration::seconds(60), 10).await.unwrap();
+        let claimed = db.store.claim_jobs(now, now, chrono::Duration::seconds(60), 10, &[]).await.unwrap();
         assert_eq!(claimed.len(), 1);
         db.store
             .end_job(

@@ -29,7 +29,12 @@ use tokio::sync::Semaphore;
 pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Jobs in flight at once on one node.
-pub const IN_FLIGHT: usize = 64;
+pub const IN_FLIGHT: usize = 256;
+
+/// Jobs of one lane (one merchant's endpoint) a node starts while others of it run: a seller that
+/// hangs holds fewer than twice this many of the node's slots, and everyone else keeps the rest.
+/// It is also the most jobs one claim takes.
+pub const PER_LANE: usize = 32;
 
 /// How often and how patiently a kind of job is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +193,10 @@ async fn idle(notified: tokio::sync::futures::Notified<'_>) {
 }
 
 /// Runs jobs forever. A finished job wakes the loop, since it may have made the next job of its
-/// ordering key claimable.
+/// ordering key claimable, or its lane free again.
 pub async fn run(state: SharedState, handlers: Handlers) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let lanes = Arc::new(Lanes::default());
     loop {
         let notified = state.wake_dispatcher.notified();
         let free = slots.available_permits();
@@ -198,7 +204,7 @@ pub async fn run(state: SharedState, handlers: Handlers) {
             notified.await;
             continue;
         }
-        match claim(&state, free).await {
+        match claim(&state, free.min(PER_LANE), &lanes.busy()).await {
             Ok(jobs) if !jobs.is_empty() => {
                 for job in jobs {
                     // Never waits: at most `free` jobs were claimed and only finished jobs change
@@ -208,8 +214,10 @@ pub async fn run(state: SharedState, handlers: Handlers) {
                     };
                     let state = state.clone();
                     let handlers = handlers.clone();
+                    let lane = lanes.enter(job.lane.clone());
                     tokio::spawn(async move {
                         run_one(&state, &handlers, &job).await;
+                        drop(lane);
                         drop(slot);
                         state.wake_dispatcher.notify_one();
                     });
@@ -223,15 +231,64 @@ pub async fn run(state: SharedState, handlers: Handlers) {
     }
 }
 
-/// Claims up to `limit` due jobs.
-async fn claim(state: &AppState, limit: usize) -> Result<Vec<Job>, souk_store::Error> {
+/// How many jobs of each lane run on this node.
+#[derive(Default)]
+struct Lanes(std::sync::Mutex<HashMap<String, usize>>);
+
+/// A running job's place in its lane, given back when dropped.
+struct InLane(Option<(Arc<Lanes>, String)>);
+
+impl Lanes {
+    /// The lanes with [`PER_LANE`] jobs running: the next claim leaves theirs.
+    fn busy(&self) -> Vec<String> {
+        let counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .iter()
+            .filter(|(_, n)| **n >= PER_LANE)
+            .map(|(lane, _)| lane.clone())
+            .collect()
+    }
+
+    fn enter(self: &Arc<Self>, lane: Option<String>) -> InLane {
+        InLane(lane.map(|lane| {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(lane.clone())
+                .or_default() += 1;
+            (self.clone(), lane)
+        }))
+    }
+}
+
+impl Drop for InLane {
+    fn drop(&mut self) {
+        if let Some((lanes, lane)) = self.0.take() {
+            let mut counts = lanes.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&lane) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&lane);
+                }
+            }
+        }
+    }
+}
+
+/// Claims up to `limit` due jobs, none of the `busy` lanes.
+async fn claim(
+    state: &AppState,
+    limit: usize,
+    busy: &[String],
+) -> Result<Vec<Job>, souk_store::Error> {
     // The lease outlasts every attempt a job can make, so a live worker keeps its job. Leases run
     // on real time: they track live workers, which a test clock jumping ahead must not declare dead.
     let lease =
         Duration::from_std(state.settings.seller_timeout * 4).unwrap_or(Duration::seconds(60));
     state
         .store
-        .claim_jobs(state.now(), Utc::now(), lease, limit as i64)
+        .claim_jobs(state.now(), Utc::now(), lease, limit as i64, busy)
         .await
 }
 
