@@ -94,6 +94,27 @@ async fn souk(backend: Backend) -> Result<(TestDb, String, Arc<AppState>)> {
     Ok((db, format!("http://{addr}"), state))
 }
 
+/// A load step: GET `url` with `client`, read the whole answer, fail on anything but success.
+fn get_step(
+    client: Client,
+    url: String,
+) -> impl Fn(usize, usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |_, _| {
+        let (client, url) = (client.clone(), url.clone());
+        Box::pin(async move {
+            let res = client.get(&url).send().await?;
+            if !res.status().is_success() {
+                bail!("{}", res.status());
+            }
+            res.bytes().await?;
+            Ok(())
+        })
+    }
+}
+
 /// One page of souk against a bare server answering the same bytes from memory, 16 connections.
 async fn versus_bare(
     client: &Client,
@@ -112,22 +133,8 @@ async fn versus_bare(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let bare_url = format!("http://{}/", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, bare).await });
-    let get = |url: String| {
-        let client = client.clone();
-        move |_, _| {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let res = client.get(&url).send().await?;
-                if !res.status().is_success() {
-                    bail!("{}", res.status());
-                }
-                res.bytes().await?;
-                Ok(())
-            }
-        }
-    };
-    let raw = drive(16, get(bare_url)).await?;
-    let ours = drive(16, get(url.to_owned())).await?;
+    let raw = drive(16, get_step(client.clone(), bare_url)).await?;
+    let ours = drive(16, get_step(client.clone(), url.to_owned())).await?;
     server.abort();
     println!("{what}, 16 connections (SQLite)");
     println!(
@@ -777,21 +784,7 @@ async fn access_keys() -> Result<()> {
         .map_err(app)?;
     let (ak, sk) = (key.key.access_key.clone(), key.secret.clone());
     let url = format!("{base}/v1/orders?limit=5");
-    let with_session = {
-        let (client, url) = (session.clone(), url.clone());
-        drive(8, move |_, _| {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let res = client.get(&url).send().await?;
-                if !res.status().is_success() {
-                    bail!("{}", res.status());
-                }
-                res.bytes().await?;
-                Ok(())
-            }
-        })
-        .await?
-    };
+    let with_session = drive(8, get_step(session, url.clone())).await?;
     let plain = Client::new();
     let with_key = drive(8, move |_, _| {
         let req = signed_get(&plain, &url, &ak, &sk);

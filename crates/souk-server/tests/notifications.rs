@@ -17,6 +17,22 @@ async fn acme_notes(app: &TestApp, op: &User, seller: &User, endpoint: &str) -> 
     (product, plan)
 }
 
+/// A marketplace with Acme Notes listed by `seller@acme.test`, calling a stub seller answering
+/// `code`, and a verified buyer with 300.00; returns (app, operator, seller, plan, buyer).
+async fn marketplace(
+    backend: souk_store::Backend,
+    code: &'static str,
+) -> (TestApp, User, User, String, User) {
+    let app = TestApp::spawn(backend).await;
+    let op = app.operator().await;
+    let (endpoint, _) = stub_seller(code, 0, KEY).await;
+    let seller = app.merchant(&op, "seller@acme.test").await;
+    let (_, plan) = acme_notes(&app, &op, &seller, &endpoint).await;
+    let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+    app.top_up(&op, &buyer, "300.00").await;
+    (app, op, seller, plan, buyer)
+}
+
 /// Text with its line breaks and runs of spaces as single spaces (mail is wrapped).
 fn flat(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -66,13 +82,7 @@ async fn mails_to(app: &TestApp, address: &str, n: usize) -> Vec<(String, String
 
 on_both_databases! {
     async fn a_buyer_hears_of_an_order_in_the_app_and_by_email_and_marks_it_read(backend) {
-        let app = TestApp::spawn(backend).await;
-        let op = app.operator().await;
-        let (endpoint, _) = stub_seller("000000", 0, KEY).await;
-        let seller = app.merchant(&op, "seller@acme.test").await;
-        let (_, plan) = acme_notes(&app, &op, &seller, &endpoint).await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        app.top_up(&op, &buyer, "300.00").await;
+        let (app, _, seller, plan, buyer) = marketplace(backend, "000000").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let order_id = order["id"].as_str().unwrap();
         let instance = order["instance_id"].as_str().unwrap();
@@ -136,13 +146,7 @@ on_both_databases! {
     }
 
     async fn e_mail_choices_are_per_topic_and_the_list_keeps_everything(backend) {
-        let app = TestApp::spawn(backend).await;
-        let op = app.operator().await;
-        let (endpoint, _) = stub_seller("000000", 0, KEY).await;
-        let seller = app.merchant(&op, "seller@acme.test").await;
-        let (_, plan) = acme_notes(&app, &op, &seller, &endpoint).await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        app.top_up(&op, &buyer, "300.00").await;
+        let (app, _, _, plan, buyer) = marketplace(backend, "000000").await;
 
         let prefs: Value = buyer.json("/v1/notifications/preferences").await;
         assert!(prefs.as_array().unwrap().iter().all(|p| p["email"] == true), "e-mail is on by default: {prefs}");
@@ -174,14 +178,8 @@ on_both_databases! {
     }
 
     async fn sellers_hear_of_review_decisions_and_calls_souk_gave_up_on(backend) {
-        let app = TestApp::spawn(backend).await;
-        let op = app.operator().await;
         // A seller that refuses for good: provisioning fails, the order is refunded, the call dies.
-        let (endpoint, _) = stub_seller("000106", 0, KEY).await;
-        let seller = app.merchant(&op, "seller@acme.test").await;
-        let (_, plan) = acme_notes(&app, &op, &seller, &endpoint).await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        app.top_up(&op, &buyer, "300.00").await;
+        let (app, op, seller, plan, buyer) = marketplace(backend, "000106").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let instance = order["instance_id"].as_str().unwrap();
         buyer.wait_for(&format!("/v1/instances/{instance}"), |v| v["state"] == "failed").await;
@@ -195,6 +193,7 @@ on_both_databases! {
         assert!(refused["body"].as_str().unwrap().contains("000106"), "{refused}");
 
         // A rejection names what to change, in the app and by e-mail.
+        let (endpoint, _) = stub_seller("000000", 0, KEY).await;
         let res = seller.post("/v1/seller/products", product_body("Acme Sheets", &endpoint, "10.00")).await;
         let product: Value = res.json().await.unwrap();
         let id = product["id"].as_str().unwrap();
