@@ -187,17 +187,9 @@ impl Activity {
                 order_line_id: get("orderLineId")?,
                 business_id: get("businessId")?,
             },
-            "queryInstance" => {
-                let ids: Vec<String> = get("instanceId")?
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if ids.is_empty() || ids.len() > 100 {
-                    return Err(Error::InvalidParameter("instanceId".into()));
-                }
-                Activity::QueryInstance { instance_ids: ids }
-            }
+            "queryInstance" => Activity::QueryInstance {
+                instance_ids: instance_ids(&get("instanceId")?)?,
+            },
             "refreshInstance" => Activity::RefreshInstance {
                 instance_id: get("instanceId")?,
                 order_id: get("orderId")?,
@@ -234,6 +226,19 @@ impl Activity {
         };
         Ok((activity, test))
     }
+}
+
+/// `queryInstance`'s `instanceId`: 1 to 100 ids, comma-separated.
+pub(crate) fn instance_ids(list: &str) -> Result<Vec<String>, Error> {
+    let ids: Vec<String> = list
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(Error::InvalidParameter("instanceId".into()));
+    }
+    Ok(ids)
 }
 
 /// What a buyer needs to reach the instance; `password` (and `userName`) may be encrypted.

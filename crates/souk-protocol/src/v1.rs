@@ -242,11 +242,7 @@ pub fn parse(params: &BTreeMap<String, String>) -> Result<(Activity, bool), Erro
             business_id: get("businessId")?,
         },
         "queryInstance" => Activity::QueryInstance {
-            instance_ids: get("instanceId")?
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            instance_ids: crate::activity::instance_ids(&get("instanceId")?)?,
         },
         "refreshInstance" => Activity::RefreshInstance {
             instance_id: get("instanceId")?,

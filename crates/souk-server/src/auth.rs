@@ -126,6 +126,11 @@ pub async fn live_session(state: &AppState, token: &str) -> AppResult<Option<Liv
     Ok(Some(session))
 }
 
+/// A session already read for this request (its token, and what it was), so the request's
+/// authentication does not read it again.
+#[derive(Clone)]
+pub struct SessionRead(pub String, pub Option<LiveSession>);
+
 /// One way of proving who is calling. Each is asked in turn; the first that recognises the
 /// request answers (a session cookie today; access-key signatures plug in beside it).
 pub trait Authenticator: Send + Sync {
@@ -151,9 +156,11 @@ impl Authenticator for SessionCookie {
             let Some(token) = session_token(&parts.headers) else {
                 return Ok(None);
             };
-            let session = live_session(state, &token)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
+            let session = match parts.extensions.get::<SessionRead>() {
+                Some(SessionRead(read, session)) if *read == token => session.clone(),
+                _ => live_session(state, &token).await?,
+            }
+            .ok_or(AppError::Unauthenticated)?;
             let via = match session.iam_user {
                 None => Via::Session,
                 Some(user) => {

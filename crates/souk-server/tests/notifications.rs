@@ -13,6 +13,7 @@ use souk_store::on_both_databases;
 async fn acme_notes(app: &TestApp, op: &User, seller: &User, endpoint: &str) -> (String, String) {
     let mut body = product_body("Acme Notes", endpoint, "99.00");
     body["signing_key"] = json!(KEY);
+    body["plans"][0]["trial_days"] = json!(14);
     let (product, plan, _) = app.listed_product_with(op, seller, body).await;
     (product, plan)
 }
@@ -173,6 +174,12 @@ on_both_databases! {
         assert_eq!(mails_after, 2, "{mails:?}");
         let paid = find(&list, "Order paid: Acme Notes");
         assert!(paid["emailed_at"].is_null(), "{paid}");
+        // Each kind of order is told in its own words: a trial is no purchase.
+        let trial = buyer.expect_post("/v1/trials", json!({"plan_id": plan}), StatusCode::CREATED).await;
+        let told = at_least(&buyer, 4).await;
+        let started = find(&told, "Free trial started: Acme Notes");
+        assert!(started["body"].as_str().unwrap().contains("Team plan, free trial"), "{started}");
+        assert_eq!(started["link"], format!("/orders/{}", trial["id"].as_str().unwrap()));
         assert!(!app.outbox().iter().any(|(name, _)| name.starts_with(paid["id"].as_str().unwrap())));
         app.cleanup().await;
     }

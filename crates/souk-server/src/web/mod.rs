@@ -354,12 +354,12 @@ impl<T: DeserializeOwned> FromRequest<SharedState> for Posted<T> {
 /// own sessions pass untouched).
 async fn console_policy(
     axum::extract::State(state): axum::extract::State<SharedState>,
-    req: Request,
+    mut req: Request,
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(token) = crate::auth::session_token(req.headers()) {
-        if let Ok(Some(session)) = crate::auth::live_session(&state, &token).await {
-            if let Some(user) = session.iam_user {
+        if let Ok(session) = crate::auth::live_session(&state, &token).await {
+            if let Some(user) = session.as_ref().and_then(|s| s.iam_user.as_ref()) {
                 let (method, path) = (req.method().as_str(), req.uri().path());
                 if !user.policy.allows(method, path) {
                     let message = format!(
@@ -370,6 +370,9 @@ async fn console_policy(
                     return (status, html).into_response();
                 }
             }
+            // The page's own authentication reads the session from here, not again.
+            req.extensions_mut()
+                .insert(crate::auth::SessionRead(token, session));
         }
     }
     next.run(req).await

@@ -448,8 +448,9 @@ pub struct Request<'a> {
     pub sign_key: &'a str,
     /// The key a signed answer must be made with.
     pub answer_key: &'a str,
-    /// When the call is dated.
-    pub at: DateTime<Utc>,
+    /// When the call is dated: now when `None` (and under V1 a millisecond after the call before);
+    /// the endpoint check dates calls in the past, or repeats one, on purpose.
+    pub at: Option<DateTime<Utc>>,
     /// The V2 nonce; fresh when `None` (the endpoint check repeats one to see it refused).
     pub nonce: Option<&'a str>,
     pub wire: &'a Wire,
@@ -469,7 +470,7 @@ pub async fn call(
         test: false,
         sign_key: key,
         answer_key: key,
-        at: Utc::now(),
+        at: None,
         nonce: None,
         wire,
     };
@@ -494,7 +495,7 @@ pub async fn send(
     let (request, signed_answer) = match r.wire {
         Wire::V2 { signed_answers } => {
             let body = r.activity.body(r.test);
-            let ts = r.at.timestamp_millis().to_string();
+            let ts = r.at.unwrap_or_else(Utc::now).timestamp_millis().to_string();
             let nonce = r
                 .nonce
                 .map_or_else(souk_protocol::signature::new_nonce, str::to_owned);
@@ -513,7 +514,7 @@ pub async fn send(
             (post, *signed_answers)
         }
         Wire::V1 { terms } => {
-            let at = v1_date(r.at, r.nonce.is_some());
+            let at = r.at.unwrap_or_else(v1_now);
             let params = v1::params(r.activity, r.test, terms.as_ref(), &v1::time_stamp(at));
             let get = http
                 .get(v1::signed_url(endpoint, r.sign_key, &params))
@@ -547,30 +548,20 @@ pub async fn send(
     serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
 }
 
-/// The date of a V1 call. V1 has no nonce, so two identical calls in one millisecond would carry
-/// the same `authToken` and a seller refusing replays would refuse the second: a call dated now
-/// is dated at least a millisecond after the one before. `exact` keeps the date asked for, as
-/// does a date well in the past (the endpoint check repeating a call, or dating one stale, on
-/// purpose).
-fn v1_date(at: DateTime<Utc>, exact: bool) -> DateTime<Utc> {
+/// Now, for a V1 call. V1 has no nonce, so two identical calls in one millisecond would carry the
+/// same `authToken` and a seller refusing replays would refuse the second: each call is dated at
+/// least a millisecond after the one before.
+fn v1_now() -> DateTime<Utc> {
     use std::sync::atomic::{AtomicI64, Ordering};
     static LAST: AtomicI64 = AtomicI64::new(0);
-    let wanted = at.timestamp_millis();
-    if exact {
-        LAST.fetch_max(wanted, Ordering::Relaxed);
-        return at;
-    }
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        if wanted < last - 1_000 {
-            return at;
-        }
-        let next = wanted.max(last + 1);
-        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return DateTime::from_timestamp_millis(next).unwrap_or(at),
-            Err(seen) => last = seen,
-        }
-    }
+    let now = Utc::now().timestamp_millis();
+    let last = LAST.fetch_max(now, Ordering::Relaxed);
+    let at = if now > last {
+        now
+    } else {
+        LAST.fetch_add(1, Ordering::Relaxed) + 1
+    };
+    DateTime::from_timestamp_millis(at).unwrap_or_else(Utc::now)
 }
 
 /// What a V1 `newInstance` says of the subscription: its buyer, plan, period and trial.
