@@ -18,6 +18,7 @@ pub mod money;
 pub mod net;
 pub mod notices;
 pub mod orders;
+pub mod plan_changes;
 pub mod plans;
 pub mod promotions;
 pub mod refunds;

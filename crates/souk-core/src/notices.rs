@@ -84,7 +84,7 @@ impl Topic {
             "verification.approved" | "verification.rejected" => &[(Topic::Account, Account)],
             "merchant.approved" | "merchant.rejected" => &[(Topic::Account, Account)],
             "product.approved" | "product.rejected" => &[(Topic::Review, Merchant)],
-            "order.paid" => &[(Topic::Order, Buyer)],
+            "order.paid" | "plan.changed" => &[(Topic::Order, Buyer)],
             "instance.active" => &[(Topic::Provisioning, Buyer)],
             // The buyer lost what it bought; the seller's endpoint refused or never answered.
             "instance.failed" => &[(Topic::Provisioning, Buyer), (Topic::SellerCalls, Merchant)],

@@ -15,6 +15,9 @@ string_enum! {
         Trial = "trial",
         /// A trial turned into a paid subscription, keeping its instance.
         Convert = "convert",
+        /// Another plan of the product for the time left: the difference charged (an upgrade)
+        /// or given back (a downgrade, a negative amount).
+        Change = "change",
     }
 }
 

@@ -124,6 +124,16 @@ impl Seller for DemoSeller {
         self.with(|t| t.retain(|_, t| t.instance_id != instance_id));
         SellerAnswer::code(ResultCode::Success, "released")
     }
+
+    /// A demo tenant has no limits to change: a known one takes any plan.
+    async fn upgrade_instance(
+        &self,
+        instance_id: String,
+        _order_id: String,
+        _product_id: String,
+    ) -> SellerAnswer {
+        self.set_status(&instance_id, "active")
+    }
 }
 
 /// A short, stable tenant number derived from the business id.

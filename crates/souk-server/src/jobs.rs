@@ -24,6 +24,8 @@ pub enum SellerJob {
     RefreshTrial,
     /// `queryInstance` until the seller has the access data (it may create asynchronously).
     QueryAccess,
+    /// `upgradeInstance`: the instance moved to another plan of the product.
+    Upgrade,
 }
 
 /// What a seller job carries: the order that caused it.
@@ -34,7 +36,7 @@ pub struct SellerPayload {
 
 impl SellerJob {
     /// Every seller job kind.
-    pub const ALL: [SellerJob; 8] = [
+    pub const ALL: [SellerJob; 9] = [
         SellerJob::NewInstance,
         SellerJob::Freeze,
         SellerJob::Unfreeze,
@@ -43,6 +45,7 @@ impl SellerJob {
         SellerJob::RefreshUnsubscribed,
         SellerJob::RefreshTrial,
         SellerJob::QueryAccess,
+        SellerJob::Upgrade,
     ];
 
     /// The job kind stored in the queue.
@@ -56,6 +59,7 @@ impl SellerJob {
             SellerJob::RefreshUnsubscribed => "seller.refresh_unsubscribed",
             SellerJob::RefreshTrial => "seller.refresh_trial",
             SellerJob::QueryAccess => "seller.query_instance",
+            SellerJob::Upgrade => "seller.upgrade",
         }
     }
 

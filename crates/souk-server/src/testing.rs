@@ -486,7 +486,7 @@ pub struct StubSeller {
     pub stall_first: usize,
     pub calls: AtomicUsize,
     /// The lifecycle calls it answered, in order: `refresh <scene> <expireTime>`, `release <id>`,
-    /// `status Freeze` / `status Unfreeze`.
+    /// `status Freeze` / `status Unfreeze`, `upgrade <id> <orderId>`.
     pub heard: std::sync::Mutex<Vec<String>>,
 }
 
@@ -548,6 +548,10 @@ impl Seller for StubSeller {
     }
     async fn release_instance(&self, id: String, _: String) -> SellerAnswer {
         self.hear(format!("release {id}"));
+        SellerAnswer::code(ResultCode::Success, "ok")
+    }
+    async fn upgrade_instance(&self, id: String, order_id: String, _: String) -> SellerAnswer {
+        self.hear(format!("upgrade {id} {order_id}"));
         SellerAnswer::code(ResultCode::Success, "ok")
     }
 }

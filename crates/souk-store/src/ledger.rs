@@ -281,14 +281,15 @@ impl Store {
     }
 
     /// Every order whose money is not accounted for: paid = charged - refunded must equal what
-    /// its ledger entries took, and a refund never exceeds the charge. Empty when all is well.
+    /// its ledger entries took, and a refund never exceeds the charge (a plan change's credit is a
+    /// negative charge, with nothing refunded on top). Empty when all is well.
     pub async fn order_mismatches(&self) -> Result<Vec<OrderMismatch>> {
         sqlx::query(
             "SELECT o.id, o.amount_minor, o.refunded_minor, CAST(COALESCE(s.total, 0) AS BIGINT) AS entries_minor \
              FROM orders o LEFT JOIN (SELECT order_id, SUM(amount_minor) AS total FROM ledger_entries \
                                       WHERE order_id IS NOT NULL GROUP BY order_id) s ON s.order_id = o.id \
              WHERE o.amount_minor - o.refunded_minor <> 0 - COALESCE(s.total, 0) \
-                OR o.refunded_minor < 0 OR o.refunded_minor > o.amount_minor \
+                OR o.refunded_minor < 0 OR (o.refunded_minor > 0 AND o.refunded_minor > o.amount_minor) \
              ORDER BY o.id",
         )
         .fetch_all(&self.pool)

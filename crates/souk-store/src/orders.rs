@@ -121,6 +121,18 @@ pub struct Unsubscription<'a> {
     pub actor: &'a AccountId,
 }
 
+/// A plan change decided by the server: the order carrying the difference (charged when
+/// positive, given back when negative), the instance as read, and the `upgradeInstance` call.
+pub struct PlanChange<'a> {
+    pub order: &'a Order,
+    pub instance: &'a Instance,
+    pub job: &'a JobSpec,
+    /// The lowest balance the charge may leave, in minor units.
+    pub floor_minor: i64,
+    /// What the ledger entry and the timeline say.
+    pub memo: &'a str,
+}
+
 async fn insert_order(conn: &mut AnyConnection, o: &Order) -> Result<()> {
     sqlx::query(&format!("INSERT INTO orders ({ORDER}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"))
         .bind(o.id.as_str())
@@ -355,6 +367,65 @@ impl Store {
         Ok(())
     }
 
+    /// Moves an instance to the change order's plan, charging or giving back the difference, and
+    /// tells the seller, in one transaction, if the instance is still as read and active
+    /// ([`Error::Stale`] otherwise: decide again); nothing is written when the balance is short.
+    pub async fn change_plan(&self, c: PlanChange<'_>, now: DateTime<Utc>) -> Result<()> {
+        let (o, i) = (c.order, c.instance);
+        let mut tx = self.begin().await?;
+        insert_order(&mut tx, o).await?;
+        crate::changed(
+            sqlx::query(
+                "UPDATE instances SET plan_id = $1, version = version + 1, updated_at = $2 \
+                 WHERE id = $3 AND version = $4 AND state = $5",
+            )
+            .bind(o.plan_id.as_str())
+            .bind(ms(now))
+            .bind(i.id.as_str())
+            .bind(i.version)
+            .bind(i.state.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        )?;
+        if o.amount.minor > 0 {
+            charge(&mut tx, o, c.memo, c.floor_minor, now).await?;
+        } else if o.amount.minor < 0 {
+            ledger::apply(
+                &mut tx,
+                &Movement {
+                    account_id: &o.buyer_id,
+                    amount: Money::from_minor(-o.amount.minor, o.amount.currency),
+                    kind: EntryKind::Refund,
+                    order_id: Some(&o.id),
+                    reference: None,
+                    memo: c.memo,
+                    created_by: Some(&o.buyer_id),
+                    idempotency_key: None,
+                    floor_minor: 0,
+                    overdraw: false,
+                },
+                now,
+            )
+            .await?;
+        }
+        enqueue(&mut tx, c.job, Some(&i.id), now, now).await?;
+        events::record(
+            &mut tx,
+            NewEvent {
+                order_id: Some(&o.id),
+                instance_id: Some(&i.id),
+                kind: "plan.changed",
+                detail: c.memo.to_owned(),
+                actor: Some(&o.buyer_id),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Gives orders back and applies core's transition to the instance in one transaction, if
     /// the instance is still as read and every order still paid ([`Error::Stale`] otherwise:
     /// decide again). Each refund is a ledger entry against its order.
@@ -365,7 +436,7 @@ impl Store {
             crate::changed(
                 sqlx::query(
                     "UPDATE orders SET state = $1, refunded_minor = refunded_minor + $2 \
-                     WHERE id = $3 AND state = $4 AND refunded_minor + $2 <= amount_minor",
+                     WHERE id = $3 AND state = $4 AND ($2 = 0 OR refunded_minor + $2 <= amount_minor)",
                 )
                 .bind(OrderState::Unsubscribed.as_str())
                 .bind(r.amount.minor)

@@ -137,12 +137,12 @@ impl Notes {
 impl Notes {
     /// Asks souk's order query, in the background, who bought the tenant and which plan, and
     /// keeps the answer with the tenant. A test call's made-up order is not found; nothing is kept.
-    fn learn_buyer(self: &Notes, instance_id: String, order_id: String, line: String) {
+    fn learn_buyer(self: &Notes, instance_id: String, order_id: String, line: Option<String>) {
         let (Some(souk), db) = (self.souk.clone(), self.db.clone()) else {
             return;
         };
         tokio::spawn(async move {
-            match souk.query_order(&order_id, Some(&line)).await {
+            match souk.query_order(&order_id, line.as_deref()).await {
                 Ok(info) => {
                     let plan = &info["orderLineList"][0]["productInfo"][0]["skuName"];
                     let _ = sqlx::query(
@@ -187,7 +187,7 @@ impl Seller for Notes {
             .ok()
             .flatten();
         if let (Some(t), Some(_)) = (&tenant, &self.souk) {
-            self.learn_buyer(t.instance_id.clone(), req.order_id, req.order_line_id);
+            self.learn_buyer(t.instance_id.clone(), req.order_id, Some(req.order_line_id));
         }
         match tenant {
             Some(t) => SellerAnswer {
@@ -249,6 +249,21 @@ impl Seller for Notes {
     async fn release_instance(&self, instance_id: String, _order_id: String) -> SellerAnswer {
         // The tenant's notes go; a row marked released stays so support can answer questions.
         self.set_status(&instance_id, "released").await
+    }
+
+    /// The buyer moved to another plan: the change order names it, so the tenant's plan is
+    /// learnt again from souk's order query.
+    async fn upgrade_instance(
+        &self,
+        instance_id: String,
+        order_id: String,
+        _product_id: String,
+    ) -> SellerAnswer {
+        if self.tenant(&instance_id).await.is_none() {
+            return SellerAnswer::code(ResultCode::InstanceNotFound, "no such tenant");
+        }
+        self.learn_buyer(instance_id, order_id, None);
+        SellerAnswer::code(ResultCode::Success, "plan changed")
     }
 }
 

@@ -4,7 +4,8 @@ use super::orders::{placed, EventView, OrderView};
 use super::MoneyView;
 use super::{idempotency_key, PageParams};
 use crate::app::instances::{
-    self, ConvertInput, InstanceDetails, RefundQuote, RenewInput, UnsubscribeInput,
+    self, ConvertInput, InstanceDetails, PlanChangeInput, PlanChangeQuote, RefundQuote, RenewInput,
+    UnsubscribeInput,
 };
 use crate::app::schema;
 use crate::app::Caller;
@@ -274,5 +275,88 @@ pub async fn convert(
     let key = idempotency_key(&headers)?;
     Ok(placed(
         instances::convert(&state, &caller, &instance_id.into(), input, key).await?,
+    ))
+}
+
+/// Which plan to price a change to.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanParams {
+    /// Another plan of the instance's product, sold by the instance's period.
+    pub plan_id: String,
+}
+
+/// What moving an instance to another plan costs for the time left.
+#[derive(Serialize, ToSchema)]
+pub struct PlanChangeQuoteView {
+    pub from_plan_id: String,
+    pub from_plan: String,
+    pub to_plan_id: String,
+    pub to_plan: String,
+    /// `upgrade` (the difference is charged) or `downgrade` (it goes back to the balance).
+    pub direction: String,
+    /// Positive: charged; negative: given back.
+    pub difference: MoneyView,
+    /// The end of the paid time re-priced at the new plan (the expiry does not move).
+    pub until: DateTime<Utc>,
+}
+
+impl From<PlanChangeQuote> for PlanChangeQuoteView {
+    fn from(q: PlanChangeQuote) -> Self {
+        PlanChangeQuoteView {
+            direction: q.direction().to_owned(),
+            from_plan_id: q.from.id.to_string(),
+            from_plan: q.from.name,
+            to_plan_id: q.to.id.to_string(),
+            to_plan: q.to.name,
+            difference: q.difference.into(),
+            until: q.until,
+        }
+    }
+}
+
+/// What moving a running subscription to another plan of its product would cost now, decided
+/// exactly as changing decides it.
+#[utoipa::path(operation_id = "quote_plan_change", get, path = "/v1/instances/{instance_id}/plan-change", tag = "instances",
+    params(("instance_id" = String, Path), PlanParams),
+    responses((status = 200, body = PlanChangeQuoteView), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "Not a running monthly or yearly subscription, a trial, or in arrears"),
+              (status = 422, body = Problem, description = "No such plan on sale in this product, the same plan, or one not sold by the instance's period")))]
+pub async fn plan_change_quote(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    Query(p): Query<PlanParams>,
+) -> AppResult<Json<PlanChangeQuoteView>> {
+    let input = PlanChangeInput { plan_id: p.plan_id };
+    Ok(Json(
+        instances::plan_change_quote(&state, &caller, &instance_id.into(), &input)
+            .await?
+            .into(),
+    ))
+}
+
+/// Moves a running subscription to another plan of its product for the time left: the time left
+/// is re-priced at the new plan, and the difference is charged (an upgrade) or given back (a
+/// downgrade, an order with a negative amount). The expiry does not move; the seller is told with
+/// `upgradeInstance`. Send an `Idempotency-Key` so a retry cannot pay twice.
+#[utoipa::path(operation_id = "change_plan", post, path = "/v1/instances/{instance_id}/plan-change", tag = "instances", request_body = PlanChangeInput,
+    params(("instance_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", description = "1 to 128 printable ASCII characters. Makes a retry return the same order")),
+    responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "The change an earlier request with this key made"),
+              (status = 402, body = Problem, description = "The balance does not cover the difference"),
+              (status = 403, body = Problem, description = "Real-name verification must pass before buying"),
+              (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "Not a running monthly or yearly subscription, a trial, in arrears, or it changed meanwhile"),
+              (status = 422, body = Problem, description = "No such plan on sale in this product, the same plan, one not sold by the instance's period, or an Idempotency-Key used for a different order")))]
+pub async fn change_plan(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(instance_id): Path<String>,
+    Body(input): Body<PlanChangeInput>,
+) -> AppResult<(StatusCode, Json<OrderView>)> {
+    let key = idempotency_key(&headers)?;
+    Ok(placed(
+        instances::change_plan(&state, &caller, &instance_id.into(), input, key).await?,
     ))
 }

@@ -87,6 +87,10 @@ pub fn router(state: SharedState) -> Router {
         .routes(routes!(instances::refund_quote))
         .routes(routes!(instances::unsubscribe))
         .routes(routes!(instances::convert))
+        .routes(routes!(
+            instances::plan_change_quote,
+            instances::change_plan
+        ))
         .routes(routes!(metering::report))
         .routes(routes!(metering::of_instance))
         .routes(routes!(metering::of_merchant))

@@ -57,6 +57,7 @@ fn answer(s: &SoldOrder) -> Value {
                 souk_core::orders::OrderKind::Renew => "RENEW",
                 souk_core::orders::OrderKind::Trial => "NEW",
                 souk_core::orders::OrderKind::Convert => "TRIAL_TO_FORMAL",
+                souk_core::orders::OrderKind::Change => "CHANGE",
             },
             "createTime": time(&o.created_at),
             "customerId": o.buyer_id.as_str(),

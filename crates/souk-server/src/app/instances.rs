@@ -13,13 +13,15 @@ use souk_core::ids::{InstanceId, OrderId};
 use souk_core::lifecycle::{self, Event, Subject, Transition};
 use souk_core::money::Money;
 use souk_core::orders::{OrderKind, OrderState};
+use souk_core::plan_changes::{self, Held};
 use souk_core::plans::{add_periods, Period};
-use souk_core::refunds::{self, Bought, PaidSpan, Scope};
+use souk_core::refunds::{self, Bought, PaidSpan, Scope, Starts, Terms};
 use souk_protocol::AppInfo;
 use souk_store::events::TimelineEvent;
 use souk_store::fresh;
 use souk_store::instances::Instance;
-use souk_store::orders::{Order, OrderRefund, Renewal, Unsubscription};
+use souk_store::orders::{Order, OrderRefund, PlanChange, Renewal, Unsubscription};
+use souk_store::products::Plan;
 use utoipa::ToSchema;
 
 /// How long to renew for, in the instance's period.
@@ -372,6 +374,35 @@ pub struct Unsubscribed {
     pub orders: Vec<Order>,
 }
 
+/// A stretch of time, from its start to its end.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The paid orders of an instance, oldest first, each with the span of time it paid for (a plan
+/// change's: the time it re-priced). Returned renewals no longer pay for any time, so the spans
+/// chain over the paid orders only.
+fn paid_spans(orders: Vec<Order>) -> Vec<(Order, Span)> {
+    let paid: Vec<Order> = orders
+        .into_iter()
+        .filter(|o| o.state == OrderState::Paid)
+        .collect();
+    let bought: Vec<Bought> = paid
+        .iter()
+        .map(|o| Bought {
+            period: o.period,
+            periods: o.periods,
+            starts: match o.kind {
+                OrderKind::Renew => Starts::AfterPrevious,
+                OrderKind::Change => Starts::Change(o.created_at),
+                OrderKind::New | OrderKind::Trial | OrderKind::Convert => {
+                    Starts::Placed(o.created_at)
+                }
+            },
+        })
+        .collect();
+    let spans = refunds::spans(&bought);
+    paid.into_iter().zip(spans).collect()
+}
+
 fn decide(
     state: &AppState,
     instance: &Instance,
@@ -379,31 +410,23 @@ fn decide(
     scope: Scope,
     now: DateTime<Utc>,
 ) -> AppResult<RefundQuote> {
-    // Returned renewals no longer pay for any time, so the spans chain over the paid orders only.
-    let paid: Vec<Order> = orders
+    let (paid, spans): (Vec<Order>, Vec<PaidSpan>) = paid_spans(orders)
         .into_iter()
-        .filter(|o| o.state == OrderState::Paid)
-        .collect();
-    // A renewal's time follows on from the time before it; every other order's starts when placed.
-    let bought: Vec<Bought> = paid
-        .iter()
-        .map(|o| Bought {
-            period: o.period,
-            periods: o.periods,
-            starts_at: (o.kind != OrderKind::Renew).then_some(o.created_at),
+        .map(|(o, (starts_at, ends_at))| {
+            let span = PaidSpan {
+                paid_minor: o.amount.minor - o.refunded.minor,
+                ordered_at: o.created_at,
+                starts_at,
+                ends_at,
+                terms: match (o.kind, o.period) {
+                    (OrderKind::Change, _) => Terms::Change,
+                    (_, Period::Once) => Terms::OneTime,
+                    _ => Terms::Periodic,
+                },
+            };
+            (o, span)
         })
-        .collect();
-    let spans: Vec<PaidSpan> = refunds::spans(&bought)
-        .into_iter()
-        .zip(&paid)
-        .map(|((starts_at, ends_at), o)| PaidSpan {
-            paid_minor: o.amount.minor - o.refunded.minor,
-            ordered_at: o.created_at,
-            starts_at,
-            ends_at,
-            one_time: o.period == Period::Once,
-        })
-        .collect();
+        .unzip();
     let (event, new_expiry) = match scope {
         Scope::Everything => (Event::Unsubscribed, None),
         Scope::RenewalsOnly => {
@@ -413,6 +436,16 @@ fn decide(
                     "no renewed period is still to begin; there is nothing to give back",
                 )
             })?;
+            if spans
+                .iter()
+                .any(|s| s.terms == Terms::Change && s.ends_at > back)
+            {
+                // The change re-priced those renewals; giving them back alone would leave its
+                // share of them paid for.
+                return Err(AppError::Conflict(
+                    "the plan changed after these renewals were bought: unsubscribe from everything instead".into(),
+                ));
+            }
             (Event::RenewalsReturned { new_expiry: back }, Some(back))
         }
     };
@@ -426,13 +459,16 @@ fn decide(
         state.settings.policy,
     )?;
     let policy = state.settings.refunds;
-    let returned: Vec<(Order, Money)> = paid
+    let (given, spans): (Vec<Order>, Vec<PaidSpan>) = paid
         .into_iter()
-        .zip(&spans)
+        .zip(spans)
         .filter(|(_, span)| scope == Scope::Everything || now < span.starts_at)
-        .map(|(o, span)| {
-            let back =
-                Money::from_minor(refunds::refund(span, now, policy, scope), o.amount.currency);
+        .unzip();
+    let returned: Vec<(Order, Money)> = refunds::give_back(&spans, now, policy, scope)
+        .into_iter()
+        .zip(given)
+        .map(|(back, o)| {
+            let back = Money::from_minor(back, o.amount.currency);
             (o, back)
         })
         .collect();
@@ -554,4 +590,220 @@ async fn give_back(
         quote.total,
         quote.orders.iter().map(|(o, _)| o.id.clone()).collect(),
     ))
+}
+
+/// Which plan of the product to move to.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct PlanChangeInput {
+    pub plan_id: String,
+}
+
+/// What moving an instance to another plan would cost, decided exactly as changing decides it.
+#[derive(Debug, Clone)]
+pub struct PlanChangeQuote {
+    pub from: Plan,
+    pub to: Plan,
+    /// The new plan's price of one period.
+    pub unit_price: rust_decimal::Decimal,
+    /// Charged when positive (an upgrade), given back when negative (a downgrade).
+    pub difference: Money,
+    /// The end of the paid time the change re-prices.
+    pub until: DateTime<Utc>,
+}
+
+impl PlanChangeQuote {
+    /// "upgrade" or "downgrade", by which way the money goes.
+    pub fn direction(&self) -> &'static str {
+        if self.difference.minor < 0 {
+            "downgrade"
+        } else {
+            "upgrade"
+        }
+    }
+}
+
+async fn decide_change(
+    state: &AppState,
+    instance: &Instance,
+    input: &PlanChangeInput,
+    now: DateTime<Utc>,
+) -> AppResult<PlanChangeQuote> {
+    if instance.arrears_expiry.is_some() {
+        return Err(AppError::Conflict(
+            "the account is in arrears: top up the balance first, then change plan".into(),
+        ));
+    }
+    if instance.trial {
+        return Err(AppError::Conflict(
+            "a free trial changes plan by being converted to a paid subscription".into(),
+        ));
+    }
+    if instance.period.is_open_ended() {
+        return Err(AppError::Conflict(
+            "only a monthly or yearly subscription changes plan; buy the other plan instead".into(),
+        ));
+    }
+    if instance.state != souk_core::lifecycle::InstanceState::Active {
+        return Err(AppError::Conflict(format!(
+            "only a running subscription changes plan; this one is {}",
+            instance.state
+        )));
+    }
+    let (to, product) = super::orders::on_sale(state, &input.plan_id).await?;
+    if product.id != instance.product_id {
+        return Err(AppError::invalid(
+            "plan_id",
+            "the plan belongs to another product; a plan change stays within the product",
+        ));
+    }
+    if to.id == instance.plan_id {
+        return Err(AppError::invalid(
+            "plan_id",
+            "the instance is on this plan already",
+        ));
+    }
+    let period = instance.period;
+    let unit_price = to.prices.unit_price(period).ok_or_else(|| {
+        AppError::invalid("plan_id", format!("this plan is not sold by the {period}"))
+    })?;
+    let from = state.store.plan(&instance.plan_id).await?;
+    let held: Vec<(Order, Held)> = paid_spans(state.store.orders_of_instance(&instance.id).await?)
+        .into_iter()
+        .map(|(o, span)| {
+            let h = Held {
+                span,
+                change: o.kind == OrderKind::Change,
+                periods: o.periods,
+                unit_price: o.unit_price,
+                list_minor: o.list.minor,
+                paid_minor: o.amount.minor,
+            };
+            (o, h)
+        })
+        .collect();
+    let spans: Vec<Held> = held.iter().map(|(_, h)| *h).collect();
+    let until = plan_changes::time_left_until(&spans, now).ok_or_else(|| {
+        AppError::Conflict("no paid time is left to move to another plan; renew first".into())
+    })?;
+    let currency = to.prices.currency;
+    // Never more back than the orders paid in all.
+    let paid: i64 = held
+        .iter()
+        .map(|(o, _)| o.amount.minor - o.refunded.minor)
+        .sum();
+    let difference = plan_changes::difference(&spans, now, unit_price, currency)?.max(-paid.max(0));
+    Ok(PlanChangeQuote {
+        from,
+        to,
+        unit_price,
+        difference: Money::from_minor(difference, currency),
+        until,
+    })
+}
+
+/// What moving one of the caller's instances to `input`'s plan would cost now.
+pub async fn plan_change_quote(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: &PlanChangeInput,
+) -> AppResult<PlanChangeQuote> {
+    let instance = own_instance(state, caller, id).await?;
+    decide_change(state, &instance, input, state.now()).await
+}
+
+/// Moves one of the caller's running subscriptions to another plan of its product for the time
+/// left: the difference is charged from the balance (an upgrade) or given back to it (a
+/// downgrade), and the seller is told with `upgradeInstance`. The expiry does not move.
+pub async fn change_plan(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: PlanChangeInput,
+    key: Option<String>,
+) -> AppResult<Placed> {
+    let fingerprint = format!("change:{id}:{}", input.plan_id);
+    let input = &input;
+    idempotent(
+        state,
+        caller,
+        key,
+        fingerprint,
+        |key, fingerprint| async move {
+            caller.require_verified()?;
+            retry_stale(|| switch(state, caller, id, input, key.clone(), fingerprint.clone())).await
+        },
+    )
+    .await
+}
+
+async fn switch(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+    input: &PlanChangeInput,
+    key: Option<String>,
+    fingerprint: String,
+) -> AppResult<Placed> {
+    let instance = own_instance(state, caller, id).await?;
+    let now = state.now();
+    let quote = decide_change(state, &instance, input, now).await?;
+    let difference = quote.difference;
+    let order_id: OrderId = fresh(now);
+    let order = Order {
+        id: order_id.clone(),
+        buyer_id: caller.id().clone(),
+        kind: OrderKind::Change,
+        state: OrderState::Paid,
+        product_id: instance.product_id.clone(),
+        plan_id: quote.to.id.clone(),
+        merchant_id: instance.merchant_id.clone(),
+        instance_id: instance.id.clone(),
+        period: instance.period,
+        periods: 0,
+        unit_price: quote.unit_price,
+        list: difference,
+        discount: Money::from_minor(0, difference.currency),
+        amount: difference,
+        refunded: Money::from_minor(0, difference.currency),
+        idempotency_key: key,
+        request_fingerprint: Some(fingerprint),
+        created_at: now,
+    };
+    let money = if difference.minor < 0 {
+        format!(
+            "{} back",
+            Money::from_minor(-difference.minor, difference.currency)
+        )
+    } else {
+        format!("{difference} charged")
+    };
+    let memo = format!(
+        "{} of {} from plan {} to plan {} for the time left until {}: {money}",
+        quote.direction(),
+        instance.id,
+        quote.from.name,
+        quote.to.name,
+        quote.until.format("%Y-%m-%d %H:%M UTC"),
+    );
+    let job = SellerJob::Upgrade.spec(&order_id);
+    state
+        .store
+        .change_plan(
+            PlanChange {
+                order: &order,
+                instance: &instance,
+                job: &job,
+                floor_minor: floor(state, caller.id(), difference.currency).await?,
+                memo: &memo,
+            },
+            now,
+        )
+        .await
+        .map_err(|e| short_balance(e, difference))?;
+    state.wake_dispatcher.notify_waiters();
+    Ok(Placed {
+        details: details(&state.store, state.store.order(&order_id).await?).await?,
+        replayed: false,
+    })
 }

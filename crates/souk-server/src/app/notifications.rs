@@ -72,6 +72,15 @@ async fn order_words(state: &AppState, id: &OrderId) -> AppResult<(OrderKind, St
     let plan = state.store.plan(&order.plan_id).await?;
     let terms = match order.kind {
         OrderKind::Trial => format!("{} plan, free trial", plan.name),
+        OrderKind::Change if order.amount.minor < 0 => format!(
+            "{} plan for the time left, {} back",
+            plan.name,
+            souk_core::money::Money::from_minor(-order.amount.minor, order.amount.currency)
+        ),
+        OrderKind::Change => format!(
+            "{} plan for the time left, {} charged",
+            plan.name, order.amount
+        ),
         _ => format!(
             "{} plan, {}, {}",
             plan.name,
@@ -168,7 +177,7 @@ async fn words(
             format!("The review did not approve {product}. {} Edit the draft and submit it again.", reason("What to change: ")),
             seller_link.clone(),
         ),
-        "order.paid" => {
+        "order.paid" | "plan.changed" => {
             let Some(order) = &e.order_id else {
                 return Ok(None);
             };
@@ -189,6 +198,10 @@ async fn words(
                 OrderKind::Convert => (
                     format!("Paid for your trial: {product}"),
                     format!("You paid for {product} ({terms}); the trial's subscription keeps running as a paid one."),
+                ),
+                OrderKind::Change => (
+                    format!("Plan changed: {product}"),
+                    format!("Your subscription to {product} moved to the {terms}. Its expiry stays as it was."),
                 ),
             };
             (title, body, Some(format!("/orders/{order}")))

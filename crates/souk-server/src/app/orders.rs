@@ -141,7 +141,7 @@ pub struct Quote {
 }
 
 /// A plan with its product, if both are on sale.
-async fn on_sale(state: &AppState, plan_id: &str) -> AppResult<(Plan, Product)> {
+pub(crate) async fn on_sale(state: &AppState, plan_id: &str) -> AppResult<(Plan, Product)> {
     let (plan, product) = match state.store.plan_with_product(&PlanId::from(plan_id)).await {
         Ok(found) => found,
         Err(souk_store::Error::NotFound(_)) => {
@@ -422,7 +422,7 @@ async fn try_plan(
 pub struct OrderFilter {
     /// `paid`, `refunded` or `unsubscribed`.
     pub state: Option<String>,
-    /// `new`, `renew`, `trial` or `convert`.
+    /// `new`, `renew`, `trial`, `convert` or `change`.
     pub kind: Option<String>,
 }
 
@@ -446,8 +446,9 @@ pub async fn list(
         .kind
         .as_deref()
         .map(|s| {
-            s.parse::<OrderKind>()
-                .map_err(|_| AppError::invalid("kind", "must be new, renew, trial or convert"))
+            s.parse::<OrderKind>().map_err(|_| {
+                AppError::invalid("kind", "must be new, renew, trial, convert or change")
+            })
         })
         .transpose()?;
     let rows = state

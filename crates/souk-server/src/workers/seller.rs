@@ -190,6 +190,12 @@ fn activity(kind: SellerJob, instance: &Instance, payload: &SellerPayload) -> Op
             order_id: instance.order_id.to_string(),
             order_line_id: crate::app::sales::order_line_id(&instance.order_id),
         },
+        SellerJob::Upgrade => Activity::UpgradeInstance {
+            instance_id: seller_id,
+            order_id: payload.order_id.to_string(),
+            order_line_id: crate::app::sales::order_line_id(&payload.order_id),
+            product_id: instance.product_id.to_string(),
+        },
         SellerJob::Refresh
         | SellerJob::RefreshUnsubscribed
         | SellerJob::RefreshTrial
@@ -218,6 +224,10 @@ fn done_event(kind: SellerJob) -> (&'static str, &'static str) {
             ("seller.refreshed", "the seller recorded the new expiry")
         }
         SellerJob::QueryAccess => ("seller.access", "the seller gave the access data"),
+        SellerJob::Upgrade => (
+            "seller.upgraded",
+            "the seller moved the instance to its new plan",
+        ),
     }
 }
 
