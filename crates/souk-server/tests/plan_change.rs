@@ -60,6 +60,16 @@ async fn three_plans(app: &TestApp, op: &User, endpoint: &str) -> (User, Value, 
     )
 }
 
+/// The value of the first `name` field after `marker` in `html`.
+fn field_after(html: &str, marker: &str, name: &str) -> String {
+    let from = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {html}"));
+    let tag = format!("name=\"{name}\" value=\"");
+    let at = from + html[from..].find(&tag).unwrap() + tag.len();
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
 on_both_databases! {
     async fn the_time_left_is_repriced_and_changing_back_at_once_costs_nothing(backend) {
         let app = TestApp::spawn(backend).await;
@@ -198,6 +208,50 @@ on_both_databases! {
         buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;
         assert_problem(buyer.post(&format!("{path}/plan-change"), change(&team)).await, StatusCode::CONFLICT, None).await;
         assert_eq!(stub.heard().iter().filter(|h| h.starts_with("upgrade")).count(), 1);
+        app.assert_ledger_balances().await;
+        app.cleanup().await;
+    }
+
+    async fn the_subscription_page_offers_the_other_plans_and_moves_to_one(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let (_seller, _product, [lite, team, business]) = three_plans(&app, &op, &endpoint).await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "35.00").await;
+        let order: Value = buyer.order(&team, 1, None).await.json().await.unwrap();
+        let id = order["instance_id"].as_str().unwrap().to_owned();
+        buyer.wait_for(&format!("/v1/instances/{id}"), |v| v["state"] == "active").await;
+
+        let html = buyer.get(&format!("/instances/{id}")).await.text().await.unwrap();
+        assert!(html.contains("<dt>Plan</dt><dd>Team</dd>"), "{html}");
+        assert!(html.contains("Upgrade to Business") && html.contains("62.00 CNY a month"), "{html}");
+        assert!(html.contains("Downgrade to Lite") && html.contains("get 15.50 CNY back"), "{html}");
+        assert!(!html.contains("Upgrade to Yearly only") && !html.contains("Downgrade to Yearly only"));
+        let csrf = field_after(&html, "id=\"plan-change\"", "csrf");
+        let key = field_after(&html, "id=\"plan-change\"", "key");
+        let post = |plan: &str| {
+            buyer
+                .client
+                .post(format!("{}/instances/{id}/plan-change", app.base))
+                .form(&[("csrf", csrf.as_str()), ("key", key.as_str()), ("plan_id", plan)])
+                .send()
+        };
+        // The upgrade is more than the 4.00 left: a readable refusal, and nothing moves.
+        let res = post(&business).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYMENT_REQUIRED);
+        assert!(res.text().await.unwrap().contains("balance"));
+        assert_eq!(buyer.json(&format!("/v1/instances/{id}")).await["plan_name"], "Team");
+
+        let res = post(&lite).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("The plan changed") && html.contains("<dt>Plan</dt><dd>Lite</dd>"), "{html}");
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "19.50");
+        // The same form sent again (a double click, a reload) changes nothing more.
+        assert_eq!(post(&lite).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "19.50");
+        assert_eq!(buyer.json("/v1/orders?kind=change").await["items"].as_array().unwrap().len(), 1);
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }

@@ -1,7 +1,7 @@
 //! A year of a small marketplace on the test clock: monthly renewals, a trial paid for and then
 //! left to lapse, credit drawn and paid back, renewals given back, a promotion, an unsubscribe
-//! with a prorated refund, metered use on demand that runs into arrears and is paid, and a
-//! package whose quota resets every month. Every balance is computed here independently of souk,
+//! with a prorated refund, a plan upgraded, downgraded and then left, metered use on demand that
+//! runs into arrears and is paid, and a package whose quota resets every month. Every balance is computed here independently of souk,
 //! and the ledger check passes at the end.
 
 use chrono::{DateTime, Utc};
@@ -29,6 +29,12 @@ async fn balance(u: &User) -> String {
         .to_owned()
 }
 
+/// `minor` x `left / total`, truncated toward zero as souk prorates.
+fn share(minor: i64, left: chrono::Duration, total: chrono::Duration) -> i64 {
+    (i128::from(minor) * i128::from(left.num_milliseconds()) / i128::from(total.num_milliseconds()))
+        as i64
+}
+
 fn instance_of(order: &Value) -> String {
     format!("/v1/instances/{}", order["instance_id"].as_str().unwrap())
 }
@@ -41,8 +47,10 @@ on_both_databases! {
         let acme = app.merchant(&op, "seller@acme.test").await;
         let mut body = product_body("Acme Notes", &endpoint, "30.00");
         body["plans"][0]["trial_days"] = json!(14);
+        body["plans"].as_array_mut().unwrap().push(json!({"name": "Pro", "currency": "CNY", "monthly_price": "60.00"}));
         body["signing_key"] = json!(KEY);
-        let (_, notes, _) = app.listed_product_with(&op, &acme, body).await;
+        let (notes_product, notes, _) = app.listed_product_with(&op, &acme, body).await;
+        let pro = app.public_json(&format!("/v1/products/{notes_product}")).await["plans"][1]["id"].as_str().unwrap().to_owned();
         let other = app.merchant(&op, "seller@bolt.test").await;
         let (bolt, backup) = listed_by(&app, &op, &other, &endpoint, "12.50").await;
 
@@ -79,6 +87,17 @@ on_both_databases! {
         app.top_up(&op, &bob, "100.00").await;
         app.top_up(&op, &dave, "100.00").await;
         let (mut a, mut b, mut c, mut d) = (50_000i64, 10_000i64, 0i64, 10_000i64);
+        // Gina buys six months of Notes on the Team plan; she moves to Pro on day 40, back on
+        // day 70, and leaves on day 100.
+        let gina = app.verified_buyer(&op, "gina@souk.test").await;
+        app.top_up(&op, &gina, "500.00").await;
+        let gina_order: Value = gina.order(&notes, 6, Some("g-0")).await.json().await.unwrap();
+        let mut g = 50_000i64 - 18_000;
+        let gina_path = instance_of(&gina_order);
+        let gina_bought = at(&gina_order["created_at"]);
+        let gina_end = at(&gina.wait_for(&gina_path, |v| v["state"] == "active").await["expires_at"]);
+        let whole = gina_end - gina_bought;
+        let mut gina_changes: Vec<(DateTime<Utc>, i64)> = Vec::new();
 
         // Day 0. Alice buys a month of Notes; Bob starts its trial; Carol, on 50.00 of credit,
         // buys two months of Backup; operations run 20% off Backup for 30 days.
@@ -145,6 +164,32 @@ on_both_databases! {
                 assert_eq!(done["refunded"]["amount"], cny(refund as i64).as_str());
                 c += refund as i64;
             }
+            if day == 40 || day == 70 {
+                // The time left re-priced: six months at 60.00 against 30.00 a month.
+                let now = app.state.now();
+                let left = gina_end - now;
+                let (to, diff) = if day == 40 {
+                    (&pro, share(36_000, left, whole) - share(18_000, left, whole))
+                } else {
+                    (&notes, share(18_000, left, whole) - share(36_000, left, whole))
+                };
+                let changed = gina.expect_post(&format!("{gina_path}/plan-change"), json!({"plan_id": to}), StatusCode::CREATED).await;
+                assert_eq!(changed["amount"]["amount"], cny(diff));
+                g -= diff;
+                gina_changes.push((now, diff));
+            }
+            if day == 100 {
+                // Her month's unused share, and each change's unused share of what it moved.
+                let now = app.state.now();
+                let left = gina_end - now;
+                let mut back = share(18_000, left, whole);
+                for (changed_at, diff) in &gina_changes {
+                    back += share(*diff, left, gina_end - *changed_at);
+                }
+                let done = gina.expect_post(&format!("{gina_path}/unsubscribe"), json!({}), StatusCode::OK).await;
+                assert_eq!(done["refunded"]["amount"], cny(back));
+                g += back;
+            }
             if day == 40 {
                 let second: Value = dave.order(&backup, 1, Some("d-1")).await.json().await.unwrap();
                 assert_eq!(second["amount"]["amount"], "12.50");
@@ -187,6 +232,7 @@ on_both_databases! {
         assert_eq!(balance(&dave).await, cny(d));
         assert_eq!(balance(&erin).await, cny(e));
         assert_eq!(balance(&frank).await, cny(f));
+        assert_eq!(balance(&gina).await, cny(g));
         assert_eq!((a, b, d), (14_000, 7_000, 7_750));
         // 100 + 6 top-ups of 100 - 11 x 60.00; 400 - 240 - 11 x 8.00.
         assert_eq!((e, f, arrears), (4_000, 7_200, 6));
@@ -198,6 +244,7 @@ on_both_databases! {
         bob.wait_for(&bob_path, |v| v["state"] == "released").await;
         carol.wait_for(&carol_path, |v| v["state"] == "released").await;
         dave.wait_for(&instance_of(&dave_first), |v| v["state"] == "released").await;
+        gina.wait_for(&gina_path, |v| v["state"] == "released").await;
         let alice_orders = alice.json("/v1/orders?limit=100").await;
         assert_eq!(alice_orders["items"].as_array().unwrap().len(), 12);
         app.assert_ledger_balances().await;

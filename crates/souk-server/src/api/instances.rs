@@ -37,6 +37,8 @@ pub struct InstanceView {
     pub product_id: String,
     pub product_name: String,
     pub plan_id: String,
+    /// The plan it is on now.
+    pub plan_name: String,
     #[schema(value_type = schema::Lifecycle)]
     pub state: String,
     /// What a renewal buys.
@@ -66,6 +68,7 @@ impl From<InstanceDetails> for InstanceView {
             id: i.id.to_string(),
             product_id: i.product_id.to_string(),
             product_name: d.product_name,
+            plan_name: d.plan_name,
             plan_id: i.plan_id.to_string(),
             state: i.state.as_str().to_owned(),
             period: i.period.as_str().to_owned(),

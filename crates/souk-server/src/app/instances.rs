@@ -37,6 +37,8 @@ pub struct RenewInput {
 pub struct InstanceDetails {
     pub instance: Instance,
     pub product_name: String,
+    /// The plan it is on now.
+    pub plan_name: String,
     /// When the grace period ends (the seller is asked to freeze it then).
     pub grace_ends_at: DateTime<Utc>,
     /// When the retention period ends (the seller is asked to release it then).
@@ -53,6 +55,7 @@ async fn with_details(
     with_timeline: bool,
 ) -> AppResult<InstanceDetails> {
     let product = state.store.product(&i.product_id).await?;
+    let plan = state.store.plan(&i.plan_id).await?;
     let access = match &i.access_enc {
         Some(enc) => Some(
             serde_json::from_str(
@@ -72,6 +75,7 @@ async fn with_details(
     let policy = state.settings.policy;
     Ok(InstanceDetails {
         product_name: product.listed_name().to_owned(),
+        plan_name: plan.name,
         grace_ends_at: policy.grace_end(i.expires_at),
         retention_ends_at: policy.retention_end(i.expires_at),
         access,
@@ -710,6 +714,41 @@ pub async fn plan_change_quote(
 ) -> AppResult<PlanChangeQuote> {
     let instance = own_instance(state, caller, id).await?;
     decide_change(state, &instance, input, state.now()).await
+}
+
+/// What moving one of the caller's instances to each other plan of its product on sale would cost
+/// now; empty when the instance cannot change plan.
+pub async fn plan_options(
+    state: &AppState,
+    caller: &Caller,
+    id: &InstanceId,
+) -> AppResult<Vec<PlanChangeQuote>> {
+    let instance = own_instance(state, caller, id).await?;
+    let Some(product) = state
+        .catalog
+        .product(&state.store, instance.product_id.as_str())
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let now = state.now();
+    let mut options = Vec::new();
+    for plan in product
+        .plans
+        .iter()
+        .filter(|p| p.id != instance.plan_id.as_str())
+    {
+        let input = PlanChangeInput {
+            plan_id: plan.id.clone(),
+        };
+        match decide_change(state, &instance, &input, now).await {
+            Ok(quote) => options.push(quote),
+            Err(AppError::Conflict(_)) => return Ok(Vec::new()),
+            // Not sold by the instance's period, for one: not an option.
+            Err(_) => {}
+        }
+    }
+    Ok(options)
 }
 
 /// Moves one of the caller's running subscriptions to another plan of its product for the time

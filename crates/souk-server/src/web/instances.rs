@@ -13,6 +13,8 @@ use super::Signed;
 use crate::app::instances;
 use crate::app::instances::ConvertInput;
 use crate::app::instances::InstanceDetails;
+use crate::app::instances::PlanChangeInput;
+use crate::app::instances::PlanChangeQuote;
 use crate::app::instances::RefundQuote;
 use crate::app::instances::RenewInput;
 use crate::app::instances::UnsubscribeInput;
@@ -39,12 +41,14 @@ pub fn routes() -> Router<SharedState> {
         .route("/instances/{id}/renew", post(renew))
         .route("/instances/{id}/unsubscribe", post(unsubscribe))
         .route("/instances/{id}/convert", post(convert))
+        .route("/instances/{id}/plan-change", post(change_plan))
 }
 
 /// A subscription as a row or a page shows it.
 pub struct InstanceRow {
     pub id: String,
     pub product: String,
+    pub plan: String,
     pub state: String,
     pub badge: &'static str,
     pub period: String,
@@ -92,6 +96,7 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
     InstanceRow {
         id: i.id.to_string(),
         product: d.product_name.clone(),
+        plan: d.plan_name.clone(),
         state: state.to_owned(),
         badge: badge(state),
         period: i.period.as_str().to_owned(),
@@ -208,6 +213,47 @@ struct InstancePage {
     unsubscribe_errors: FormErrors,
     /// Metered use, when the plan meters any.
     usage: Option<UsageSection>,
+    /// The other plans it can move to, with what moving costs now.
+    plan_choices: Vec<PlanChoice>,
+    change_errors: FormErrors,
+    /// Part of each change form's idempotency key: the instance as shown, so a resubmitted form
+    /// changes once and a later change is a new one.
+    change_key: String,
+}
+
+/// Another plan of the product on the subscription page, with what moving to it costs now.
+pub struct PlanChoice {
+    pub plan_id: String,
+    pub name: String,
+    /// "62.00 CNY a month".
+    pub price: String,
+    pub direction: &'static str,
+    /// "pay 20.00 CNY" or "get 10.50 CNY back".
+    pub money: String,
+    pub until: String,
+}
+
+fn plan_choice(q: PlanChangeQuote, period: souk_core::plans::Period) -> PlanChoice {
+    let d = q.difference;
+    PlanChoice {
+        plan_id: q.to.id.to_string(),
+        price: format!(
+            "{} a {period}",
+            souk_core::money::Money::round(q.unit_price, d.currency)
+                .map_or_else(|_| q.unit_price.to_string(), |m| m.to_string())
+        ),
+        name: q.to.name.clone(),
+        direction: q.direction(),
+        money: if d.minor < 0 {
+            format!(
+                "get {} back",
+                souk_core::money::Money::from_minor(-d.minor, d.currency)
+            )
+        } else {
+            format!("pay {d}")
+        },
+        until: when_text(&q.until),
+    }
 }
 
 /// An instance's metered use on its page.
@@ -280,8 +326,17 @@ impl InstancePage {
     ) -> InstancePage {
         let (everything, renewals) = refunds(state, caller, d.instance.id.as_str()).await;
         let usage = usage_section(state, caller, d.instance.id.as_str()).await;
+        let plan_choices = instances::plan_options(state, caller, &d.instance.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|q| plan_choice(q, d.instance.period))
+            .collect();
         InstancePage {
             usage,
+            plan_choices,
+            change_errors: FormErrors::default(),
+            change_key: format!("{}-{}", d.instance.id, d.instance.version),
             ctx: ctx.clone(),
             i: instance_row(d),
             renew_hint: format!("{}s, from the current expiry", d.instance.period),
@@ -440,6 +495,42 @@ async fn unsubscribe(
     let errors = FormErrors::from_error(&refused);
     redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
         p.unsubscribe_errors = errors
+    })
+    .await
+}
+
+/// What a plan-change form sends.
+#[derive(Debug, Deserialize)]
+pub struct PlanChangeForm {
+    #[serde(default)]
+    pub plan_id: String,
+    #[serde(default)]
+    pub key: String,
+}
+
+/// Moves the subscription to another plan, paying or getting back the difference; a refusal
+/// redisplays the page with the reason.
+async fn change_plan(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<PlanChangeForm>,
+) -> Response {
+    let page = signed.page.titled("Subscription");
+    let key =
+        Some(format!("web-change-{}-{}", form.key, form.plan_id)).filter(|_| !form.key.is_empty());
+    let input = PlanChangeInput {
+        plan_id: form.plan_id,
+    };
+    let refused =
+        match instances::change_plan(&state, &signed.caller, &id.as_str().into(), input, key).await
+        {
+            Ok(_) => return done(&format!("/instances/{id}"), "plan-changed"),
+            Err(e) => e,
+        };
+    let errors = FormErrors::from_error(&refused);
+    redisplay(&state, &page, &signed.caller, &id, &refused, |p| {
+        p.change_errors = errors
     })
     .await
 }

@@ -202,6 +202,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "trial-started" => "Your free trial started. The seller is setting it up; this page updates by itself.",
         "converted" => "Paid. The subscription runs from now; the new expiry is below.",
         "unsubscribed" => "Unsubscribed. The refund is in your balance; the seller is releasing the instance.",
+        "plan-changed" => "The plan changed. The difference is on your balance; the seller is told.",
         "renewals-returned" => "The renewals that had not begun were given back; the refund is in your balance.",
         "applied" => "Your application was sent. Operations decide within a few working days.",
         "saved" => "Saved.",
