@@ -212,6 +212,10 @@ async fn demo_product(app: &TestApp, op: &User, name: &str) -> String {
         .await;
     let mut body = product_body(name, &format!("{}/demo-seller", app.base), "99.00");
     body["plans"][0]["trial_days"] = json!(14);
+    body["plans"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "Business", "currency": "CNY", "monthly_price": "199.00"}));
     body["signing_key"] = json!(souk_server::demo_seller::DEMO_SIGNING_KEY);
     let res = seller.post("/v1/seller/products", body).await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -370,6 +374,15 @@ on_both_databases! {
         b.click("#convert button[type=submit]").await;
         assert!(b.text().await.contains("The subscription runs from now"), "{}", b.text().await);
         assert_eq!(b.path().await, trial, "the trial's own subscription was paid for");
+        // The paid month moves to Business: the page says what the time left costs there.
+        b.go(&trial).await;
+        assert!(b.text().await.contains("Upgrade to Business"), "{}", b.text().await);
+        buyer_browser.execute("document.getElementById('change-plan').scrollIntoView()", vec![]).await.unwrap();
+        b.shoot("plan-change", save).await;
+        b.click("#plan-change button[type=submit]").await;
+        let changed = b.text().await;
+        assert!(changed.contains("The plan changed") && changed.contains("Business"), "{changed}");
+        app.assert_ledger_balances().await;
         b.go(&format!("/products/{product}")).await;
         b.click("main .plans form button[type=submit]").await;
         assert!(b.text().await.contains("already took the free trial"), "{}", b.text().await);

@@ -297,6 +297,7 @@ async fn extend(
         .seller_calls()
         .map(|c| SellerJob::from_call(c).spec(&order_id))
         .collect();
+    let product = state.store.product(&instance.product_id).await?;
     let memo = format!(
         "{} of {} for {} {}(s): {}, expires {}",
         if kind == OrderKind::Convert {
@@ -304,7 +305,7 @@ async fn extend(
         } else {
             "renewal"
         },
-        instance.id,
+        product.listed_name(),
         periods,
         period,
         price,
@@ -550,15 +551,16 @@ async fn give_back(
         .seller_calls()
         .map(|c| SellerJob::from_call(c).spec(&cause))
         .collect();
+    let product = state.store.product(&instance.product_id).await?;
+    let product = product.listed_name();
     let memo = match quote.new_expiry {
         None => format!(
-            "unsubscribed from {}: {} back, released at the seller",
-            instance.id, quote.total
+            "unsubscribed from {product}: {} back, released at the seller",
+            quote.total
         ),
         Some(expiry) => format!(
-            "gave back {} renewal(s) of {}: {} back, expires {}",
+            "gave back {} renewal(s) of {product}: {} back, expires {}",
             quote.orders.len(),
-            instance.id,
             quote.total,
             expiry.format("%Y-%m-%d %H:%M UTC")
         ),
@@ -605,6 +607,7 @@ pub struct PlanChangeInput {
 /// What moving an instance to another plan would cost, decided exactly as changing decides it.
 #[derive(Debug, Clone)]
 pub struct PlanChangeQuote {
+    pub product_name: String,
     pub from: Plan,
     pub to: Plan,
     /// The new plan's price of one period.
@@ -697,6 +700,7 @@ async fn decide_change(
         .sum();
     let difference = plan_changes::difference(&spans, now, unit_price, currency)?.max(-paid.max(0));
     Ok(PlanChangeQuote {
+        product_name: product.listed_name().to_owned(),
         from,
         to,
         unit_price,
@@ -820,7 +824,7 @@ async fn switch(
     let memo = format!(
         "{} of {} from plan {} to plan {} for the time left until {}: {money}",
         quote.direction(),
-        instance.id,
+        quote.product_name,
         quote.from.name,
         quote.to.name,
         quote.until.format("%Y-%m-%d %H:%M UTC"),

@@ -216,6 +216,8 @@ struct InstancePage {
     /// The other plans it can move to, with what moving costs now.
     plan_choices: Vec<PlanChoice>,
     change_errors: FormErrors,
+    /// The end of the paid time a change re-prices.
+    change_until: String,
     /// Part of each change form's idempotency key: the instance as shown, so a resubmitted form
     /// changes once and a later change is a new one.
     change_key: String,
@@ -230,7 +232,6 @@ pub struct PlanChoice {
     pub direction: &'static str,
     /// "pay 20.00 CNY" or "get 10.50 CNY back".
     pub money: String,
-    pub until: String,
 }
 
 fn plan_choice(q: PlanChangeQuote, period: souk_core::plans::Period) -> PlanChoice {
@@ -252,7 +253,6 @@ fn plan_choice(q: PlanChangeQuote, period: souk_core::plans::Period) -> PlanChoi
         } else {
             format!("pay {d}")
         },
-        until: when_text(&q.until),
     }
 }
 
@@ -326,15 +326,21 @@ impl InstancePage {
     ) -> InstancePage {
         let (everything, renewals) = refunds(state, caller, d.instance.id.as_str()).await;
         let usage = usage_section(state, caller, d.instance.id.as_str()).await;
-        let plan_choices = instances::plan_options(state, caller, &d.instance.id)
+        let options = instances::plan_options(state, caller, &d.instance.id)
             .await
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let change_until = options
+            .first()
+            .map(|q| when_text(&q.until))
+            .unwrap_or_default();
+        let plan_choices = options
             .into_iter()
             .map(|q| plan_choice(q, d.instance.period))
             .collect();
         InstancePage {
             usage,
             plan_choices,
+            change_until,
             change_errors: FormErrors::default(),
             change_key: format!("{}-{}", d.instance.id, d.instance.version),
             ctx: ctx.clone(),
