@@ -199,6 +199,15 @@ on_both_databases! {
         let down = buyer.expect_post(&format!("{path}/plan-change"), change(&lite), StatusCode::CREATED).await;
         assert_eq!(down["amount"]["amount"], "-15.50");
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "19.50");
+        // A renewal bought after a change is Lite's and can go back alone; once a change has
+        // re-priced it, it goes back only with everything.
+        buyer.expect_post(&format!("{path}/renew"), json!({"periods": 1}), StatusCode::CREATED).await;
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "4.00");
+        assert_eq!(buyer.json(&format!("{path}/refund-quote?scope=renewals")).await["total"]["amount"], "15.50");
+        app.top_up(&op, &buyer, "100.00").await;
+        let up = buyer.expect_post(&format!("{path}/plan-change"), change(&team), StatusCode::CREATED).await;
+        assert_eq!(up["amount"]["amount"], "31.00", "two months of the difference");
+        assert_problem(buyer.post(&format!("{path}/unsubscribe"), json!({"scope": "renewals"})).await, StatusCode::CONFLICT, None).await;
 
         // A trial converts instead; a released instance changes nothing.
         let trial = buyer.expect_post("/v1/trials", json!({"plan_id": team}), StatusCode::CREATED).await;
@@ -207,7 +216,7 @@ on_both_databases! {
         assert_problem(buyer.post(&format!("{trial_path}/plan-change"), change(&business)).await, StatusCode::CONFLICT, None).await;
         buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;
         assert_problem(buyer.post(&format!("{path}/plan-change"), change(&team)).await, StatusCode::CONFLICT, None).await;
-        assert_eq!(stub.heard().iter().filter(|h| h.starts_with("upgrade")).count(), 1);
+        assert_eq!(stub.heard().iter().filter(|h| h.starts_with("upgrade")).count(), 2);
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }
