@@ -317,6 +317,14 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
         instance_id: o.instance_id.to_string(),
         what: if o.kind == souk_core::orders::OrderKind::Trial {
             "free trial".to_owned()
+        } else if o.kind == souk_core::orders::OrderKind::Change {
+            format!(
+                "{} to a plan at {} {} a {} for the time left",
+                if o.amount.minor < 0 { "downgrade" } else { "upgrade" },
+                o.unit_price,
+                o.amount.currency,
+                o.period
+            )
         } else if o.period == souk_core::plans::Period::OnDemand {
             "on demand: metered use is charged by the hour".to_owned()
         } else if o.period == souk_core::plans::Period::Once {
