@@ -20,6 +20,7 @@ pub mod mail;
 pub mod metrics;
 pub mod ops;
 pub mod panics;
+pub mod replays;
 pub mod sessions;
 pub mod settings;
 pub mod signed;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub throttle: throttle::Throttle,
     /// Sends notification e-mail.
     pub mailer: mail::Mailer,
+    /// The signed requests accepted while they could be replayed.
+    pub replays: replays::Replays,
 }
 
 /// Shared application state.
@@ -95,6 +98,7 @@ impl AppState {
         let mailer = mail::Mailer::new(settings.mail_from.clone(), &settings.mail_transport);
         Arc::new(AppState {
             mailer,
+            replays: replays::Replays::for_backend(store.backend()),
             secrets: crypto::SecretBox::new(&settings.secret_key),
             catalog: app::catalog::CatalogCache::new(settings.catalog_ttl),
             authenticators: vec![

@@ -89,11 +89,28 @@ async fn verify(
     let ak = auth.access_key.clone();
     let refuse =
         |e: AppError, account: Option<souk_core::ids::AccountId>| (e, Some(ak.clone()), account);
-    let key = match state.store.access_key(&auth.access_key).await {
-        Ok(Some(k)) => k,
+    // Real time, not the injected clock: the signer's clock is real.
+    let now = Utc::now();
+    // A signature is accepted once while its time is within the window: it is remembered until
+    // its date leaves it (a date that does not parse is refused below).
+    let dated = parts
+        .headers
+        .get(aksk::DATE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| aksk::parse_date(d).ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or(now);
+    let until = souk_core::clock::add(dated, chrono::Duration::seconds(SIGNATURE_WINDOW_SECS));
+    let found = state
+        .replays
+        .key_holder(&state.store, &auth.access_key, &auth.signature, until)
+        .await;
+    let (holder, seen) = match found {
+        Ok(Some(h)) => h,
         Ok(None) => return Err(refuse(unauthenticated("unknown access key"), None)),
         Err(e) => return Err(refuse(e.into(), None)),
     };
+    let key = &holder.key;
     let account_id = Some(key.account_id.clone());
     if key.state != KeyState::Active {
         return Err(refuse(
@@ -130,8 +147,6 @@ async fn verify(
         headers,
         body,
     };
-    // Real time, not the injected clock: the signer's clock is real.
-    let now = Utc::now();
     aksk::verify(
         &secret,
         &auth,
@@ -140,29 +155,29 @@ async fn verify(
         SIGNATURE_WINDOW_SECS,
     )
     .map_err(|e| refuse(unauthenticated(e.to_string()), account_id.clone()))?;
-    let user = state
-        .store
-        .iam_user(&key.user_id)
-        .await
-        .map_err(|e| refuse(e.into(), account_id.clone()))?;
-    if !user.programmatic_access || !user.policy.allows(parts.method.as_str(), parts.uri.path()) {
+    let policy = holder.policy;
+    if !holder.programmatic_access || !policy.allows(parts.method.as_str(), parts.uri.path()) {
         return Err(refuse(
             AppError::Forbidden(format!(
-                "the access key's policy ({}) does not allow {} {}",
-                user.policy,
+                "the access key's policy ({policy}) does not allow {} {}",
                 parts.method,
                 parts.uri.path()
             )),
             account_id,
         ));
     }
-    // A signature is accepted once while its time is within the window.
-    let until = souk_core::clock::add(now, chrono::Duration::seconds(2 * SIGNATURE_WINDOW_SECS));
-    match state
-        .store
-        .remember_signature(&key.access_key, &auth.signature, now, until)
-        .await
-    {
+    let fresh = state
+        .replays
+        .accept(
+            &state.store,
+            seen,
+            &key.access_key,
+            &auth.signature,
+            now,
+            until,
+        )
+        .await;
+    match fresh {
         Ok(true) => {}
         Ok(false) => {
             return Err(refuse(
@@ -182,17 +197,12 @@ async fn verify(
             tracing::warn!(error = %e, "could not record the key's last use");
         }
     }
-    let account = state
-        .store
-        .account(&key.account_id)
-        .await
-        .map_err(|e| refuse(e.into(), account_id))?;
     Ok(Caller {
-        account,
         via: Via::AccessKey {
-            access_key: key.access_key,
-            policy: user.policy,
+            access_key: holder.key.access_key,
+            policy,
         },
+        account: holder.account,
     })
 }
 

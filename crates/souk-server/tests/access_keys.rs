@@ -20,8 +20,23 @@ async fn signed(
     sk: &str,
     date: &str,
 ) -> reqwest::Response {
+    signed_via(base, base, method, path_and_query, body, (ak, sk), date).await
+}
+
+/// Sends to `to` a request signed for `base` (its `Host`), as a load balancer in front of several
+/// nodes would pass it on.
+async fn signed_via(
+    to: &str,
+    base: &str,
+    method: &str,
+    path_and_query: &str,
+    body: Option<Value>,
+    (ak, sk): (&str, &str),
+    date: &str,
+) -> reqwest::Response {
     let url = reqwest::Url::parse(&format!("{base}{path_and_query}")).unwrap();
     let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let target = reqwest::Url::parse(&format!("{to}{path_and_query}")).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut headers = vec![
         ("Host".to_owned(), host),
@@ -38,8 +53,8 @@ async fn signed(
         body: body.as_bytes(),
     };
     let auth = aksk::sign(ak, sk, &request).unwrap();
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url.clone());
-    for (k, v) in headers.iter().filter(|(k, _)| k != "Host") {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), target);
+    for (k, v) in &headers {
         req = req.header(k, v);
     }
     req.header("Authorization", auth.header())
@@ -112,6 +127,36 @@ on_both_databases! {
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CONFLICT).await;
         assert_eq!(buyer.client.delete(format!("{}/v1/iam/access-keys/{ak}", app.base)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
+        app.cleanup().await;
+    }
+
+    async fn a_replay_is_refused_after_a_restart_and_by_another_node(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let user = buyer.expect_post("/v1/iam/users", json!({"name": "bot", "programmatic_access": true, "policy": "billing"}), StatusCode::CREATED).await;
+        let key = buyer.expect_post(&format!("/v1/iam/users/{}/access-keys", user["id"].as_str().unwrap()), json!({}), StatusCode::CREATED).await;
+        let keys = (key["access_key"].as_str().unwrap(), key["secret_key"].as_str().unwrap());
+        let date = now();
+        let once = |to: String| {
+            let date = date.clone();
+            let base = app.base.clone();
+            async move { signed_via(&to, &base, "GET", "/v1/balance", None, keys, &date).await.status() }
+        };
+        assert_eq!(once(app.base.clone()).await, StatusCode::OK);
+        // What a node accepted reaches the database within a second (here: at once).
+        app.state.replays.persist(&app.state.store, Utc::now()).await.unwrap();
+        // A second node on the same database, or on SQLite the same node started again with a
+        // fresh memory, refuses the same request.
+        let other = souk_server::AppState::new(app.state.store.clone(), app.state.settings.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = souk_server::start(other, listener).unwrap();
+        assert_eq!(once(format!("http://{}", running.addr)).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(once(app.base.clone()).await, StatusCode::UNAUTHORIZED);
+        // A new signature is a new request on either.
+        let fresh = signed_via(&format!("http://{}", running.addr), &app.base, "GET", "/v1/balance?x=1", None, keys, &now()).await;
+        assert_eq!(fresh.status(), StatusCode::OK);
+        running.server.abort();
         app.cleanup().await;
     }
 }

@@ -82,6 +82,16 @@ fn accounts(rows: &[AnyRow]) -> Result<Vec<Account>> {
     Ok(out)
 }
 
+/// What a signed request needs, read at once: the key, its user's access and policy, and the
+/// account it acts for.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub key: crate::iam::AccessKey,
+    pub programmatic_access: bool,
+    pub policy: souk_core::iam::Policy,
+    pub account: Account,
+}
+
 fn one(rows: Vec<AnyRow>) -> Result<Option<Account>> {
     Ok(accounts(&rows)?.into_iter().next())
 }
@@ -197,6 +207,72 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The access key `access_key` with its user and account, in one round trip (a signed
+    /// request costs about what a session's read does). Given a `signature` (PostgreSQL only,
+    /// whose nodes share what they accepted), the same statement remembers it until its expiry,
+    /// and the answer says whether it was new: `Some(false)` for a replay.
+    pub async fn key_holder(
+        &self,
+        access_key: &str,
+        signature: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<Option<(KeyHolder, Option<bool>)>> {
+        let columns = format!(
+            "{COLUMNS}, k.access_key, k.user_id, k.secret_enc, k.state AS key_state, \
+             k.created_at AS key_created_at, k.last_used_at, u.programmatic_access, u.policy"
+        );
+        let from = "FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
+             JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
+             WHERE k.access_key = $1";
+        let rows = match signature {
+            None => {
+                sqlx::query(&format!("SELECT {columns} {from}"))
+                    .bind(access_key)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some((signature, expires)) => {
+                sqlx::query(&format!(
+                    "WITH fresh AS (INSERT INTO signed_requests (access_key, signature, expires_at) \
+                                    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_keys WHERE access_key = $1) \
+                                    ON CONFLICT DO NOTHING RETURNING 1) \
+                     SELECT {columns}, CAST((SELECT COUNT(*) FROM fresh) AS BIGINT) AS fresh {from}"
+                ))
+                .bind(access_key)
+                .bind(signature)
+                .bind(ms(expires))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let key = crate::iam::AccessKey {
+            access_key: text(first, "access_key")?,
+            user_id: text(first, "user_id")?,
+            account_id: id(first, "id")?,
+            secret_enc: text(first, "secret_enc")?,
+            state: parsed(first, "key_state")?,
+            created_at: time(first, "key_created_at")?,
+            last_used_at: opt_time(first, "last_used_at")?,
+        };
+        let programmatic_access = crate::decode::int(first, "programmatic_access")? == 1;
+        let policy = parsed(first, "policy")?;
+        let fresh = match signature {
+            Some(_) => Some(crate::decode::int(first, "fresh")? == 1),
+            None => None,
+        };
+        Ok(one(rows)?.map(|account| {
+            let holder = KeyHolder {
+                key,
+                programmatic_access,
+                policy,
+                account,
+            };
+            (holder, fresh)
+        }))
     }
 
     /// The session that is past neither its lifetime (`expires_at > now`) nor its idle timeout

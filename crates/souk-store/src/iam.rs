@@ -265,29 +265,70 @@ impl Store {
         Ok(())
     }
 
-    /// Remembers an accepted signature until `expires`; `false` when it was accepted before (a
-    /// replay). Forgets expired ones on the way.
-    pub async fn remember_signature(
+    /// Writes signatures a node accepted (and remembered itself) as one batch: one row, kept
+    /// until the last of them expires (SQLite, whose single node decides replays itself). Each
+    /// is the node's digest of it, with its expiry.
+    pub async fn remember_signature_batch(
         &self,
-        access_key: &str,
-        signature: &str,
+        accepted: &[(String, DateTime<Utc>)],
         now: DateTime<Utc>,
-        expires: DateTime<Utc>,
-    ) -> Result<bool> {
-        sqlx::query("DELETE FROM signed_requests WHERE expires_at < $1")
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO signed_requests (access_key, signature, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    ) -> Result<()> {
+        let Some(last) = accepted.iter().map(|(_, expires)| *expires).max() else {
+            return Ok(());
+        };
+        let mut lines = String::with_capacity(accepted.len() * 48);
+        for (digest, expires) in accepted {
+            lines.push_str(&format!("{digest}\t{}\n", ms(*expires)));
+        }
+        sqlx::query(
+            "INSERT INTO signature_batches (id, expires_at, signatures) VALUES ($1, $2, $3)",
         )
-        .bind(access_key)
-        .bind(signature)
-        .bind(ms(expires))
+        .bind(new_id("sgb", now))
+        .bind(ms(last))
+        .bind(lines)
         .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        .await?;
+        Ok(())
+    }
+
+    /// The signature digests written in batches and not yet expired at `now`, with their expiry.
+    pub async fn remembered_signatures(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let batches: Vec<String> =
+            sqlx::query_scalar("SELECT signatures FROM signature_batches WHERE expires_at >= $1")
+                .bind(ms(now))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut kept = Vec::new();
+        for line in batches.iter().flat_map(|b| b.lines()) {
+            let parsed = line.split_once('\t').and_then(|(digest, expires)| {
+                let expires = DateTime::from_timestamp_millis(expires.parse().ok()?)?;
+                Some((digest.to_owned(), expires))
+            });
+            match parsed {
+                Some((digest, expires)) if expires >= now => kept.push((digest, expires)),
+                Some(_) => {}
+                None => return Err(Error::Corrupt(format!("signature batch line {line:?}"))),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Forgets the signatures expired at `now`: rows on PostgreSQL, whole batches on SQLite.
+    pub async fn forget_expired_signatures(&self, now: DateTime<Utc>) -> Result<u64> {
+        let table = match self.backend {
+            crate::Backend::Sqlite => "signature_batches",
+            crate::Backend::Postgres => "signed_requests",
+        };
+        Ok(
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// Writes a refused signed request to the audit.

@@ -198,6 +198,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     16 "console users" "0016_console_users.sql",
     17 "job claim indexes" "0017_job_claim_indexes.sql",
     18 "job lanes" "0018_job_lanes.sql",
+    19 "signature batches" "0019_signature_batches.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -218,6 +219,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     16 "console users" "0016_console_users.sql",
     17 "job claim indexes" "0017_job_claim_indexes.sql",
     18 "job lanes" "0018_job_lanes.sql",
+    19 "unlogged signatures" "0019_unlogged_signatures.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

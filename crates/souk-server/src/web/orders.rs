@@ -320,7 +320,11 @@ pub(crate) fn order_row(o: &Order) -> OrderRow {
         } else if o.kind == souk_core::orders::OrderKind::Change {
             format!(
                 "{} to a plan at {} {} a {} for the time left",
-                if o.amount.minor < 0 { "downgrade" } else { "upgrade" },
+                if o.amount.minor < 0 {
+                    "downgrade"
+                } else {
+                    "upgrade"
+                },
                 o.unit_price,
                 o.amount.currency,
                 o.period

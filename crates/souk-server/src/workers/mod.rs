@@ -180,6 +180,7 @@ impl Handlers {
 pub fn spawn(state: SharedState) {
     tokio::spawn(run(state.clone(), Handlers::standard()));
     tokio::spawn(crate::sessions::sweep(state.clone()));
+    tokio::spawn(crate::replays::keep(state.clone()));
     tokio::spawn(scheduler::run(state));
 }
 
