@@ -89,4 +89,25 @@ on_both_databases! {
         assert_eq!(buyer.get("/v1/balance").await.status(), StatusCode::OK);
         app.cleanup().await;
     }
+
+    async fn metrics_and_the_test_clock_answer_an_operators_full_access_users_only(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        op.expect_post("/v1/iam/users", json!({"name": "ops-reader", "console_access": true, "policy": "read_only", "password": "reader-console-password"}), StatusCode::CREATED).await;
+        op.expect_post("/v1/iam/users", json!({"name": "ops-admin", "console_access": true, "policy": "full_access", "password": "admin-console-password"}), StatusCode::CREATED).await;
+        let (reader, status) = sign_in(&app, "operator@souk.test", "ops-reader", "reader-console-password").await;
+        assert_eq!(status, StatusCode::OK);
+        let (admin, status) = sign_in(&app, "operator@souk.test", "ops-admin", "admin-console-password").await;
+        assert_eq!(status, StatusCode::OK);
+        for path in ["/metrics", "/v1/test/clock"] {
+            assert_eq!(op.get(path).await.status(), StatusCode::OK, "{path}");
+            assert_eq!(admin.get(path).await.status(), StatusCode::OK, "{path}");
+            assert_problem(reader.get(path).await, StatusCode::FORBIDDEN, None).await;
+        }
+        // Moving the clock is the same: refused to the read-only user, and the clock stays.
+        let before = op.json("/v1/test/clock").await;
+        assert_problem(reader.post("/v1/test/clock", json!({"advance_seconds": 86400})).await, StatusCode::FORBIDDEN, None).await;
+        assert_eq!(op.json("/v1/test/clock").await, before);
+        app.cleanup().await;
+    }
 }

@@ -217,6 +217,32 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn e_mail_waits_with_the_reason_while_the_smtp_setting_is_unusable(backend) {
+        // Configuration refuses such a URL at start; should one get through, nothing is lost.
+        let settings = Settings {
+            mail_transport: MailTransport::Smtp("ftp://mail.example".into()),
+            ..Settings::for_tests()
+        };
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        at_least(&buyer, 1).await;
+        let store = &app.state.store;
+        let mut waiting = None;
+        for _ in 0..400 {
+            let jobs = store.jobs_in_state(souk_store::jobs::JobState::Pending, None, 100).await.unwrap();
+            waiting = jobs.into_iter().find(|j| j.kind == "email.send" && j.attempts >= 1);
+            if waiting.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let waiting = waiting.expect("the e-mail waits for a retry");
+        assert!(waiting.last_error.as_deref().unwrap_or("").contains("smtp_url"), "{waiting:?}");
+        assert!(buyer.json("/v1/notifications").await["notifications"][0]["emailed_at"].is_null());
+        app.cleanup().await;
+    }
+
     async fn e_mail_through_smtp_is_retried_and_sent_once(backend) {
         let Some(python) = smtp_python() else { return };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -286,6 +312,25 @@ on_both_databases! {
         assert_eq!(store.job(&done.id).await.unwrap().state, souk_store::jobs::JobState::Done);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(count_files(&received), 1, "sent once");
+
+        // A mailbox the server refuses for good: the e-mail job dies at once with the reason,
+        // for operations to see, and nothing is sent.
+        let bounced = app.verified_buyer(&op, "bounce@souk.test").await;
+        at_least(&bounced, 1).await;
+        let mut dead = None;
+        for _ in 0..400 {
+            let jobs = store.jobs_in_state(souk_store::jobs::JobState::Dead, None, 100).await.unwrap();
+            dead = jobs.into_iter().find(|j| j.kind == "email.send");
+            if dead.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let dead = dead.expect("the refused e-mail's job is dead");
+        let why = dead.last_error.unwrap_or_default();
+        assert!(why.contains("for good") && why.contains("550"), "{why}");
+        assert_eq!(dead.attempts, 1, "a permanent refusal is not retried");
+        assert_eq!(count_files(&received), 1);
         drop(sink.stdin.take());
         let _ = sink.wait().await;
         let _ = std::fs::remove_dir_all(&received);

@@ -3,7 +3,8 @@
 Usage: smtp_sink.py PORT DIR. Listens on 127.0.0.1:PORT and writes every message it accepts to
 DIR as <n>.eml. The first time it sees a Message-ID it answers 451 (try again later), so the test
 sees souk retry; a message it has accepted before is accepted and written again, so a duplicate
-send shows as two files. Prints "ready" once listening; stops when stdin closes.
+send shows as two files. A message to an address starting "bounce@" is refused for good (550).
+Prints "ready" once listening; stops when stdin closes.
 """
 
 import email
@@ -20,6 +21,8 @@ class Sink:
         self.count = 0
 
     async def handle_DATA(self, server, session, envelope):
+        if any(to.startswith("bounce@") for to in envelope.rcpt_tos):
+            return "550 5.1.1 No such mailbox"
         message = email.message_from_bytes(envelope.content)
         message_id = message.get("Message-ID", "")
         if message_id not in self.seen:
