@@ -180,9 +180,12 @@ impl Store {
         limit: i64,
         busy: &[String],
     ) -> Result<Vec<Job>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        // On PostgreSQL the choice is a materialized `WITH` that locks what it picks, so the
+        // UPDATE only writes rows already locked and never re-runs the choice for a row another
+        // node changed meanwhile.
+        let (materialized, lock) = match self.backend {
+            Backend::Postgres => ("MATERIALIZED ", "FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => ("", ""),
         };
         // The states are written into the statement, not bound: PostgreSQL reuses a generic plan
         // for a prepared statement, and only a literal state lets that plan use the partial index
@@ -199,16 +202,22 @@ impl Store {
             )
         };
         let sql = format!(
-            "UPDATE jobs SET state = '{running}', attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id IN ( \
+            "WITH chosen AS {materialized}( \
                SELECT j.id FROM jobs j \
                WHERE j.state IN ('{pending}', '{running}') \
                AND ((j.state = '{pending}' AND j.run_at <= $2) OR (j.state = '{running}' AND j.locked_until <= $4)) \
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id AND e.state IN ('{pending}', '{running}')) \
                {not_busy}ORDER BY j.run_at, j.id LIMIT $3 {lock}) \
+             UPDATE jobs SET state = '{running}', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM chosen) \
              RETURNING {JOB}"
         );
-        // One statement is atomic on both databases; no explicit transaction is needed.
+        // One statement is atomic on both databases; no explicit transaction is needed. It is
+        // planned afresh each time (not prepared): a plan PostgreSQL kept from when the queue was
+        // nearly empty compared every unfinished job with every other (seconds a claim once a
+        // few thousand were queued, before autovacuum had looked at the table).
         let mut query = sqlx::query(&sql)
+            .persistent(false)
             .bind(ms(souk_core::clock::add(wall, lease)))
             .bind(ms(now))
             .bind(limit)
