@@ -38,6 +38,8 @@ async fn three_plans(app: &TestApp, op: &User, endpoint: &str) -> (User, Value, 
         {"name": "Team", "currency": "CNY", "monthly_price": "31.00", "trial_days": 7},
         {"name": "Business", "currency": "CNY", "monthly_price": "62.00"},
         {"name": "Yearly only", "currency": "CNY", "yearly_price": "600.00"},
+        {"name": "Dollars", "currency": "USD", "monthly_price": "5.00"},
+        {"name": "Metered", "currency": "CNY", "monthly_price": "40.00", "dimensions": [{"key": "calls", "unit": "call", "price": "0.01", "included": "100"}]},
     ]);
     let (product, _, _) = app.listed_product_with(op, &seller, body).await;
     let listed = app.public_json(&format!("/v1/products/{product}")).await;
@@ -55,7 +57,7 @@ async fn three_plans(app: &TestApp, op: &User, endpoint: &str) -> (User, Value, 
     let plans = [id("Lite"), id("Team"), id("Business")];
     (
         seller,
-        json!({"id": product, "yearly": id("Yearly only")}),
+        json!({"id": product, "yearly": id("Yearly only"), "dollars": id("Dollars"), "metered": id("Metered")}),
         plans,
     )
 }
@@ -184,6 +186,8 @@ on_both_databases! {
             (other_product.as_str(), "another product's plan"),
             ("pln_nope", "an unknown plan"),
             (product["yearly"].as_str().unwrap(), "a plan not sold by the month"),
+            (product["dollars"].as_str().unwrap(), "a plan in another currency"),
+            (product["metered"].as_str().unwrap(), "a plan that meters use"),
         ] {
             let p = assert_problem(buyer.post(&format!("{path}/plan-change"), change(plan)).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plan_id")).await;
             assert!(p["detail"].is_string(), "{why}: {p}");

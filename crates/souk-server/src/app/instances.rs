@@ -674,6 +674,23 @@ async fn decide_change(
         AppError::invalid("plan_id", format!("this plan is not sold by the {period}"))
     })?;
     let from = state.store.plan(&instance.plan_id).await?;
+    if to.prices.currency != from.prices.currency {
+        return Err(AppError::invalid(
+            "plan_id",
+            format!(
+                "this plan is priced in {}, the subscription in {}: buy it instead",
+                to.prices.currency, from.prices.currency
+            ),
+        ));
+    }
+    if !to.prices.metered.is_empty() || !from.prices.metered.is_empty() {
+        // Use is rated against the period's running total at the plan's prices; a plan change
+        // in the middle would re-price the use before it.
+        return Err(AppError::invalid(
+            "plan_id",
+            "plans that meter use do not change in the middle of a period: buy the other plan instead",
+        ));
+    }
     let held: Vec<(Order, Held)> = paid_spans(state.store.orders_of_instance(&instance.id).await?)
         .into_iter()
         .map(|(o, span)| {

@@ -429,7 +429,7 @@ async fn pay(
     let what = if convert { "convert" } else { "renew" };
     let refused = match form.periods.trim().parse::<u32>() {
         Ok(periods) => {
-            let key = Some(format!("web-{what}-{}", form.key)).filter(|_| !form.key.is_empty());
+            let key = super::form_key(&format!("web-{what}-{}", form.key), &form.key);
             let instance = id.as_str().into();
             let paid = if convert {
                 let input = ConvertInput {
@@ -523,8 +523,10 @@ async fn change_plan(
     Posted(form): Posted<PlanChangeForm>,
 ) -> Response {
     let page = signed.page.titled("Subscription");
-    let key =
-        Some(format!("web-change-{}-{}", form.key, form.plan_id)).filter(|_| !form.key.is_empty());
+    let key = super::form_key(
+        &format!("web-change-{}-{}", form.key, form.plan_id),
+        &form.key,
+    );
     let input = PlanChangeInput {
         plan_id: form.plan_id,
     };

@@ -199,7 +199,7 @@ async fn top_up(
         reference: Some(form.reference.clone()).filter(|r| !r.trim().is_empty()),
         memo: form.memo.clone(),
     };
-    let key = Some(format!("web-{}", form.key)).filter(|_| !form.key.is_empty());
+    let key = super::form_key(&format!("web-{}", form.key), &form.key);
     match ledger::top_up(&state, &signed.caller, input, key).await {
         Ok(_) => done(&format!("/console/accounts/{id}"), "topped-up"),
         Err(e) => account_view(&state, &signed, &id, form, Some(e)).await,

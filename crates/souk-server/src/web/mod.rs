@@ -514,3 +514,30 @@ pub fn badge(state: &str) -> &'static str {
 pub fn has_role(ctx: &Ctx, role: Role) -> bool {
     ctx.caller().is_some_and(|c| c.account.has_role(role))
 }
+
+/// The idempotency key a form's hidden `key` field makes: `full` (the field with the form's
+/// prefix), when the field was sent and the result is a key souk keeps (1 to 128 printable ASCII
+/// characters); a forged or missing field leaves the request without one.
+pub(crate) fn form_key(full: &str, field: &str) -> Option<String> {
+    if field.is_empty() {
+        return None;
+    }
+    souk_core::orders::idempotency_key(full).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_key;
+
+    #[test]
+    fn a_forms_key_is_kept_only_when_souk_keeps_such_keys() {
+        assert_eq!(
+            form_key("web-ins_1-3", "ins_1-3").as_deref(),
+            Some("web-ins_1-3")
+        );
+        assert_eq!(form_key("web-", ""), None, "no field, no key");
+        assert_eq!(form_key("web-a b", "a b"), None, "not printable ASCII");
+        let long = "k".repeat(200);
+        assert_eq!(form_key(&format!("web-{long}"), &long), None, "too long");
+    }
+}

@@ -261,7 +261,7 @@ pub async fn buy(
         },
         Err(e) => return buy_page(&state, &signed.page, &signed.caller, &id, form, Some(e)).await,
     };
-    let key = Some(format!("web-{}", form.key)).filter(|_| !form.key.is_empty());
+    let key = super::form_key(&format!("web-{}", form.key), &form.key);
     match orders::place(&state, &signed.caller, input, key).await {
         Ok(placed) => done(
             &format!("/instances/{}", placed.details.order.instance_id),
