@@ -372,8 +372,11 @@ on_both_databases! {
         for _ in 0..(souk_server::workers::IN_FLIGHT + 6) {
             buyer.order(&hung_plan, 1, None).await;
         }
+        // The hung seller's calls run in its lane (its merchant); e-mail jobs run beside them.
+        let lane = hanging.json("/v1/merchant").await["id"].as_str().unwrap().to_owned();
         let running = || async {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = 'running'")
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lane = $1")
+                .bind(&lane)
                 .fetch_one(app.state.store.pool())
                 .await
                 .unwrap()
