@@ -98,6 +98,31 @@ pub fn difference(
     to_unit: Decimal,
     currency: Currency,
 ) -> Result<i64, Error> {
+    repriced(held, at, to_unit, currency)
+}
+
+/// What the change `held[c]` is still worth at `at` (what unsubscribing gives back of its charge,
+/// or takes back of its credit): its difference over the time still to run, span by span as it
+/// priced them, never more in size than the change itself.
+pub fn change_left(
+    held: &[Held],
+    c: usize,
+    at: DateTime<Utc>,
+    currency: Currency,
+) -> Result<i64, Error> {
+    let change = &held[c];
+    let left = repriced(&held[..c], at, change.unit_price, currency)?;
+    Ok(left.clamp(change.paid_minor.min(0), change.paid_minor.max(0)))
+}
+
+/// The time left at `at` of the paid spans in `held`, at `to_unit` a period, less the same time
+/// at the plans it is on (each span's own order's unit price, or the latest change's after it).
+fn repriced(
+    held: &[Held],
+    at: DateTime<Utc>,
+    to_unit: Decimal,
+    currency: Currency,
+) -> Result<i64, Error> {
     let mut total = 0i64;
     for (i, h) in held.iter().enumerate() {
         if h.change {
@@ -217,6 +242,29 @@ mod tests {
             difference(&held, later, "93".parse().unwrap(), Currency::Cny),
             Ok(1100)
         );
+    }
+
+    #[test]
+    fn a_change_is_worth_what_its_spans_have_left_at_the_price_it_gave_them() {
+        // March at 31.00, and April bought ahead at 90% off (3.00 of 30.00). On the 11th the plan
+        // moves to one at 62.00: 21 days of March (21.00 more) and all of April (6.20 at 90% off,
+        // 3.20 more) are re-priced.
+        let march = month(t0(), 1, "31", 3100);
+        let april = Held {
+            list_minor: 3000,
+            paid_minor: 300,
+            ..month(march.span.1, 1, "30", 300)
+        };
+        let at = t0() + Duration::days(10);
+        let up = difference(&[march, april], at, "62".parse().unwrap(), Currency::Cny).unwrap();
+        assert_eq!(up, 2100 + 320);
+        let held = [march, april, change(at, april.span.1, "62", up)];
+        assert_eq!(change_left(&held, 2, at, Currency::Cny), Ok(up));
+        // On the 29th: 2 days of March (2.00 of the difference) and April's 3.20 are left, not
+        // the 15.18 that the change's share of the time alone would say.
+        let late = t0() + Duration::days(29);
+        assert_eq!(change_left(&held, 2, late, Currency::Cny), Ok(200 + 320));
+        assert_eq!(change_left(&held, 2, april.span.1, Currency::Cny), Ok(0));
     }
 
     proptest! {

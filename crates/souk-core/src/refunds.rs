@@ -9,10 +9,10 @@
 //!
 //! Giving back only the renewals returns the spans that have not begun and keeps the rest.
 //!
-//! A plan change (see [`crate::plan_changes`]) buys no time: it re-prices the time left, and its
-//! charge, or the credit it gave, is spread over that time. Unsubscribing gives back the unused
-//! share of a change's charge, and takes back the unused share of a change's credit (the credit
-//! already returned that money), always by time: the full-refund window is for purchases.
+//! A plan change (see [`crate::plan_changes`]) buys no time: it re-prices the time left.
+//! Unsubscribing gives back what of a change's charge the time still to run is worth, and takes
+//! back what of a change's credit it is worth (the credit already returned that money), span by
+//! span as the change priced it; the full-refund window is for purchases.
 
 use crate::plans::{add_periods, Period};
 use chrono::{DateTime, Duration, Utc};
@@ -48,8 +48,10 @@ pub enum Terms {
     Periodic,
     /// A one-time purchase: nothing goes back once it is provisioned.
     OneTime,
-    /// A plan change: its charge (positive) or credit (negative) covers the time it re-priced.
-    Change,
+    /// A plan change: its charge (positive) or credit (negative) covers the time it re-priced;
+    /// `left_minor` is what of it the time still to run is worth now
+    /// ([`crate::plan_changes::change_left`]).
+    Change { left_minor: i64 },
 }
 
 /// One order of an instance, with the span of time it paid for.
@@ -108,8 +110,13 @@ pub fn spans(orders: &[Bought]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
 /// What unsubscribing at `now` gives back for one order, in minor units: never more than it paid,
 /// and negative only for a plan change's credit, whose unused share is taken back.
 pub fn refund(span: &PaidSpan, now: DateTime<Utc>, policy: RefundPolicy, scope: Scope) -> i64 {
-    if span.terms == Terms::Change {
-        return change_share(span, now, scope);
+    if let Terms::Change { left_minor } = span.terms {
+        // Giving back renewals alone is refused when a change re-priced them.
+        return if scope == Scope::Everything && now < span.ends_at {
+            left_minor
+        } else {
+            0
+        };
     }
     let paid = span.paid_minor.max(0);
     if span.terms == Terms::OneTime {
@@ -131,19 +138,6 @@ pub fn refund(span: &PaidSpan, now: DateTime<Utc>, policy: RefundPolicy, scope: 
     }
     // i128: a paid amount times a span in milliseconds can pass i64.
     i64::try_from(i128::from(paid) * i128::from(unused) / i128::from(total)).unwrap_or(paid)
-}
-
-/// The unused share of a plan change's charge or credit, by time alone.
-fn change_share(span: &PaidSpan, now: DateTime<Utc>, scope: Scope) -> i64 {
-    let total = (span.ends_at - span.starts_at).num_milliseconds();
-    if scope == Scope::RenewalsOnly || now >= span.ends_at || total <= 0 {
-        return 0;
-    }
-    let unused = (span.ends_at - now.max(span.starts_at)).num_milliseconds();
-    // Division truncates toward zero: a charge's share rounds down, a credit's taken-back share
-    // rounds down in size too.
-    i64::try_from(i128::from(span.paid_minor) * i128::from(unused) / i128::from(total))
-        .unwrap_or(span.paid_minor)
 }
 
 /// What unsubscribing at `now` gives back for each of `spans`, in their order: each order's own
@@ -251,8 +245,8 @@ mod tests {
     #[test]
     fn a_change_credit_is_taken_back_from_what_unsubscribing_returns() {
         // 30 days bought for 3000; on day 10 a downgrade to a plan half the price credited 1000
-        // for the 20 days left; on day 20 the buyer leaves. Fair: 10 unused days at the lower
-        // plan, 500.
+        // for the 20 days left; on day 20 the buyer leaves, and the credit's 10 days still to run
+        // are worth 500 of it. Fair: 10 unused days at the lower plan, 500.
         let p = RefundPolicy::default();
         let bought = PaidSpan {
             paid_minor: 3000,
@@ -261,22 +255,22 @@ mod tests {
             ends_at: t0() + Duration::days(30),
             terms: Terms::Periodic,
         };
-        let change = |paid_minor| PaidSpan {
+        let change = |paid_minor, left_minor| PaidSpan {
             paid_minor,
             ordered_at: t0() + Duration::days(10),
             starts_at: t0() + Duration::days(10),
             ends_at: t0() + Duration::days(30),
-            terms: Terms::Change,
+            terms: Terms::Change { left_minor },
         };
         let day = |d| t0() + Duration::days(d);
         let all = Scope::Everything;
         assert_eq!(
-            give_back(&[bought, change(-1000)], day(20), p, all),
+            give_back(&[bought, change(-1000, -500)], day(20), p, all),
             [500, 0]
         );
         // An upgrade to twice the price charged 2000: 10 unused days at it are worth 2000.
         assert_eq!(
-            give_back(&[bought, change(2000)], day(20), p, all),
+            give_back(&[bought, change(2000, 1000)], day(20), p, all),
             [1000, 1000]
         );
         // Within the full-refund window everything paid goes back, and never more: the purchase
@@ -284,11 +278,15 @@ mod tests {
         let early = PaidSpan {
             ordered_at: day(1),
             starts_at: day(1),
-            ..change(-2000)
+            ..change(-2000, -1931)
         };
         assert_eq!(give_back(&[bought, early], day(2), p, all), [1000, 0]);
-        // Renewals-only returns never touch a change.
-        assert_eq!(refund(&change(2000), day(20), p, Scope::RenewalsOnly), 0);
+        // Renewals-only returns never touch a change, nor does one whose time is over.
+        assert_eq!(
+            refund(&change(2000, 1000), day(20), p, Scope::RenewalsOnly),
+            0
+        );
+        assert_eq!(refund(&change(2000, 0), day(30), p, all), 0);
     }
 
     #[test]
@@ -381,11 +379,13 @@ mod tests {
         ) {
             let p = RefundPolicy::default();
             let bought = PaidSpan { paid_minor: paid, ordered_at: t0(), starts_at: t0(), ends_at: t0() + Duration::hours(720), terms: Terms::Periodic };
-            let change = PaidSpan { paid_minor: -credit.min(paid), ordered_at: t0() + Duration::hours(at), starts_at: t0() + Duration::hours(at), ends_at: bought.ends_at, terms: Terms::Change };
+            let credit = credit.min(paid);
+            let left = -(credit * (720 - at.min(now)).max(0) / 720).min(credit);
+            let change = PaidSpan { paid_minor: -credit, ordered_at: t0() + Duration::hours(at), starts_at: t0() + Duration::hours(at), ends_at: bought.ends_at, terms: Terms::Change { left_minor: left } };
             let now = t0() + Duration::hours(now);
             let back = give_back(&[bought, change], now, p, Scope::Everything);
             prop_assert!(back.iter().all(|b| *b >= 0));
-            prop_assert!(back.iter().sum::<i64>() <= paid - credit.min(paid));
+            prop_assert!(back.iter().sum::<i64>() <= paid - credit);
             prop_assert!(back[0] <= refund(&bought, now, p, Scope::Everything));
             prop_assert_eq!(back[1], 0);
         }

@@ -147,14 +147,16 @@ on_both_databases! {
         assert_eq!(sold["orderInfo"]["orderType"], "CHANGE");
         assert_eq!(sold["orderInfo"]["orderLineList"][0]["productInfo"][0]["skuCode"], business.as_str());
 
-        // Up again, then out ten days later: the month's unused share, plus the changes' unused
-        // shares of their charges, less the credit's.
+        // Up again, then out ten days later: the month's unused share at Team, plus what the
+        // changes are still worth (up, down, up: Business's price less Team's for the days left),
+        // so the days left go back at Business's price.
         buyer.expect_post(&format!("{path}/plan-change"), json!({"plan_id": business}), StatusCode::CREATED).await;
         app.advance(10 * 86_400).await;
         let later = now + chrono::Duration::days(10);
         let left2 = expiry - later;
-        let change_share = share(diff, left2, left);
-        let expected = share(3100, left2, total) + change_share - change_share + change_share;
+        let still = share(6200, left2, total) - share(3100, left2, total);
+        let expected = share(3100, left2, total) + still - still + still;
+        assert_eq!(expected, share(6200, left2, total));
         let refund = buyer.json(&format!("{path}/refund-quote")).await;
         assert_eq!(refund["total"]["amount"], cny(expected));
         let done = buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;

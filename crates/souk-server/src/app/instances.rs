@@ -408,6 +408,20 @@ fn paid_spans(orders: Vec<Order>) -> Vec<(Order, Span)> {
     paid.into_iter().zip(spans).collect()
 }
 
+/// The paid orders as a plan change prices them.
+fn held(paid: &[(Order, Span)]) -> Vec<Held> {
+    paid.iter()
+        .map(|(o, span)| Held {
+            span: *span,
+            change: o.kind == OrderKind::Change,
+            periods: o.periods,
+            unit_price: o.unit_price,
+            list_minor: o.list.minor,
+            paid_minor: o.amount.minor,
+        })
+        .collect()
+}
+
 fn decide(
     state: &AppState,
     instance: &Instance,
@@ -415,23 +429,26 @@ fn decide(
     scope: Scope,
     now: DateTime<Utc>,
 ) -> AppResult<RefundQuote> {
-    let (paid, spans): (Vec<Order>, Vec<PaidSpan>) = paid_spans(orders)
-        .into_iter()
-        .map(|(o, (starts_at, ends_at))| {
-            let span = PaidSpan {
-                paid_minor: o.amount.minor - o.refunded.minor,
-                ordered_at: o.created_at,
-                starts_at,
-                ends_at,
-                terms: match (o.kind, o.period) {
-                    (OrderKind::Change, _) => Terms::Change,
-                    (_, Period::Once) => Terms::OneTime,
-                    _ => Terms::Periodic,
-                },
-            };
-            (o, span)
-        })
-        .unzip();
+    let paid = paid_spans(orders);
+    let held = held(&paid);
+    let mut spans = Vec::with_capacity(paid.len());
+    for (i, (o, (starts_at, ends_at))) in paid.iter().enumerate() {
+        let terms = match (o.kind, o.period) {
+            (OrderKind::Change, _) => Terms::Change {
+                left_minor: plan_changes::change_left(&held, i, now, o.amount.currency)?,
+            },
+            (_, Period::Once) => Terms::OneTime,
+            _ => Terms::Periodic,
+        };
+        spans.push(PaidSpan {
+            paid_minor: o.amount.minor - o.refunded.minor,
+            ordered_at: o.created_at,
+            starts_at: *starts_at,
+            ends_at: *ends_at,
+            terms,
+        });
+    }
+    let paid: Vec<Order> = paid.into_iter().map(|(o, _)| o).collect();
     let (event, new_expiry) = match scope {
         Scope::Everything => (Event::Unsubscribed, None),
         Scope::RenewalsOnly => {
@@ -443,7 +460,7 @@ fn decide(
             })?;
             if spans
                 .iter()
-                .any(|s| s.terms == Terms::Change && s.ends_at > back)
+                .any(|s| matches!(s.terms, Terms::Change { .. }) && s.ends_at > back)
             {
                 // The change re-priced those renewals; giving them back alone would leave its
                 // share of them paid for.
@@ -691,27 +708,14 @@ async fn decide_change(
             "plans that meter use do not change in the middle of a period: buy the other plan instead",
         ));
     }
-    let held: Vec<(Order, Held)> = paid_spans(state.store.orders_of_instance(&instance.id).await?)
-        .into_iter()
-        .map(|(o, span)| {
-            let h = Held {
-                span,
-                change: o.kind == OrderKind::Change,
-                periods: o.periods,
-                unit_price: o.unit_price,
-                list_minor: o.list.minor,
-                paid_minor: o.amount.minor,
-            };
-            (o, h)
-        })
-        .collect();
-    let spans: Vec<Held> = held.iter().map(|(_, h)| *h).collect();
+    let paid = paid_spans(state.store.orders_of_instance(&instance.id).await?);
+    let spans = held(&paid);
     let until = plan_changes::time_left_until(&spans, now).ok_or_else(|| {
         AppError::Conflict("no paid time is left to move to another plan; renew first".into())
     })?;
     let currency = to.prices.currency;
     // Never more back than the orders paid in all.
-    let paid: i64 = held
+    let paid: i64 = paid
         .iter()
         .map(|(o, _)| o.amount.minor - o.refunded.minor)
         .sum();
