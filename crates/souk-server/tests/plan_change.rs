@@ -267,6 +267,10 @@ on_both_databases! {
         assert_eq!(post(&lite).await.unwrap().status(), StatusCode::OK);
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "19.50");
         assert_eq!(buyer.json("/v1/orders?kind=change").await["items"].as_array().unwrap().len(), 1);
+        // The orders page lists it under its own kind, named for what it was.
+        let orders = buyer.get("/orders?kind=change").await.text().await.unwrap();
+        assert!(orders.contains(r#"<option value="change" selected>plan change</option>"#), "{orders}");
+        assert!(orders.contains("downgrade to a plan at 15.5 CNY a month for the time left") && orders.contains("-15.50 CNY"), "{orders}");
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }
