@@ -34,6 +34,16 @@ struct Load {
     p99: Duration,
 }
 
+impl Load {
+    /// Prints one measured line: `label`, requests a second, p50 and p99.
+    fn print(&self, label: &str) {
+        println!(
+            "  {label:<17} {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+            self.per_sec, self.p50, self.p99
+        );
+    }
+}
+
 fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Load {
     lat.sort();
     let at = |q: f64| {
@@ -138,14 +148,8 @@ async fn versus_bare(
     let ours = drive(16, get_step(client.clone(), url.to_owned())).await?;
     server.abort();
     println!("{what}, 16 connections (SQLite)");
-    println!(
-        "  bare HTTP answer  {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
-        raw.per_sec, raw.p50, raw.p99
-    );
-    println!(
-        "  souk              {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
-        ours.per_sec, ours.p50, ours.p99
-    );
+    raw.print("bare HTTP answer");
+    ours.print("souk");
     println!(
         "  ratio             {:>8.1}%  (target >= 25%)",
         100.0 * ours.per_sec / raw.per_sec
@@ -832,14 +836,8 @@ async fn access_keys(backend: Backend) -> Result<()> {
             }
         })
         .await?;
-        println!(
-            "  session cookie    {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
-            with_session.per_sec, with_session.p50, with_session.p99
-        );
-        println!(
-            "  SDK-HMAC-SHA256   {:>9.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
-            with_key.per_sec, with_key.p50, with_key.p99
-        );
+        with_session.print("session cookie");
+        with_key.print("SDK-HMAC-SHA256");
         extra.push(100.0 * (with_session.per_sec / with_key.per_sec - 1.0));
     }
     println!(

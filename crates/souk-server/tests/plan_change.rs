@@ -127,6 +127,13 @@ on_both_databases! {
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "469.00");
         let changes = buyer.json("/v1/orders?kind=change").await;
         assert_eq!(changes["items"].as_array().unwrap().len(), 2);
+        // The buyer is told of each change, by product and plan.
+        let told = buyer
+            .wait_for("/v1/notifications", |v| {
+                v["notifications"].as_array().unwrap().iter().filter(|n| n["title"] == "Plan changed: Acme Notes").count() == 2
+            })
+            .await;
+        assert!(told.to_string().contains("moved to the Business plan for the time left"), "{told}");
 
         // The seller hears of each change under its order, and the order query names the plan.
         buyer

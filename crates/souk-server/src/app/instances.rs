@@ -137,20 +137,27 @@ pub async fn renew(
     let more = Extension::Renew {
         periods: input.periods,
     };
-    pay_more(state, caller, id, more, key, fingerprint).await
+    pay_on_instance(state, caller, key, fingerprint, |key, fingerprint| {
+        extend(state, caller, id, more, key, fingerprint)
+    })
+    .await
 }
 
-/// Runs a paid extension under its `Idempotency-Key`. It is decided on the instance as read; if
-/// the scheduler moves the instance meanwhile, the store refuses the stale write and it is decided
-/// again on the new state.
-async fn pay_more(
+/// Runs a paying request on an instance (a renewal, a conversion, a plan change) under its
+/// `Idempotency-Key`. It is decided on the instance as read; if the scheduler or another request
+/// moves the instance meanwhile, the store refuses the stale write and it is decided again on the
+/// new state.
+async fn pay_on_instance<F, Fut>(
     state: &AppState,
     caller: &Caller,
-    id: &InstanceId,
-    more: Extension,
     key: Option<String>,
     fingerprint: String,
-) -> AppResult<Placed> {
+    attempt: F,
+) -> AppResult<Placed>
+where
+    F: Fn(Option<String>, String) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Placed>>,
+{
     idempotent(
         state,
         caller,
@@ -158,7 +165,7 @@ async fn pay_more(
         fingerprint,
         |key, fingerprint| async move {
             caller.require_verified()?;
-            retry_stale(|| extend(state, caller, id, more, key.clone(), fingerprint.clone())).await
+            retry_stale(|| attempt(key.clone(), fingerprint.clone())).await
         },
     )
     .await
@@ -189,7 +196,10 @@ pub async fn convert(
         period: input.period.parse()?,
         periods: input.periods,
     };
-    pay_more(state, caller, id, more, key, fingerprint).await
+    pay_on_instance(state, caller, key, fingerprint, |key, fingerprint| {
+        extend(state, caller, id, more, key, fingerprint)
+    })
+    .await
 }
 
 /// What a paid extension of an instance buys.
@@ -788,16 +798,9 @@ pub async fn change_plan(
 ) -> AppResult<Placed> {
     let fingerprint = format!("change:{id}:{}", input.plan_id);
     let input = &input;
-    idempotent(
-        state,
-        caller,
-        key,
-        fingerprint,
-        |key, fingerprint| async move {
-            caller.require_verified()?;
-            retry_stale(|| switch(state, caller, id, input, key.clone(), fingerprint.clone())).await
-        },
-    )
+    pay_on_instance(state, caller, key, fingerprint, |key, fingerprint| {
+        switch(state, caller, id, input, key, fingerprint)
+    })
     .await
 }
 
