@@ -217,6 +217,7 @@ pub async fn run(target: &Target<'_>) -> Report {
             "refreshInstance is accepted",
             "updateInstanceStatus FREEZE is accepted",
             "updateInstanceStatus UNFREEZE is accepted",
+            "upgradeInstance is answered",
             "releaseInstance is accepted",
             "releaseInstance again is harmless",
         ] {
@@ -272,7 +273,7 @@ pub async fn run(target: &Target<'_>) -> Report {
     let expire = (Utc::now() + chrono::Duration::days(30))
         .format("%Y%m%d%H%M%S")
         .to_string();
-    let steps: [(&'static str, Activity, &[&str]); 5] = [
+    let steps: [(&'static str, Activity, &[&str]); 6] = [
         (
             "refreshInstance is accepted",
             Activity::RefreshInstance {
@@ -300,6 +301,18 @@ pub async fn run(target: &Target<'_>) -> Report {
                 status: StatusChange::Unfreeze,
             },
             &["000000"],
+        ),
+        (
+            "upgradeInstance is answered",
+            Activity::UpgradeInstance {
+                instance_id: id.clone(),
+                order_id: order.clone(),
+                order_line_id: line.clone(),
+                product_id: "TESTPRODUCT".into(),
+            },
+            // Moved to the new plan, or refused by a seller without plan changes (the kit's
+            // default): either is an answer souk can act on.
+            &["000000", "000001"],
         ),
         (
             "releaseInstance is accepted",

@@ -237,10 +237,10 @@ on_both_databases! {
         let report: Value = seller.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         assert_eq!(report["passed"], true, "{report}");
         let checks = report["checks"].as_array().unwrap();
-        assert_eq!(checks.len(), 11, "{report}");
+        assert_eq!(checks.len(), 12, "{report}");
         assert!(checks.iter().all(|c| c["passed"] == true), "{report}");
-        assert_eq!(stub.calls.load(Ordering::SeqCst), 11);
-        assert_eq!(stub.heard().len(), 5, "a refresh, a freeze, an unfreeze and two releases: {:?}", stub.heard());
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 12);
+        assert_eq!(stub.heard().len(), 6, "a refresh, a freeze, an unfreeze, an upgrade and two releases: {:?}", stub.heard());
         // Nothing was bought.
         assert_eq!(seller.json("/v1/seller/orders").await["items"], serde_json::json!([]));
 

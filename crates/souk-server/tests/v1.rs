@@ -46,7 +46,7 @@ on_both_databases! {
         // The seller centre's check speaks V1 to it and passes.
         let report: Value = seller.post(&format!("/v1/seller/products/{product}/check-endpoint"), json!({})).await.json().await.unwrap();
         assert_eq!(report["passed"], true, "{report}");
-        assert_eq!(report["checks"].as_array().unwrap().len(), 11);
+        assert_eq!(report["checks"].as_array().unwrap().len(), 12);
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }

@@ -36,7 +36,7 @@ async fn the_endpoint_check_passes_a_conforming_seller_and_fails_a_wrong_key() {
         .await
         .unwrap();
     assert!(passed, "{out}");
-    assert!(out.contains("11 of 11 checks passed"), "{out}");
+    assert!(out.contains("12 of 12 checks passed"), "{out}");
     assert!(
         out.contains("PASS newInstance again with the same businessId answers the same instance"),
         "{out}"
@@ -75,7 +75,7 @@ async fn with_signed_answers_the_check_requires_each_answer_signed() {
     };
     let (signing, _s) = souk_server::testing::signing_stub_seller(KEY).await;
     let (passed, out) = run(signing, true).await.unwrap();
-    assert!(passed && out.contains("11 of 11 checks passed"), "{out}");
+    assert!(passed && out.contains("12 of 12 checks passed"), "{out}");
     let (unsigned, _u) = stub_seller("000000", 0, KEY).await;
     let (passed, out) = run(unsigned, true).await.unwrap();
     assert!(!passed, "{out}");
@@ -91,7 +91,7 @@ async fn with_v1_the_check_speaks_the_older_protocol() {
         .await
         .unwrap();
     assert!(passed, "{out}");
-    assert!(out.contains("11 of 11 checks passed"), "{out}");
+    assert!(out.contains("12 of 12 checks passed"), "{out}");
     assert!(
         stub.heard()
             .iter()
