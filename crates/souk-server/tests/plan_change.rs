@@ -281,4 +281,40 @@ on_both_databases! {
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }
+
+    async fn concurrent_changes_move_the_plan_and_the_money_once(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
+        let (_seller, _product, [_lite, team, business]) = three_plans(&app, &op, &endpoint).await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let order: Value = buyer.order(&team, 1, None).await.json().await.unwrap();
+        let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
+        buyer.wait_for(&path, |v| v["state"] == "active").await;
+        // Ten upgrades at once, each with its own key: one moves the plan, the others find it
+        // moved (or lose the race and are told), and the difference is charged once.
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let (client, url, plan) = (buyer.client.clone(), format!("{}{path}/plan-change", buyer.base), business.clone());
+                tokio::spawn(async move {
+                    client.post(url).header("Idempotency-Key", format!("race-{i}")).json(&json!({"plan_id": plan})).send().await.unwrap().status()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY, StatusCode::CONFLICT].contains(s)), "{statuses:?}");
+        assert_eq!(buyer.json("/v1/orders?kind=change").await["items"].as_array().unwrap().len(), 1);
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "38.00", "100 - 31 - 31 once");
+        buyer
+            .wait_for(&path, |v| v["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "seller.upgraded"))
+            .await;
+        assert_eq!(stub.heard().iter().filter(|h| h.starts_with("upgrade")).count(), 1);
+        app.assert_ledger_balances().await;
+        app.cleanup().await;
+    }
 }
