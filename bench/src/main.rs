@@ -343,11 +343,13 @@ async fn orders() -> Result<()> {
             order_step(base.clone(), clients.clone(), plan.clone(), round),
         )
         .await?;
-        // Every order is provisioned: the seller calls queued under load are made before the
-        // next measurement, so neither side runs in the other's wake.
+        // Every order is provisioned and its people told: the seller calls, notifications and
+        // e-mails queued under load are done before the next measurement, so neither side runs
+        // in the other's wake.
         let drained = Instant::now();
         while sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')",
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')) \
+                  + (SELECT COUNT(*) FROM events WHERE noticed_at IS NULL)",
         )
         .fetch_one(state.store.pool())
         .await?
@@ -356,7 +358,7 @@ async fn orders() -> Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         println!(
-            "  (the seller calls queued by that round were made within {:.1?})",
+            "  (the seller calls, notifications and e-mails queued by that round were done within {:.1?})",
             drained.elapsed()
         );
         pairs.push((tps, eight));

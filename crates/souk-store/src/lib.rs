@@ -199,6 +199,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     17 "job claim indexes" "0017_job_claim_indexes.sql",
     18 "job lanes" "0018_job_lanes.sql",
     19 "signature batches" "0019_signature_batches.sql",
+    20 "job queue indexes" "0020_job_queue_indexes.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -220,6 +221,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     17 "job claim indexes" "0017_job_claim_indexes.sql",
     18 "job lanes" "0018_job_lanes.sql",
     19 "unlogged signatures" "0019_unlogged_signatures.sql",
+    20 "job queue indexes" "0020_job_queue_indexes.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.
@@ -430,6 +432,14 @@ pub(crate) fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
     let mut tail = [0u8; 10];
     tail.copy_from_slice(&bytes[6..]);
     souk_core::ids::make_id(prefix, ms, tail)
+}
+
+/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list or of a row.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A new id of kind `I` (see [`new_id`]).

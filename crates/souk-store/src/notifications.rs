@@ -5,11 +5,15 @@
 
 use crate::decode::{id, opt_id, opt_text, opt_time, parsed, text, time};
 use crate::jobs::{self, JobEnd, JobSpec};
-use crate::{fresh, ms, Result, Store};
+use crate::{fresh, ms, placeholders, Result, Store};
 use chrono::{DateTime, Utc};
 use souk_core::ids::{AccountId, EventId, InstanceId, NotificationId, OrderId, ProductId};
 use souk_core::notices::Topic;
 use sqlx::any::AnyRow;
+use std::collections::{BTreeSet, HashSet};
+
+/// Rows written or read by one statement: well inside both databases' limits on bound values.
+const ROWS_PER_STATEMENT: usize = 500;
 
 /// The job kind that e-mails one notification.
 pub const EMAIL_JOB: &str = "email.send";
@@ -31,6 +35,13 @@ pub struct Unnoticed {
     pub buyer_id: Option<AccountId>,
     /// The account of the merchant selling the product.
     pub merchant_account_id: Option<AccountId>,
+}
+
+/// Who a notification's e-mail goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub name: String,
+    pub address: String,
 }
 
 /// A notification to write.
@@ -120,66 +131,88 @@ impl Store {
     }
 
     /// Marks the events looked at and writes the notifications they cause, with an e-mail job
-    /// for each one its person wants by e-mail, in one transaction. An event another node has
-    /// already looked at is skipped with its notifications. Returns how many were written.
+    /// for each one its person wants by e-mail, in one transaction of four statements whatever
+    /// the batch's size. An event another node has already looked at is skipped with its
+    /// notifications. Returns how many were written.
     pub async fn notice(
         &self,
         events: &[(EventId, Vec<NewNotification>)],
         now: DateTime<Utc>,
     ) -> Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
         let mut tx = self.begin().await?;
-        let mut written = 0;
-        for (event_id, notifications) in events {
-            let claimed = sqlx::query(
-                "UPDATE events SET noticed_at = $1 WHERE id = $2 AND noticed_at IS NULL",
-            )
-            .bind(ms(now))
-            .bind(event_id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                continue;
+        // Statements whose text depends on the batch's size are not kept prepared.
+        let sql = format!(
+            "UPDATE events SET noticed_at = $1 WHERE noticed_at IS NULL AND id IN ({}) RETURNING id",
+            placeholders(2, events.len())
+        );
+        let mut claim = sqlx::query_scalar::<_, String>(&sql)
+            .persistent(false)
+            .bind(ms(now));
+        for (id, _) in events {
+            claim = claim.bind(id.as_str());
+        }
+        let claimed: HashSet<String> = claim.fetch_all(&mut *tx).await?.into_iter().collect();
+        let rows: Vec<(NotificationId, &EventId, &NewNotification)> = events
+            .iter()
+            .filter(|(id, _)| claimed.contains(id.as_str()))
+            .flat_map(|(event, ns)| ns.iter().map(move |n| (fresh(now), event, n)))
+            .collect();
+        let mut written = HashSet::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|k| format!("({}, NULL, NULL)", placeholders(k * 8 + 1, 8)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO notifications ({NOTIFICATION}) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query_scalar::<_, String>(&sql).persistent(false);
+            for (id, event, n) in chunk {
+                insert = insert
+                    .bind(id.as_str())
+                    .bind(n.account_id.as_str())
+                    .bind(event.as_str())
+                    .bind(n.topic.as_str())
+                    .bind(&n.title)
+                    .bind(&n.body)
+                    .bind(&n.link)
+                    .bind(ms(now));
             }
-            for n in notifications {
-                let id: NotificationId = fresh(now);
-                let inserted = sqlx::query(&format!(
-                    "INSERT INTO notifications ({NOTIFICATION}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
-                     ON CONFLICT DO NOTHING"
-                ))
-                .bind(id.as_str())
-                .bind(n.account_id.as_str())
-                .bind(event_id.as_str())
-                .bind(n.topic.as_str())
-                .bind(&n.title)
-                .bind(&n.body)
-                .bind(&n.link)
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    continue;
+            written.extend(insert.fetch_all(&mut *tx).await?);
+        }
+        let people: BTreeSet<&str> = rows.iter().map(|(_, _, n)| n.account_id.as_str()).collect();
+        let mut unwanted = HashSet::new();
+        if !written.is_empty() {
+            let people: Vec<&str> = people.into_iter().collect();
+            for chunk in people.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT account_id, topic FROM notification_prefs WHERE email = 0 AND account_id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut read = sqlx::query_as::<_, (String, String)>(&sql).persistent(false);
+                for account in chunk {
+                    read = read.bind(*account);
                 }
-                written += 1;
-                let email: Option<i64> = sqlx::query_scalar(
-                    "SELECT email FROM notification_prefs WHERE account_id = $1 AND topic = $2",
-                )
-                .bind(n.account_id.as_str())
-                .bind(n.topic.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if email.unwrap_or(1) != 0 {
-                    let job = JobSpec {
-                        kind: EMAIL_JOB,
-                        payload: serde_json::json!({ "notification_id": id }).to_string(),
-                    };
-                    jobs::enqueue(&mut tx, &job, None, now, now).await?;
-                }
+                unwanted.extend(read.fetch_all(&mut *tx).await?);
             }
         }
+        let emails: Vec<JobSpec> = rows
+            .iter()
+            .filter(|(id, _, n)| {
+                written.contains(id.as_str())
+                    && !unwanted.contains(&(n.account_id.to_string(), n.topic.as_str().to_owned()))
+            })
+            .map(|(id, _, _)| JobSpec {
+                kind: EMAIL_JOB,
+                payload: serde_json::json!({ "notification_id": id }).to_string(),
+            })
+            .collect();
+        jobs::enqueue_unordered(&mut tx, &emails, now).await?;
         tx.commit().await?;
-        Ok(written)
+        Ok(written.len())
     }
 
     /// A person's notifications, newest first.
@@ -226,6 +259,28 @@ impl Store {
         .ok_or(crate::Error::NotFound("notification"))
     }
 
+    /// A notification with the name and address of its person, for its e-mail, in one read.
+    pub async fn notification_to_email(
+        &self,
+        id: &NotificationId,
+    ) -> Result<(Notification, Recipient)> {
+        let columns: Vec<String> = NOTIFICATION.split(", ").map(|c| format!("n.{c}")).collect();
+        let row = sqlx::query(&format!(
+            "SELECT {}, a.name AS to_name, a.email AS to_address FROM notifications n \
+             JOIN accounts a ON a.id = n.account_id WHERE n.id = $1",
+            columns.join(", ")
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(crate::Error::NotFound("notification"))?;
+        let to = Recipient {
+            name: text(&row, "to_name")?,
+            address: text(&row, "to_address")?,
+        };
+        Ok((notification(&row)?, to))
+    }
+
     /// Marks one of a person's notifications read (reading it again changes nothing).
     pub async fn mark_notification_read(
         &self,
@@ -266,22 +321,47 @@ impl Store {
     }
 
     /// Records that a notification's e-mail went out (keeping the first time) and ends its job,
-    /// together.
+    /// together: one statement on PostgreSQL, a transaction on SQLite. The e-mail stays recorded
+    /// even when another claim of the job ended it first (that is then [`crate::Error::Stale`]):
+    /// it did go out.
     pub async fn end_emailed(
         &self,
         end: JobEnd<'_>,
         id: &NotificationId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2")
-            .bind(ms(now))
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        jobs::end_in(&mut tx, end, now).await?;
-        tx.commit().await?;
-        Ok(())
+        match self.backend {
+            crate::Backend::Postgres => {
+                let ended = sqlx::query(
+                    "WITH emailed AS (UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2) \
+                     UPDATE jobs SET state = $3, last_error = COALESCE($4, last_error), locked_until = NULL, updated_at = $1 \
+                     WHERE id = $5 AND attempts = $6 AND state = $7",
+                )
+                .bind(ms(now))
+                .bind(id.as_str())
+                .bind(end.state.as_str())
+                .bind(end.error)
+                .bind(end.id.as_str())
+                .bind(end.attempts)
+                .bind(jobs::JobState::Running.as_str())
+                .execute(&self.pool)
+                .await?;
+                crate::changed(ended.rows_affected())
+            }
+            crate::Backend::Sqlite => {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2",
+                )
+                .bind(ms(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let ended = jobs::end_in(&mut tx, end, now).await;
+                tx.commit().await?;
+                ended
+            }
+        }
     }
 
     /// Which topics a person wants by e-mail: every topic, with its default where unset.

@@ -2,7 +2,7 @@
 //! instance and the provisioning job in the same transaction as the debit; a renewal extends the
 //! instance in the same transaction as its debit.
 
-use crate::decode::{id, int, opt_text, parsed, time};
+use crate::decode::{id, int, opt_text, parsed, text, time};
 use crate::events::{self, NewEvent, TimelineEvent};
 use crate::instances::{self, Instance};
 use crate::jobs::{enqueue, JobSpec};
@@ -507,6 +507,28 @@ impl Store {
             .map(|r| order(&r))
             .transpose()?
             .ok_or(Error::NotFound("order"))
+    }
+
+    /// The orders of `ids` that exist, each with the name of its plan, in one read.
+    pub async fn orders_with_plan_names(&self, ids: &[&OrderId]) -> Result<Vec<(Order, String)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let columns: Vec<String> = ORDER.split(", ").map(|c| format!("o.{c}")).collect();
+            let sql = format!(
+                "SELECT {}, pl.name AS plan_name FROM orders o JOIN plans pl ON pl.id = o.plan_id \
+                 WHERE o.id IN ({})",
+                columns.join(", "),
+                crate::placeholders(1, chunk.len())
+            );
+            let mut read = sqlx::query(&sql).persistent(false);
+            for id in chunk {
+                read = read.bind(id.as_str());
+            }
+            for row in read.fetch_all(&self.pool).await? {
+                out.push((order(&row)?, text(&row, "plan_name")?));
+            }
+        }
+        Ok(out)
     }
 
     /// The order a buyer placed with an idempotency key, if any.

@@ -5,6 +5,7 @@ use crate::{fresh, ms, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use souk_core::ids::{AccountId, MerchantId, PlanId, ProductId, RevisionId};
 use souk_core::plans::PlanPrices;
+use souk_core::promotions::Promotion;
 use souk_core::review::{ProductContent, ProductState, ProductType, RevisionState};
 use sqlx::any::AnyRow;
 
@@ -568,31 +569,46 @@ impl Store {
         Ok(())
     }
 
-    /// A plan with its product, in one read (the purchase path).
-    pub async fn plan_with_product(&self, plan_id: &PlanId) -> Result<(Plan, Product)> {
-        let row = sqlx::query(&format!(
+    /// A plan with its product and the product's promotions not ended by `now` (running or to
+    /// come, by start), in one read: what an order needs to price itself.
+    pub async fn plan_with_product(
+        &self,
+        plan_id: &PlanId,
+        now: DateTime<Utc>,
+    ) -> Result<(Plan, Product, Vec<Promotion>)> {
+        let rows = sqlx::query(&format!(
             "SELECT {PLAN}, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
-             p.created_at, p.updated_at, p.listed_at \
-             FROM plans pl JOIN products p ON p.id = pl.product_id WHERE pl.id = $1"
+             p.created_at, p.updated_at, p.listed_at, pr.id AS pr_id, pr.percent_off AS pr_percent_off, \
+             pr.period AS pr_period, pr.starts_at AS pr_starts_at, pr.ends_at AS pr_ends_at \
+             FROM plans pl JOIN products p ON p.id = pl.product_id \
+             LEFT JOIN promotions pr ON pr.product_id = p.id AND pr.ends_at > $2 \
+             WHERE pl.id = $1 ORDER BY pr.starts_at, pr.id"
         ))
         .bind(plan_id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(Error::NotFound("plan"))?;
-        let plan = plan(&row)?;
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        let row = rows.first().ok_or(Error::NotFound("plan"))?;
+        let plan = plan(row)?;
         let product = Product {
             id: plan.product_id.clone(),
-            merchant_id: id(&row, "merchant_id")?,
-            product_type: parsed(&row, "product_type")?,
-            state: parsed(&row, "state")?,
-            signing_key_enc: text(&row, "signing_key_enc")?,
-            listed: opt_json(&row, "listed_content")?,
-            endpoint_url: opt_text(&row, "endpoint_url")?,
-            created_at: time(&row, "created_at")?,
-            updated_at: time(&row, "updated_at")?,
-            listed_at: opt_time(&row, "listed_at")?,
+            merchant_id: id(row, "merchant_id")?,
+            product_type: parsed(row, "product_type")?,
+            state: parsed(row, "state")?,
+            signing_key_enc: text(row, "signing_key_enc")?,
+            listed: opt_json(row, "listed_content")?,
+            endpoint_url: opt_text(row, "endpoint_url")?,
+            created_at: time(row, "created_at")?,
+            updated_at: time(row, "updated_at")?,
+            listed_at: opt_time(row, "listed_at")?,
         };
-        Ok((plan, product))
+        let mut promotions = Vec::new();
+        for row in &rows {
+            if opt_text(row, "pr_id")?.is_some() {
+                promotions.push(crate::promotions::terms(row, "pr_")?);
+            }
+        }
+        Ok((plan, product, promotions))
     }
 
     /// One plan by id.

@@ -21,21 +21,27 @@ pub struct StoredPromotion {
 const PROMOTION: &str =
     "id, product_id, percent_off, period, starts_at, ends_at, created_by, created_at";
 
-fn promotion(row: &AnyRow) -> Result<StoredPromotion> {
-    let period = opt_text(row, "period")?
+/// A promotion's terms from the columns named `{prefix}percent_off`, `{prefix}period`,
+/// `{prefix}starts_at` and `{prefix}ends_at`.
+pub(crate) fn terms(row: &AnyRow, prefix: &str) -> Result<Promotion> {
+    let period = opt_text(row, &format!("{prefix}period"))?
         .map(|p| p.parse::<Period>())
         .transpose()
         .map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Promotion {
+        percent_off: u32::try_from(int(row, &format!("{prefix}percent_off"))?)
+            .map_err(|_| Error::Corrupt("percent_off out of range".into()))?,
+        period,
+        starts_at: time(row, &format!("{prefix}starts_at"))?,
+        ends_at: time(row, &format!("{prefix}ends_at"))?,
+    })
+}
+
+fn promotion(row: &AnyRow) -> Result<StoredPromotion> {
     Ok(StoredPromotion {
         id: id(row, "id")?,
         product_id: id(row, "product_id")?,
-        terms: Promotion {
-            percent_off: u32::try_from(int(row, "percent_off")?)
-                .map_err(|_| Error::Corrupt("percent_off out of range".into()))?,
-            period,
-            starts_at: time(row, "starts_at")?,
-            ends_at: time(row, "ends_at")?,
-        },
+        terms: terms(row, "")?,
         created_by: id(row, "created_by")?,
         created_at: time(row, "created_at")?,
     })

@@ -7,7 +7,7 @@ use crate::decode::{id, int, opt_id, parsed, text, time};
 use crate::instances::{instance, Instance, INSTANCE};
 use crate::ledger::{self, Movement};
 use crate::products::{plan, Plan, PLAN};
-use crate::{fresh, ms, Backend, Error, Result, Store};
+use crate::{fresh, ms, placeholders, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use souk_core::ids::{AccountId, EntryId, InstanceId, MerchantId, PlanId, UsageChargeId};
@@ -113,14 +113,6 @@ fn charge(row: &sqlx::any::AnyRow) -> Result<UsageCharge> {
         entry_id: opt_id(row, "entry_id")?,
         created_at: time(row, "created_at")?,
     })
-}
-
-/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A record ready to store: accepted so far, with the period and hour it counts in.

@@ -683,7 +683,7 @@ async fn decide_change(
             instance.state
         )));
     }
-    let (to, product) = super::orders::on_sale(state, &input.plan_id).await?;
+    let (to, product, _) = super::orders::on_sale(state, &input.plan_id).await?;
     if product.id != instance.product_id {
         return Err(AppError::invalid(
             "plan_id",

@@ -10,6 +10,7 @@ use souk_core::ids::{AccountId, NotificationId, OrderId, ProductId};
 use souk_core::notices::{Audience, Topic};
 use souk_core::orders::OrderKind;
 use souk_store::notifications::{NewNotification, Notification, Page, Unnoticed};
+use souk_store::orders::Order;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -22,6 +23,14 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<usize> {
     let events = state.store.unnoticed_events(BATCH as i64).await?;
     let mut batch = Vec::with_capacity(events.len());
     let mut names = Names::default();
+    let ordered: Vec<&OrderId> = events
+        .iter()
+        .filter(|e| ORDER_EVENTS.contains(&e.kind.as_str()))
+        .filter_map(|e| e.order_id.as_ref())
+        .collect();
+    for (order, plan_name) in state.store.orders_with_plan_names(&ordered).await? {
+        names.orders.insert(order.id.clone(), (order, plan_name));
+    }
     for e in &events {
         let notifications = match compose(state, &mut names, e).await {
             Ok(n) => n,
@@ -41,10 +50,14 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<usize> {
     Ok(events.len())
 }
 
-/// Product names and order descriptions read once per pass.
+/// The events whose words describe their order.
+const ORDER_EVENTS: [&str; 2] = ["order.paid", "plan.changed"];
+
+/// Product names, and the orders of the pass with their plans' names, read once per pass.
 #[derive(Default)]
 struct Names {
     products: BTreeMap<ProductId, String>,
+    orders: BTreeMap<OrderId, (Order, String)>,
 }
 
 impl Names {
@@ -67,23 +80,23 @@ impl Names {
 }
 
 /// What an order was, in words: its kind, and "Team plan, 1 month, 99.00 CNY".
-async fn order_words(state: &AppState, id: &OrderId) -> AppResult<(OrderKind, String)> {
-    let order = state.store.order(id).await?;
-    let plan = state.store.plan(&order.plan_id).await?;
+fn order_words(names: &Names, id: &OrderId) -> AppResult<(OrderKind, String)> {
+    let (order, plan_name) = names
+        .orders
+        .get(id)
+        .ok_or(AppError::NotFound("order".into()))?;
     let terms = match order.kind {
-        OrderKind::Trial => format!("{} plan, free trial", plan.name),
+        OrderKind::Trial => format!("{plan_name} plan, free trial"),
         OrderKind::Change if order.amount.minor < 0 => format!(
-            "{} plan for the time left, {} back",
-            plan.name,
+            "{plan_name} plan for the time left, {} back",
             souk_core::money::Money::from_minor(-order.amount.minor, order.amount.currency)
         ),
         OrderKind::Change => format!(
-            "{} plan for the time left, {} charged",
-            plan.name, order.amount
+            "{plan_name} plan for the time left, {} charged",
+            order.amount
         ),
         _ => format!(
-            "{} plan, {}, {}",
-            plan.name,
+            "{plan_name} plan, {}, {}",
             order.period.words(order.periods),
             order.amount
         ),
@@ -181,7 +194,7 @@ async fn words(
             let Some(order) = &e.order_id else {
                 return Ok(None);
             };
-            let (kind, terms) = order_words(state, order).await?;
+            let (kind, terms) = order_words(names, order)?;
             let (title, body) = match kind {
                 OrderKind::New => (
                     format!("Order paid: {product}"),

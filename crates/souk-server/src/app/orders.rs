@@ -15,7 +15,7 @@ use souk_core::lifecycle::InstanceState;
 use souk_core::money::{Currency, Money};
 use souk_core::orders::{OrderKind, OrderState};
 use souk_core::plans::{add_periods, Period};
-use souk_core::promotions::Priced;
+use souk_core::promotions::{Priced, Promotion};
 use souk_core::review::ProductState;
 use souk_store::events::TimelineEvent;
 use souk_store::instances::Instance;
@@ -140,9 +140,16 @@ pub struct Quote {
     pub price: Money,
 }
 
-/// A plan with its product, if both are on sale.
-pub(crate) async fn on_sale(state: &AppState, plan_id: &str) -> AppResult<(Plan, Product)> {
-    let (plan, product) = match state.store.plan_with_product(&PlanId::from(plan_id)).await {
+/// A plan with its product and the product's promotions not yet ended, if both are on sale.
+pub(crate) async fn on_sale(
+    state: &AppState,
+    plan_id: &str,
+) -> AppResult<(Plan, Product, Vec<Promotion>)> {
+    let on_sale = state
+        .store
+        .plan_with_product(&PlanId::from(plan_id), state.now())
+        .await;
+    let (plan, product, promotions) = match on_sale {
         Ok(found) => found,
         Err(souk_store::Error::NotFound(_)) => {
             return Err(AppError::invalid("plan_id", "no such plan"))
@@ -152,18 +159,18 @@ pub(crate) async fn on_sale(state: &AppState, plan_id: &str) -> AppResult<(Plan,
     if product.state != ProductState::Listed || !plan.active {
         return Err(AppError::NotOnSale);
     }
-    Ok((plan, product))
+    Ok((plan, product, promotions))
 }
 
 /// Prices an order without placing it: the plan must be on sale and sold by the period.
 pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
     let period: Period = input.period.parse()?;
-    let (plan, product) = on_sale(state, &input.plan_id).await?;
+    let (plan, product, promotions) = on_sale(state, &input.plan_id).await?;
     let list = plan.prices.price(period, input.periods)?;
     let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
         AppError::invalid("period", format!("this plan is not sold by the {period}"))
     })?;
-    let priced = super::promotions::price(state, &product.id, list, period).await?;
+    let priced = souk_core::promotions::price(list, period, state.now(), &promotions);
     Ok(Quote {
         plan,
         product,
@@ -359,7 +366,7 @@ async fn try_plan(
     fingerprint: String,
 ) -> AppResult<Placed> {
     caller.require_verified()?;
-    let (plan, product) = on_sale(state, &input.plan_id).await?;
+    let (plan, product, _) = on_sale(state, &input.plan_id).await?;
     let days = plan
         .trial_days
         .ok_or_else(|| AppError::invalid("plan_id", "this plan has no free trial"))?;

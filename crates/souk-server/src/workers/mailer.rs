@@ -47,16 +47,15 @@ async fn send(state: &AppState, job: &Job, trace: &mut Trace) -> Result<Step, so
         super::bury(state, job, &why, why.clone()).await?;
         return Ok(Step::Dead(why));
     };
-    let n = state.store.notification(&notification_id).await?;
+    let (n, to) = state.store.notification_to_email(&notification_id).await?;
     if n.emailed_at.is_some() {
         state.store.end_emailed(done, &n.id, state.now()).await?;
         return Ok(Step::Done);
     }
-    let to = state.store.account(&n.account_id).await?;
     let mail = Mail {
         id: n.id.to_string(),
         to_name: to.name.clone(),
-        to_address: to.email.clone(),
+        to_address: to.address.clone(),
         subject: n.title.clone(),
         text: text(state, &to.name, &n.body, n.link.as_deref()),
     };

@@ -28,6 +28,10 @@ use tokio::sync::Semaphore;
 /// How often an idle worker looks for work when nothing wakes it.
 pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// The least time between a claim that emptied the queue and the next: jobs that arrive
+/// meanwhile are claimed together, one statement for several rather than one each under load.
+pub const CLAIM_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Jobs in flight at once on one node.
 pub const IN_FLIGHT: usize = 256;
 
@@ -198,6 +202,7 @@ async fn idle(notified: tokio::sync::futures::Notified<'_>) {
 pub async fn run(state: SharedState, handlers: Handlers) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let lanes = Arc::new(Lanes::default());
+    let mut drained_at: Option<tokio::time::Instant> = None;
     loop {
         let notified = state.wake_dispatcher.notified();
         let free = slots.available_permits();
@@ -205,8 +210,14 @@ pub async fn run(state: SharedState, handlers: Handlers) {
             notified.await;
             continue;
         }
-        match claim(&state, free.min(PER_LANE), &lanes.busy()).await {
+        if let Some(at) = drained_at {
+            tokio::time::sleep_until(at + CLAIM_GAP).await;
+        }
+        let asked = free.min(PER_LANE);
+        let claimed_at = tokio::time::Instant::now();
+        match claim(&state, asked, &lanes.busy()).await {
             Ok(jobs) if !jobs.is_empty() => {
+                drained_at = (jobs.len() < asked).then_some(claimed_at);
                 for job in jobs {
                     // Never waits: at most `free` jobs were claimed and only finished jobs change
                     // the count, upwards.
@@ -225,7 +236,7 @@ pub async fn run(state: SharedState, handlers: Handlers) {
                 }
                 continue;
             }
-            Ok(_) => {}
+            Ok(_) => drained_at = Some(claimed_at),
             Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
         }
         idle(notified).await;
