@@ -1,7 +1,11 @@
-//! Accepting a signed request once: the signatures accepted while they could still be replayed.
+//! Accepting a signed request once: the signatures accepted while they could still be replayed,
+//! each remembered as a 16-byte digest of its access key and signature.
 //!
-//! On PostgreSQL several nodes may serve one marketplace, so the database decides: each accepted
-//! signature is inserted, and a replay's insert finds the first, whichever node it reached.
+//! On PostgreSQL several nodes may serve one marketplace, so the database decides: each signature's
+//! digest is inserted by the statement that reads its key, and a replay's insert finds the first,
+//! whichever node it reached. The signed requests a node receives at about the same time share
+//! that statement: a request waits for its batch, never for a timer (a batch is what arrived
+//! while the previous one ran), so under load one round trip serves several requests.
 //!
 //! SQLite serves one node, so that node's memory decides, and a signed request does not wait for
 //! the single writer behind every other write. The memory is written to the database every second,
@@ -10,14 +14,17 @@
 //! may be accepted once more.
 
 use chrono::{DateTime, Utc};
-use souk_store::accounts::KeyHolder;
+use souk_store::accounts::{KeyHolder, SignedLookup};
 use souk_store::{Backend, Store};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::sync::OnceCell;
+use std::sync::{Mutex, OnceLock};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
-/// How often a node's accepted signatures are written, and expired ones forgotten.
+/// How often a node's accepted signatures are written (SQLite), and expired ones forgotten.
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most signed requests one statement serves (PostgreSQL).
+const MAX_BATCH: usize = 128;
 
 /// An accepted (access key, signature) in 16 bytes: the start of their SHA-256, so a busy node's
 /// half hour of signatures stays small.
@@ -46,6 +53,14 @@ struct Memory {
     unwritten: Mutex<Vec<(Digest, DateTime<Utc>)>>,
 }
 
+/// A signed request waiting for its batch's statement, and where its answer goes.
+struct Waiting {
+    access_key: String,
+    digest: Digest,
+    expires: DateTime<Utc>,
+    answer: oneshot::Sender<Result<(Option<KeyHolder>, bool), String>>,
+}
+
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
@@ -56,8 +71,13 @@ pub enum Seen {
 }
 
 /// Where accepted signatures are remembered.
-pub struct Replays {
-    memory: Option<Memory>,
+pub struct Replays(Keeper);
+
+enum Keeper {
+    /// The node's memory (SQLite).
+    Memory(Memory),
+    /// The database, through the node's batch writer, started on first use (PostgreSQL).
+    Shared(OnceLock<mpsc::UnboundedSender<Waiting>>),
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,9 +87,10 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Replays {
     /// The node's memory on SQLite, the database on PostgreSQL.
     pub fn for_backend(backend: Backend) -> Replays {
-        Replays {
-            memory: (backend == Backend::Sqlite).then(Memory::default),
-        }
+        Replays(match backend {
+            Backend::Sqlite => Keeper::Memory(Memory::default()),
+            Backend::Postgres => Keeper::Shared(OnceLock::new()),
+        })
     }
 
     /// The key `access_key` with its holder. On PostgreSQL the same statement remembers
@@ -82,11 +103,35 @@ impl Replays {
         signature: &str,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        let shared = self.memory.is_none().then_some((signature, expires));
-        Ok(store
-            .key_holder(access_key, shared)
-            .await?
-            .map(|(holder, fresh)| (holder, fresh.map_or(Seen::Undecided, Seen::Decided))))
+        let writer = match &self.0 {
+            Keeper::Memory(_) => {
+                return Ok(store
+                    .key_holder(access_key)
+                    .await?
+                    .map(|h| (h, Seen::Undecided)))
+            }
+            Keeper::Shared(writer) => writer.get_or_init(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(serve_batches(store.clone(), rx));
+                tx
+            }),
+        };
+        let failed = |why: String| souk_store::Error::database(format!("reading a key: {why}"));
+        let (answer, answered) = oneshot::channel();
+        let waiting = Waiting {
+            access_key: access_key.to_owned(),
+            digest: digest(access_key, signature),
+            expires,
+            answer,
+        };
+        writer
+            .send(waiting)
+            .map_err(|_| failed("the batch reader stopped".into()))?;
+        let (holder, fresh) = answered
+            .await
+            .map_err(|_| failed("the batch reader stopped".into()))?
+            .map_err(failed)?;
+        Ok(holder.map(|h| (h, Seen::Decided(fresh))))
     }
 
     /// Whether the checked signature is new (`false` for a replay), remembering it until
@@ -100,14 +145,41 @@ impl Replays {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<bool> {
-        let (Seen::Undecided, Some(memory)) = (seen, &self.memory) else {
-            return Ok(seen == Seen::Decided(true));
-        };
-        memory
-            .loaded
+        match (seen, &self.0) {
+            (Seen::Decided(fresh), _) => Ok(fresh),
+            (Seen::Undecided, Keeper::Memory(memory)) => {
+                memory
+                    .accept(store, digest(access_key, signature), now, expires)
+                    .await
+            }
+            (Seen::Undecided, Keeper::Shared(_)) => Err(souk_store::Error::database(
+                "a signature went unremembered by its key's read",
+            )),
+        }
+    }
+
+    /// Writes what the node accepted since the last call (SQLite), and forgets what has expired.
+    pub async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
+        if let Keeper::Memory(memory) = &self.0 {
+            memory.persist(store, now).await?;
+        }
+        store.forget_expired_signatures(now).await?;
+        Ok(())
+    }
+}
+
+impl Memory {
+    async fn accept(
+        &self,
+        store: &Store,
+        d: Digest,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> souk_store::Result<bool> {
+        self.loaded
             .get_or_try_init(|| async {
                 let kept = store.remembered_signatures(now).await?;
-                let mut seen = locked(&memory.seen);
+                let mut seen = locked(&self.seen);
                 for (hex_digest, expires) in kept {
                     let mut d = Digest::default();
                     if hex::decode_to_slice(&hex_digest, &mut d).is_ok() {
@@ -117,8 +189,7 @@ impl Replays {
                 Ok::<(), souk_store::Error>(())
             })
             .await?;
-        let d = digest(access_key, signature);
-        let fresh = match locked(&memory.seen).entry(d) {
+        let fresh = match locked(&self.seen).entry(d) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(expires);
                 true
@@ -126,30 +197,60 @@ impl Replays {
             std::collections::hash_map::Entry::Occupied(_) => false,
         };
         if fresh {
-            locked(&memory.unwritten).push((d, expires));
+            locked(&self.unwritten).push((d, expires));
         }
         Ok(fresh)
     }
 
-    /// Writes what the node accepted since the last call, and forgets what has expired.
-    pub async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
-        if let Some(memory) = &self.memory {
-            let batch = std::mem::take(&mut *locked(&memory.unwritten));
-            if !batch.is_empty() {
-                let lines: Vec<(String, DateTime<Utc>)> = batch
-                    .iter()
-                    .map(|(d, expires)| (hex::encode(d), *expires))
-                    .collect();
-                if let Err(e) = store.remember_signature_batch(&lines, now).await {
-                    // Kept for the next try; the memory still refuses them meanwhile.
-                    locked(&memory.unwritten).extend(batch);
-                    return Err(e);
+    async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
+        let batch = std::mem::take(&mut *locked(&self.unwritten));
+        if !batch.is_empty() {
+            let lines: Vec<(String, DateTime<Utc>)> = batch
+                .iter()
+                .map(|(d, expires)| (hex::encode(d), *expires))
+                .collect();
+            if let Err(e) = store.remember_signature_batch(&lines, now).await {
+                // Kept for the next try; the memory still refuses them meanwhile.
+                locked(&self.unwritten).extend(batch);
+                return Err(e);
+            }
+        }
+        locked(&self.seen).retain(|_, expires| *expires >= now);
+        Ok(())
+    }
+}
+
+/// Reads the keys of the waiting requests and remembers their signatures, as many requests as
+/// arrived, one statement at a time, and answers each.
+async fn serve_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let lookups: Vec<SignedLookup<'_>> = batch
+            .iter()
+            .map(|w| SignedLookup {
+                access_key: &w.access_key,
+                digest: &w.digest,
+                expires: w.expires,
+            })
+            .collect();
+        match store.key_holders_remembering(&lookups).await {
+            Ok(answers) => {
+                for (w, answer) in batch.into_iter().zip(answers) {
+                    let _ = w.answer.send(Ok(answer));
                 }
             }
-            locked(&memory.seen).retain(|_, expires| *expires >= now);
+            Err(e) => {
+                for w in batch {
+                    let _ = w.answer.send(Err(e.to_string()));
+                }
+            }
         }
-        store.forget_expired_signatures(now).await?;
-        Ok(())
     }
 }
 

@@ -92,15 +92,18 @@ async fn verify(
     // Real time, not the injected clock: the signer's clock is real.
     let now = Utc::now();
     // A signature is accepted once while its time is within the window: it is remembered until
-    // its date leaves it (a date that does not parse is refused below).
+    // its date leaves it (a date that does not parse is refused below). It may be remembered
+    // before its check, by the read of its key, so a date far ahead is not believed for that.
+    let window = chrono::Duration::seconds(SIGNATURE_WINDOW_SECS);
     let dated = parts
         .headers
         .get(aksk::DATE_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|d| aksk::parse_date(d).ok())
         .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-        .unwrap_or(now);
-    let until = souk_core::clock::add(dated, chrono::Duration::seconds(SIGNATURE_WINDOW_SECS));
+        .unwrap_or(now)
+        .min(souk_core::clock::add(now, window));
+    let until = souk_core::clock::add(dated, window);
     let found = state
         .replays
         .key_holder(&state.store, &auth.access_key, &auth.signature, until)

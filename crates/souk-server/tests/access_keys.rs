@@ -159,6 +159,58 @@ on_both_databases! {
         running.server.abort();
         app.cleanup().await;
     }
+
+    async fn one_signed_request_sent_ten_times_at_once_is_accepted_once(backend) {
+        // On PostgreSQL requests that arrive together share one statement (their keys' reads and
+        // their signatures' inserts): copies in one batch must still count once, and distinct
+        // requests in it must each pass.
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let user = buyer.expect_post("/v1/iam/users", json!({"name": "bot", "programmatic_access": true, "policy": "billing"}), StatusCode::CREATED).await;
+        let key = buyer.expect_post(&format!("/v1/iam/users/{}/access-keys", user["id"].as_str().unwrap()), json!({}), StatusCode::CREATED).await;
+        let keys = (key["access_key"].as_str().unwrap(), key["secret_key"].as_str().unwrap());
+        let date = now();
+        let (ak, sk) = (keys.0.to_owned(), keys.1.to_owned());
+        let all_at_once = |paths: Vec<String>| {
+            let tasks: Vec<_> = paths
+                .into_iter()
+                .map(|path| {
+                    let (base, date, ak, sk) = (app.base.clone(), date.clone(), ak.clone(), sk.clone());
+                    tokio::spawn(async move { signed(&base, "GET", &path, None, &ak, &sk, &date).await.status() })
+                })
+                .collect();
+            async move {
+                let mut statuses = Vec::new();
+                for t in tasks {
+                    statuses.push(t.await.unwrap());
+                }
+                statuses
+            }
+        };
+        let statuses = all_at_once(vec!["/v1/balance".to_owned(); 10]).await;
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count(), 9, "{statuses:?}");
+        let statuses = all_at_once((0..10).map(|i| format!("/v1/balance?n={i}")).collect()).await;
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+        // An unknown key among them is refused on its own.
+        let unknown = signed(&app.base, "GET", "/v1/balance", None, "NOSUCHKEY0000000", keys.1, &date).await;
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        if backend == souk_store::Backend::Postgres {
+            // One batch, as requests arriving together make it: a copy is new only the first
+            // time, and an unknown key has no holder.
+            use souk_store::accounts::SignedLookup;
+            let lookup = |access_key, digest| SignedLookup { access_key, digest, expires: Utc::now() + chrono::Duration::minutes(30) };
+            let (a, b) = ([1u8; 16], [2u8; 16]);
+            let batch = [lookup(keys.0, &a[..]), lookup(keys.0, &a[..]), lookup("NOSUCHKEY0000000", &b[..]), lookup(keys.0, &b[..])];
+            let answers = app.state.store.key_holders_remembering(&batch).await.unwrap();
+            let seen: Vec<(bool, bool)> = answers.iter().map(|(h, fresh)| (h.is_some(), *fresh)).collect();
+            assert_eq!(seen, [(true, true), (true, false), (false, true), (true, false)]);
+            let again = app.state.store.key_holders_remembering(&batch[..1]).await.unwrap();
+            assert!(!again[0].1, "remembered across batches");
+        }
+        app.cleanup().await;
+    }
 }
 
 /// The CSRF token of the form on the page at `path` (the page also sets its cookie).

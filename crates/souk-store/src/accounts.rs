@@ -1,6 +1,6 @@
 //! Accounts, their operator roles, sessions and real-name verification.
 
-use crate::decode::{id, opt_json, opt_text, opt_time, parsed, text, time};
+use crate::decode::{id, int, opt_json, opt_text, opt_time, parsed, text, time};
 use crate::{fresh, ms, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use souk_core::accounts::{AccountKind, Role, VerificationDetails, VerificationState};
@@ -43,6 +43,42 @@ impl Account {
 
 const COLUMNS: &str = "a.id, a.kind, a.name, a.email, a.password_hash, a.verification_state, a.verification_details, \
     a.verification_reason, a.verification_submitted_at, a.verification_decided_at, a.verification_decided_by, a.created_at, r.role";
+
+/// The columns of a key (`k`) and its user (`u`), read beside its account's [`COLUMNS`].
+const KEY_COLUMNS: &str = "k.access_key, k.user_id, k.secret_enc, k.state AS key_state, \
+    k.created_at AS key_created_at, k.last_used_at, u.programmatic_access, u.policy";
+
+/// A signed request's key, and its signature's digest to remember until `expires`.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedLookup<'a> {
+    pub access_key: &'a str,
+    pub digest: &'a [u8],
+    pub expires: DateTime<Utc>,
+}
+
+/// The key holder in `rows` (one per role of its account), if any.
+fn key_holder(rows: Vec<AnyRow>) -> Result<Option<KeyHolder>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let key = crate::iam::AccessKey {
+        access_key: text(first, "access_key")?,
+        user_id: text(first, "user_id")?,
+        account_id: id(first, "id")?,
+        secret_enc: text(first, "secret_enc")?,
+        state: parsed(first, "key_state")?,
+        created_at: time(first, "key_created_at")?,
+        last_used_at: opt_time(first, "last_used_at")?,
+    };
+    let programmatic_access = int(first, "programmatic_access")? == 1;
+    let policy = parsed(first, "policy")?;
+    Ok(one(rows)?.map(|account| KeyHolder {
+        key,
+        programmatic_access,
+        policy,
+        account,
+    }))
+}
 
 /// Reads accounts from rows joined with their roles (one row per role, or one with no role),
 /// in the order the rows came.
@@ -210,69 +246,79 @@ impl Store {
     }
 
     /// The access key `access_key` with its user and account, in one round trip (a signed
-    /// request costs about what a session's read does). Given a `signature` (PostgreSQL only,
-    /// whose nodes share what they accepted), the same statement remembers it until its expiry,
-    /// and the answer says whether it was new: `Some(false)` for a replay.
-    pub async fn key_holder(
-        &self,
-        access_key: &str,
-        signature: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<Option<(KeyHolder, Option<bool>)>> {
-        let columns = format!(
-            "{COLUMNS}, k.access_key, k.user_id, k.secret_enc, k.state AS key_state, \
-             k.created_at AS key_created_at, k.last_used_at, u.programmatic_access, u.policy"
-        );
-        let from = "FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
+    /// request costs about what a session's read does).
+    pub async fn key_holder(&self, access_key: &str) -> Result<Option<KeyHolder>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, {KEY_COLUMNS} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
              JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
-             WHERE k.access_key = $1";
-        let rows = match signature {
-            None => {
-                sqlx::query(&format!("SELECT {columns} {from}"))
-                    .bind(access_key)
-                    .fetch_all(&self.pool)
-                    .await?
+             WHERE k.access_key = $1"
+        ))
+        .bind(access_key)
+        .fetch_all(&self.pool)
+        .await?;
+        key_holder(rows)
+    }
+
+    /// For each signed request of a batch, its key with its user and account, and whether its
+    /// signature's digest is new, remembering the new ones until their expiry: one statement for
+    /// the whole batch (PostgreSQL, whose nodes share the signatures they accepted). A digest
+    /// given twice in one batch is new at most once, for its first request.
+    pub async fn key_holders_remembering(
+        &self,
+        batch: &[SignedLookup<'_>],
+    ) -> Result<Vec<(Option<KeyHolder>, bool)>> {
+        let values: Vec<String> = (0..batch.len())
+            .map(|k| {
+                let at = 4 * k + 1;
+                format!(
+                    "(CAST(${at} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BYTEA), CAST(${} AS BIGINT))",
+                    at + 1,
+                    at + 2,
+                    at + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH req (n, access_key, digest, expires_at) AS (VALUES {}), \
+             fresh AS (INSERT INTO signature_digests (digest, expires_at) \
+                       SELECT DISTINCT ON (digest) digest, expires_at FROM req \
+                       ON CONFLICT DO NOTHING RETURNING digest) \
+             SELECT req.n, CASE WHEN req.digest IN (SELECT digest FROM fresh) THEN 1 ELSE 0 END AS fresh, \
+                    {COLUMNS}, {KEY_COLUMNS} FROM req \
+             LEFT JOIN access_keys k ON k.access_key = req.access_key \
+             LEFT JOIN iam_users u ON u.id = k.user_id LEFT JOIN accounts a ON a.id = k.account_id \
+             LEFT JOIN account_roles r ON r.account_id = a.id ORDER BY req.n",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (n, lookup) in batch.iter().enumerate() {
+            query = query
+                .bind(n as i64)
+                .bind(lookup.access_key)
+                .bind(lookup.digest)
+                .bind(ms(lookup.expires));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out: Vec<(Option<KeyHolder>, bool)> = Vec::with_capacity(batch.len());
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = rows.into_iter().peekable();
+        for (n, lookup) in batch.iter().enumerate() {
+            let mut mine = Vec::new();
+            while let Some(row) = rows.next_if(|r| int(r, "n").ok() == Some(n as i64)) {
+                mine.push(row);
             }
-            Some((signature, expires)) => {
-                sqlx::query(&format!(
-                    "WITH fresh AS (INSERT INTO signed_requests (access_key, signature, expires_at) \
-                                    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_keys WHERE access_key = $1) \
-                                    ON CONFLICT DO NOTHING RETURNING 1) \
-                     SELECT {columns}, CAST((SELECT COUNT(*) FROM fresh) AS BIGINT) AS fresh {from}"
-                ))
-                .bind(access_key)
-                .bind(signature)
-                .bind(ms(expires))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let key = crate::iam::AccessKey {
-            access_key: text(first, "access_key")?,
-            user_id: text(first, "user_id")?,
-            account_id: id(first, "id")?,
-            secret_enc: text(first, "secret_enc")?,
-            state: parsed(first, "key_state")?,
-            created_at: time(first, "key_created_at")?,
-            last_used_at: opt_time(first, "last_used_at")?,
-        };
-        let programmatic_access = crate::decode::int(first, "programmatic_access")? == 1;
-        let policy = parsed(first, "policy")?;
-        let fresh = match signature {
-            Some(_) => Some(crate::decode::int(first, "fresh")? == 1),
-            None => None,
-        };
-        Ok(one(rows)?.map(|account| {
-            let holder = KeyHolder {
-                key,
-                programmatic_access,
-                policy,
-                account,
+            let fresh = match mine.first() {
+                Some(first) => int(first, "fresh")? == 1,
+                None => return Err(crate::Error::Corrupt(format!("no answer for request {n}"))),
             };
-            (holder, fresh)
-        }))
+            let first_time = seen.insert(lookup.digest);
+            let known = match opt_text(&mine[0], "access_key")? {
+                Some(_) => key_holder(mine)?,
+                None => None,
+            };
+            out.push((known, fresh && first_time));
+        }
+        Ok(out)
     }
 
     /// The session that is past neither its lifetime (`expires_at > now`) nor its idle timeout

@@ -320,7 +320,7 @@ impl Store {
     pub async fn forget_expired_signatures(&self, now: DateTime<Utc>) -> Result<u64> {
         let table = match self.backend {
             crate::Backend::Sqlite => "signature_batches",
-            crate::Backend::Postgres => "signed_requests",
+            crate::Backend::Postgres => "signature_digests",
         };
         Ok(
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))

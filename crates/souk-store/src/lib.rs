@@ -135,6 +135,14 @@ pub enum Error {
     Database(sqlx::Error),
 }
 
+impl Error {
+    /// A failure of the database described in words, for one that several callers share (a
+    /// statement run for a batch of them).
+    pub fn database(why: impl Into<String>) -> Error {
+        Error::Database(sqlx::Error::Protocol(why.into()))
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
@@ -200,6 +208,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     18 "job lanes" "0018_job_lanes.sql",
     19 "signature batches" "0019_signature_batches.sql",
     20 "job queue indexes" "0020_job_queue_indexes.sql",
+    21 "signature digests" "0021_signature_digests.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -222,6 +231,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     18 "job lanes" "0018_job_lanes.sql",
     19 "unlogged signatures" "0019_unlogged_signatures.sql",
     20 "job queue indexes" "0020_job_queue_indexes.sql",
+    21 "signature digests" "0021_signature_digests.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.
