@@ -17,14 +17,14 @@ use chrono::{DateTime, Utc};
 use souk_store::accounts::{KeyHolder, SignedLookup};
 use souk_store::{Backend, Store};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 /// How often a node's accepted signatures are written (SQLite), and expired ones forgotten.
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The most signed requests one statement serves (PostgreSQL).
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 64;
 
 /// An accepted (access key, signature) in 16 bytes: the start of their SHA-256, so a busy node's
 /// half hour of signatures stays small.
@@ -58,7 +58,7 @@ struct Waiting {
     access_key: String,
     digest: Digest,
     expires: DateTime<Utc>,
-    answer: oneshot::Sender<Result<(Option<KeyHolder>, bool), String>>,
+    answer: oneshot::Sender<souk_store::Result<(Option<KeyHolder>, bool)>>,
 }
 
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
@@ -76,8 +76,9 @@ pub struct Replays(Keeper);
 enum Keeper {
     /// The node's memory (SQLite).
     Memory(Memory),
-    /// The database, through the node's batch writer, started on first use (PostgreSQL).
-    Shared(OnceLock<mpsc::UnboundedSender<Waiting>>),
+    /// The database, through the node's batch reader, started on first use and again should
+    /// it ever stop (PostgreSQL).
+    Shared(Mutex<Option<mpsc::UnboundedSender<Waiting>>>),
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,7 +90,7 @@ impl Replays {
     pub fn for_backend(backend: Backend) -> Replays {
         Replays(match backend {
             Backend::Sqlite => Keeper::Memory(Memory::default()),
-            Backend::Postgres => Keeper::Shared(OnceLock::new()),
+            Backend::Postgres => Keeper::Shared(Mutex::new(None)),
         })
     }
 
@@ -110,11 +111,18 @@ impl Replays {
                     .await?
                     .map(|h| (h, Seen::Undecided)))
             }
-            Keeper::Shared(writer) => writer.get_or_init(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(serve_batches(store.clone(), rx));
-                tx
-            }),
+            Keeper::Shared(writer) => {
+                let mut writer = locked(writer);
+                match writer.as_ref() {
+                    Some(running) if !running.is_closed() => running.clone(),
+                    _ => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(serve_batches(store.clone(), rx));
+                        *writer = Some(tx.clone());
+                        tx
+                    }
+                }
+            }
         };
         let failed = |why: String| souk_store::Error::database(format!("reading a key: {why}"));
         let (answer, answered) = oneshot::channel();
@@ -129,8 +137,7 @@ impl Replays {
             .map_err(|_| failed("the batch reader stopped".into()))?;
         let (holder, fresh) = answered
             .await
-            .map_err(|_| failed("the batch reader stopped".into()))?
-            .map_err(failed)?;
+            .map_err(|_| failed("the batch reader stopped".into()))??;
         Ok(holder.map(|h| (h, Seen::Decided(fresh))))
     }
 
@@ -242,12 +249,13 @@ async fn serve_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>
         match store.key_holders_remembering(&lookups).await {
             Ok(answers) => {
                 for (w, answer) in batch.into_iter().zip(answers) {
-                    let _ = w.answer.send(Ok(answer));
+                    let _ = w.answer.send(answer);
                 }
             }
             Err(e) => {
+                let why = e.to_string();
                 for w in batch {
-                    let _ = w.answer.send(Err(e.to_string()));
+                    let _ = w.answer.send(Err(souk_store::Error::database(why.clone())));
                 }
             }
         }

@@ -260,13 +260,15 @@ impl Store {
     }
 
     /// For each signed request of a batch, its key with its user and account, and whether its
-    /// signature's digest is new, remembering the new ones until their expiry: one statement for
-    /// the whole batch (PostgreSQL, whose nodes share the signatures they accepted). A digest
-    /// given twice in one batch is new at most once, for its first request.
+    /// signature's digest is new, remembering the new ones (of keys that exist) until their
+    /// expiry: one statement for the whole batch (PostgreSQL, whose nodes share the signatures
+    /// they accepted). A digest given twice in one batch is new at most once, for its first
+    /// request. The statement fails or succeeds for all; a holder that cannot be read back fails
+    /// its own request only.
     pub async fn key_holders_remembering(
         &self,
         batch: &[SignedLookup<'_>],
-    ) -> Result<Vec<(Option<KeyHolder>, bool)>> {
+    ) -> Result<Vec<Result<(Option<KeyHolder>, bool)>>> {
         let values: Vec<String> = (0..batch.len())
             .map(|k| {
                 let at = 4 * k + 1;
@@ -281,7 +283,9 @@ impl Store {
         let sql = format!(
             "WITH req (n, access_key, digest, expires_at) AS (VALUES {}), \
              fresh AS (INSERT INTO signature_digests (digest, expires_at) \
-                       SELECT DISTINCT ON (digest) digest, expires_at FROM req \
+                       SELECT DISTINCT ON (req.digest) req.digest, req.expires_at FROM req \
+                       JOIN access_keys known ON known.access_key = req.access_key \
+                       ORDER BY req.digest \
                        ON CONFLICT DO NOTHING RETURNING digest) \
              SELECT req.n, CASE WHEN req.digest IN (SELECT digest FROM fresh) THEN 1 ELSE 0 END AS fresh, \
                     {COLUMNS}, {KEY_COLUMNS} FROM req \
@@ -299,7 +303,7 @@ impl Store {
                 .bind(ms(lookup.expires));
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let mut out: Vec<(Option<KeyHolder>, bool)> = Vec::with_capacity(batch.len());
+        let mut out = Vec::with_capacity(batch.len());
         let mut seen = std::collections::HashSet::new();
         let mut rows = rows.into_iter().peekable();
         for (n, lookup) in batch.iter().enumerate() {
@@ -307,16 +311,17 @@ impl Store {
             while let Some(row) = rows.next_if(|r| int(r, "n").ok() == Some(n as i64)) {
                 mine.push(row);
             }
-            let fresh = match mine.first() {
-                Some(first) => int(first, "fresh")? == 1,
-                None => return Err(crate::Error::Corrupt(format!("no answer for request {n}"))),
+            let mut answer = || -> Result<(Option<KeyHolder>, bool)> {
+                let first = mine
+                    .first()
+                    .ok_or_else(|| crate::Error::Corrupt(format!("no answer for request {n}")))?;
+                if opt_text(first, "access_key")?.is_none() {
+                    return Ok((None, false));
+                }
+                let fresh = int(first, "fresh")? == 1 && seen.insert(lookup.digest);
+                Ok((key_holder(std::mem::take(&mut mine))?, fresh))
             };
-            let first_time = seen.insert(lookup.digest);
-            let known = match opt_text(&mine[0], "access_key")? {
-                Some(_) => key_holder(mine)?,
-                None => None,
-            };
-            out.push((known, fresh && first_time));
+            out.push(answer());
         }
         Ok(out)
     }

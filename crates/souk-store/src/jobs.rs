@@ -205,9 +205,9 @@ pub struct JobEnd<'a> {
 }
 
 impl Store {
-    /// Claims up to `limit` jobs due at `now` (the injected clock) for `lease`; a job whose
-    /// worker died is claimed again once its lease ends. Leases run on `wall` (real time): they
-    /// track live workers, which a test clock jumping ahead must not declare dead. On PostgreSQL
+    /// Claims up to `limit` pending jobs due at `now` (the injected clock) for `lease`. Leases
+    /// run on `wall` (real time): they track live workers, which a test clock jumping ahead must
+    /// not declare dead (see [`Store::release_expired_leases`]). On PostgreSQL
     /// concurrent workers skip each other's rows. Jobs of the `busy` lanes are left for later.
     pub async fn claim_jobs(
         &self,
@@ -238,19 +238,11 @@ impl Store {
                 marks.join(", ")
             )
         };
-        // A job whose worker died (its lease ran out) goes back to pending first, so the claim
-        // reads pending jobs alone, in order, from their own index. An index scan, unlike the
-        // bitmap scan an OR of both states made PostgreSQL choose, marks the entries of jobs that
-        // moved on as dead and skips them after: the bitmap scan revisited every job run since
-        // the last vacuum (15,000 rows, milliseconds a claim, under the orders benchmark).
-        sqlx::query(&format!(
-            "UPDATE jobs SET state = '{pending}', locked_until = NULL, updated_at = $1 \
-             WHERE state = '{running}' AND locked_until <= $2"
-        ))
-        .bind(ms(now))
-        .bind(ms(wall))
-        .execute(&self.pool)
-        .await?;
+        // Pending jobs alone, in order, from their own index (a job whose worker died is put
+        // back to pending by `release_expired_leases`). An index scan, unlike the bitmap scan an
+        // OR of both states made PostgreSQL choose, marks the entries of jobs that moved on as
+        // dead and skips them after: the bitmap scan revisited every job run since the last
+        // vacuum (15,000 rows, milliseconds a claim, under the orders benchmark).
         let sql = format!(
             "WITH chosen AS {materialized}( \
                SELECT j.id FROM jobs j \
@@ -281,6 +273,26 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         jobs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(jobs)
+    }
+
+    /// Puts the jobs whose lease ran out by `wall` (their worker died or lost its node) back to
+    /// pending, due at once, so the next claim takes them with a new attempt; the old worker can
+    /// no longer end them (its end names the old attempt of a running job). Returns how many.
+    pub async fn release_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        wall: DateTime<Utc>,
+    ) -> Result<u64> {
+        let (running, pending) = (JobState::Running, JobState::Pending);
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET state = '{pending}', locked_until = NULL, updated_at = $1 \
+             WHERE state = '{running}' AND locked_until <= $2"
+        ))
+        .bind(ms(now))
+        .bind(ms(wall))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// How many jobs are in each state, and the `run_at` of the oldest job due at `now`.

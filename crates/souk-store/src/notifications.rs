@@ -332,6 +332,12 @@ impl Store {
     ) -> Result<()> {
         match self.backend {
             crate::Backend::Postgres => {
+                if !matches!(end.state, jobs::JobState::Done | jobs::JobState::Dead) {
+                    return Err(crate::Error::Corrupt(format!(
+                        "a job cannot end {}",
+                        end.state
+                    )));
+                }
                 let ended = sqlx::query(
                     "WITH emailed AS (UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2) \
                      UPDATE jobs SET state = $3, last_error = COALESCE($4, last_error), locked_until = NULL, updated_at = $1 \

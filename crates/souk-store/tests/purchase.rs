@@ -308,7 +308,93 @@ async fn run_cases(store: &Store) {
     );
 }
 
+/// A job whose worker stops answering is claimed again once its lease runs out, with a new
+/// attempt; the first worker can no longer end it.
+async fn leases_run_out(store: &Store) {
+    let shop = shop(store).await;
+    let job = JobSpec {
+        kind: "seller.new_instance",
+        payload: "{}".into(),
+    };
+    let (order, instance) = order_and_instance(&shop, "lease");
+    store
+        .record_movement(
+            &Movement {
+                account_id: &shop.buyer,
+                amount: Money::from_minor(1000, Currency::Cny),
+                kind: EntryKind::TopUp,
+                order_id: None,
+                reference: None,
+                memo: "top-up",
+                created_by: None,
+                idempotency_key: None,
+                floor_minor: 0,
+                overdraw: false,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let purchase = Purchase {
+        order: &order,
+        instance: &instance,
+        job: &job,
+        memo: "1 month",
+    };
+    store.purchase(purchase, Utc::now()).await.unwrap();
+    let now = Utc::now();
+    let lease = Duration::seconds(60);
+    let first = store.claim_jobs(now, now, lease, 10, &[]).await.unwrap();
+    assert_eq!((first.len(), first[0].attempts), (1, 1));
+    // Within the lease nothing is released and nothing is claimed twice.
+    assert_eq!(
+        store
+            .release_expired_leases(now, now + Duration::seconds(59))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store
+        .claim_jobs(now, now, lease, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // After it, the job goes back to the queue and is claimed with its second attempt.
+    let later = now + Duration::seconds(61);
+    assert_eq!(store.release_expired_leases(now, later).await.unwrap(), 1);
+    let second = store.claim_jobs(now, later, lease, 10, &[]).await.unwrap();
+    assert_eq!(
+        (second.len(), &second[0].id, second[0].attempts),
+        (1, &first[0].id, 2)
+    );
+    let end = |attempts| JobEnd {
+        id: &first[0].id,
+        attempts,
+        state: JobState::Done,
+        error: None,
+    };
+    let event = || souk_store::events::NewEvent {
+        order_id: Some(&order.id),
+        instance_id: Some(&instance.id),
+        kind: "job.done",
+        detail: String::new(),
+        actor: None,
+    };
+    assert!(matches!(
+        store.end_job(end(1), event(), now).await,
+        Err(Error::Stale)
+    ));
+    store.end_job(end(2), event(), now).await.unwrap();
+    assert_eq!(store.job(&first[0].id).await.unwrap().state, JobState::Done);
+}
+
 on_both_databases! {
+    async fn a_job_whose_lease_ran_out_is_claimed_again_once(backend) {
+        let db = TestDb::new(backend).await;
+        leases_run_out(&db.store).await;
+        db.cleanup().await;
+    }
+
     async fn purchases_debit_once_and_write_nothing_when_short(backend) {
         let db = TestDb::new(backend).await;
         run_cases(&db.store).await;

@@ -203,6 +203,7 @@ pub async fn run(state: SharedState, handlers: Handlers) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let lanes = Arc::new(Lanes::default());
     let mut drained_at: Option<tokio::time::Instant> = None;
+    let mut leases_checked: Option<tokio::time::Instant> = None;
     loop {
         let notified = state.wake_dispatcher.notified();
         let free = slots.available_permits();
@@ -212,6 +213,18 @@ pub async fn run(state: SharedState, handlers: Handlers) {
         }
         if let Some(at) = drained_at {
             tokio::time::sleep_until(at + CLAIM_GAP).await;
+        }
+        // Jobs of dead workers go back to the queue; checked at most every `IDLE_POLL`, since
+        // on SQLite even an update that changes nothing waits for the single writer.
+        if leases_checked.is_none_or(|at| at.elapsed() >= IDLE_POLL) {
+            leases_checked = Some(tokio::time::Instant::now());
+            if let Err(e) = state
+                .store
+                .release_expired_leases(state.now(), Utc::now())
+                .await
+            {
+                tracing::error!(error = %e, "releasing expired leases failed");
+            }
         }
         let asked = free.min(PER_LANE);
         let claimed_at = tokio::time::Instant::now();

@@ -7,7 +7,7 @@ CREATE UNLOGGED TABLE signature_digests (
     expires_at BIGINT NOT NULL
 );
 INSERT INTO signature_digests (digest, expires_at)
-SELECT substring(sha256(convert_to(access_key, 'UTF8') || '\x00'::bytea || convert_to(signature, 'UTF8')) FROM 1 FOR 16),
+SELECT substring(sha256(convert_to(access_key, 'UTF8') || decode('00', 'hex') || convert_to(signature, 'UTF8')) FROM 1 FOR 16),
        MAX(expires_at)
 FROM signed_requests GROUP BY 1;
 DROP TABLE signed_requests;
