@@ -243,6 +243,72 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn one_persons_e_mails_share_a_job_and_its_retry_sends_only_what_is_left(backend) {
+        let Some(python) = smtp_python() else { return };
+        let (mut sink, port, received) = smtp_sink(&python).await;
+        // The job is run by hand, attempt by attempt: no workers run here.
+        let db = souk_store::testing::TestDb::new(backend).await;
+        let settings = Settings {
+            mail_transport: MailTransport::Smtp(format!("smtp://127.0.0.1:{port}")),
+            ..Settings::for_tests()
+        };
+        let state = souk_server::AppState::new(db.store.clone(), settings);
+        let store = &state.store;
+        let now = chrono::Utc::now();
+        let person = store
+            .create_account(souk_store::accounts::NewAccount { kind: souk_core::accounts::AccountKind::Individual, name: "Ana", email: "ana@souk.test", password_hash: "x", roles: &[] }, now)
+            .await
+            .unwrap();
+        // Two events of one batch, each telling the person something.
+        let mut events = Vec::new();
+        for _ in 0..2 {
+            let event: souk_core::ids::EventId = souk_store::fresh(now);
+            sqlx::query("INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor, account_id, product_id) VALUES ($1, NULL, NULL, $2, 'order.paid', '', NULL, $3, NULL)")
+                .bind(event.as_str())
+                .bind(now.timestamp_millis())
+                .bind(person.id.as_str())
+                .execute(store.pool())
+                .await
+                .unwrap();
+            events.push(event);
+        }
+        let told = |title: &str| souk_store::notifications::NewNotification {
+            account_id: person.id.clone(),
+            topic: souk_core::notices::Topic::Order,
+            title: title.to_owned(),
+            body: "Body.".into(),
+            link: None,
+        };
+        let batch = [(events[0].clone(), vec![told("First")]), (events[1].clone(), vec![told("Second")])];
+        assert_eq!(store.notice(&batch, now).await.unwrap(), 2);
+        let queued = store.jobs_in_state(souk_store::jobs::JobState::Pending, None, 10).await.unwrap();
+        assert_eq!(queued.iter().filter(|j| j.kind == "email.send").count(), 1, "one job for the person's two e-mails");
+        // The sink answers 451 the first time it sees a message. Attempt 1: "First" is refused.
+        // Attempt 2: "First" goes out and is recorded, "Second" is refused. Attempt 3: only
+        // "Second" is sent.
+        let handlers = souk_server::workers::Handlers::standard();
+        let mut at = now;
+        for _ in 0..3 {
+            at += chrono::Duration::days(1);
+            for job in store.claim_jobs(at, chrono::Utc::now(), chrono::Duration::seconds(60), 10, &[]).await.unwrap() {
+                souk_server::workers::run_one(&state, &handlers, &job).await;
+            }
+        }
+        let job = store.job(&queued[0].id).await.unwrap();
+        assert_eq!((job.state, job.attempts), (souk_store::jobs::JobState::Done, 3), "{job:?}");
+        let subjects: Vec<String> = (1..=count_files(&received))
+            .map(|n| std::fs::read_to_string(std::path::Path::new(&received).join(format!("{n}.eml"))).unwrap())
+            .map(|mail| mail.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_owned())
+            .collect();
+        assert_eq!(subjects, ["Subject: First", "Subject: Second"], "each sent once, in order");
+        let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE emailed_at IS NULL").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(unsent, 0);
+        drop(sink.stdin.take());
+        let _ = sink.wait().await;
+        let _ = std::fs::remove_dir_all(&received);
+        db.cleanup().await;
+    }
+
     async fn e_mail_through_smtp_is_retried_and_sent_once(backend) {
         let Some(python) = smtp_python() else { return };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -336,6 +402,33 @@ on_both_databases! {
         let _ = std::fs::remove_dir_all(&received);
         app.cleanup().await;
     }
+}
+
+/// Starts `smtp_sink.py` with `python` on a free port writing to a fresh directory; returns the
+/// process (it stops when its stdin closes), the port and the directory.
+async fn smtp_sink(python: &str) -> (tokio::process::Child, u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let received = tempdir();
+    let mut sink = tokio::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/smtp_sink.py"
+        ))
+        .arg(port.to_string())
+        .arg(&received)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(sink.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    (sink, port, received)
 }
 
 /// The Python with aiosmtpd: `SOUK_TEST_SMTP_PYTHON`, else `python3`; `None` (the test says it

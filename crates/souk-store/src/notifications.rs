@@ -10,13 +10,16 @@ use chrono::{DateTime, Utc};
 use souk_core::ids::{AccountId, EventId, InstanceId, NotificationId, OrderId, ProductId};
 use souk_core::notices::Topic;
 use sqlx::any::AnyRow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Rows written or read by one statement: well inside both databases' limits on bound values.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// The job kind that e-mails one notification.
+/// The job kind that e-mails notifications of one person.
 pub const EMAIL_JOB: &str = "email.send";
+
+/// The most notifications one e-mail job sends.
+const EMAILS_PER_JOB: usize = 20;
 
 /// A timeline event the notifier has not looked at, with who it concerns.
 #[derive(Debug, Clone)]
@@ -199,15 +202,23 @@ impl Store {
                 unwanted.extend(read.fetch_all(&mut *tx).await?);
             }
         }
-        let emails: Vec<JobSpec> = rows
-            .iter()
-            .filter(|(id, _, n)| {
-                written.contains(id.as_str())
-                    && !unwanted.contains(&(n.account_id.to_string(), n.topic.as_str().to_owned()))
-            })
-            .map(|(id, _, _)| JobSpec {
+        // One e-mail job per person and batch: their e-mails (an order's "paid" and "ready",
+        // say) go out together, one message each, and a mailbox that refuses one refuses them
+        // all.
+        let mut wanted: BTreeMap<&str, Vec<&NotificationId>> = BTreeMap::new();
+        for (id, _, n) in &rows {
+            if written.contains(id.as_str())
+                && !unwanted.contains(&(n.account_id.to_string(), n.topic.as_str().to_owned()))
+            {
+                wanted.entry(n.account_id.as_str()).or_default().push(id);
+            }
+        }
+        let emails: Vec<JobSpec> = wanted
+            .values()
+            .flat_map(|ids| ids.chunks(EMAILS_PER_JOB))
+            .map(|ids| JobSpec {
                 kind: EMAIL_JOB,
-                payload: serde_json::json!({ "notification_id": id }).to_string(),
+                payload: serde_json::json!({ "notification_ids": ids }).to_string(),
             })
             .collect();
         jobs::enqueue_unordered(&mut tx, &emails, now).await?;
@@ -259,26 +270,34 @@ impl Store {
         .ok_or(crate::Error::NotFound("notification"))
     }
 
-    /// A notification with the name and address of its person, for its e-mail, in one read.
-    pub async fn notification_to_email(
+    /// The notifications of `ids` that exist, oldest first, each with the name and address of
+    /// its person, for their e-mails, in one read.
+    pub async fn notifications_to_email(
         &self,
-        id: &NotificationId,
-    ) -> Result<(Notification, Recipient)> {
+        ids: &[NotificationId],
+    ) -> Result<Vec<(Notification, Recipient)>> {
         let columns: Vec<String> = NOTIFICATION.split(", ").map(|c| format!("n.{c}")).collect();
-        let row = sqlx::query(&format!(
-            "SELECT {}, a.name AS to_name, a.email AS to_address FROM notifications n \
-             JOIN accounts a ON a.id = n.account_id WHERE n.id = $1",
-            columns.join(", ")
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(crate::Error::NotFound("notification"))?;
-        let to = Recipient {
-            name: text(&row, "to_name")?,
-            address: text(&row, "to_address")?,
-        };
-        Ok((notification(&row)?, to))
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {}, a.name AS to_name, a.email AS to_address FROM notifications n \
+                 JOIN accounts a ON a.id = n.account_id WHERE n.id IN ({}) ORDER BY n.id",
+                columns.join(", "),
+                placeholders(1, chunk.len())
+            );
+            let mut read = sqlx::query(&sql);
+            for id in chunk {
+                read = read.bind(id.as_str());
+            }
+            for row in read.fetch_all(&self.pool).await? {
+                let to = Recipient {
+                    name: text(&row, "to_name")?,
+                    address: text(&row, "to_address")?,
+                };
+                out.push((notification(&row)?, to));
+            }
+        }
+        Ok(out)
     }
 
     /// Marks one of a person's notifications read (reading it again changes nothing).
@@ -320,54 +339,57 @@ impl Store {
         .rows_affected())
     }
 
-    /// Records that a notification's e-mail went out (keeping the first time) and ends its job,
-    /// together: one statement on PostgreSQL, a transaction on SQLite. The e-mail stays recorded
-    /// even when another claim of the job ended it first (that is then [`crate::Error::Stale`]):
-    /// it did go out.
+    /// Records that the notifications' e-mails went out (keeping the first time of each) and
+    /// ends their job, together: one statement on PostgreSQL, a transaction on SQLite. The
+    /// e-mails stay recorded even when another claim of the job ended it first (that is then
+    /// [`crate::Error::Stale`]): they did go out.
     pub async fn end_emailed(
         &self,
         end: JobEnd<'_>,
-        id: &NotificationId,
+        ids: &[NotificationId],
         now: DateTime<Utc>,
     ) -> Result<()> {
+        if !matches!(end.state, jobs::JobState::Done | jobs::JobState::Dead) {
+            return Err(crate::Error::Corrupt(format!(
+                "a job cannot end {}",
+                end.state
+            )));
+        }
         match self.backend {
-            crate::Backend::Postgres => {
-                if !matches!(end.state, jobs::JobState::Done | jobs::JobState::Dead) {
-                    return Err(crate::Error::Corrupt(format!(
-                        "a job cannot end {}",
-                        end.state
-                    )));
+            crate::Backend::Postgres if ids.len() <= ROWS_PER_STATEMENT => {
+                let sql = format!(
+                    "WITH emailed AS (UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id IN ({})) \
+                     UPDATE jobs SET state = $2, last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $1 \
+                     WHERE id = $4 AND attempts = $5 AND state = $6",
+                    if ids.is_empty() { "NULL".to_owned() } else { placeholders(7, ids.len()) }
+                );
+                let mut query = sqlx::query(&sql)
+                    .bind(ms(now))
+                    .bind(end.state.as_str())
+                    .bind(end.error)
+                    .bind(end.id.as_str())
+                    .bind(end.attempts)
+                    .bind(jobs::JobState::Running.as_str());
+                for id in ids {
+                    query = query.bind(id.as_str());
                 }
-                let ended = sqlx::query(
-                    "WITH emailed AS (UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2) \
-                     UPDATE jobs SET state = $3, last_error = COALESCE($4, last_error), locked_until = NULL, updated_at = $1 \
-                     WHERE id = $5 AND attempts = $6 AND state = $7",
-                )
-                .bind(ms(now))
-                .bind(id.as_str())
-                .bind(end.state.as_str())
-                .bind(end.error)
-                .bind(end.id.as_str())
-                .bind(end.attempts)
-                .bind(jobs::JobState::Running.as_str())
-                .execute(&self.pool)
-                .await?;
-                crate::changed(ended.rows_affected())
+                crate::changed(query.execute(&self.pool).await?.rows_affected())
             }
-            crate::Backend::Sqlite => {
+            _ => {
                 let mut tx = self.begin().await?;
-                sqlx::query(
-                    "UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id = $2",
-                )
-                .bind(ms(now))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+                mark_emailed(&mut tx, ids, now).await?;
                 let ended = jobs::end_in(&mut tx, end, now).await;
                 tx.commit().await?;
                 ended
             }
         }
+    }
+
+    /// Records that the notifications' e-mails went out, keeping the first time of each (the
+    /// ones a job sent before a failure, so its retry does not send them again).
+    pub async fn record_emailed(&self, ids: &[NotificationId], now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        mark_emailed(&mut conn, ids, now).await
     }
 
     /// Which topics a person wants by e-mail: every topic, with its default where unset.
@@ -410,4 +432,24 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Sets `emailed_at` of the notifications of `ids` that have none.
+async fn mark_emailed(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[NotificationId],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE notifications SET emailed_at = COALESCE(emailed_at, $1) WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(ms(now));
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
-//! The e-mail job: sends one notification's e-mail. A notification is e-mailed once: its
-//! `emailed_at` is read before sending and set with the job's end, so a replayed or retried job
-//! whose message already went out ends at once. (Should souk stop between the server accepting
-//! the message and that write, the retry sends it again with the same `Message-ID`, by which
-//! mail systems drop the copy.)
+//! The e-mail job: sends the e-mails of one person's notifications, one message each, in order.
+//! A notification is e-mailed once: its `emailed_at` is read before sending and set with the
+//! job's end, so a replayed or retried job whose messages already went out sends nothing again.
+//! When one message fails, the ones sent before it are recorded first, and the retry sends only
+//! the rest. (Should souk stop between the server accepting a message and that write, the retry
+//! sends it again with the same `Message-ID`, by which mail systems drop the copy.)
 
 use super::{BoxFuture, JobHandler, Step, Trace};
 use crate::mail::Mail;
@@ -14,7 +15,10 @@ use souk_store::notifications::EMAIL_JOB;
 /// What an e-mail job carries.
 #[derive(serde::Deserialize)]
 struct Payload {
-    notification_id: NotificationId,
+    #[serde(default)]
+    notification_ids: Vec<NotificationId>,
+    /// The one notification of a job queued before e-mails were sent by person.
+    notification_id: Option<NotificationId>,
 }
 
 /// Runs `email.send` jobs.
@@ -42,37 +46,59 @@ async fn send(state: &AppState, job: &Job, trace: &mut Trace) -> Result<Step, so
         state: JobState::Done,
         error: None,
     };
-    let Ok(Payload { notification_id }) = serde_json::from_str(&job.payload) else {
+    let ids = match serde_json::from_str::<Payload>(&job.payload) {
+        Ok(Payload {
+            mut notification_ids,
+            notification_id,
+        }) => {
+            notification_ids.extend(notification_id);
+            notification_ids
+        }
+        Err(_) => Vec::new(),
+    };
+    if ids.is_empty() {
         let why = format!("unreadable payload {}", job.payload);
         super::bury(state, job, &why, why.clone()).await?;
         return Ok(Step::Dead(why));
-    };
-    let (n, to) = state.store.notification_to_email(&notification_id).await?;
-    if n.emailed_at.is_some() {
-        state.store.end_emailed(done, &n.id, state.now()).await?;
-        return Ok(Step::Done);
     }
-    let mail = Mail {
-        id: n.id.to_string(),
-        to_name: to.name.clone(),
-        to_address: to.address.clone(),
-        subject: n.title.clone(),
-        text: text(state, &to.name, &n.body, n.link.as_deref()),
-    };
-    trace.request = Some(format!("e-mail {:?} to {}", mail.subject, mail.to_address));
-    match state.mailer.send(&mail).await {
-        Ok(()) => {
-            trace.answer = Some("sent".into());
-            state.store.end_emailed(done, &n.id, state.now()).await?;
-            Ok(Step::Done)
+    let mut sent = Vec::new();
+    for (n, to) in state.store.notifications_to_email(&ids).await? {
+        if n.emailed_at.is_some() {
+            continue;
         }
-        Err(e) if e.permanent => {
-            let why = format!("the mail server refused the e-mail for good: {e}");
+        let mail = Mail {
+            id: n.id.to_string(),
+            to_name: to.name.clone(),
+            to_address: to.address.clone(),
+            subject: n.title.clone(),
+            text: text(state, &to.name, &n.body, n.link.as_deref()),
+        };
+        trace.request = Some(format!(
+            "e-mail {:?} to {} ({} sent before it)",
+            mail.subject,
+            mail.to_address,
+            sent.len()
+        ));
+        let failed = match state.mailer.send(&mail).await {
+            Ok(()) => {
+                sent.push(n.id);
+                continue;
+            }
+            Err(e) => e,
+        };
+        if !sent.is_empty() {
+            state.store.record_emailed(&sent, state.now()).await?;
+        }
+        if failed.permanent {
+            let why = format!("the mail server refused the e-mail for good: {failed}");
             super::bury(state, job, &why, why.clone()).await?;
-            Ok(Step::Dead(why))
+            return Ok(Step::Dead(why));
         }
-        Err(e) => Ok(Step::Retry(format!("sending the e-mail failed: {e}"))),
+        return Ok(Step::Retry(format!("sending the e-mail failed: {failed}")));
     }
+    trace.answer = Some(format!("{} sent", sent.len()));
+    state.store.end_emailed(done, &ids, state.now()).await?;
+    Ok(Step::Done)
 }
 
 /// The e-mail's text: a greeting, what happened, where to act, and where to change e-mails.
