@@ -5,7 +5,8 @@
 //!   answering the same bytes from memory;
 //! - orders: `POST /v1/orders` paid from the balance with 8 clients on PostgreSQL, against pgbench's
 //!   built-in tpcb-like script with 8 clients on the same server (needs `SOUK_TEST_POSTGRES_URL`
-//!   and `pgbench`); and one order at a time with no load, for latency;
+//!   and `pgbench`), driven both by this process's HTTP client and, when installed, by `wrk`;
+//!   and one order at a time with no load, for latency;
 //! - usage ingestion: `POST /v1/metering/usage` in batches of 1,000 records with 4 clients, against
 //!   inserting the same rows straight into a table with the same key in the same database (one
 //!   multi-row `INSERT … ON CONFLICT DO NOTHING` per batch), on SQLite and, when set, PostgreSQL;
@@ -203,7 +204,13 @@ fn app(e: souk_server::error::AppError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, String)> {
+/// `n` verified buyers with a large balance, each with a logged-in client, and the `Cookie`
+/// header of its session (for a load generator outside this process), and the demo plan to buy.
+async fn buyers(
+    base: &str,
+    state: &AppState,
+    n: usize,
+) -> Result<(Vec<Client>, Vec<String>, String)> {
     let plan = Client::new()
         .get(format!("{base}/v1/products?q=notes"))
         .send()
@@ -214,8 +221,11 @@ async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, 
         .context("a demo plan")?
         .to_owned();
     let mut clients = Vec::new();
+    let mut cookies = Vec::new();
+    let url = reqwest::Url::parse(base)?;
     for i in 0..n {
-        let c = Client::builder().cookie_store(true).build()?;
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let c = Client::builder().cookie_provider(jar.clone()).build()?;
         let email = format!("bench{i}@souk.bench");
         c.post(format!("{base}/v1/accounts")).json(&json!({"kind": "individual", "name": "Bench", "email": email, "password": "bench password 1"})).send().await?;
         let acc = state
@@ -256,9 +266,100 @@ async fn buyers(base: &str, state: &AppState, n: usize) -> Result<(Vec<Client>, 
         ledger::top_up(state, &system, top_up, None)
             .await
             .map_err(app)?;
+        use reqwest::cookie::CookieStore;
+        let cookie = jar.cookies(&url).context("a session cookie")?;
+        cookies.push(cookie.to_str()?.to_owned());
         clients.push(c);
     }
-    Ok((clients, plan))
+    Ok((clients, cookies, plan))
+}
+
+/// Waits until every order placed so far is provisioned and its people told: the seller calls,
+/// notifications and e-mails queued under load are done before the next measurement, so neither
+/// side runs in the other's wake.
+async fn settle_all(state: &AppState, what: &str) -> Result<()> {
+    let drained = Instant::now();
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')) \
+              + (SELECT COUNT(*) FROM events WHERE noticed_at IS NULL)",
+    )
+    .fetch_one(state.store.pool())
+    .await?
+        > 0
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "  (the seller calls, notifications and e-mails queued by {what} were done within {:.1?})",
+        drained.elapsed()
+    );
+    Ok(())
+}
+
+/// Orders placed by `wrk` (a load generator in C, as light as pgbench's client) with 8
+/// connections for [`RUN`], rotating among the buyers' sessions, each order with a fresh
+/// idempotency key: orders a second, or `None` when wrk is not installed.
+fn wrk_orders(base: &str, cookies: &[String], plan: &str, round: &str) -> Result<Option<f64>> {
+    let script = std::env::temp_dir().join(format!("souk-bench-orders-{round}.lua"));
+    let quoted: Vec<String> = cookies.iter().map(|c| format!("{c:?}")).collect();
+    std::fs::write(
+        &script,
+        format!(
+            r#"local cookies = {{ {cookies} }}
+local body = '{{"plan_id": "{plan}", "period": "month", "periods": 1}}'
+local made = 0
+local counter = 0
+function setup(thread)
+  made = made + 1
+  thread:set("tid", made)
+end
+function request()
+  counter = counter + 1
+  local headers = {{}}
+  headers["Cookie"] = cookies[(counter % #cookies) + 1]
+  headers["Content-Type"] = "application/json"
+  headers["Idempotency-Key"] = "{round}-" .. tid .. "-" .. counter
+  return wrk.format("POST", "/v1/orders", headers, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format("refused %d\n", summary.errors.status))
+end
+"#,
+            cookies = quoted.join(", "),
+        ),
+    )?;
+    let run = match std::process::Command::new("wrk")
+        .args(["-t", "2", "-c", "8", "-d"])
+        .arg(format!("{}s", RUN.as_secs()))
+        .arg("-s")
+        .arg(&script)
+        .arg(base)
+        .output()
+    {
+        Ok(run) => run,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let _ = std::fs::remove_file(&script);
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let refused = out
+        .lines()
+        .find_map(|l| l.strip_prefix("refused "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .with_context(|| format!("reading wrk's refusals from:\n{out}"))?;
+    if refused > 0 {
+        bail!("{refused} orders were refused under wrk:\n{out}");
+    }
+    out.lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .with_context(|| format!("reading wrk's rate from:\n{out}"))
 }
 
 fn order_step(
@@ -332,14 +433,16 @@ async fn orders() -> Result<()> {
             .with_context(|| format!("reading pgbench's tps from:\n{out}"))
     };
     let (db, base, state) = souk(Backend::Postgres).await?;
-    let (clients, plan) = buyers(&base, &state, 8).await?;
+    let (clients, cookies, plan) = buyers(&base, &state, 8).await?;
     let one = drive(
         1,
         order_step(base.clone(), clients.clone(), plan.clone(), "solo"),
     )
     .await?;
-    // The machine's speed drifts; pgbench and souk take turns twice, and each pair gives a ratio.
-    let mut pairs = Vec::new();
+    // The machine's speed drifts; pgbench and souk take turns twice, and each turn gives ratios.
+    // souk is driven twice a turn: by this process's HTTP client, and by wrk, a client in C as
+    // light as pgbench's own.
+    let mut turns = Vec::new();
     for round in ["load-a", "load-b"] {
         let tps = tokio::task::block_in_place(tpcb)?;
         let eight = drive(
@@ -347,49 +450,55 @@ async fn orders() -> Result<()> {
             order_step(base.clone(), clients.clone(), plan.clone(), round),
         )
         .await?;
-        // Every order is provisioned and its people told: the seller calls, notifications and
-        // e-mails queued under load are done before the next measurement, so neither side runs
-        // in the other's wake.
-        let drained = Instant::now();
-        while sqlx::query_scalar::<_, i64>(
-            "SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')) \
-                  + (SELECT COUNT(*) FROM events WHERE noticed_at IS NULL)",
-        )
-        .fetch_one(state.store.pool())
-        .await?
-            > 0
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        settle_all(&state, "that round").await?;
+        let by_wrk = tokio::task::block_in_place(|| {
+            wrk_orders(&base, &cookies, &plan, &format!("wrk-{round}"))
+        })?;
+        if by_wrk.is_some() {
+            settle_all(&state, "wrk").await?;
         }
-        println!(
-            "  (the seller calls, notifications and e-mails queued by that round were done within {:.1?})",
-            drained.elapsed()
-        );
-        pairs.push((tps, eight));
+        turns.push((tps, eight, by_wrk));
     }
     scratch.cleanup().await;
     println!(
         "order placement paid from the balance (PostgreSQL, {})",
         pg.split('@').next_back().unwrap_or("")
     );
-    let mut ratios = Vec::new();
-    for (tps, eight) in &pairs {
+    let (mut ratios, mut wrk_ratios) = (Vec::new(), Vec::new());
+    for (tps, eight, by_wrk) in &turns {
         println!("  pgbench tpcb-like, 8 clients  {:>7.0} tx/s", tps);
         println!(
             "  souk, 8 clients               {:>7.0} orders/s  p50 {:>7.2?}  p99 {:>7.2?}",
             eight.per_sec, eight.p50, eight.p99
         );
         ratios.push(100.0 * eight.per_sec / tps);
+        match by_wrk {
+            Some(rate) => {
+                println!("  souk, wrk with 8 connections  {:>7.0} orders/s", rate);
+                wrk_ratios.push(100.0 * rate / tps);
+            }
+            None => println!("  souk, wrk: skipped (install wrk)"),
+        }
     }
-    println!(
-        "  ratio                         {:>6.1}%  (pairs: {}; target >= 40%)",
-        ratios.iter().sum::<f64>() / ratios.len() as f64,
-        ratios
-            .iter()
+    let mean = |r: &[f64]| r.iter().sum::<f64>() / r.len() as f64;
+    let pairs = |r: &[f64]| {
+        r.iter()
             .map(|r| format!("{r:.1}%"))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    println!(
+        "  ratio                         {:>6.1}%  (pairs: {}; target >= 40%)",
+        mean(&ratios),
+        pairs(&ratios)
     );
+    if !wrk_ratios.is_empty() {
+        println!(
+            "  ratio, driven by wrk          {:>6.1}%  (pairs: {}; target >= 40%)",
+            mean(&wrk_ratios),
+            pairs(&wrk_ratios)
+        );
+    }
     println!(
         "  souk, one order at a time     {:>7.0} orders/s  p50 {:>7.2?}  (target p50 <= 3 ms)",
         one.per_sec, one.p50
