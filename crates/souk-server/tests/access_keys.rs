@@ -134,9 +134,8 @@ on_both_databases! {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        let user = buyer.expect_post("/v1/iam/users", json!({"name": "bot", "programmatic_access": true, "policy": "billing"}), StatusCode::CREATED).await;
-        let key = buyer.expect_post(&format!("/v1/iam/users/{}/access-keys", user["id"].as_str().unwrap()), json!({}), StatusCode::CREATED).await;
-        let keys = (key["access_key"].as_str().unwrap(), key["secret_key"].as_str().unwrap());
+        let (ak, sk) = key_with(&buyer, "bot", "billing").await;
+        let keys = (ak.as_str(), sk.as_str());
         let date = now();
         let once = |to: String| {
             let date = date.clone();
@@ -167,11 +166,9 @@ on_both_databases! {
         let app = TestApp::spawn(backend).await;
         let op = app.operator().await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        let user = buyer.expect_post("/v1/iam/users", json!({"name": "bot", "programmatic_access": true, "policy": "billing"}), StatusCode::CREATED).await;
-        let key = buyer.expect_post(&format!("/v1/iam/users/{}/access-keys", user["id"].as_str().unwrap()), json!({}), StatusCode::CREATED).await;
-        let keys = (key["access_key"].as_str().unwrap(), key["secret_key"].as_str().unwrap());
+        let (ak, sk) = key_with(&buyer, "bot", "billing").await;
+        let keys = (ak.as_str(), sk.as_str());
         let date = now();
-        let (ak, sk) = (keys.0.to_owned(), keys.1.to_owned());
         let all_at_once = |paths: Vec<String>| {
             let tasks: Vec<_> = paths
                 .into_iter()

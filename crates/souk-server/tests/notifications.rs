@@ -245,7 +245,7 @@ on_both_databases! {
 
     async fn one_persons_e_mails_share_a_job_and_its_retry_sends_only_what_is_left(backend) {
         let Some(python) = smtp_python() else { return };
-        let (mut sink, port, received) = smtp_sink(&python).await;
+        let (sink, port, received) = smtp_sink(&python).await;
         // The job is run by hand, attempt by attempt: no workers run here.
         let db = souk_store::testing::TestDb::new(backend).await;
         let settings = Settings {
@@ -303,30 +303,13 @@ on_both_databases! {
         assert_eq!(subjects, ["Subject: First", "Subject: Second"], "each sent once, in order");
         let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE emailed_at IS NULL").fetch_one(store.pool()).await.unwrap();
         assert_eq!(unsent, 0);
-        drop(sink.stdin.take());
-        let _ = sink.wait().await;
-        let _ = std::fs::remove_dir_all(&received);
+        stop_sink(sink, &received).await;
         db.cleanup().await;
     }
 
     async fn e_mail_through_smtp_is_retried_and_sent_once(backend) {
         let Some(python) = smtp_python() else { return };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let received = tempdir();
-        let mut sink = tokio::process::Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py"))
-            .arg(port.to_string())
-            .arg(&received)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        {
-            use tokio::io::AsyncBufReadExt;
-            let mut lines = tokio::io::BufReader::new(sink.stdout.take().unwrap()).lines();
-            assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
-        }
+        let (sink, port, received) = smtp_sink(&python).await;
         let settings = Settings {
             mail_transport: MailTransport::Smtp(format!("smtp://127.0.0.1:{port}")),
             ..Settings::for_tests()
@@ -397,9 +380,7 @@ on_both_databases! {
         assert!(why.contains("for good") && why.contains("550"), "{why}");
         assert_eq!(dead.attempts, 1, "a permanent refusal is not retried");
         assert_eq!(count_files(&received), 1);
-        drop(sink.stdin.take());
-        let _ = sink.wait().await;
-        let _ = std::fs::remove_dir_all(&received);
+        stop_sink(sink, &received).await;
         app.cleanup().await;
     }
 }
@@ -429,6 +410,13 @@ async fn smtp_sink(python: &str) -> (tokio::process::Child, u16, String) {
     let mut lines = tokio::io::BufReader::new(sink.stdout.take().unwrap()).lines();
     assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
     (sink, port, received)
+}
+
+/// Stops the sink started by [`smtp_sink`] and removes what it received.
+async fn stop_sink(mut sink: tokio::process::Child, received: &str) {
+    drop(sink.stdin.take());
+    let _ = sink.wait().await;
+    let _ = std::fs::remove_dir_all(received);
 }
 
 /// The Python with aiosmtpd: `SOUK_TEST_SMTP_PYTHON`, else `python3`; `None` (the test says it

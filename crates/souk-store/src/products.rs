@@ -590,17 +590,10 @@ impl Store {
         .await?;
         let row = rows.first().ok_or(Error::NotFound("plan"))?;
         let plan = plan(row)?;
+        // The row's `id` is the plan's; its other product columns are the product's.
         let product = Product {
             id: plan.product_id.clone(),
-            merchant_id: id(row, "merchant_id")?,
-            product_type: parsed(row, "product_type")?,
-            state: parsed(row, "state")?,
-            signing_key_enc: text(row, "signing_key_enc")?,
-            listed: opt_json(row, "listed_content")?,
-            endpoint_url: opt_text(row, "endpoint_url")?,
-            created_at: time(row, "created_at")?,
-            updated_at: time(row, "updated_at")?,
-            listed_at: opt_time(row, "listed_at")?,
+            ..product(row)?
         };
         let mut promotions = Vec::new();
         for row in &rows {

@@ -270,26 +270,26 @@ async fn purchases_behave(store: &Store, shop: &Shop) {
     assert!(store.ledger_mismatches().await.unwrap().is_empty());
 }
 
+/// Puts `minor` CNY cents on `buyer`'s balance.
+async fn top_up(store: &Store, buyer: &AccountId, minor: i64) {
+    let top_up = Movement {
+        account_id: buyer,
+        amount: Money::from_minor(minor, Currency::Cny),
+        kind: EntryKind::TopUp,
+        order_id: None,
+        reference: None,
+        memo: "top-up",
+        created_by: None,
+        idempotency_key: None,
+        floor_minor: 0,
+        overdraw: false,
+    };
+    store.record_movement(&top_up, Utc::now()).await.unwrap();
+}
+
 async fn run_cases(store: &Store) {
     let shop = shop(store).await;
-    store
-        .record_movement(
-            &Movement {
-                account_id: &shop.buyer,
-                amount: Money::from_minor(1500, Currency::Cny),
-                kind: EntryKind::TopUp,
-                order_id: None,
-                reference: None,
-                memo: "top-up",
-                created_by: None,
-                idempotency_key: None,
-                floor_minor: 0,
-                overdraw: false,
-            },
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    top_up(store, &shop.buyer, 1500).await;
     purchases_behave(store, &shop).await;
     // An order whose refund the ledger never saw is reported by the ledger check.
     sqlx::query("UPDATE orders SET refunded_minor = 100")
@@ -317,24 +317,7 @@ async fn leases_run_out(store: &Store) {
         payload: "{}".into(),
     };
     let (order, instance) = order_and_instance(&shop, "lease");
-    store
-        .record_movement(
-            &Movement {
-                account_id: &shop.buyer,
-                amount: Money::from_minor(1000, Currency::Cny),
-                kind: EntryKind::TopUp,
-                order_id: None,
-                reference: None,
-                memo: "top-up",
-                created_by: None,
-                idempotency_key: None,
-                floor_minor: 0,
-                overdraw: false,
-            },
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    top_up(store, &shop.buyer, 1000).await;
     let purchase = Purchase {
         order: &order,
         instance: &instance,
