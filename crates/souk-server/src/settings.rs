@@ -28,6 +28,8 @@ pub struct Settings {
     pub job_backoff: chrono::Duration,
     /// The longest delay between two attempts.
     pub job_backoff_cap: chrono::Duration,
+    /// How long a done job and its attempts are kept before they are forgotten.
+    pub keep_done_jobs: chrono::Duration,
     /// 32-byte key that encrypts secrets at rest.
     pub secret_key: [u8; 32],
     /// How long a login lasts.
@@ -127,6 +129,7 @@ impl Default for Settings {
             job_max_attempts: 8,
             job_backoff: chrono::Duration::seconds(5),
             job_backoff_cap: chrono::Duration::minutes(30),
+            keep_done_jobs: chrono::Duration::days(30),
             secret_key: [0; 32],
             session_ttl: chrono::Duration::days(7),
             cookie_secure: false,

@@ -1,5 +1,6 @@
 //! The job queue for operators: a job that gave up is listed dead with every attempt it made,
 //! and replaying it runs it again with a fresh budget; only operations may see or replay jobs.
+//! Done jobs are forgotten after the configured time; dead ones are kept.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -71,6 +72,81 @@ on_both_databases! {
         assert_eq!(problem["type"], "urn:souk:problem:transition-refused");
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "100.00");
         assert!(op.json("/v1/operator/jobs?state=dead").await["items"].as_array().unwrap().is_empty());
+        app.cleanup().await;
+    }
+
+    async fn done_jobs_are_forgotten_after_the_kept_days_and_dead_ones_kept(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        // Fails once, then creates: the done job keeps both attempts.
+        let (good, _) = stub_seller("000000", 1, KEY).await;
+        let (refusing, _) = stub_seller("000106", 0, KEY).await;
+        let (seller, _, kept_plan) = product_with(&app, &op, &good, "10.00").await;
+        let (_, refused_plan, _) = app.listed_product(&op, &seller, "Refused Notes", &refusing, "10.00").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "100.00").await;
+        let bought: Value = buyer.order(&kept_plan, 1, None).await.json().await.unwrap();
+        let refused: Value = buyer.order(&refused_plan, 1, None).await.json().await.unwrap();
+        let active = format!("/v1/instances/{}", bought["instance_id"].as_str().unwrap());
+        for _ in 0..20 {
+            if buyer.json(&active).await["state"] == "active" {
+                break;
+            }
+            app.advance(60).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        buyer.wait_for(&active, |v| v["state"] == "active").await;
+        let failed = format!("/v1/instances/{}", refused["instance_id"].as_str().unwrap_or_else(|| panic!("{refused}")));
+        buyer.wait_for(&failed, |v| v["state"] == "failed").await;
+        let listed = op.json("/v1/operator/jobs?state=done").await;
+        let done = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "seller.new_instance" && j["instance_id"] == bought["instance_id"])
+            .unwrap_or_else(|| panic!("{listed}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The attempt is recorded just after the job ends.
+        op.wait_for(&format!("/v1/operator/jobs/{done}"), |j| j["history"].as_array().unwrap().len() == 2).await;
+        let dead = op.json("/v1/operator/jobs?state=dead").await["items"][0]["id"].as_str().unwrap().to_owned();
+        let attempts = |id: String| {
+            let pool = app.state.store.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_attempts WHERE job_id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(attempts(done.clone()).await, 2);
+        let forget = || souk_server::workers::history::forget_done_jobs(&app.state);
+
+        // Younger than the kept 30 days: nothing is forgotten.
+        app.advance(29 * 86_400).await;
+        assert_eq!(forget().await.unwrap(), 0);
+        assert_eq!(op.get(&format!("/v1/operator/jobs/{done}")).await.status(), StatusCode::OK);
+
+        // Past them: the done job and its attempts go, the dead one stays, and so do the
+        // instance, its timeline and the money.
+        app.advance(2 * 86_400).await;
+        assert!(forget().await.unwrap() >= 1);
+        assert_problem(op.get(&format!("/v1/operator/jobs/{done}")).await, StatusCode::NOT_FOUND, None).await;
+        assert_eq!(attempts(done.clone()).await, 0);
+        assert_eq!(op.json(&format!("/v1/operator/jobs/{dead}")).await["state"], "dead");
+        assert_eq!(attempts(dead.clone()).await, 1);
+        let instance = buyer.json(&active).await;
+        assert!(instance["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "instance.active"), "{instance}");
+        assert_eq!(forget().await.unwrap(), 0, "a second sweep finds nothing left");
+        assert!(app.state.store.ledger_mismatches().await.unwrap().is_empty());
+
+        // /metrics counts the queue by its partial indexes: done jobs are not a gauge.
+        let metrics = op.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("souk_jobs{state=\"dead\"} 1"), "{metrics}");
+        assert!(metrics.contains("souk_jobs{state=\"pending\"}"), "{metrics}");
+        assert!(!metrics.contains("souk_jobs{state=\"done\"}"), "{metrics}");
         app.cleanup().await;
     }
 }

@@ -6,7 +6,7 @@ use crate::decode::{id, int, opt_id, opt_text, parsed, text, time};
 use crate::events::{self, NewEvent};
 use crate::{fresh, ms, Backend, Error, Result, Store};
 use chrono::{DateTime, Duration, Utc};
-use souk_core::ids::{InstanceId, JobId};
+use souk_core::ids::{Id, InstanceId, JobId};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use std::fmt;
@@ -295,12 +295,17 @@ impl Store {
         .rows_affected())
     }
 
-    /// How many jobs are in each state, and the `run_at` of the oldest job due at `now`.
+    /// How many jobs are pending, running and dead, and the `run_at` of the oldest job due at
+    /// `now`. Done jobs are not counted: they are most of the table (until forgotten, see
+    /// [`Store::forget_done_jobs`]), and each count here reads only its state's partial index.
     pub async fn job_stats(&self, now: DateTime<Utc>) -> Result<(Vec<(String, i64)>, Option<i64>)> {
-        let counts =
-            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await?;
+        let counts = sqlx::query_as(
+            &[JobState::Pending, JobState::Running, JobState::Dead]
+                .map(|s| format!("SELECT '{s}', COUNT(*) FROM jobs WHERE state = '{s}'"))
+                .join(" UNION ALL "),
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let oldest: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT MIN(run_at) FROM jobs WHERE state = '{}' AND run_at <= $1",
             JobState::Pending
@@ -309,6 +314,54 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((counts, oldest))
+    }
+
+    /// Forgets at most `limit` done jobs that ended before `before`, oldest first, with their
+    /// attempts; returns how many. Dead jobs stay for an operator to read or replay, and an
+    /// instance's timeline keeps what its jobs did. Only ids older than `before` are read (ids
+    /// begin with their creation time, and a job ends after it is made), so a sweep that finds
+    /// nothing to forget reads no recent job.
+    pub async fn forget_done_jobs(&self, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        let below = souk_core::ids::make_id(JobId::PREFIX, ms(before), [0; 10]);
+        let old = format!(
+            "SELECT id FROM jobs WHERE id < $1 AND state = '{}' AND updated_at < $2 ORDER BY id LIMIT $3",
+            JobState::Done
+        );
+        match self.backend {
+            Backend::Postgres => {
+                let forgotten: i64 = sqlx::query_scalar(&format!(
+                    "WITH old AS ({old} FOR UPDATE SKIP LOCKED), \
+                     attempts AS (DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM old)), \
+                     gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM old) RETURNING id) \
+                     SELECT COUNT(*) FROM gone"
+                ))
+                .bind(&below)
+                .bind(ms(before))
+                .bind(limit)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(forgotten as u64)
+            }
+            Backend::Sqlite => {
+                // The single writer holds the transaction: both statements see the same jobs.
+                let mut tx = self.begin().await?;
+                sqlx::query(&format!("DELETE FROM job_attempts WHERE job_id IN ({old})"))
+                    .bind(&below)
+                    .bind(ms(before))
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await?;
+                let forgotten = sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({old})"))
+                    .bind(&below)
+                    .bind(ms(before))
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(forgotten)
+            }
+        }
     }
 
     /// Schedules another attempt at `run_at`.

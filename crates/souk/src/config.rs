@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// The longest wait between two attempts, in seconds, job_backoff_secs to 86400  [default: 1800]
     #[arg(long, env = "SOUK_JOB_BACKOFF_CAP_SECS")]
     pub job_backoff_cap_secs: Option<i64>,
+    /// Days a done job and its attempts are kept before they are forgotten, 1 to 3650  [default: 30]
+    #[arg(long, env = "SOUK_KEEP_DONE_JOBS_DAYS")]
+    pub keep_done_jobs_days: Option<i64>,
     /// How long a login lasts at most, in hours, 1 to 8760  [default: 168]
     #[arg(long, env = "SOUK_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<i64>,
@@ -159,6 +162,7 @@ pub struct FileConfig {
     pub job_max_attempts: Option<i64>,
     pub job_backoff_secs: Option<i64>,
     pub job_backoff_cap_secs: Option<i64>,
+    pub keep_done_jobs_days: Option<i64>,
     pub session_ttl_hours: Option<i64>,
     pub session_idle_minutes: Option<i64>,
     pub cookie_secure: Option<bool>,
@@ -540,6 +544,14 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         job_max_attempts: max_attempts,
         job_backoff: chrono::Duration::seconds(backoff),
         job_backoff_cap: chrono::Duration::seconds(backoff_cap),
+        keep_done_jobs: chrono::Duration::days(within(
+            "keep_done_jobs_days",
+            a.keep_done_jobs_days
+                .or(file.keep_done_jobs_days)
+                .unwrap_or(d.keep_done_jobs.num_days()),
+            1,
+            3650,
+        )?),
         secret_key: secret_key(common, file)?,
         session_ttl: chrono::Duration::hours(ttl_hours),
         session_idle: chrono::Duration::minutes(idle_minutes),
