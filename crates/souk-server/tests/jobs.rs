@@ -132,7 +132,15 @@ on_both_databases! {
         // Past them: the done job and its attempts go, the dead one stays, and so do the
         // instance, its timeline and the money.
         app.advance(2 * 86_400).await;
-        assert!(forget().await.unwrap() >= 1);
+        let mut forgotten = forget().await.unwrap();
+        if forgotten == 0 {
+            // Ids within one process never go back in time, so while the other backend's test
+            // ran its clock ahead, this one's job may carry a later time in its id; the sweep
+            // reads ids older than the cutoff only, so it forgets the job once that time is old.
+            app.advance(31 * 86_400).await;
+            forgotten = forget().await.unwrap();
+        }
+        assert!(forgotten >= 1);
         assert_problem(op.get(&format!("/v1/operator/jobs/{done}")).await, StatusCode::NOT_FOUND, None).await;
         assert_eq!(attempts(done.clone()).await, 0);
         assert_eq!(op.json(&format!("/v1/operator/jobs/{dead}")).await["state"], "dead");
@@ -141,6 +149,13 @@ on_both_databases! {
         assert!(instance["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "instance.active"), "{instance}");
         assert_eq!(forget().await.unwrap(), 0, "a second sweep finds nothing left");
         assert!(app.state.store.ledger_mismatches().await.unwrap().is_empty());
+
+        // The console's list of done jobs says how long they are kept; the dead one is listed.
+        let page = op.get("/console/jobs?state=done").await.text().await.unwrap();
+        assert!(page.contains("Done jobs are kept for 30 days"), "{page}");
+        assert!(!page.contains(&done), "{page}");
+        let page = op.get("/console/jobs?state=dead").await.text().await.unwrap();
+        assert!(page.contains(&dead) && !page.contains("kept for"), "{page}");
 
         // /metrics counts the queue by its partial indexes: done jobs are not a gauge.
         let metrics = op.get("/metrics").await.text().await.unwrap();

@@ -89,6 +89,8 @@ struct JobsPage {
     state: String,
     rows: Vec<JobRow>,
     next: Option<String>,
+    /// How many days done jobs are kept before they are forgotten.
+    keep_days: i64,
 }
 
 async fn jobs_page(
@@ -128,6 +130,7 @@ async fn jobs_list(
                 .next_cursor
                 .map(|c| format!("/console/jobs?state={wanted}&cursor={c}")),
             state: wanted,
+            keep_days: state.settings.keep_done_jobs.num_days(),
         }),
         Err(e) => error_page(page, e),
     }
