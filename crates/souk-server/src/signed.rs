@@ -5,7 +5,9 @@
 //! caller it proves travels in the request's extensions to [`AccessKeyAuth`], one more
 //! [`Authenticator`] beside the session cookie. A refusal (malformed, unknown or disabled key,
 //! stale time, bad signature, a replay, a policy that does not allow the call) is a 401 or 403
-//! problem document and a line in the audit operators read.
+//! problem document and a line in the audit operators read; past
+//! `signature_refusals_per_address` a minute, an address's refusals are answered 429 and not
+//! audited one by one, so bad signatures cannot fill the audit.
 
 use crate::app::{Caller, Via};
 use crate::auth::Authenticator;
@@ -26,6 +28,13 @@ use std::pin::Pin;
 
 /// The largest body a signed request may carry.
 const MAX_SIGNED_BODY: usize = 1 << 20;
+
+/// The most of a refused request's access key the audit keeps (souk's keys are 20 characters;
+/// anything longer is an attacker's or a typo's, and a prefix names it well enough).
+const AUDITED_KEY_CHARS: usize = 64;
+
+/// The most of a refusal's reason and path the audit keeps.
+const AUDITED_TEXT_CHARS: usize = 500;
 
 /// The caller a signed request proved, for [`AccessKeyAuth`].
 #[derive(Clone)]
@@ -54,14 +63,28 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
                 .await
         }
         Err((error, key, account)) => {
+            let tcp = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            let peer = crate::client::Peer::of(&state, &parts.headers, tcp);
+            if let Err(limited) = state.throttle.signature_refused(&peer) {
+                tracing::debug!(target: "audit", ip = %peer.ip, "signed request refused past the address's limit");
+                return limited.into_response();
+            }
             let refusal = Refusal {
                 id: refusal_id(Utc::now()),
                 at: Utc::now(),
-                access_key: key,
+                access_key: key.map(|k| k.chars().take(AUDITED_KEY_CHARS).collect()),
                 account_id: account,
-                method: parts.method.to_string(),
-                path: parts.uri.path().chars().take(500).collect(),
-                reason: error.detail(),
+                method: parts
+                    .method
+                    .as_str()
+                    .chars()
+                    .take(AUDITED_TEXT_CHARS)
+                    .collect(),
+                path: parts.uri.path().chars().take(AUDITED_TEXT_CHARS).collect(),
+                reason: error.detail().chars().take(AUDITED_TEXT_CHARS).collect(),
             };
             if let Err(e) = state.store.audit_refusal(&refusal).await {
                 tracing::warn!(error = %e, "could not write the audit of a refused signed request");

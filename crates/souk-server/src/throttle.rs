@@ -37,6 +37,10 @@ pub struct Limits {
     /// Endpoint checks (ten calls each) per merchant in `endpoint_check_window`.
     pub endpoint_checks_per_merchant: u32,
     pub endpoint_check_window: Duration,
+    /// Refused signed requests per client address in `signature_refusal_window` that are
+    /// answered one by one and audited; more are answered 429 and not written.
+    pub signature_refusals_per_address: u32,
+    pub signature_refusal_window: Duration,
 }
 
 impl Default for Limits {
@@ -52,6 +56,8 @@ impl Default for Limits {
             hash_queue: 32,
             endpoint_checks_per_merchant: 10,
             endpoint_check_window: Duration::from_secs(3600),
+            signature_refusals_per_address: 60,
+            signature_refusal_window: Duration::from_secs(60),
         }
     }
 }
@@ -65,6 +71,7 @@ impl Limits {
             signups_per_address: 1_000_000,
             hash_queue: 100_000,
             endpoint_checks_per_merchant: 1_000_000,
+            signature_refusals_per_address: 1_000_000,
             ..Limits::default()
         }
     }
@@ -127,6 +134,7 @@ pub struct Throttle {
     login_account: Window,
     signup_address: Window,
     endpoint_checks: Window,
+    signature_refusals: Window,
     hashing: Semaphore,
     /// Hashes running or waiting.
     in_line: AtomicUsize,
@@ -151,6 +159,10 @@ impl Throttle {
                 limits.endpoint_checks_per_merchant,
                 limits.endpoint_check_window,
             ),
+            signature_refusals: Window::new(
+                limits.signature_refusals_per_address,
+                limits.signature_refusal_window,
+            ),
             hashing: Semaphore::new(at_once),
             in_line: AtomicUsize::new(0),
             capacity: at_once.saturating_add(limits.hash_queue),
@@ -167,6 +179,13 @@ impl Throttle {
     /// Before checking a seller endpoint: counts the check against the merchant.
     pub fn endpoint_check(&self, merchant: &str) -> Result<(), AppError> {
         self.endpoint_checks.hit(merchant, true)
+    }
+
+    /// After a signed request was refused: counts the refusal against the client's address, and
+    /// refuses when the address has had its share (the request is then answered 429 and not
+    /// audited, so a flood of bad signatures cannot fill the audit).
+    pub fn signature_refused(&self, peer: &Peer) -> Result<(), AppError> {
+        self.signature_refusals.hit(&peer.ip.to_string(), true)
     }
 
     /// After a wrong password (or an unknown e-mail): counts the failure against the account.

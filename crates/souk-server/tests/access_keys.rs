@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use souk_protocol::aksk;
 use souk_server::testing::*;
+use souk_server::Settings;
 use souk_store::on_both_databases;
 
 /// Sends a request signed with (`ak`, `sk`) at `date` (`YYYYMMDDTHHMMSSZ`).
@@ -127,6 +128,41 @@ on_both_databases! {
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CONFLICT).await;
         assert_eq!(buyer.client.delete(format!("{}/v1/iam/access-keys/{ak}", app.base)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
+        app.cleanup().await;
+    }
+
+    async fn a_flood_of_bad_signatures_is_answered_429_and_not_audited_one_by_one(backend) {
+        let mut settings = Settings::for_tests();
+        settings.throttle.signature_refusals_per_address = 3;
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let (ak, sk) = key_with(&buyer, "bot", "full_access").await;
+
+        // A 5,000-character access key is refused, and the audit keeps only its start.
+        let long = "A".repeat(5_000);
+        let res = signed(&app.base, "GET", "/v1/orders", None, &long, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        for _ in 0..2 {
+            let res = signed(&app.base, "GET", "/v1/orders", None, &ak, "wrong-secret", &now()).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Past three refusals from this address: 429, with when to come back, and no audit line.
+        for _ in 0..3 {
+            let res = signed(&app.base, "GET", "/v1/orders", None, &ak, "wrong-secret", &now()).await;
+            assert!(res.headers().contains_key("retry-after"));
+            let p = assert_problem(res, StatusCode::TOO_MANY_REQUESTS, None).await;
+            assert_eq!(p["type"], "urn:souk:problem:rate-limited");
+        }
+        let audit = op.json("/v1/operator/audit?limit=100").await;
+        let items = audit["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{audit}");
+        let keys: Vec<&str> = items.iter().map(|r| r["access_key"].as_str().unwrap()).collect();
+        assert!(keys.contains(&"A".repeat(64).as_str()), "{keys:?}");
+        assert!(keys.iter().all(|k| k.len() <= 64), "{keys:?}");
+        // A correct signature from the same address still goes through.
+        let res = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::OK);
         app.cleanup().await;
     }
 

@@ -117,6 +117,12 @@ pub struct ServeArgs {
     /// The window of login_attempts_per_address, in seconds, 1 to 86400  [default: 60]
     #[arg(long, env = "SOUK_LOGIN_ADDRESS_WINDOW_SECS")]
     pub login_address_window_secs: Option<u64>,
+    /// Refused signed requests per client address that are audited, 1 to 100000  [default: 60]
+    #[arg(long, env = "SOUK_SIGNATURE_REFUSALS_PER_ADDRESS")]
+    pub signature_refusals_per_address: Option<u32>,
+    /// The window of signature_refusals_per_address, in seconds, 1 to 86400  [default: 60]
+    #[arg(long, env = "SOUK_SIGNATURE_REFUSAL_WINDOW_SECS")]
+    pub signature_refusal_window_secs: Option<u64>,
     /// Sign-ups per client address, 1 to 100000  [default: 10]
     #[arg(long, env = "SOUK_SIGNUPS_PER_ADDRESS")]
     pub signups_per_address: Option<u32>,
@@ -175,6 +181,8 @@ pub struct FileConfig {
     pub login_failure_window_secs: Option<u64>,
     pub login_attempts_per_address: Option<u32>,
     pub login_address_window_secs: Option<u64>,
+    pub signature_refusals_per_address: Option<u32>,
+    pub signature_refusal_window_secs: Option<u64>,
     pub signups_per_address: Option<u32>,
     pub signup_window_secs: Option<u64>,
     pub password_hash_concurrency: Option<usize>,
@@ -502,6 +510,20 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
                 .unwrap_or(d_limits.hash_queue),
             0,
             10_000,
+        )?,
+        signature_refusals_per_address: within(
+            "signature_refusals_per_address",
+            a.signature_refusals_per_address
+                .or(file.signature_refusals_per_address)
+                .unwrap_or(d_limits.signature_refusals_per_address),
+            1,
+            100_000,
+        )?,
+        signature_refusal_window: secs(
+            "signature_refusal_window_secs",
+            a.signature_refusal_window_secs,
+            file.signature_refusal_window_secs,
+            d_limits.signature_refusal_window,
         )?,
         endpoint_checks_per_merchant: d_limits.endpoint_checks_per_merchant,
         endpoint_check_window: d_limits.endpoint_check_window,
