@@ -30,6 +30,8 @@ pub struct Settings {
     pub job_backoff_cap: chrono::Duration,
     /// How long a done job and its attempts are kept before they are forgotten.
     pub keep_done_jobs: chrono::Duration,
+    /// How long the audit of refused signed requests is kept.
+    pub keep_auth_audit: chrono::Duration,
     /// 32-byte key that encrypts secrets at rest.
     pub secret_key: [u8; 32],
     /// How long a login lasts.
@@ -130,6 +132,7 @@ impl Default for Settings {
             job_backoff: chrono::Duration::seconds(5),
             job_backoff_cap: chrono::Duration::minutes(30),
             keep_done_jobs: chrono::Duration::days(30),
+            keep_auth_audit: chrono::Duration::days(365),
             secret_key: [0; 32],
             session_ttl: chrono::Duration::days(7),
             cookie_secure: false,

@@ -346,6 +346,20 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets at most `limit` audited refusals made before `before`, oldest first; returns how
+    /// many. A refusal's id begins with its time, so this reads only the rows it deletes.
+    pub async fn forget_refusals(&self, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        let below = souk_core::ids::make_id(REFUSAL_PREFIX, ms(before), [0; 10]);
+        Ok(sqlx::query(
+            "DELETE FROM auth_audit WHERE id IN (SELECT id FROM auth_audit WHERE id < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(below)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// The audit of refused signed requests, newest first, after the id `before`.
     pub async fn audit_refusals(&self, before: Option<&str>, limit: i64) -> Result<Vec<Refusal>> {
         sqlx::query(
@@ -372,7 +386,10 @@ impl Store {
     }
 }
 
-/// A new id for an audit entry.
+/// The prefix of an audited refusal's id.
+const REFUSAL_PREFIX: &str = "aud";
+
+/// A new id for an audited refusal made at `now`.
 pub fn refusal_id(now: DateTime<Utc>) -> String {
-    new_id("aud", now)
+    new_id(REFUSAL_PREFIX, now)
 }

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Days a done job and its attempts are kept before they are forgotten, 1 to 3650  [default: 30]
     #[arg(long, env = "SOUK_KEEP_DONE_JOBS_DAYS")]
     pub keep_done_jobs_days: Option<i64>,
+    /// Days the audit of refused signed requests is kept, 1 to 3650  [default: 365]
+    #[arg(long, env = "SOUK_KEEP_AUTH_AUDIT_DAYS")]
+    pub keep_auth_audit_days: Option<i64>,
     /// How long a login lasts at most, in hours, 1 to 8760  [default: 168]
     #[arg(long, env = "SOUK_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<i64>,
@@ -169,6 +172,7 @@ pub struct FileConfig {
     pub job_backoff_secs: Option<i64>,
     pub job_backoff_cap_secs: Option<i64>,
     pub keep_done_jobs_days: Option<i64>,
+    pub keep_auth_audit_days: Option<i64>,
     pub session_ttl_hours: Option<i64>,
     pub session_idle_minutes: Option<i64>,
     pub cookie_secure: Option<bool>,
@@ -571,6 +575,14 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
             a.keep_done_jobs_days
                 .or(file.keep_done_jobs_days)
                 .unwrap_or(d.keep_done_jobs.num_days()),
+            1,
+            3650,
+        )?),
+        keep_auth_audit: chrono::Duration::days(within(
+            "keep_auth_audit_days",
+            a.keep_auth_audit_days
+                .or(file.keep_auth_audit_days)
+                .unwrap_or(d.keep_auth_audit.num_days()),
             1,
             3650,
         )?),
