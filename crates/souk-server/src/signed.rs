@@ -63,6 +63,11 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
                 .await
         }
         Err((error, key, account)) => {
+            if !matches!(error, AppError::BadSignature(_) | AppError::Forbidden(_)) {
+                // Not a refusal but a fault (the database, say): answered as what it is, neither
+                // counted against the caller nor audited as the caller's mistake.
+                return error.into_response();
+            }
             let tcp = parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

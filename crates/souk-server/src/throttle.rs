@@ -77,10 +77,21 @@ impl Limits {
     }
 }
 
+/// What a full window does with a key it has no room to count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    /// Lets it through uncounted: a flood of addresses must not lock everyone out of logging in.
+    Admit,
+    /// Treats it as over its limit: for work that may be shed (auditing refusals), so a flood of
+    /// addresses cannot get around the limit.
+    Refuse,
+}
+
 /// Counts hits per key in fixed windows.
 struct Window {
     limit: u32,
     period: Duration,
+    when_full: WhenFull,
     hits: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
@@ -89,7 +100,15 @@ impl Window {
         Window {
             limit,
             period,
+            when_full: WhenFull::Admit,
             hits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refusing_when_full(self) -> Self {
+        Window {
+            when_full: WhenFull::Refuse,
+            ..self
         }
     }
 
@@ -121,10 +140,30 @@ impl Window {
         }
         if hits.len() < MAX_KEYS {
             hits.insert(key.to_owned(), (now, 1));
+        } else if self.when_full == WhenFull::Refuse {
+            return Err(AppError::RateLimited {
+                retry_after_secs: self.period.as_secs().max(1),
+            });
         } else {
             tracing::warn!("throttle table full; a key goes uncounted");
         }
         Ok(())
+    }
+}
+
+/// The key a client's address is counted under: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber's network, whose every address its owner may use; counting them one by one would
+/// let one client look like 2^64).
+fn address(peer: &Peer) -> String {
+    match peer.ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -162,7 +201,8 @@ impl Throttle {
             signature_refusals: Window::new(
                 limits.signature_refusals_per_address,
                 limits.signature_refusal_window,
-            ),
+            )
+            .refusing_when_full(),
             hashing: Semaphore::new(at_once),
             in_line: AtomicUsize::new(0),
             capacity: at_once.saturating_add(limits.hash_queue),
@@ -172,7 +212,7 @@ impl Throttle {
     /// Before checking a password: counts the attempt against the client's address and refuses
     /// while the account has too many recent failures.
     pub fn log_in(&self, peer: &Peer, email: &str) -> Result<(), AppError> {
-        self.login_address.hit(&peer.ip.to_string(), true)?;
+        self.login_address.hit(&address(peer), true)?;
         self.login_account.hit(email, false)
     }
 
@@ -185,7 +225,7 @@ impl Throttle {
     /// refuses when the address has had its share (the request is then answered 429 and not
     /// audited, so a flood of bad signatures cannot fill the audit).
     pub fn signature_refused(&self, peer: &Peer) -> Result<(), AppError> {
-        self.signature_refusals.hit(&peer.ip.to_string(), true)
+        self.signature_refusals.hit(&address(peer), true)
     }
 
     /// After a wrong password (or an unknown e-mail): counts the failure against the account.
@@ -195,7 +235,7 @@ impl Throttle {
 
     /// Before creating an account: counts the sign-up against the client's address.
     pub fn sign_up(&self, peer: &Peer) -> Result<(), AppError> {
-        self.signup_address.hit(&peer.ip.to_string(), true)
+        self.signup_address.hit(&address(peer), true)
     }
 
     /// Runs a password hash (or check) in a free hashing slot, off the async threads.
@@ -273,5 +313,46 @@ mod tests {
             Err(AppError::RateLimited { .. })
         ));
         assert!(t.endpoint_check("mer_b").is_ok());
+    }
+
+    fn peer(ip: &str) -> Peer {
+        Peer {
+            ip: ip.parse().unwrap(),
+            https: false,
+        }
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_address() {
+        let limits = Limits {
+            signature_refusals_per_address: 2,
+            ..Limits::default()
+        };
+        let t = Throttle::new(&limits);
+        assert!(t.signature_refused(&peer("2001:db8:1:2::1")).is_ok());
+        assert!(t.signature_refused(&peer("2001:db8:1:2:ffff::9")).is_ok());
+        assert!(
+            t.signature_refused(&peer("2001:db8:1:2:abcd::7")).is_err(),
+            "another address of the same /64"
+        );
+        assert!(t.signature_refused(&peer("2001:db8:1:3::1")).is_ok());
+        assert_eq!(address(&peer("::ffff:192.0.2.7")), "192.0.2.7");
+    }
+
+    #[test]
+    fn a_full_window_refuses_or_admits_new_keys_as_it_was_made_to() {
+        let admit = Window::new(5, Duration::from_secs(60));
+        let refuse = Window::new(5, Duration::from_secs(60)).refusing_when_full();
+        for i in 0..MAX_KEYS {
+            let key = i.to_string();
+            admit.hit(&key, true).unwrap();
+            refuse.hit(&key, true).unwrap();
+        }
+        assert!(admit.hit("one more", true).is_ok());
+        assert!(matches!(
+            refuse.hit("one more", true),
+            Err(AppError::RateLimited { .. })
+        ));
+        assert!(refuse.hit("0", true).is_ok(), "a counted key goes on");
     }
 }

@@ -133,10 +133,13 @@ on_both_databases! {
         // instance, its timeline and the money.
         app.advance(2 * 86_400).await;
         let mut forgotten = forget().await.unwrap();
-        if forgotten == 0 {
-            // Ids within one process never go back in time, so while the other backend's test
-            // ran its clock ahead, this one's job may carry a later time in its id; the sweep
-            // reads ids older than the cutoff only, so it forgets the job once that time is old.
+        for _ in 0..6 {
+            if forgotten > 0 {
+                break;
+            }
+            // Ids within one process never go back in time, so while another test ran its clock
+            // ahead, this one's job may carry a later time in its id; the sweep reads ids older
+            // than the cutoff only, so it forgets the job once that time is old enough.
             app.advance(31 * 86_400).await;
             forgotten = forget().await.unwrap();
         }
@@ -162,6 +165,13 @@ on_both_databases! {
         assert!(metrics.contains("souk_jobs{state=\"dead\"} 1"), "{metrics}");
         assert!(metrics.contains("souk_jobs{state=\"pending\"}"), "{metrics}");
         assert!(!metrics.contains("souk_jobs{state=\"done\"}"), "{metrics}");
+
+        // A job made long ago but done just now is kept: it is forgotten by when it ended.
+        let replayed = op.post(&format!("/v1/operator/jobs/{dead}/replay"), json!({})).await;
+        assert_eq!(replayed.status(), StatusCode::OK);
+        op.wait_for(&format!("/v1/operator/jobs/{dead}"), |j| j["state"] == "done").await;
+        assert_eq!(forget().await.unwrap(), 0);
+        assert_eq!(op.json(&format!("/v1/operator/jobs/{dead}")).await["state"], "done");
         app.cleanup().await;
     }
 }

@@ -319,8 +319,8 @@ impl Store {
     /// Forgets at most `limit` done jobs that ended before `before`, oldest first, with their
     /// attempts; returns how many. Dead jobs stay for an operator to read or replay, and an
     /// instance's timeline keeps what its jobs did. Only ids older than `before` are read (ids
-    /// begin with their creation time, and a job ends after it is made), so a sweep that finds
-    /// nothing to forget reads no recent job.
+    /// begin with their creation time, and a job ends after it is made): a sweep reads no recent
+    /// job, only the old ones it keeps (dead, or replayed and done lately) and those it deletes.
     pub async fn forget_done_jobs(&self, before: DateTime<Utc>, limit: i64) -> Result<u64> {
         let below = souk_core::ids::make_id(JobId::PREFIX, ms(before), [0; 10]);
         let old = format!(
