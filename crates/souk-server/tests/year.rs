@@ -249,6 +249,17 @@ on_both_databases! {
         let alice_orders = alice.json("/v1/orders?limit=100").await;
         assert_eq!(alice_orders["items"].as_array().unwrap().len(), 12);
         app.assert_ledger_balances().await;
+
+        // The year's done jobs, all but the last 30 days', are forgotten; money, states,
+        // timelines and the seller's view of its sales stay as they were.
+        let forgotten = souk_server::workers::history::forget_done_jobs(&app.state).await.unwrap();
+        assert!(forgotten > 0);
+        assert_eq!(erin.json(&erin_path).await["timeline"], timeline);
+        assert_eq!(balance(&erin).await, cny(e));
+        assert_eq!(alice.json(&alice_path).await["state"], "active");
+        assert_eq!(alice.json("/v1/orders?limit=100").await, alice_orders);
+        assert_eq!(kite.get("/v1/seller/instances").await.status(), StatusCode::OK);
+        app.assert_ledger_balances().await;
         app.cleanup().await;
     }
 }
