@@ -1,5 +1,6 @@
-//! `/metrics` in Prometheus' text format: request counts and latency, seller-call outcomes, the
-//! job queue's depth and age, instances by state, and how far the lifecycle scheduler lags.
+//! `/metrics` in Prometheus' text format: request counts and latency, seller-call outcomes,
+//! refused signed requests, the job queue's depth and age, instances by state, and how far the
+//! lifecycle scheduler lags.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -18,6 +19,9 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_micros: AtomicU64,
     seller_calls: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Refused signed requests written to the audit, and those past their address's limit.
+    refusals_audited: AtomicU64,
+    refusals_shed: AtomicU64,
 }
 
 impl Metrics {
@@ -48,6 +52,17 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .entry((activity, outcome))
             .or_default() += 1;
+    }
+
+    /// Counts one refused signed request: `audited`, or shed past its address's limit (a rising
+    /// shed count is someone sending bad signatures in bulk).
+    pub fn signature_refused(&self, audited: bool) {
+        let counter = if audited {
+            &self.refusals_audited
+        } else {
+            &self.refusals_shed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters, followed by the gauges read from the database.
@@ -94,6 +109,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "souk_seller_calls_total{{activity=\"{activity}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP souk_signed_refusals_total Refused signed requests: audited, or shed past their address's limit.\n# TYPE souk_signed_refusals_total counter\n");
+        for (outcome, counter) in [
+            ("audited", &self.refusals_audited),
+            ("shed", &self.refusals_shed),
+        ] {
+            let _ = writeln!(
+                out,
+                "souk_signed_refusals_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
             );
         }
         out.push_str("# HELP souk_jobs Jobs in the queue, by state.\n# TYPE souk_jobs gauge\n");

@@ -74,9 +74,11 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
                 .map(|c| c.0.ip());
             let peer = crate::client::Peer::of(&state, &parts.headers, tcp);
             if let Err(limited) = state.throttle.signature_refused(&peer) {
+                state.metrics.signature_refused(false);
                 tracing::debug!(target: "audit", ip = %peer.ip, "signed request refused past the address's limit");
                 return limited.into_response();
             }
+            state.metrics.signature_refused(true);
             let refusal = Refusal {
                 id: refusal_id(Utc::now()),
                 at: Utc::now(),

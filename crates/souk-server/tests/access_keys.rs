@@ -161,6 +161,9 @@ on_both_databases! {
         let keys: Vec<&str> = items.iter().map(|r| r["access_key"].as_str().unwrap()).collect();
         assert!(keys.contains(&"A".repeat(64).as_str()), "{keys:?}");
         assert!(keys.iter().all(|k| k.len() <= 64), "{keys:?}");
+        let metrics = op.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("souk_signed_refusals_total{outcome=\"audited\"} 3"), "{metrics}");
+        assert!(metrics.contains("souk_signed_refusals_total{outcome=\"shed\"} 3"), "{metrics}");
         // A correct signature from the same address still goes through.
         let res = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await;
         assert_eq!(res.status(), StatusCode::OK);
