@@ -6,8 +6,8 @@
 //! [`Authenticator`] beside the session cookie. A refusal (malformed, unknown or disabled key,
 //! stale time, bad signature, a replay, a policy that does not allow the call) is a 401 or 403
 //! problem document and a line in the audit operators read; past
-//! `signature_refusals_per_address` a minute, an address's refusals are answered 429 and not
-//! audited one by one, so bad signatures cannot fill the audit.
+//! `signature_refusals_per_address` in its window, an address's refusals are answered 429 and
+//! not audited one by one, so bad signatures cannot fill the audit.
 
 use crate::app::{Caller, Via};
 use crate::auth::Authenticator;
