@@ -271,3 +271,36 @@ pub async fn keep(state: crate::SharedState) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use souk_store::testing::{postgres_enabled, TestDb};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_reader_that_stopped_is_started_again() {
+        if !postgres_enabled() {
+            return;
+        }
+        let db = TestDb::new(Backend::Postgres).await;
+        // A reader whose task is gone (as after a panic in it): its queue has no receiver.
+        let (stopped, queue) = mpsc::unbounded_channel();
+        drop(queue);
+        let replays = Replays(Keeper::Shared(Mutex::new(Some(stopped))));
+        let until = Utc::now() + chrono::Duration::minutes(15);
+        for _ in 0..2 {
+            // Answered by a statement (an unknown key has no holder), not refused for want of
+            // a reader; the second request reuses the reader the first one started.
+            let found = replays
+                .key_holder(&db.store, "AKNOSUCHKEY000000000", "00", until)
+                .await
+                .unwrap();
+            assert!(found.is_none());
+        }
+        let Keeper::Shared(writer) = &replays.0 else {
+            unreachable!("built shared above")
+        };
+        assert!(!locked(writer).as_ref().unwrap().is_closed());
+        db.cleanup().await;
+    }
+}
