@@ -332,6 +332,25 @@ impl TestApp {
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
+
+    /// Moves the test clock `step` seconds at a time (at most `steps` times) until what `user`
+    /// reads at `path` is `done` (a retry becoming due, say), then waits for it; returns it.
+    pub async fn advance_until(
+        &self,
+        user: &User,
+        path: &str,
+        (step, steps): (i64, usize),
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        for _ in 0..steps {
+            if done(&user.json(path).await) {
+                break;
+            }
+            self.advance(step).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        user.wait_for(path, done).await
+    }
 }
 
 pub fn product_body(name: &str, endpoint: &str, monthly: &str) -> Value {

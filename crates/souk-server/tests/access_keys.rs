@@ -136,9 +136,7 @@ on_both_databases! {
         settings.throttle.signature_refusals_per_address = 3;
         settings.throttle.signature_refusal_window = std::time::Duration::from_secs(3600);
         let app = TestApp::spawn_with(backend, settings).await;
-        let op = app.operator().await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        let (ak, sk) = key_with(&buyer, "bot", "full_access").await;
+        let (op, _, ak, sk) = buyer_with_key(&app, "full_access").await;
 
         // A 5,000-character access key is refused, and the audit keeps only its start.
         let long = "A".repeat(5_000);
@@ -170,7 +168,7 @@ on_both_databases! {
 
         // The audit is forgotten by age: the sweep keeps a year of it, and all of it was made
         // before a second from now.
-        assert_eq!(souk_server::workers::history::forget_old_refusals(&app.state).await.unwrap(), 0);
+        assert_eq!(souk_server::workers::housekeeping::forget_old_refusals(&app.state).await.unwrap(), 0);
         assert_eq!(op.json("/v1/operator/audit?limit=100").await["items"].as_array().unwrap().len(), 3);
         let soon = Utc::now() + chrono::Duration::seconds(1);
         assert_eq!(app.state.store.forget_refusals(soon, 1_000).await.unwrap(), 3);
@@ -178,11 +176,32 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn a_database_fault_is_answered_as_one_not_counted_as_a_refusal(backend) {
+        let mut settings = Settings::for_tests();
+        settings.throttle.signature_refusals_per_address = 1;
+        let app = TestApp::spawn_with(backend, settings).await;
+        let (_, _, ak, sk) = buyer_with_key(&app, "billing").await;
+        app.state.store.pool().close().await;
+        // Three correct signatures while the database is gone: each an internal error, none a
+        // 401 or (past the limit of one) a 429, and none counted or audited.
+        for _ in 0..3 {
+            let res = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await;
+            assert_problem(res, StatusCode::INTERNAL_SERVER_ERROR, None).await;
+        }
+        let metrics = app.state.metrics.render(&souk_server::metrics::Gauges {
+            jobs: vec![],
+            oldest_due_job_secs: 0.0,
+            instances: vec![],
+            scheduler_lag_secs: 0.0,
+        });
+        assert!(metrics.contains("souk_signed_refusals_total{outcome=\"audited\"} 0"), "{metrics}");
+        assert!(metrics.contains("souk_signed_refusals_total{outcome=\"shed\"} 0"), "{metrics}");
+        app.cleanup().await;
+    }
+
     async fn a_replay_is_refused_after_a_restart_and_by_another_node(backend) {
         let app = TestApp::spawn(backend).await;
-        let op = app.operator().await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        let (ak, sk) = key_with(&buyer, "bot", "billing").await;
+        let (_, _, ak, sk) = buyer_with_key(&app, "billing").await;
         let keys = (ak.as_str(), sk.as_str());
         let date = now();
         let once = |to: String| {
@@ -212,9 +231,7 @@ on_both_databases! {
         // their signatures' inserts): copies in one batch must still count once, and distinct
         // requests in it must each pass.
         let app = TestApp::spawn(backend).await;
-        let op = app.operator().await;
-        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
-        let (ak, sk) = key_with(&buyer, "bot", "billing").await;
+        let (_, _, ak, sk) = buyer_with_key(&app, "billing").await;
         let keys = (ak.as_str(), sk.as_str());
         let date = now();
         let all_at_once = |paths: Vec<String>| {
@@ -319,6 +336,14 @@ on_both_databases! {
 }
 
 /// A key for `user` (signed in) under an IAM user with `policy`: (access key, secret key).
+/// An operator, and a verified buyer with an IAM user `bot` under `policy` and its key.
+async fn buyer_with_key(app: &TestApp, policy: &str) -> (User, User, String, String) {
+    let op = app.operator().await;
+    let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+    let (ak, sk) = key_with(&buyer, "bot", policy).await;
+    (op, buyer, ak, sk)
+}
+
 async fn key_with(user: &User, name: &str, policy: &str) -> (String, String) {
     let u = user
         .expect_post(

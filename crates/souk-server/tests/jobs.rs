@@ -88,14 +88,7 @@ on_both_databases! {
         let bought: Value = buyer.order(&kept_plan, 1, None).await.json().await.unwrap();
         let refused: Value = buyer.order(&refused_plan, 1, None).await.json().await.unwrap();
         let active = format!("/v1/instances/{}", bought["instance_id"].as_str().unwrap());
-        for _ in 0..20 {
-            if buyer.json(&active).await["state"] == "active" {
-                break;
-            }
-            app.advance(60).await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        buyer.wait_for(&active, |v| v["state"] == "active").await;
+        app.advance_until(&buyer, &active, (60, 20), |v| v["state"] == "active").await;
         let failed = format!("/v1/instances/{}", refused["instance_id"].as_str().unwrap_or_else(|| panic!("{refused}")));
         buyer.wait_for(&failed, |v| v["state"] == "failed").await;
         let listed = op.json("/v1/operator/jobs?state=done").await;
@@ -122,7 +115,7 @@ on_both_databases! {
             }
         };
         assert_eq!(attempts(done.clone()).await, 2);
-        let forget = || souk_server::workers::history::forget_done_jobs(&app.state);
+        let forget = || souk_server::workers::housekeeping::forget_done_jobs(&app.state);
 
         // Younger than the kept 30 days: nothing is forgotten.
         app.advance(29 * 86_400).await;

@@ -9,14 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Moves the clock an hour at a time until the instance at `path` has failed (its provisioning
 /// retried until the budget is spent); returns it.
 async fn fail_after_retries(app: &TestApp, buyer: &User, path: &str) -> Value {
-    for _ in 0..app.state.settings.job_max_attempts * 4 {
-        if buyer.json(path).await["state"] == "failed" {
-            break;
-        }
-        app.advance(3600).await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    buyer.wait_for(path, |v| v["state"] == "failed").await
+    let steps = app.state.settings.job_max_attempts as usize * 4;
+    app.advance_until(buyer, path, (3600, steps), |v| v["state"] == "failed")
+        .await
 }
 
 on_both_databases! {
@@ -98,15 +93,8 @@ on_both_databases! {
         assert_eq!(buyer.json(&path).await["state"], "provisioning");
         // Each step of the clock makes the next retry due; a retry only happens when due.
         let ready = |v: &Value| v["state"] == "active" && v["access"]["front_end_url"].is_string();
-        for _ in 0..40 {
-            if ready(&buyer.json(&path).await) {
-                break;
-            }
-            app.advance(600).await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
         // Active; its newInstance answer had no access data, so queryInstance filled it in.
-        let i = buyer.wait_for(&path, ready).await;
+        let i = app.advance_until(&buyer, &path, (600, 40), ready).await;
         let sid = i["seller_instance_id"].as_str().unwrap();
         assert!(sid.starts_with("stub-"));
         assert_eq!(
@@ -169,14 +157,7 @@ on_both_databases! {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
         assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
         assert_eq!(buyer.json(&path).await["state"], "provisioning");
-        for _ in 0..40 {
-            if buyer.json(&path).await["state"] == "active" {
-                break;
-            }
-            app.advance(600).await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        buyer.wait_for(&path, |v| v["state"] == "active").await;
+        app.advance_until(&buyer, &path, (600, 40), |v| v["state"] == "active").await;
         assert_eq!(
             buyer.json("/v1/balance").await["balances"][0]["amount"],
             "0.00"

@@ -161,6 +161,10 @@ async fn openapi_document_states_errors_authentication_and_bounds() {
         assert!(responses["429"]["headers"]["Retry-After"].is_object());
         assert!(responses["503"].is_object());
     }
+    // An operation a signed request may call says it can be answered 429 past the address's
+    // share of refused signatures.
+    let signed = &doc["paths"]["/v1/orders"]["get"]["responses"]["429"];
+    assert!(signed["headers"]["Retry-After"].is_object(), "{signed}");
 
     let schemas = &doc["components"]["schemas"];
     // Follows a `$ref` (or an `Option`'s `oneOf` with `null`) to the schema it names.

@@ -252,7 +252,7 @@ on_both_databases! {
 
         // The year's done jobs, all but the last 30 days', are forgotten; money, states,
         // timelines and the seller's view of its sales stay as they were.
-        let forgotten = souk_server::workers::history::forget_done_jobs(&app.state).await.unwrap();
+        let forgotten = souk_server::workers::housekeeping::forget_done_jobs(&app.state).await.unwrap();
         assert!(forgotten > 0);
         assert_eq!(erin.json(&erin_path).await["timeline"], timeline);
         assert_eq!(balance(&erin).await, cny(e));

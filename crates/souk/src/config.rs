@@ -456,6 +456,11 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
     let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
         within(name, flag.or(file).unwrap_or(default.as_secs()), 1, 86_400).map(Duration::from_secs)
     };
+    // How long something is kept, in days.
+    let days = |name: &str, flag: Option<i64>, file: Option<i64>, default: chrono::Duration| {
+        within(name, flag.or(file).unwrap_or(default.num_days()), 1, 3650)
+            .map(chrono::Duration::days)
+    };
     let throttle = souk_server::throttle::Limits {
         login_failures_per_account: within(
             "login_failures_per_account",
@@ -570,22 +575,18 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
         job_max_attempts: max_attempts,
         job_backoff: chrono::Duration::seconds(backoff),
         job_backoff_cap: chrono::Duration::seconds(backoff_cap),
-        keep_done_jobs: chrono::Duration::days(within(
+        keep_done_jobs: days(
             "keep_done_jobs_days",
-            a.keep_done_jobs_days
-                .or(file.keep_done_jobs_days)
-                .unwrap_or(d.keep_done_jobs.num_days()),
-            1,
-            3650,
-        )?),
-        keep_auth_audit: chrono::Duration::days(within(
+            a.keep_done_jobs_days,
+            file.keep_done_jobs_days,
+            d.keep_done_jobs,
+        )?,
+        keep_auth_audit: days(
             "keep_auth_audit_days",
-            a.keep_auth_audit_days
-                .or(file.keep_auth_audit_days)
-                .unwrap_or(d.keep_auth_audit.num_days()),
-            1,
-            3650,
-        )?),
+            a.keep_auth_audit_days,
+            file.keep_auth_audit_days,
+            d.keep_auth_audit,
+        )?,
         secret_key: secret_key(common, file)?,
         session_ttl: chrono::Duration::hours(ttl_hours),
         session_idle: chrono::Duration::minutes(idle_minutes),
@@ -761,6 +762,8 @@ mod tests {
             "127.0.0.0/8, ::1",
             "--review-holidays",
             "2027-01-01,2027-01-02",
+            "--keep-done-jobs-days",
+            "7",
         ]);
         let s = settings(&flagged.common, Some(&flagged.serve), &file).unwrap();
         std::env::remove_var("SOUK_CATALOG_TTL_SECS");
@@ -775,9 +778,13 @@ mod tests {
             vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
         );
         assert_eq!(s.holidays.len(), 2);
+        assert_eq!(s.keep_done_jobs, chrono::Duration::days(7));
         let defaults = settings(&env_only.common, None, &FileConfig::default()).unwrap();
         assert_eq!(defaults.session_idle, chrono::Duration::hours(2));
         assert_eq!(defaults.seller_answer_limit, 64 * 1024);
+        assert_eq!(defaults.keep_done_jobs, chrono::Duration::days(30));
+        assert_eq!(defaults.keep_auth_audit, chrono::Duration::days(365));
+        assert_eq!(defaults.throttle.signature_refusals_per_address, 60);
         assert!(defaults.allowed_seller_networks.is_empty() && defaults.metrics_token.is_none());
     }
 
@@ -812,6 +819,16 @@ mod tests {
                 "login_failures_per_account",
             ),
             (&["--review-holidays", "2027-13-01"], "review_holidays"),
+            (&["--keep-done-jobs-days", "0"], "keep_done_jobs_days"),
+            (&["--keep-auth-audit-days", "3651"], "keep_auth_audit_days"),
+            (
+                &["--signature-refusals-per-address", "0"],
+                "signature_refusals_per_address",
+            ),
+            (
+                &["--signature-refusal-window-secs", "86401"],
+                "signature_refusal_window_secs",
+            ),
             (
                 &["--seller-answer-limit-kib", "0"],
                 "seller_answer_limit_kib",

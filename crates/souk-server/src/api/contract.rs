@@ -6,7 +6,8 @@
 //! - the answers the shared machinery gives: 400 for a body that is not JSON or a path that does
 //!   not decode, 401 without a session, 403 for a cross-site browser write, 404 for an unknown
 //!   id in the path, 422 for input the use case refuses, 429 and 503 from the log-in and sign-up
-//!   throttles, 500 for a bug or an outage;
+//!   throttles, 429 for an address past its share of refused signed requests, 500 for a bug or
+//!   an outage;
 //! - every error answer as `application/problem+json` with the `Problem` schema (RFC 9457);
 //! - `GET /v1/openapi.json` itself.
 
@@ -142,6 +143,11 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
             401,
             "Log in first: no session cookie, or the session ended",
         );
+        add(
+            op,
+            429,
+            "Too many refused signed requests from this address; see `Retry-After`",
+        );
     }
     if body || in_path {
         add(
@@ -180,10 +186,10 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
             503,
             "Busy checking passwords; try again after `Retry-After`",
         );
-        for status in ["429", "503"] {
-            if let Some(RefOr::T(r)) = op.responses.responses.get_mut(status) {
-                r.headers.insert("Retry-After".to_owned(), retry_after());
-            }
+    }
+    for status in ["429", "503"] {
+        if let Some(RefOr::T(r)) = op.responses.responses.get_mut(status) {
+            r.headers.insert("Retry-After".to_owned(), retry_after());
         }
     }
     add(

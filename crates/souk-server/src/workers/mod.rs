@@ -8,7 +8,7 @@
 //! itself), keeps a record of every attempt, retries by the handler's policy and hands the job
 //! back to its handler to end it when the budget is spent.
 
-pub mod history;
+pub mod housekeeping;
 pub mod mailer;
 pub mod rater;
 pub mod scheduler;
@@ -184,8 +184,7 @@ impl Handlers {
 /// Starts the workers on the runtime.
 pub fn spawn(state: SharedState) {
     tokio::spawn(run(state.clone(), Handlers::standard()));
-    tokio::spawn(crate::sessions::sweep(state.clone()));
-    tokio::spawn(history::sweep(state.clone()));
+    tokio::spawn(housekeeping::sweep(state.clone()));
     tokio::spawn(crate::replays::keep(state.clone()));
     tokio::spawn(scheduler::run(state));
 }

@@ -1,4 +1,5 @@
-//! Forgetting what is no longer needed. A done job and its attempts (each seller call's request
+//! Forgetting what is no longer needed, by one sweep every node runs. Dead sessions (past their
+//! lifetime or idle timeout) are deleted. A done job and its attempts (each seller call's request
 //! and answer) are kept for `keep_done_jobs` (30 days by default), then deleted, so the job table
 //! holds the queue and its recent history rather than every job ever run. Dead jobs stay until an
 //! operator replays them; what every job did stays on its instance's timeline. The audit of
@@ -47,9 +48,14 @@ where
     Ok(forgotten)
 }
 
-/// Forgets old done jobs and old audited refusals every few minutes, forever.
+/// Deletes dead sessions, old done jobs and old audited refusals every few minutes, forever.
 pub async fn sweep(state: SharedState) {
     loop {
+        match crate::sessions::delete_dead(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "deleted dead sessions"),
+            Err(e) => tracing::warn!(error = %e, "deleting dead sessions failed"),
+        }
         match forget_done_jobs(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "forgot done jobs"),
