@@ -281,7 +281,7 @@ async fn settle_all(state: &AppState, what: &str) -> Result<()> {
     let drained = Instant::now();
     while sqlx::query_scalar::<_, i64>(
         "SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')) \
-              + (SELECT COUNT(*) FROM events WHERE noticed_at IS NULL)",
+              + (SELECT COUNT(*) FROM unnoticed_events)",
     )
     .fetch_one(state.store.pool())
     .await?

@@ -270,6 +270,7 @@ on_both_databases! {
                 .execute(store.pool())
                 .await
                 .unwrap();
+            sqlx::query("INSERT INTO unnoticed_events (id) VALUES ($1)").bind(event.as_str()).execute(store.pool()).await.unwrap();
             events.push(event);
         }
         let told = |title: &str| souk_store::notifications::NewNotification {

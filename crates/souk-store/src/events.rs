@@ -64,9 +64,19 @@ pub async fn record(
         .bind(&row.kind)
         .bind(&row.detail)
         .bind(row.actor.as_ref().map(AccountId::as_str))
+        .execute(&mut *conn)
+        .await?;
+    queue_for_notifier(conn, &row.id).await?;
+    Ok(row)
+}
+
+/// Puts a new event in the notifier's queue (`Store::unnoticed_events`).
+async fn queue_for_notifier(conn: &mut AnyConnection, id: &EventId) -> Result<()> {
+    sqlx::query("INSERT INTO unnoticed_events (id) VALUES ($1)")
+        .bind(id.as_str())
         .execute(conn)
         .await?;
-    Ok(row)
+    Ok(())
 }
 
 /// An event about an account or a product rather than an order or an instance: a decision on a
@@ -89,17 +99,18 @@ pub async fn record_decision(
     d: Decision<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let id = fresh::<EventId>(now);
     sqlx::query("INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor, account_id, product_id) VALUES ($1, NULL, NULL, $2, $3, $4, $5, $6, $7)")
-        .bind(fresh::<EventId>(now).as_str())
+        .bind(id.as_str())
         .bind(ms(now))
         .bind(d.kind)
         .bind(&d.detail)
         .bind(d.actor.as_str())
         .bind(d.account_id.map(AccountId::as_str))
         .bind(d.product_id.map(ProductId::as_str))
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    queue_for_notifier(conn, &id).await
 }
 
 impl Store {

@@ -562,7 +562,8 @@ async fn provisioned_in_one_statement(
                     SELECT $9, $10, $5, $5, $11, $20, 0, $4, NULL::text, $4, $4, NULL::bigint, \
                     (SELECT merchant_id FROM instances WHERE id = $5) FROM i WHERE $10::text IS NOT NULL), \
               e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) \
-                    SELECT $12, $13, $5, $4, $21, $14, NULL::text FROM i) \
+                    SELECT $12, $13, $5, $4, $21, $14, NULL::text FROM i), \
+              q AS (INSERT INTO unnoticed_events (id) SELECT $12 FROM i) \
          SELECT COUNT(*) FROM i",
     )
     .bind(c.seller_instance_id)

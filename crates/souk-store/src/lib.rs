@@ -209,6 +209,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     19 "signature batches" "0019_signature_batches.sql",
     20 "job queue indexes" "0020_job_queue_indexes.sql",
     21 "signature digests" "0021_signature_digests.sql",
+    22 "notifier queue" "0022_notifier_queue.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -232,6 +233,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     19 "unlogged signatures" "0019_unlogged_signatures.sql",
     20 "job queue indexes" "0020_job_queue_indexes.sql",
     21 "signature digests" "0021_signature_digests.sql",
+    22 "notifier queue" "0022_notifier_queue.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -106,11 +106,12 @@ impl Store {
         sqlx::query(
             "SELECT e.id, e.kind, e.detail, e.at, e.order_id, e.instance_id, e.account_id, \
                     COALESCE(e.product_id, i.product_id) AS product_id, i.buyer_id, m.account_id AS merchant_account_id \
-             FROM events e \
+             FROM unnoticed_events q \
+             JOIN events e ON e.id = q.id \
              LEFT JOIN instances i ON i.id = e.instance_id \
              LEFT JOIN products p ON p.id = COALESCE(e.product_id, i.product_id) \
              LEFT JOIN merchants m ON m.id = p.merchant_id \
-             WHERE e.noticed_at IS NULL ORDER BY e.id LIMIT $1",
+             ORDER BY q.id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -148,12 +149,10 @@ impl Store {
         let mut tx = self.begin().await?;
         // Statements whose text depends on the batch's size are not kept prepared.
         let sql = format!(
-            "UPDATE events SET noticed_at = $1 WHERE noticed_at IS NULL AND id IN ({}) RETURNING id",
-            placeholders(2, events.len())
+            "DELETE FROM unnoticed_events WHERE id IN ({}) RETURNING id",
+            placeholders(1, events.len())
         );
-        let mut claim = sqlx::query_scalar::<_, String>(&sql)
-            .persistent(false)
-            .bind(ms(now));
+        let mut claim = sqlx::query_scalar::<_, String>(&sql).persistent(false);
         for (id, _) in events {
             claim = claim.bind(id.as_str());
         }

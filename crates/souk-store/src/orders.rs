@@ -221,7 +221,8 @@ async fn purchase_in_one_statement(
                     SELECT $8, $2, $5, $6, $7, $1, $19, $9, $20, NULL::bigint, 0, $21, NULL::text, NULL::text, NULL::text, $16, $16 FROM d), \
               j AS (INSERT INTO jobs (id, kind, instance_id, ordering_key, payload, state, attempts, run_at, last_error, created_at, updated_at, locked_until, lane) \
                     SELECT $22, $23, $8, $8, $24, $27, 0, $16, NULL::text, $16, $16, NULL::bigint, $7 FROM d), \
-              e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d) \
+              e AS (INSERT INTO events (id, order_id, instance_id, at, kind, detail, actor) SELECT $25, $1, $8, $16, 'order.paid', $18, $2 FROM d), \
+              q AS (INSERT INTO unnoticed_events (id) SELECT $25 FROM d) \
          SELECT amount_minor FROM d"
     );
     let after: Option<i64> = sqlx::query_scalar(&sql)
