@@ -571,7 +571,7 @@ on_both_databases! {
         // The seller's meter reports; the buyer sees it waiting, then charged once the hour ends.
         let now = app.state.now();
         let answer = seller.expect_post("/v1/metering/usage", json!({"records": [{"record_id": "scan-1", "instance_id": instance, "dimension": "pages",
-            "quantity": "120", "usage_start": (now - chrono::Duration::minutes(9)).to_rfc3339(), "usage_end": (now - chrono::Duration::minutes(1)).to_rfc3339()}]}), StatusCode::OK).await;
+            "quantity": "120", "usage_start": (now - chrono::Duration::minutes(4)).to_rfc3339(), "usage_end": (now - chrono::Duration::minutes(1)).to_rfc3339()}]}), StatusCode::OK).await;
         assert_eq!(answer["accepted"], 1, "{answer}");
         s.go("/seller/usage").await;
         assert!(s.text().await.contains("120"), "{}", s.text().await);

@@ -70,7 +70,10 @@ on_both_databases! {
         assert!(i["expires_at"].as_str().unwrap().starts_with("9999"), "{i}");
         assert_eq!(balance(&buyer).await, "100.00");
 
-        // Each record is answered on its own.
+        // Each record is answered on its own. An hour later, so use from half an hour ago was
+        // use of the instance, and use from before it is refused.
+        let bought = app.state.now();
+        app.advance(3600).await;
         let now = app.state.now();
         let (start, end) = (now - Duration::minutes(30), now - Duration::minutes(1));
         let batch = json!({"records": [
@@ -83,13 +86,16 @@ on_both_databases! {
             record("r-6", &instance, "api_calls", json!(1), now - Duration::hours(9), now - Duration::hours(8)),
             record("r-7", &instance, "api_calls", json!(1), now, now + Duration::hours(1)),
             record("r-8", &instance, "api_calls", json!("1e3"), start, end),
+            record("r-12", &instance, "api_calls", json!(1), bought - Duration::minutes(6), end),
+            record("r-13", &instance, "api_calls", json!(0), bought - Duration::minutes(4), end),
         ]});
         let answer = seller.expect_post("/v1/metering/usage", batch.clone(), StatusCode::OK).await;
         assert_eq!(statuses(&answer), [
             "accepted", "duplicate", "rejected:unknown_instance", "rejected:unknown_dimension", "rejected:invalid",
             "rejected:start_after_end", "rejected:too_old", "rejected:in_future", "rejected:invalid",
+            "rejected:before_instance", "accepted",
         ], "{answer}");
-        assert_eq!((answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(1), Some(7)));
+        assert_eq!((answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(1), Some(8)));
         // Another seller cannot report use of this instance; a buyer cannot report at all.
         let other = app.merchant(&op, "seller@other.test").await;
         let theirs = other.expect_post("/v1/metering/usage", json!({"records": [record("x-1", &instance, "api_calls", json!(1), start, end)]}), StatusCode::OK).await;
@@ -168,7 +174,7 @@ on_both_databases! {
         let pack = order["instance_id"].as_str().unwrap().to_owned();
         buyer.wait_for(&format!("/v1/instances/{pack}"), |v| v["state"] == "active").await;
         let now = app.state.now();
-        let (s, e) = (now - Duration::minutes(5), now - Duration::minutes(1));
+        let (s, e) = (now - Duration::minutes(4), now - Duration::minutes(1));
         let answer = seller.expect_post("/v1/metering/usage", json!({"records": [
             record("p-1", &pack, "api_calls", json!(40), s, e),
             record("p-2", &pack, "api_calls", json!(20), s, e),

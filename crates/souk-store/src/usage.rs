@@ -189,6 +189,11 @@ impl Store {
                 {
                     Err(Rejection::InstanceEnded)
                 }
+                // Nobody used what was not bought yet; a meter's clock may run a little behind
+                // souk's.
+                Some((inst, _)) if r.started_at + window.skew < inst.created_at => {
+                    Err(Rejection::BeforeInstance)
+                }
                 Some((_, plan)) if plan.prices.dimension(&r.dimension).is_none() => {
                     Err(Rejection::UnknownDimension)
                 }
