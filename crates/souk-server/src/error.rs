@@ -241,9 +241,17 @@ impl IntoResponse for AppError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
+        if let AppError::Forbidden(why) = self {
+            res.extensions_mut().insert(Refused(why));
+        }
         res
     }
 }
+
+/// Why a request was refused as forbidden, kept on the response so the layer of signed requests
+/// can audit a refusal a use case made (a key calling what only a person may do, say).
+#[derive(Clone, Debug)]
+pub struct Refused(pub String);
 
 impl From<souk_core::Error> for AppError {
     fn from(e: souk_core::Error) -> Self {

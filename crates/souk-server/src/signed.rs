@@ -4,8 +4,8 @@
 //! The signature covers the body, so the check runs as a layer that reads the body first; the
 //! caller it proves travels in the request's extensions to [`AccessKeyAuth`], one more
 //! [`Authenticator`] beside the session cookie. A refusal (malformed, unknown or disabled key,
-//! stale time, bad signature, a replay, a policy that does not allow the call) is a 401 or 403
-//! problem document and a line in the audit operators read; past
+//! stale time, bad signature, a replay, a policy that does not allow the call, a use case that
+//! refuses keys) is a 401 or 403 problem document and a line in the audit operators read; past
 //! `signature_refusals_per_address` in its window, an address's refusals are answered 429 and
 //! not audited one by one, so bad signatures cannot fill the audit.
 
@@ -56,11 +56,37 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
         return AppError::BadRequest("a signed request's body is at most 1 MiB".into())
             .into_response();
     };
+    let tcp = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let attempt = Attempt {
+        peer: crate::client::Peer::of(&state, &parts.headers, tcp),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+    };
     match verify(&state, &parts, &authorization, &bytes).await {
         Ok(caller) => {
+            let key = match &caller.via {
+                Via::AccessKey { access_key, .. } => Some(access_key.clone()),
+                _ => None,
+            };
+            let account = caller.account.id.clone();
             parts.extensions.insert(Signed(caller));
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            let res = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            // A use case's refusal of the key (IAM, which only people manage) is audited like
+            // the policy's own.
+            match res.extensions().get::<crate::error::Refused>() {
+                Some(refused) => {
+                    let reason = refused.0.clone();
+                    audit(&state, &attempt, reason, key, Some(account))
+                        .await
+                        .unwrap_or(res)
+                }
+                None => res,
+            }
         }
         Err((error, key, account)) => {
             if !matches!(error, AppError::BadSignature(_) | AppError::Forbidden(_)) {
@@ -68,38 +94,50 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
                 // counted against the caller nor audited as the caller's mistake.
                 return error.into_response();
             }
-            let tcp = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip());
-            let peer = crate::client::Peer::of(&state, &parts.headers, tcp);
-            if let Err(limited) = state.throttle.signature_refused(&peer) {
-                state.metrics.signature_refused(false);
-                tracing::debug!(target: "audit", ip = %peer.ip, "signed request refused past the address's limit");
-                return limited.into_response();
-            }
-            state.metrics.signature_refused(true);
-            let refusal = Refusal {
-                id: refusal_id(Utc::now()),
-                at: Utc::now(),
-                access_key: key.map(|k| k.chars().take(AUDITED_KEY_CHARS).collect()),
-                account_id: account,
-                method: parts
-                    .method
-                    .as_str()
-                    .chars()
-                    .take(AUDITED_TEXT_CHARS)
-                    .collect(),
-                path: parts.uri.path().chars().take(AUDITED_TEXT_CHARS).collect(),
-                reason: error.detail().chars().take(AUDITED_TEXT_CHARS).collect(),
-            };
-            if let Err(e) = state.store.audit_refusal(&refusal).await {
-                tracing::warn!(error = %e, "could not write the audit of a refused signed request");
-            }
-            tracing::warn!(target: "audit", reason = %refusal.reason, key = ?refusal.access_key, "signed request refused");
-            error.into_response()
+            let reason = error.detail();
+            audit(&state, &attempt, reason, key, account)
+                .await
+                .unwrap_or_else(|| error.into_response())
         }
     }
+}
+
+/// Where a signed request came from and what it asked for, for the audit.
+struct Attempt {
+    peer: crate::client::Peer,
+    method: String,
+    path: String,
+}
+
+/// Counts a refused signed request against its address and writes it to the audit. Past the
+/// address's limit nothing is written and the answer is this 429 instead of the refusal.
+async fn audit(
+    state: &AppState,
+    attempt: &Attempt,
+    reason: String,
+    key: Option<String>,
+    account: Option<souk_core::ids::AccountId>,
+) -> Option<Response> {
+    if let Err(limited) = state.throttle.signature_refused(&attempt.peer) {
+        state.metrics.signature_refused(false);
+        tracing::debug!(target: "audit", ip = %attempt.peer.ip, "signed request refused past the address's limit");
+        return Some(limited.into_response());
+    }
+    state.metrics.signature_refused(true);
+    let refusal = Refusal {
+        id: refusal_id(Utc::now()),
+        at: Utc::now(),
+        access_key: key.map(|k| k.chars().take(AUDITED_KEY_CHARS).collect()),
+        account_id: account,
+        method: attempt.method.chars().take(AUDITED_TEXT_CHARS).collect(),
+        path: attempt.path.chars().take(AUDITED_TEXT_CHARS).collect(),
+        reason: reason.chars().take(AUDITED_TEXT_CHARS).collect(),
+    };
+    if let Err(e) = state.store.audit_refusal(&refusal).await {
+        tracing::warn!(error = %e, "could not write the audit of a refused signed request");
+    }
+    tracing::warn!(target: "audit", reason = %refusal.reason, key = ?refusal.access_key, "signed request refused");
+    None
 }
 
 type Refused = (AppError, Option<String>, Option<souk_core::ids::AccountId>);

@@ -176,6 +176,27 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn a_key_refused_by_what_it_asked_for_is_audited_too(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (op, buyer, ak, sk) = buyer_with_key(&app, "full_access").await;
+        // Full access lets the key past its policy; IAM itself refuses it: only people manage
+        // keys. That refusal is audited like the policy's.
+        let res = signed(&app.base, "POST", "/v1/iam/users", Some(json!({"name": "bot", "programmatic_access": true, "policy": "full_access"})), &ak, &sk, &now()).await;
+        let p = assert_problem(res, StatusCode::FORBIDDEN, None).await;
+        assert!(p["detail"].as_str().unwrap().contains("managed with a session"), "{p}");
+        assert_eq!(buyer.json("/v1/iam/users").await.as_array().unwrap().len(), 1, "nothing was made");
+        // What is merely not there, or answered, is not a refusal.
+        assert_eq!(signed(&app.base, "GET", "/v1/orders/ord_missing", None, &ak, &sk, &now()).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
+        let audit = op.json("/v1/operator/audit?limit=100").await;
+        let items = audit["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{audit}");
+        assert_eq!((items[0]["access_key"].as_str(), items[0]["method"].as_str(), items[0]["path"].as_str()), (Some(ak.as_str()), Some("POST"), Some("/v1/iam/users")), "{audit}");
+        assert_eq!(items[0]["account_id"], buyer.id.as_str(), "{audit}");
+        assert!(items[0]["reason"].as_str().unwrap().contains("managed with a session"), "{audit}");
+        app.cleanup().await;
+    }
+
     async fn a_database_fault_is_answered_as_one_not_counted_as_a_refusal(backend) {
         let mut settings = Settings::for_tests();
         settings.throttle.signature_refusals_per_address = 1;
