@@ -71,6 +71,27 @@ impl Period {
         }
     }
 
+    /// The refusal of a plan not sold this way: "this plan is not sold by the month".
+    pub fn not_sold(self) -> &'static str {
+        match self {
+            Period::Month => "this plan is not sold by the month",
+            Period::Year => "this plan is not sold by the year",
+            Period::Once => "this plan is not sold for a one-time price",
+            Period::OnDemand => "this plan is not sold on demand",
+        }
+    }
+
+    /// How many of this period one order may buy, in words: "buy between 1 and 120 months".
+    pub fn count_rule(self) -> String {
+        match self {
+            Period::Month | Period::Year => {
+                format!("buy between 1 and {} {}s", self.max_count(), self)
+            }
+            Period::Once => "a one-time purchase is bought once (periods: 1)".to_owned(),
+            Period::OnDemand => "an on-demand plan is bought once (periods: 1)".to_owned(),
+        }
+    }
+
     /// Whether the instance bought this way never expires (a one-time or on-demand purchase).
     pub fn is_open_ended(self) -> bool {
         matches!(self, Period::Once | Period::OnDemand)
@@ -242,14 +263,11 @@ impl PlanPrices {
     /// What `count` periods cost, rounded half-up to the minor unit once, at the charge.
     pub fn price(&self, period: Period, count: u32) -> Result<Money, Error> {
         if count == 0 || count > period.max_count() {
-            return Err(Error::invalid(
-                "periods",
-                format!("buy between 1 and {} {}s", period.max_count(), period),
-            ));
+            return Err(Error::invalid("periods", period.count_rule()));
         }
-        let unit = self.unit_price(period).ok_or_else(|| {
-            Error::invalid("period", format!("this plan is not sold by the {period}"))
-        })?;
+        let unit = self
+            .unit_price(period)
+            .ok_or_else(|| Error::invalid("period", period.not_sold()))?;
         let total = unit
             .checked_mul(Decimal::from(count))
             .ok_or_else(|| Error::invalid("periods", "the price is too large"))?;

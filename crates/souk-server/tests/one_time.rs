@@ -51,4 +51,51 @@ on_both_databases! {
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }
+
+    async fn the_buy_page_offers_a_plan_as_it_is_sold_and_buys_nothing_unasked(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let mut body = product_body("Acme Vault", &endpoint, "1");
+        body["plans"][0] = json!({"name": "Perpetual", "currency": "CNY", "one_time_price": "499.00"});
+        body["signing_key"] = json!(KEY);
+        let (product, plan, _) = app.listed_product_with(&op, &seller, body).await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "1000.00").await;
+
+        // Opened without a period, the page offers the plan the way it is sold.
+        let page = buyer.get(&format!("/products/{product}/buy?plan={plan}")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("once for good"), "{html}");
+        let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = html[at..at + html[at..].find('"').unwrap()].to_owned();
+
+        // A purchase that leaves out its period or count buys nothing and says what is missing.
+        let post = |fields: Vec<(&'static str, String)>| {
+            let (client, url) = (buyer.client.clone(), format!("{}/products/{product}/buy", app.base));
+            async move { client.post(url).form(&fields).send().await.unwrap() }
+        };
+        let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone())]).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.unwrap().contains("choose a period"));
+        let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone()), ("period", "once".into())]).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.unwrap().contains("say how many periods"));
+        // Refusals name the way of selling in words.
+        let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone()), ("period", "month".into()), ("periods", "1".into())]).await;
+        assert!(res.text().await.unwrap().contains("this plan is not sold by the month"));
+        let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone()), ("period", "once".into()), ("periods", "2".into())]).await;
+        assert!(res.text().await.unwrap().contains("a one-time purchase is bought once"));
+        assert_eq!(buyer.json("/v1/orders").await["items"].as_array().unwrap().len(), 0);
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "1000.00");
+
+        // All of it: bought once.
+        let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone()), ("period", "once".into()), ("periods", "1".into()), ("key", "k1".into())]).await;
+        assert!(res.status().is_success(), "{}", res.status());
+        assert_eq!(buyer.json("/v1/orders").await["items"].as_array().unwrap().len(), 1);
+        assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "501.00");
+        app.cleanup().await;
+    }
 }

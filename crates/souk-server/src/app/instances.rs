@@ -266,9 +266,10 @@ async fn extend(
     )
     .await?;
     let price = priced.paid();
-    let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
-        AppError::invalid("period", format!("this plan is not sold by the {period}"))
-    })?;
+    let unit_price = plan
+        .prices
+        .unit_price(period)
+        .ok_or_else(|| AppError::invalid("period", period.not_sold()))?;
     let event = match kind {
         OrderKind::Convert => Event::Converted { new_expiry },
         _ => Event::Renewed { new_expiry },
@@ -697,9 +698,10 @@ async fn decide_change(
         ));
     }
     let period = instance.period;
-    let unit_price = to.prices.unit_price(period).ok_or_else(|| {
-        AppError::invalid("plan_id", format!("this plan is not sold by the {period}"))
-    })?;
+    let unit_price = to
+        .prices
+        .unit_price(period)
+        .ok_or_else(|| AppError::invalid("plan_id", period.not_sold()))?;
     let from = state.store.plan(&instance.plan_id).await?;
     if to.prices.currency != from.prices.currency {
         return Err(AppError::invalid(

@@ -167,9 +167,10 @@ pub async fn quote(state: &AppState, input: &OrderInput) -> AppResult<Quote> {
     let period: Period = input.period.parse()?;
     let (plan, product, promotions) = on_sale(state, &input.plan_id).await?;
     let list = plan.prices.price(period, input.periods)?;
-    let unit_price = plan.prices.unit_price(period).ok_or_else(|| {
-        AppError::invalid("period", format!("this plan is not sold by the {period}"))
-    })?;
+    let unit_price = plan
+        .prices
+        .unit_price(period)
+        .ok_or_else(|| AppError::invalid("period", period.not_sold()))?;
     let priced = souk_core::promotions::price(list, period, state.now(), &promotions);
     Ok(Quote {
         plan,

@@ -75,21 +75,15 @@ async fn start_trial(
 pub struct BuyForm {
     #[serde(default)]
     pub plan: String,
-    #[serde(default = "month")]
+    /// Empty when not sent: the page then shows the plan's first way of selling, while a
+    /// purchase without it is refused.
+    #[serde(default)]
     pub period: String,
-    #[serde(default = "one")]
+    #[serde(default)]
     pub periods: String,
     /// Made when the form was shown, so a double submit buys once.
     #[serde(default)]
     pub key: String,
-}
-
-fn month() -> String {
-    "month".into()
-}
-
-fn one() -> String {
-    "1".into()
 }
 
 #[derive(Template)]
@@ -135,6 +129,17 @@ async fn buy_page(
     }
     if form.key.is_empty() {
         form.key = hex::encode(rand::random::<[u8; 12]>());
+    }
+    // A page opened without a choice shows the plan's first one; a refused purchase shows what
+    // was sent.
+    if refused.is_none() {
+        if form.period.is_empty() {
+            let plan = product.plans.iter().find(|p| p.id == form.plan);
+            form.period = plan.map_or("month", first_period).to_owned();
+        }
+        if form.periods.is_empty() {
+            form.periods = "1".into();
+        }
     }
     let mut errors = refused
         .as_ref()
@@ -229,6 +234,33 @@ async fn buy_page(
     )
 }
 
+/// A purchase names its plan, period and number of periods: nothing is bought by default.
+fn required(form: &BuyForm) -> Result<(), AppError> {
+    for (field, value, missing) in [
+        ("plan", &form.plan, "choose a plan"),
+        ("period", &form.period, "choose a period"),
+        ("periods", &form.periods, "say how many periods"),
+    ] {
+        if value.trim().is_empty() {
+            return Err(AppError::invalid(field, missing));
+        }
+    }
+    Ok(())
+}
+
+/// How a plan is sold first: by the month, the year, once, or on demand.
+fn first_period(plan: &crate::app::catalog::PlanView) -> &'static str {
+    if plan.monthly_price.is_some() {
+        "month"
+    } else if plan.yearly_price.is_some() {
+        "year"
+    } else if plan.one_time_price.is_some() {
+        "once"
+    } else {
+        "on_demand"
+    }
+}
+
 fn periods(form: &BuyForm) -> Result<u32, AppError> {
     form.periods
         .trim()
@@ -253,7 +285,7 @@ pub async fn buy(
     Path(id): Path<String>,
     Posted(form): Posted<BuyForm>,
 ) -> Response {
-    let input = match periods(&form) {
+    let input = match required(&form).and_then(|()| periods(&form)) {
         Ok(n) => OrderInput {
             plan_id: form.plan.clone(),
             period: form.period.clone(),
