@@ -20,6 +20,13 @@ pub fn make_id(prefix: &str, unix_millis: i64, random: [u8; 10]) -> String {
     out
 }
 
+/// Whether `s` has the shape of an id with `prefix`: the prefix, `_`, then 26 base-32 characters.
+pub fn well_formed(prefix: &str, s: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|body| body.len() == 26 && body.bytes().all(|b| ALPHABET.contains(&b)))
+}
+
 /// An identifier kind: its prefix, and conversions from and to its text.
 pub trait Id: Sized + From<String> + AsRef<str> {
     /// The prefix naming the kind, e.g. `ord`.
@@ -114,6 +121,21 @@ ids! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_well_formed_only_with_its_prefix_and_alphabet() {
+        let id = make_id("ord", 1_700_000_000_000, [7; 10]);
+        assert!(well_formed("ord", &id));
+        assert!(!well_formed("ins", &id));
+        assert!(!well_formed("ord", &id[..id.len() - 1]));
+        assert!(!well_formed("ord", &format!("{id}0")));
+        assert!(
+            !well_formed("ord", &id.replace('0', "u")),
+            "u is not in the alphabet"
+        );
+        assert!(!well_formed("ord", "zzz"));
+        assert!(!well_formed("ord", ""));
+    }
 
     #[test]
     fn ids_sort_by_time_and_carry_their_prefix() {

@@ -121,6 +121,15 @@ on_both_databases! {
         );
 
         let op = app.operator().await;
+        // A cursor is the last id of a page this API gave out: anything else is refused rather
+        // than read as some place in the list.
+        let order_id = souk_core::ids::make_id("ord", 1_700_000_000_000, [1; 10]);
+        for path in ["/v1/orders?cursor=zzz", "/v1/ledger?cursor=zzz", "/v1/instances?cursor=ins_x", "/v1/operator/audit?cursor=%00",
+                     &format!("/v1/ledger?cursor={order_id}"), "/v1/operator/promotions?cursor=", "/v1/operator/jobs?state=dead&cursor=job_1"] {
+            assert_problem(op.get(path).await, StatusCode::UNPROCESSABLE_ENTITY, Some("cursor")).await;
+        }
+        assert_eq!(op.get(&format!("/v1/orders?cursor={order_id}")).await.status(), StatusCode::OK);
+        assert_problem(op.get("/v1/notifications?before=zzz").await, StatusCode::UNPROCESSABLE_ENTITY, Some("before")).await;
         let seller = app.merchant(&op, "seller@acme.test").await;
         let mut body = product_body("Notes", "https://acme.test/souk", "x");
         assert_problem(

@@ -387,7 +387,8 @@ impl Store {
 }
 
 /// The prefix of an audited refusal's id.
-const REFUSAL_PREFIX: &str = "aud";
+/// The prefix of an audited refusal's id.
+pub const REFUSAL_PREFIX: &str = "aud";
 
 /// A new id for an audited refusal made at `now`.
 pub fn refusal_id(now: DateTime<Utc>) -> String {

@@ -27,7 +27,7 @@ pub struct NotificationParams {
 
 /// The caller's notifications, newest first, with how many are unread.
 #[utoipa::path(operation_id = "my_notifications", get, path = "/v1/notifications", tag = "notifications", params(NotificationParams),
-    responses((status = 200, body = NotificationList), (status = 401, body = Problem), (status = 422, body = Problem, description = "A limit outside 1 to 100")))]
+    responses((status = 200, body = NotificationList), (status = 401, body = Problem), (status = 422, body = Problem, description = "A limit outside 1 to 100, or a `before` that is not a notification id")))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,

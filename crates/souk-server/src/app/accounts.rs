@@ -9,6 +9,7 @@ use crate::AppState;
 use serde::{Deserialize, Serialize};
 use souk_core::accounts::{AccountKind, Role, VerificationDetails};
 use souk_core::ids::AccountId;
+use souk_core::ids::Id as _;
 use souk_core::validate;
 use souk_store::accounts::{Account, NewAccount};
 use utoipa::ToSchema;
@@ -333,7 +334,7 @@ pub async fn search(
     let text = validate::optional_text("q", text, 200)?;
     let rows = state
         .store
-        .search_accounts(&text, page.cursor.as_deref(), size + 1)
+        .search_accounts(&text, page.after(AccountId::PREFIX)?, size + 1)
         .await?;
     Ok(page.page(rows, size, |a| a.id.as_str()))
 }

@@ -217,7 +217,7 @@ pub async fn audit(
     let size = page.size()?;
     let rows = state
         .store
-        .audit_refusals(page.cursor.as_deref(), size + 1)
+        .audit_refusals(page.after(souk_store::iam::REFUSAL_PREFIX)?, size + 1)
         .await?;
     Ok(page.page(rows, size, |r| r.id.as_str()))
 }

@@ -9,6 +9,7 @@ use crate::jobs::SellerJob;
 use crate::AppState;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use souk_core::ids::Id as _;
 use souk_core::ids::{InstanceId, OrderId};
 use souk_core::lifecycle::{self, Event, Subject, Transition};
 use souk_core::money::Money;
@@ -105,7 +106,7 @@ pub async fn list(
     let size = page.size()?;
     let rows = state
         .store
-        .instances_of_buyer(caller.id(), page.cursor.as_deref(), size + 1)
+        .instances_of_buyer(caller.id(), page.after(InstanceId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |i| i.id.as_str());
     let mut items = Vec::with_capacity(page.items.len());

@@ -5,6 +5,7 @@ use super::{Caller, Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::AppState;
 use souk_core::accounts::Role;
+use souk_core::ids::Id as _;
 use souk_core::ids::JobId;
 use souk_store::jobs::{Attempt, Job, JobState};
 
@@ -38,7 +39,7 @@ pub async fn list(
     let size = page.size()?;
     let rows = state
         .store
-        .jobs_in_state(in_state, page.cursor.as_deref(), size + 1)
+        .jobs_in_state(in_state, page.after(JobId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |j| j.id.as_str());
     let mut items = Vec::with_capacity(page.items.len());

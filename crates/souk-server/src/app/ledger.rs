@@ -7,6 +7,7 @@ use crate::AppState;
 use serde::Deserialize;
 use souk_core::accounts::Role;
 use souk_core::ids::AccountId;
+use souk_core::ids::Id as _;
 use souk_core::ledger::{self, EntryKind};
 use souk_core::money::{Currency, Money};
 use souk_core::validate;
@@ -91,7 +92,11 @@ pub async fn entries(
     let size = page.size()?;
     let rows = state
         .store
-        .ledger_entries(caller.id(), page.cursor.as_deref(), size + 1)
+        .ledger_entries(
+            caller.id(),
+            page.after(souk_core::ids::EntryId::PREFIX)?,
+            size + 1,
+        )
         .await?;
     Ok(page.page(rows, size, |e| e.id.as_str()))
 }
@@ -112,7 +117,11 @@ pub async fn account_ledger(
     let size = page.size()?;
     let rows = state
         .store
-        .ledger_entries(account, page.cursor.as_deref(), size + 1)
+        .ledger_entries(
+            account,
+            page.after(souk_core::ids::EntryId::PREFIX)?,
+            size + 1,
+        )
         .await?;
     Ok((balances, page.page(rows, size, |e| e.id.as_str())))
 }

@@ -117,6 +117,18 @@ impl PageRequest {
         }
     }
 
+    /// The cursor, which must be an id of the listed kind (`prefix`): a cursor is the last id of
+    /// the page before, and anything else would page from an arbitrary place unnoticed.
+    pub fn after(&self, prefix: &str) -> AppResult<Option<&str>> {
+        match self.cursor.as_deref() {
+            Some(c) if !souk_core::ids::well_formed(prefix, c) => Err(AppError::invalid(
+                "cursor",
+                "is not a cursor this API gave out",
+            )),
+            cursor => Ok(cursor),
+        }
+    }
+
     /// Splits rows read with `size + 1` into one page and the cursor of the next page (the id of
     /// the last row shown), if there is one.
     pub fn page<R>(&self, mut rows: Vec<R>, size: i64, id: impl Fn(&R) -> &str) -> Page<R> {

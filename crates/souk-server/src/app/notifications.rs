@@ -6,6 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::AppState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use souk_core::ids::Id as _;
 use souk_core::ids::{AccountId, NotificationId, OrderId, ProductId};
 use souk_core::notices::{Audience, Topic};
 use souk_core::orders::OrderKind;
@@ -325,6 +326,9 @@ pub async fn list(
             "limit",
             format!("limit must be from 1 to {MAX_PAGE}"),
         ));
+    }
+    if before.is_some_and(|b| !souk_core::ids::well_formed(NotificationId::PREFIX, b)) {
+        return Err(AppError::invalid("before", "is not a notification id"));
     }
     let before = before.map(|b| NotificationId::from(b.to_owned()));
     let notifications = state

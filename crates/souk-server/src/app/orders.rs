@@ -9,6 +9,7 @@ use crate::AppState;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use souk_core::ids::Id as _;
 use souk_core::ids::{AccountId, OrderId, PlanId};
 use souk_core::ledger::debit_floor;
 use souk_core::lifecycle::InstanceState;
@@ -465,7 +466,7 @@ pub async fn list(
             caller.id(),
             in_state,
             kind,
-            page.cursor.as_deref(),
+            page.after(OrderId::PREFIX)?,
             size + 1,
         )
         .await?;

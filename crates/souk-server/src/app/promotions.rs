@@ -7,6 +7,7 @@ use crate::AppState;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use souk_core::accounts::Role;
+use souk_core::ids::Id as _;
 use souk_core::ids::{ProductId, PromotionId};
 use souk_core::money::Money;
 use souk_core::plans::Period;
@@ -78,7 +79,7 @@ pub async fn list(state: &AppState, caller: &Caller, page: PageRequest) -> AppRe
     let size = page.size()?;
     let rows = state
         .store
-        .promotions(page.cursor.as_deref(), size + 1)
+        .promotions(page.after(PromotionId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |p| p.id.as_str());
     let mut items = Vec::with_capacity(page.items.len());

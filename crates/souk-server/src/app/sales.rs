@@ -5,6 +5,7 @@ use super::jobs::JobDetails;
 use super::{merchants, Caller, Page, PageRequest};
 use crate::error::AppResult;
 use crate::AppState;
+use souk_core::ids::{Id as _, InstanceId, OrderId};
 use souk_store::instances::Instance;
 use souk_store::orders::Order;
 
@@ -27,7 +28,7 @@ pub async fn orders(
     let size = page.size()?;
     let rows = state
         .store
-        .orders_of_merchant(&merchant.id, page.cursor.as_deref(), size + 1)
+        .orders_of_merchant(&merchant.id, page.after(OrderId::PREFIX)?, size + 1)
         .await?;
     Ok(page.page(rows, size, |o| o.id.as_str()))
 }
@@ -42,7 +43,7 @@ pub async fn instances(
     let size = page.size()?;
     let rows = state
         .store
-        .instances_of_merchant(&merchant.id, page.cursor.as_deref(), size + 1)
+        .instances_of_merchant(&merchant.id, page.after(InstanceId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |i| i.id.as_str());
     let mut items = Vec::with_capacity(page.items.len());
