@@ -98,6 +98,55 @@ impl Period {
     }
 }
 
+/// How an instance is paid for, as its buyer reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A free trial, until converted.
+    Trial,
+    Monthly,
+    Yearly,
+    OneTime,
+    /// Nothing up front; use is charged by the hour.
+    OnDemand,
+    /// A monthly or yearly price that includes a quota of metered use per period.
+    Package,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 6] = [
+        Mode::Trial,
+        Mode::Monthly,
+        Mode::Yearly,
+        Mode::OneTime,
+        Mode::OnDemand,
+        Mode::Package,
+    ];
+
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Trial => "trial",
+            Mode::Monthly => "monthly",
+            Mode::Yearly => "yearly",
+            Mode::OneTime => "one_time",
+            Mode::OnDemand => "on_demand",
+            Mode::Package => "package",
+        }
+    }
+
+    /// In words, for pages: "pay as you go".
+    pub fn words(self) -> &'static str {
+        match self {
+            Mode::Trial => "free trial",
+            Mode::Monthly => "monthly",
+            Mode::Yearly => "yearly",
+            Mode::OneTime => "one-time",
+            Mode::OnDemand => "pay as you go",
+            Mode::Package => "package",
+        }
+    }
+}
+
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -204,6 +253,18 @@ impl PlanPrices {
     /// Whether the plan is sold on demand only: no price up front, use charged as reported.
     pub fn on_demand(&self) -> bool {
         self.monthly.is_none() && self.yearly.is_none() && self.one_time.is_none()
+    }
+
+    /// How an instance bought by `period` under these prices is paid for.
+    pub fn mode(&self, period: Period, trial: bool) -> Mode {
+        match period {
+            _ if trial => Mode::Trial,
+            Period::Month | Period::Year if !self.metered.is_empty() => Mode::Package,
+            Period::Month => Mode::Monthly,
+            Period::Year => Mode::Yearly,
+            Period::Once => Mode::OneTime,
+            Period::OnDemand => Mode::OnDemand,
+        }
     }
 
     /// The metered dimension named `key`, if the plan has it.
@@ -377,6 +438,40 @@ mod tests {
         assert_eq!(free.price(Period::Month, 3).unwrap().minor, 0);
         let smallest = PlanPrices::parse("p", "CNY", Some("0.005"), None, None).unwrap();
         assert_eq!(smallest.price(Period::Month, 1).unwrap().minor, 1);
+    }
+
+    #[test]
+    fn the_mode_says_how_an_instance_is_paid_for() {
+        let calls = crate::metering::DimensionDraft {
+            key: "calls".into(),
+            unit: "call".into(),
+            price: "0.01".into(),
+            tiers: vec![],
+            included: Some("1000".into()),
+            overage: None,
+        };
+        let package = PlanPrices::parse("p", "CNY", Some("30"), Some("300"), None)
+            .unwrap()
+            .with_metered("p", std::slice::from_ref(&calls))
+            .unwrap();
+        assert_eq!(package.mode(Period::Month, false), Mode::Package);
+        assert_eq!(package.mode(Period::Year, false), Mode::Package);
+        assert_eq!(package.mode(Period::Month, true), Mode::Trial);
+        let metered = PlanPrices::parse("p", "CNY", None, None, None)
+            .unwrap()
+            .with_metered(
+                "p",
+                &[crate::metering::DimensionDraft {
+                    included: None,
+                    ..calls
+                }],
+            )
+            .unwrap();
+        assert_eq!(metered.mode(Period::OnDemand, false).as_str(), "on_demand");
+        assert_eq!(prices().mode(Period::Month, false), Mode::Monthly);
+        assert_eq!(prices().mode(Period::Year, false).words(), "yearly");
+        let once = PlanPrices::parse("p", "CNY", None, None, Some("499")).unwrap();
+        assert_eq!(once.mode(Period::Once, false).words(), "one-time");
     }
 
     #[test]

@@ -183,6 +183,14 @@ on_both_databases! {
         assert_eq!(statuses(&answer), ["accepted", "rejected:over_quota", "accepted"], "{answer}");
         let usage = buyer.json(&format!("/v1/instances/{pack}/usage")).await;
         assert_eq!((usage["dimensions"][0]["included"].as_str(), usage["dimensions"][0]["quota_left"].as_str()), (Some("50"), Some("0")), "{usage}");
+        // The list of subscriptions says how each is paid for, and what is left of a quota.
+        let listed = buyer.json("/v1/instances").await;
+        let item = |id: &str| listed["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap().clone();
+        assert_eq!((item(&pack)["mode"].as_str(), item(&instance)["mode"].as_str()), (Some("package"), Some("on_demand")), "{listed}");
+        assert_eq!(item(&pack)["quotas"], json!([{"dimension": "api_calls", "unit": "1,000 calls", "included": "50", "left": "0"}]), "{listed}");
+        assert_eq!(item(&instance)["quotas"], json!([]), "{listed}");
+        let page = buyer.get("/instances").await.text().await.unwrap();
+        assert!(page.contains("pay as you go") && page.contains("0 of 50 1,000 calls left"), "{page}");
         let before = balance(&buyer).await;
         app.advance(3600).await;
         buyer.wait_for(&format!("/v1/instances/{pack}/usage"), |u| u["dimensions"][0]["rated"] == "50").await;

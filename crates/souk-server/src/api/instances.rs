@@ -46,6 +46,12 @@ pub struct InstanceView {
     pub period: String,
     /// A free trial, until it is converted to a paid subscription.
     pub trial: bool,
+    /// How it is paid for.
+    #[schema(value_type = schema::BillingMode)]
+    pub mode: String,
+    /// What is left of each quota its package includes in the current period (empty when the
+    /// plan includes none).
+    pub quotas: Vec<QuotaView>,
     pub expires_at: DateTime<Utc>,
     /// When the grace period ends (the seller is asked to freeze it then).
     pub grace_ends_at: DateTime<Utc>,
@@ -73,6 +79,17 @@ impl From<InstanceDetails> for InstanceView {
             state: i.state.as_str().to_owned(),
             period: i.period.as_str().to_owned(),
             trial: i.trial,
+            mode: d.mode.as_str().to_owned(),
+            quotas: d
+                .quotas
+                .into_iter()
+                .map(|q| QuotaView {
+                    dimension: q.key,
+                    unit: q.unit,
+                    included: q.included.to_string(),
+                    left: q.quota_left.unwrap_or_default().to_string(),
+                })
+                .collect(),
             expires_at: i.expires_at,
             grace_ends_at: d.grace_ends_at,
             retention_ends_at: d.retention_ends_at,
@@ -89,6 +106,17 @@ impl From<InstanceDetails> for InstanceView {
             timeline: d.timeline.into_iter().map(Into::into).collect(),
         }
     }
+}
+
+/// One quota of a package in the current period.
+#[derive(Serialize, ToSchema)]
+pub struct QuotaView {
+    pub dimension: String,
+    pub unit: String,
+    /// What the period includes (a decimal string).
+    pub included: String,
+    /// What is left of it, counting use reported and not yet charged (a decimal string).
+    pub left: String,
 }
 
 /// A page of instances.

@@ -44,6 +44,10 @@ pub struct InstanceDetails {
     pub grace_ends_at: DateTime<Utc>,
     /// When the retention period ends (the seller is asked to release it then).
     pub retention_ends_at: DateTime<Utc>,
+    /// How it is paid for.
+    pub mode: souk_core::plans::Mode,
+    /// What is left of each quota its package includes this period (none when it has none).
+    pub quotas: Vec<super::metering::DimensionUse>,
     /// How to reach it, as the seller gave it (decrypted for its owner only).
     pub access: Option<AppInfo>,
     /// What happened, oldest first (on the single-instance view).
@@ -73,9 +77,19 @@ async fn with_details(
     } else {
         vec![]
     };
+    let quotas = if plan.prices.metered.iter().any(|d| !d.included.is_zero()) {
+        let (_, _, uses) = super::metering::dimension_uses(state, &i, &plan).await?;
+        uses.into_iter()
+            .filter(|u| u.quota_left.is_some())
+            .collect()
+    } else {
+        vec![]
+    };
     let policy = state.settings.policy;
     Ok(InstanceDetails {
         product_name: product.listed_name().to_owned(),
+        mode: plan.prices.mode(i.period, i.trial),
+        quotas,
         plan_name: plan.name,
         grace_ends_at: policy.grace_end(i.expires_at),
         retention_ends_at: policy.retention_end(i.expires_at),

@@ -230,8 +230,27 @@ pub async fn of_instance(
 ) -> AppResult<InstanceUsage> {
     let instance = super::instances::own_instance(state, caller, &instance_id.into()).await?;
     let plan = state.store.plan(&instance.plan_id).await?;
-    let now = state.now();
-    let (start, end) = metering::usage_window(instance.created_at, instance.period, now);
+    let (start, end, dimensions) = dimension_uses(state, &instance, &plan).await?;
+    let days = state
+        .store
+        .usage_days(Some(&instance.id), None, 400)
+        .await?;
+    Ok(InstanceUsage {
+        period_start: start,
+        period_end: end,
+        dimensions,
+        days,
+    })
+}
+
+/// Where each metered dimension of `instance` stands in its current period (from, until, and
+/// the dimensions of `plan`, its plan).
+pub(crate) async fn dimension_uses(
+    state: &AppState,
+    instance: &souk_store::instances::Instance,
+    plan: &souk_store::products::Plan,
+) -> AppResult<(DateTime<Utc>, DateTime<Utc>, Vec<DimensionUse>)> {
+    let (start, end) = metering::usage_window(instance.created_at, instance.period, state.now());
     let uses = state
         .store
         .period_use(&instance.id, start, plan.prices.currency)
@@ -262,16 +281,7 @@ pub async fn of_instance(
             }
         })
         .collect();
-    let days = state
-        .store
-        .usage_days(Some(&instance.id), None, 400)
-        .await?;
-    Ok(InstanceUsage {
-        period_start: start,
-        period_end: end,
-        dimensions,
-        days,
-    })
+    Ok((start, end, dimensions))
 }
 
 /// What the caller's merchant reported: charged use per instance, dimension and day, and what

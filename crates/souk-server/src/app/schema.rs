@@ -148,6 +148,13 @@ enum_schema!(
     InstanceState::ALL.iter().map(|s| s.as_str())
 );
 enum_schema!(
+    /// How an instance is paid for.
+    BillingMode,
+    "How an instance is paid for: `trial`, `monthly`, `yearly`, `one_time`, `on_demand` (use \
+     charged by the hour) or `package` (a monthly or yearly price including a quota of use).",
+    plans::Mode::ALL.iter().map(|m| m.as_str())
+);
+enum_schema!(
     /// Why a balance moved.
     Movement,
     "Why a balance moved.",

@@ -52,6 +52,10 @@ pub struct InstanceRow {
     pub state: String,
     pub badge: &'static str,
     pub period: String,
+    /// How it is paid for, in words ("pay as you go").
+    pub mode: &'static str,
+    /// "320 of 500 pages left", one per quota of its package.
+    pub quotas: Vec<String>,
     pub expires: String,
     pub expires_text: String,
     /// The expiry comes (not a one-time purchase), so grace and retention dates mean something.
@@ -100,6 +104,19 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
         state: state.to_owned(),
         badge: badge(state),
         period: i.period.as_str().to_owned(),
+        mode: d.mode.words(),
+        quotas: d
+            .quotas
+            .iter()
+            .map(|q| {
+                format!(
+                    "{} of {} {} left",
+                    q.quota_left.unwrap_or_default(),
+                    q.included,
+                    q.unit
+                )
+            })
+            .collect(),
         expires: when(&i.expires_at),
         expires_text: if souk_core::plans::is_never(i.expires_at) {
             if i.period == souk_core::plans::Period::OnDemand {
