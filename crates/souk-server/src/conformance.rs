@@ -152,6 +152,15 @@ fn refused(name: &'static str, a: &Answered) -> Check {
         ),
         Ok(_) => (true, ""),
         Err(e) if e.starts_with("HTTP 4") => (true, ""),
+        Err(e) if e.starts_with("HTTP ") => (
+            false,
+            "a refusal is an error code or an HTTP 4xx, not a server error",
+        ),
+        Err(e) if e.contains("Body-Sign") => (false, "a refusal is signed like any answer"),
+        Err(e) if e.starts_with("the answer") => (
+            false,
+            "a refusal is a JSON answer with an error code, or an HTTP 4xx",
+        ),
         Err(_) => (false, "the endpoint did not answer"),
     };
     check(name, a, passed, note)
@@ -337,7 +346,12 @@ pub async fn run(target: &Target<'_>) -> Report {
     for (name, activity, ok) in steps {
         let a = target.signed(&activity).await;
         let passed = code_is(&a, ok);
-        checks.push(check(name, &a, passed, ""));
+        let expected = if passed || a.answer.is_err() {
+            String::new()
+        } else {
+            format!("expected {}", ok.join(" or "))
+        };
+        checks.push(check(name, &a, passed, &expected));
     }
     Report {
         endpoint: target.endpoint.to_owned(),

@@ -264,6 +264,27 @@ on_both_databases! {
         assert_eq!(replay["passed"], false);
         assert!(replay["detail"].as_str().unwrap().contains("it was accepted"), "{report}");
         assert_eq!(report["passed"], false);
+        // An endpoint that creates and answers, then answers every later call with a code of its
+        // own: each such failure says what was expected.
+        let odd = axum::Router::new().fallback(|body: String| async move {
+            axum::Json(if body.contains("\"newInstance\"") {
+                serde_json::json!({"resultCode": "000000", "resultMsg": "ok", "instanceId": "odd-1"})
+            } else if body.contains("\"queryInstance\"") {
+                serde_json::json!({"resultCode": "000000", "resultMsg": "ok", "info": [{"instanceId": "odd-1"}]})
+            } else {
+                serde_json::json!({"resultCode": "12", "resultMsg": "ok"})
+            })
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let odd_url = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, odd).await });
+        let fifth = app.merchant(&op, "fifth@seller.test").await;
+        let (p5, _) = listed_by(&app, &op, &fifth, &odd_url, "10.00").await;
+        let report: Value = fifth.post(&format!("/v1/seller/products/{p5}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        let refresh = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "refreshInstance is accepted").unwrap();
+        assert_eq!((refresh["passed"].as_bool(), refresh["detail"].as_str()), (Some(false), Some("12 ok (expected 000000)")), "{report}");
+        let upgrade = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "upgradeInstance is answered").unwrap();
+        assert_eq!(upgrade["detail"], "12 ok (expected 000000 or 000001)", "{report}");
         // Another merchant's product is not found.
         assert_problem(third.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;
         app.cleanup().await;

@@ -80,6 +80,12 @@ async fn with_signed_answers_the_check_requires_each_answer_signed() {
     let (passed, out) = run(unsigned, true).await.unwrap();
     assert!(!passed, "{out}");
     assert!(out.contains("Body-Sign is missing"), "{out}");
+    // Its refusals were answers, unsigned: said so, not that it did not answer.
+    assert!(
+        out.contains("(a refusal is signed like any answer)"),
+        "{out}"
+    );
+    assert!(!out.contains("did not answer"), "{out}");
 }
 
 #[tokio::test]
