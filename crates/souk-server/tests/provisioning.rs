@@ -292,6 +292,62 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    async fn a_product_is_submitted_only_once_its_endpoint_passed_the_check(backend) {
+        let mut settings = souk_server::settings::Settings::for_tests();
+        settings.submit_needs_endpoint_check = true;
+        let app = TestApp::spawn_with(backend, settings).await;
+        let op = app.operator().await;
+        let (good, _g) = stub_seller("000000", 0, KEY).await;
+        let (refusing, _r) = stub_seller("000001", 0, KEY).await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let content = |endpoint: &str| serde_json::json!({"name": "Stub", "summary": "s", "category": "security", "support_contact": "x",
+            "endpoint_url": endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": "10.00"}]});
+        let mut body = content(&good);
+        body["signing_key"] = serde_json::json!(KEY);
+        let created = seller.expect_post("/v1/seller/products", body, reqwest::StatusCode::CREATED).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let (path, submit, check) = (format!("/v1/seller/products/{id}"), format!("/v1/seller/products/{id}/submit"), format!("/v1/seller/products/{id}/check-endpoint"));
+        let edit = |endpoint: String| {
+            let (client, url, body) = (seller.client.clone(), format!("{}{path}/draft", app.base), content(&endpoint));
+            async move { assert_eq!(client.put(url).json(&body).send().await.unwrap().status(), reqwest::StatusCode::OK) }
+        };
+
+        // Not checked yet: not submitted, and told why.
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        let refused = assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
+        assert!(refused["detail"].as_str().unwrap().contains("endpoint check"), "{refused}");
+        // Passed: remembered, shown on the seller centre's page.
+        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_string());
+        let page = seller.get(&format!("/seller/products/{id}")).await.text().await.unwrap();
+        assert!(page.contains("id=\"endpoint-checked\">passed"), "{page}");
+        // The draft moves to another endpoint: that one has not passed.
+        edit(refusing.clone()).await;
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
+        // A failed check forgets the earlier pass, even once the draft is back where it passed.
+        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], false);
+        edit(good.clone()).await;
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        // A new signing key needs a new check too.
+        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_string());
+        seller.expect_post(&format!("{path}/signing-key"), serde_json::json!({}), reqwest::StatusCode::OK).await;
+        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        assert_eq!(app.state.store.latest_revision(&id.as_str().into()).await.unwrap().unwrap().state.as_str(), "draft", "nothing was submitted");
+
+        // Checked as it stands (the stub knows only the old key, so the product goes back to it
+        // through the database), then submitted.
+        let sealed = app.state.secrets.seal(&souk_server::crypto::product_key_aad(&id), KEY);
+        app.state.store.set_signing_key(&id.as_str().into(), &sealed, app.state.now()).await.unwrap();
+        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
+        let submitted = seller.expect_post(&submit, serde_json::json!({}), reqwest::StatusCode::OK).await;
+        assert_eq!(submitted["current"]["state"], "in_review", "{submitted}");
+        app.cleanup().await;
+    }
+}
+
+on_both_databases! {
     async fn a_merchant_past_its_endpoint_checks_is_told_to_wait(backend) {
         let mut settings = souk_server::settings::Settings::for_tests();
         settings.throttle.endpoint_checks_per_merchant = 2;

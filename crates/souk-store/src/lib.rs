@@ -210,6 +210,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     20 "job queue indexes" "0020_job_queue_indexes.sql",
     21 "signature digests" "0021_signature_digests.sql",
     22 "notifier queue" "0022_notifier_queue.sql",
+    23 "endpoint checks" "0023_endpoint_checks.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -234,6 +235,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     20 "job queue indexes" "0020_job_queue_indexes.sql",
     21 "signature digests" "0021_signature_digests.sql",
     22 "notifier queue" "0022_notifier_queue.sql",
+    23 "endpoint checks" "0023_endpoint_checks.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

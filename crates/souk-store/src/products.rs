@@ -546,6 +546,39 @@ impl Store {
         )
     }
 
+    /// Records the outcome of a product's endpoint check: the fingerprint of what passed, or
+    /// `None` when it failed (a failed check forgets an earlier pass).
+    pub async fn record_endpoint_check(
+        &self,
+        id: &ProductId,
+        passed: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match passed {
+            Some(fingerprint) => sqlx::query(
+                "INSERT INTO endpoint_checks (product_id, fingerprint, checked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (product_id) DO UPDATE SET fingerprint = excluded.fingerprint, checked_at = excluded.checked_at",
+            )
+            .bind(id.as_str())
+            .bind(fingerprint)
+            .bind(ms(now)),
+            None => sqlx::query("DELETE FROM endpoint_checks WHERE product_id = $1").bind(id.as_str()),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The fingerprint and time of a product's last passing endpoint check, if it has one.
+    pub async fn endpoint_check(&self, id: &ProductId) -> Result<Option<(String, DateTime<Utc>)>> {
+        sqlx::query("SELECT fingerprint, checked_at FROM endpoint_checks WHERE product_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| Ok((text(&row, "fingerprint")?, time(&row, "checked_at")?)))
+            .transpose()
+    }
+
     /// Moves a product from `from` to `to` (delisting).
     pub async fn set_product_state(
         &self,

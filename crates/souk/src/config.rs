@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Allow product endpoints on plain HTTP to literal loopback addresses (development)  [default: false]
     #[arg(long, env = "SOUK_ALLOW_LOOPBACK_HTTP")]
     pub allow_loopback_http: Option<bool>,
+    /// Submit a product for review only after its endpoint passed the endpoint check  [default: true]
+    #[arg(long, env = "SOUK_SUBMIT_NEEDS_ENDPOINT_CHECK")]
+    pub submit_needs_endpoint_check: Option<bool>,
     /// Non-public networks seller endpoints may be in, comma-separated CIDRs (e.g. 127.0.0.0/8)  [default: none]
     #[arg(long, env = "SOUK_ALLOWED_SELLER_NETWORKS")]
     pub allowed_seller_networks: Option<String>,
@@ -165,6 +168,7 @@ pub struct FileConfig {
     /// Dates (YYYY-MM-DD) that are not working days for review deadlines.
     pub review_holidays: Option<Vec<NaiveDate>>,
     pub allow_loopback_http: Option<bool>,
+    pub submit_needs_endpoint_check: Option<bool>,
     pub allowed_seller_networks: Option<Vec<String>>,
     pub seller_timeout_secs: Option<u64>,
     pub seller_answer_limit_kib: Option<u64>,
@@ -554,6 +558,10 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
             || a.allow_loopback_http
                 .or(file.allow_loopback_http)
                 .unwrap_or(false),
+        submit_needs_endpoint_check: a
+            .submit_needs_endpoint_check
+            .or(file.submit_needs_endpoint_check)
+            .unwrap_or(d.submit_needs_endpoint_check),
         allowed_seller_networks,
         seller_timeout: Duration::from_secs(within(
             "seller_timeout_secs",
@@ -692,6 +700,20 @@ mod tests {
         let defaults = settings(&cli.common, None, &FileConfig::default()).unwrap();
         assert_eq!(defaults.policy.retention, chrono::Duration::days(15));
         assert!(!defaults.allow_loopback_http && !defaults.test_clock);
+        assert!(defaults.submit_needs_endpoint_check);
+        let lax = settings(
+            &parse(&[
+                "--secret-key",
+                KEY,
+                "--submit-needs-endpoint-check",
+                "false",
+            ])
+            .common,
+            None,
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert!(!lax.submit_needs_endpoint_check);
         assert_eq!(
             database_url(
                 &parse(&["--secret-key", KEY]).common,

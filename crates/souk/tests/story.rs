@@ -174,7 +174,7 @@ on_both_databases! {
         _seller = start_seller(Some((&base, &ak, &sk)));
         wait_until_up(&format!("{seller_app}/healthz")).await;
 
-        // The product: draft, submit, review.
+        // The product: draft, endpoint check, submit, review.
         let product = seller
             .expect_post(
                 "/v1/seller/products",
@@ -189,6 +189,22 @@ on_both_databases! {
             )
             .await;
         let product_id = product["id"].as_str().unwrap();
+        // Submitting needs the endpoint to pass the check first (souk's default).
+        seller
+            .expect_post(
+                &format!("/v1/seller/products/{product_id}/submit"),
+                json!({}),
+                StatusCode::CONFLICT,
+            )
+            .await;
+        let check = seller
+            .expect_post(
+                &format!("/v1/seller/products/{product_id}/check-endpoint"),
+                json!({}),
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(check["passed"], true, "{check}");
         seller
             .expect_post(
                 &format!("/v1/seller/products/{product_id}/submit"),

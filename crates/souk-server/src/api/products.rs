@@ -82,6 +82,10 @@ pub struct SellerProductView {
     pub current: Option<RevisionView>,
     /// All revisions, newest first (only on the single-product view).
     pub revisions: Vec<RevisionView>,
+    /// When the endpoint, as the newest revision would call it, passed the endpoint check; null
+    /// when it has not passed since it last changed (and on lists). Submitting needs it, unless
+    /// the operator turned that off.
+    pub endpoint_checked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -101,6 +105,7 @@ pub(crate) fn view(sp: SellerProduct, all_revisions: bool) -> SellerProductView 
         } else {
             vec![]
         },
+        endpoint_checked_at: sp.endpoint_checked_at,
         created_at: p.created_at,
     }
 }
@@ -165,7 +170,7 @@ pub async fn edit_draft(
 /// Submits the draft for review; the review is due 3 working days later.
 #[utoipa::path(operation_id = "submit_product", post, path = "/v1/seller/products/{product_id}/submit", tag = "seller", params(("product_id" = String, Path)),
     responses((status = 200, body = SellerProductView), (status = 403, body = Problem, description = "Approved merchants only"), (status = 404, body = Problem),
-              (status = 409, body = Problem, description = "No draft to submit"),
+              (status = 409, body = Problem, description = "No draft to submit, or its endpoint has not passed the endpoint check as it now stands"),
               (status = 422, body = Problem, description = "The draft no longer meets the rules (e.g. allowed endpoints changed)")))]
 pub async fn submit(
     State(state): State<SharedState>,

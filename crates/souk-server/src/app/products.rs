@@ -189,6 +189,9 @@ pub struct SellerProduct {
     pub signing_key: String,
     /// Revisions, newest first: all of them, or only the newest on list views.
     pub revisions: Vec<Revision>,
+    /// When the endpoint, as the newest revision would call it, passed the endpoint check (on
+    /// the single-product view; `None` on lists, and when it has not passed).
+    pub endpoint_checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 async fn seller_product(
@@ -206,6 +209,11 @@ async fn seller_product(
             .into_iter()
             .collect()
     };
+    let endpoint_checked_at = if all_revisions {
+        endpoint_checked_at(state, &product).await?
+    } else {
+        None
+    };
     Ok(SellerProduct {
         signing_key: state.secrets.open(
             &crate::crypto::product_key_aad(product.id.as_str()),
@@ -213,6 +221,7 @@ async fn seller_product(
         )?,
         product,
         revisions,
+        endpoint_checked_at,
     })
 }
 
@@ -365,6 +374,14 @@ pub async fn submit(state: &AppState, caller: &Caller, id: &ProductId) -> AppRes
     let next = latest.state.submit()?;
     // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
     latest.content.validated(state.settings.endpoint_rules())?;
+    if state.settings.submit_needs_endpoint_check && endpoint_checked_at(state, &p).await?.is_none()
+    {
+        return Err(AppError::Conflict(
+            "the endpoint has not passed the endpoint check as the product now stands: run the \
+             check, fix what it reports, and submit again"
+                .into(),
+        ));
+    }
     let now = state.now();
     let due = state
         .settings
@@ -412,9 +429,67 @@ pub async fn rotate_key(
     seller_product(state, p, true).await
 }
 
+/// What a product's endpoint check calls: the latest revision's endpoint, as that revision
+/// would call it, with the product's key.
+struct CheckTarget {
+    endpoint: String,
+    signed_answers: bool,
+    protocol: SellerProtocol,
+    key: String,
+}
+
+impl CheckTarget {
+    async fn of(state: &AppState, p: &Product) -> AppResult<CheckTarget> {
+        let (endpoint, signed_answers, protocol) = match state.store.latest_revision(&p.id).await? {
+            Some(r) => (
+                r.content.endpoint_url,
+                r.content.signed_answers,
+                r.content.protocol,
+            ),
+            None => (
+                p.endpoint_url.clone().unwrap_or_default(),
+                false,
+                SellerProtocol::V2,
+            ),
+        };
+        let key = state.secrets.open(
+            &crate::crypto::product_key_aad(p.id.as_str()),
+            &p.signing_key_enc,
+        )?;
+        Ok(CheckTarget {
+            endpoint,
+            signed_answers,
+            protocol,
+            key,
+        })
+    }
+
+    /// Names what was checked, so a later change of endpoint, protocol, answer signing or key
+    /// is seen to need a new check (a one-way digest: the key cannot be read back from it).
+    fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [
+            self.endpoint.as_str(),
+            self.protocol.as_str(),
+            if self.signed_answers {
+                "signed"
+            } else {
+                "unsigned"
+            },
+            self.key.as_str(),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 /// Walks a made-up instance through every seller call with `testFlag` `"1"`, signed with the
 /// product's key, against the latest revision's endpoint (so a draft can be checked before it is
-/// submitted), and reports each call; nothing is bought or recorded (approved merchants).
+/// submitted), and reports each call; nothing is bought. A pass is remembered: with
+/// `submit_needs_endpoint_check`, it is what lets the product be submitted (approved merchants).
 pub async fn check_endpoint(
     state: &AppState,
     caller: &Caller,
@@ -423,41 +498,50 @@ pub async fn check_endpoint(
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     state.throttle.endpoint_check(merchant.id.as_str())?;
-    let (endpoint, signed_answers, protocol) = match state.store.latest_revision(&p.id).await? {
-        Some(r) => (
-            r.content.endpoint_url,
-            r.content.signed_answers,
-            r.content.protocol,
-        ),
-        None => (
-            p.endpoint_url.clone().unwrap_or_default(),
-            false,
-            SellerProtocol::V2,
-        ),
-    };
-    let key = state.secrets.open(
-        &crate::crypto::product_key_aad(p.id.as_str()),
-        &p.signing_key_enc,
-    )?;
+    let target = CheckTarget::of(state, &p).await?;
     // Resolved and checked now, as for every call souk makes to a seller.
-    if let Some(reason) = crate::egress::refused(&state.settings.seller_networks(), &endpoint).await
-    {
-        return Ok(crate::conformance::Report {
-            checks: vec![crate::conformance::Check {
-                name: "the endpoint may be called",
-                passed: false,
-                detail: reason,
-                latency_ms: 0,
-            }],
-            endpoint,
-        });
-    }
-    Ok(crate::conformance::run(&crate::conformance::Target {
-        http: &state.http,
-        endpoint: &endpoint,
-        key: &key,
-        answer_limit: state.settings.seller_answer_limit,
-        wire: crate::workers::seller::Wire::for_check(protocol, signed_answers),
-    })
-    .await)
+    let report =
+        match crate::egress::refused(&state.settings.seller_networks(), &target.endpoint).await {
+            Some(reason) => crate::conformance::Report {
+                checks: vec![crate::conformance::Check {
+                    name: "the endpoint may be called",
+                    passed: false,
+                    detail: reason,
+                    latency_ms: 0,
+                }],
+                endpoint: target.endpoint.clone(),
+            },
+            None => {
+                crate::conformance::run(&crate::conformance::Target {
+                    http: &state.http,
+                    endpoint: &target.endpoint,
+                    key: &target.key,
+                    answer_limit: state.settings.seller_answer_limit,
+                    wire: crate::workers::seller::Wire::for_check(
+                        target.protocol,
+                        target.signed_answers,
+                    ),
+                })
+                .await
+            }
+        };
+    let passed = report.passed().then(|| target.fingerprint());
+    state
+        .store
+        .record_endpoint_check(&p.id, passed.as_deref(), state.now())
+        .await?;
+    Ok(report)
+}
+
+/// When the product's endpoint, as its draft now stands, passed the endpoint check; `None` when
+/// it has not (or has changed since).
+pub async fn endpoint_checked_at(
+    state: &AppState,
+    p: &Product,
+) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some((fingerprint, at)) = state.store.endpoint_check(&p.id).await? else {
+        return Ok(None);
+    };
+    let now = CheckTarget::of(state, p).await?.fingerprint();
+    Ok((fingerprint == now).then_some(at))
 }

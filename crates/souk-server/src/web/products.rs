@@ -374,6 +374,8 @@ struct ProductPage {
     /// Shown right after the key was made, and never again.
     key: Option<String>,
     check: Option<crate::conformance::Report>,
+    /// When the endpoint, as the draft stands, passed the check: (datetime, in words).
+    checked: Option<(String, String)>,
     can_edit: bool,
     can_submit: bool,
     can_delist: bool,
@@ -408,6 +410,9 @@ fn product_view(
         endpoint: p.endpoint_url.clone(),
         key: show_key.then(|| sp.signing_key.clone()),
         check,
+        checked: sp
+            .endpoint_checked_at
+            .map(|at| (super::when(&at), super::when_text(&at))),
         can_edit: current.is_none_or(|r| {
             r.state.edit().is_ok() || r.state == souk_core::review::RevisionState::Approved
         }),
