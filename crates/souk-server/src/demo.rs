@@ -366,7 +366,7 @@ pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
         let seller = &sellers[p.merchant];
         let created =
             products::create(state, seller, content, Some(DEMO_SIGNING_KEY.to_owned())).await?;
-        let submitted = products::submit(state, seller, &created.product.id).await?;
+        let submitted = products::submit_demo(state, seller, &created.product.id).await?;
         let revision = submitted
             .revisions
             .first()

@@ -701,18 +701,13 @@ mod tests {
         assert_eq!(defaults.policy.retention, chrono::Duration::days(15));
         assert!(!defaults.allow_loopback_http && !defaults.test_clock);
         assert!(defaults.submit_needs_endpoint_check);
-        let lax = settings(
-            &parse(&[
-                "--secret-key",
-                KEY,
-                "--submit-needs-endpoint-check",
-                "false",
-            ])
-            .common,
-            None,
-            &FileConfig::default(),
-        )
-        .unwrap();
+        let cli = parse(&[
+            "--secret-key",
+            KEY,
+            "--submit-needs-endpoint-check",
+            "false",
+        ]);
+        let lax = settings(&cli.common, Some(&cli.serve), &FileConfig::default()).unwrap();
         assert!(!lax.submit_needs_endpoint_check);
         assert_eq!(
             database_url(

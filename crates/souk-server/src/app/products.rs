@@ -362,8 +362,34 @@ pub async fn edit_draft(
     seller_product(state, p, true).await
 }
 
-/// Submits the draft for review; the review is due 3 working days later.
+/// Submits the draft for review; the review is due 3 working days later. With
+/// `submit_needs_endpoint_check`, only once the endpoint as the draft stands passed the check.
 pub async fn submit(state: &AppState, caller: &Caller, id: &ProductId) -> AppResult<SellerProduct> {
+    submit_draft(
+        state,
+        caller,
+        id,
+        state.settings.submit_needs_endpoint_check,
+    )
+    .await
+}
+
+/// Submits the demo's own products, which call the demo seller inside souk: while the demo is
+/// filled (`souk demo`, or before `souk serve --demo` listens) nothing answers there yet.
+pub(crate) async fn submit_demo(
+    state: &AppState,
+    caller: &Caller,
+    id: &ProductId,
+) -> AppResult<SellerProduct> {
+    submit_draft(state, caller, id, false).await
+}
+
+async fn submit_draft(
+    state: &AppState,
+    caller: &Caller,
+    id: &ProductId,
+    needs_check: bool,
+) -> AppResult<SellerProduct> {
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     let latest = state
@@ -374,8 +400,7 @@ pub async fn submit(state: &AppState, caller: &Caller, id: &ProductId) -> AppRes
     let next = latest.state.submit()?;
     // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
     latest.content.validated(state.settings.endpoint_rules())?;
-    if state.settings.submit_needs_endpoint_check && endpoint_checked_at(state, &p).await?.is_none()
-    {
+    if needs_check && endpoint_checked_at(state, &p).await?.is_none() {
         return Err(AppError::Conflict(
             "the endpoint has not passed the endpoint check as the product now stands: run the \
              check, fix what it reports, and submit again"
