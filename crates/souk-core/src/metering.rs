@@ -336,7 +336,7 @@ pub enum Rejection {
     UnknownInstance,
     /// The instance was released (or never provisioned): nothing runs to be used.
     InstanceEnded,
-    /// The use began before the instance was bought (beyond the clocks' allowed skew).
+    /// The use ended before the instance was bought (beyond the clocks' allowed skew).
     BeforeInstance,
     UnknownDimension,
     StartAfterEnd,
@@ -371,7 +371,7 @@ impl fmt::Display for Rejection {
             Rejection::InstanceEnded => {
                 f.write_str("the instance failed, or was released before this use ended")
             }
-            Rejection::BeforeInstance => f.write_str("usage starts before the instance was bought"),
+            Rejection::BeforeInstance => f.write_str("usage ended before the instance was bought"),
             Rejection::UnknownDimension => f.write_str("the instance's plan has no such dimension"),
             Rejection::StartAfterEnd => f.write_str("usage starts after it ends"),
             Rejection::TooOld => f.write_str("usage ended before the reporting window"),

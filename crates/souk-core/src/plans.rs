@@ -259,7 +259,10 @@ impl PlanPrices {
     pub fn mode(&self, period: Period, trial: bool) -> Mode {
         match period {
             _ if trial => Mode::Trial,
-            Period::Month | Period::Year if !self.metered.is_empty() => Mode::Package,
+            // A periodic price with metered use but no quota is that price plus use.
+            Period::Month | Period::Year if self.metered.iter().any(|d| !d.included.is_zero()) => {
+                Mode::Package
+            }
             Period::Month => Mode::Monthly,
             Period::Year => Mode::Yearly,
             Period::Once => Mode::OneTime,
@@ -457,15 +460,18 @@ mod tests {
         assert_eq!(package.mode(Period::Month, false), Mode::Package);
         assert_eq!(package.mode(Period::Year, false), Mode::Package);
         assert_eq!(package.mode(Period::Month, true), Mode::Trial);
+        let no_quota = crate::metering::DimensionDraft {
+            included: None,
+            ..calls
+        };
+        let fee_and_use = PlanPrices::parse("p", "CNY", Some("30"), None, None)
+            .unwrap()
+            .with_metered("p", std::slice::from_ref(&no_quota))
+            .unwrap();
+        assert_eq!(fee_and_use.mode(Period::Month, false), Mode::Monthly);
         let metered = PlanPrices::parse("p", "CNY", None, None, None)
             .unwrap()
-            .with_metered(
-                "p",
-                &[crate::metering::DimensionDraft {
-                    included: None,
-                    ..calls
-                }],
-            )
+            .with_metered("p", &[no_quota])
             .unwrap();
         assert_eq!(metered.mode(Period::OnDemand, false).as_str(), "on_demand");
         assert_eq!(prices().mode(Period::Month, false), Mode::Monthly);

@@ -48,6 +48,10 @@ pub enum AppError {
     /// Logged in, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Not something an access key may do at all, whatever its policy (managing IAM): answered
+    /// like [`AppError::Forbidden`], and audited with the key's other refusals.
+    #[error("{0}")]
+    NotForKeys(String),
     /// An operator acting on their own case (their verification, their product, their balance).
     #[error("{0}")]
     OwnCase(String),
@@ -132,7 +136,7 @@ impl AppError {
                 "bad-signature",
                 "Signature refused",
             ),
-            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            Forbidden(_) | NotForKeys(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             OwnCase(_) => (
                 StatusCode::FORBIDDEN,
                 "own-case",
@@ -241,15 +245,16 @@ impl IntoResponse for AppError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
-        if let AppError::Forbidden(why) = self {
+        if let AppError::NotForKeys(why) = self {
             res.extensions_mut().insert(Refused(why));
         }
         res
     }
 }
 
-/// Why a request was refused as forbidden, kept on the response so the layer of signed requests
-/// can audit a refusal a use case made (a key calling what only a person may do, say).
+/// Why a use case refused an access key ([`AppError::NotForKeys`]), kept on the response so the
+/// layer of signed requests audits it. Other refusals (an unverified account, a missing role)
+/// are the account's, not the key's, and are not audited as the key's.
 #[derive(Clone, Debug)]
 pub struct Refused(pub String);
 

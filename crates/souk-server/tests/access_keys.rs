@@ -185,8 +185,11 @@ on_both_databases! {
         let p = assert_problem(res, StatusCode::FORBIDDEN, None).await;
         assert!(p["detail"].as_str().unwrap().contains("managed with a session"), "{p}");
         assert_eq!(buyer.json("/v1/iam/users").await.as_array().unwrap().len(), 1, "nothing was made");
-        // What is merely not there, or answered, is not a refusal.
+        // What is merely not there, or answered, is not the key's refusal; nor is what the
+        // account itself may not do (it has no operator role), which a session is told alike.
         assert_eq!(signed(&app.base, "GET", "/v1/orders/ord_missing", None, &ak, &sk, &now()).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(signed(&app.base, "GET", "/v1/operator/audit", None, &ak, &sk, &now()).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(buyer.get("/v1/operator/audit").await.status(), StatusCode::FORBIDDEN);
         assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
         let audit = op.json("/v1/operator/audit?limit=100").await;
         let items = audit["items"].as_array().unwrap();

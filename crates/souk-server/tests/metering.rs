@@ -71,7 +71,8 @@ on_both_databases! {
         assert_eq!(balance(&buyer).await, "100.00");
 
         // Each record is answered on its own. An hour later, so use from half an hour ago was
-        // use of the instance, and use from before it is refused.
+        // use of the instance; use over before it was bought is refused, use that spans the
+        // purchase taken.
         let bought = app.state.now();
         app.advance(3600).await;
         let now = app.state.now();
@@ -86,8 +87,8 @@ on_both_databases! {
             record("r-6", &instance, "api_calls", json!(1), now - Duration::hours(9), now - Duration::hours(8)),
             record("r-7", &instance, "api_calls", json!(1), now, now + Duration::hours(1)),
             record("r-8", &instance, "api_calls", json!("1e3"), start, end),
-            record("r-12", &instance, "api_calls", json!(1), bought - Duration::minutes(6), end),
-            record("r-13", &instance, "api_calls", json!(0), bought - Duration::minutes(4), end),
+            record("r-12", &instance, "api_calls", json!(1), bought - Duration::minutes(20), bought - Duration::minutes(6)),
+            record("r-13", &instance, "api_calls", json!(0), bought - Duration::minutes(30), end),
         ]});
         let answer = seller.expect_post("/v1/metering/usage", batch.clone(), StatusCode::OK).await;
         assert_eq!(statuses(&answer), [

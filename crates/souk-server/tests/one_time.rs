@@ -77,6 +77,9 @@ on_both_databases! {
             let (client, url) = (buyer.client.clone(), format!("{}/products/{product}/buy", app.base));
             async move { client.post(url).form(&fields).send().await.unwrap() }
         };
+        let res = post(vec![("csrf", csrf.clone()), ("period", "once".into()), ("periods", "1".into())]).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.unwrap().contains("choose a plan"));
         let res = post(vec![("csrf", csrf.clone()), ("plan", plan.clone())]).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(res.text().await.unwrap().contains("choose a period"));

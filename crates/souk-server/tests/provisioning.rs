@@ -297,8 +297,32 @@ on_both_databases! {
         settings.submit_needs_endpoint_check = true;
         let app = TestApp::spawn_with(backend, settings).await;
         let op = app.operator().await;
-        let (good, _g) = stub_seller("000000", 0, KEY).await;
+        let (upstream, _g) = stub_seller("000000", 0, KEY).await;
         let (refusing, _r) = stub_seller("000001", 0, KEY).await;
+        // The seller's endpoint: a front for a conforming stub that can be taken down.
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let front = {
+            let (down, origin) = (down.clone(), upstream.trim_end_matches("/souk").to_owned());
+            axum::Router::new().fallback(move |req: axum::extract::Request| {
+                let (down, origin) = (down.clone(), origin.clone());
+                async move {
+                    use axum::response::IntoResponse;
+                    if down.load(Ordering::SeqCst) {
+                        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+                    }
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                    let url = format!("{origin}{}", parts.uri.path_and_query().unwrap());
+                    let res = reqwest::Client::new().post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+                    let (status, text) = (res.status().as_u16(), res.text().await.unwrap());
+                    (axum::http::StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], text).into_response()
+                }
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, front).await });
+
         let seller = app.merchant(&op, "seller@acme.test").await;
         let content = |endpoint: &str| serde_json::json!({"name": "Stub", "summary": "s", "category": "security", "support_contact": "x",
             "endpoint_url": endpoint, "plans": [{"name": "P", "currency": "CNY", "monthly_price": "10.00"}]});
@@ -311,36 +335,43 @@ on_both_databases! {
             let (client, url, body) = (seller.client.clone(), format!("{}{path}/draft", app.base), content(&endpoint));
             async move { assert_eq!(client.put(url).json(&body).send().await.unwrap().status(), reqwest::StatusCode::OK) }
         };
+        let checked = || async { seller.json(&path).await["endpoint_checked_at"].is_string() };
+        let passes = || async { seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"].as_bool().unwrap() };
 
         // Not checked yet: not submitted, and told why.
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        assert!(!checked().await);
         let refused = assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
         assert!(refused["detail"].as_str().unwrap().contains("endpoint check"), "{refused}");
-        // Passed: remembered, shown on the seller centre's page.
-        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_string());
+        // Passed: remembered, and shown on the seller centre's page.
+        assert!(passes().await);
+        assert!(checked().await);
         let page = seller.get(&format!("/seller/products/{id}")).await.text().await.unwrap();
         assert!(page.contains("id=\"endpoint-checked\">passed"), "{page}");
-        // The draft moves to another endpoint: that one has not passed.
-        edit(refusing.clone()).await;
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        // The same endpoint failing its next check loses its pass.
+        down.store(true, Ordering::SeqCst);
+        assert!(!passes().await);
+        assert!(!checked().await);
         assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
-        // A failed check forgets the earlier pass, even once the draft is back where it passed.
-        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], false);
+        down.store(false, Ordering::SeqCst);
+        assert!(passes().await);
+        // The draft moves to another endpoint: that one has not passed, and failing there does
+        // not undo the pass of the first, which holds again once the draft is back.
+        edit(refusing.clone()).await;
+        assert!(!checked().await);
+        assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
+        assert!(!passes().await);
         edit(good.clone()).await;
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
-        // A new signing key needs a new check too.
-        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_string());
+        assert!(checked().await);
+        // A new signing key needs a new check.
         seller.expect_post(&format!("{path}/signing-key"), serde_json::json!({}), reqwest::StatusCode::OK).await;
-        assert!(seller.json(&path).await["endpoint_checked_at"].is_null());
+        assert!(!checked().await);
         assert_eq!(app.state.store.latest_revision(&id.as_str().into()).await.unwrap().unwrap().state.as_str(), "draft", "nothing was submitted");
 
-        // Checked as it stands (the stub knows only the old key, so the product goes back to it
-        // through the database), then submitted.
+        // Back on the key the endpoint knows (through the database: the stub knows only that
+        // one), checked as it stands, then submitted.
         let sealed = app.state.secrets.seal(&souk_server::crypto::product_key_aad(&id), KEY);
         app.state.store.set_signing_key(&id.as_str().into(), &sealed, app.state.now()).await.unwrap();
-        assert_eq!(seller.post(&check, serde_json::json!({})).await.json::<Value>().await.unwrap()["passed"], true);
+        assert!(checked().await, "the pass of this endpoint with this key still holds");
         let submitted = seller.expect_post(&submit, serde_json::json!({}), reqwest::StatusCode::OK).await;
         assert_eq!(submitted["current"]["state"], "in_review", "{submitted}");
         app.cleanup().await;

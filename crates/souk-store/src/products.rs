@@ -308,21 +308,25 @@ impl Store {
         self.revision(&id).await
     }
 
-    /// Moves a revision from `from` to `to` (the review queue), due at `due_at`.
+    /// Moves a revision from `from` to `to` (the review queue), due at `due_at`, provided it was
+    /// last edited at `edited_at` (what the caller checked is what is submitted; otherwise
+    /// [`Error::Stale`]).
     pub async fn submit_revision(
         &self,
         id: &RevisionId,
         from: RevisionState,
         to: RevisionState,
+        edited_at: DateTime<Utc>,
         now: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<()> {
-        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, submitted_at = $2, due_at = $3, updated_at = $2 WHERE id = $4 AND state = $5")
+        crate::changed(sqlx::query("UPDATE product_revisions SET state = $1, submitted_at = $2, due_at = $3, updated_at = $2 WHERE id = $4 AND state = $5 AND updated_at = $6")
             .bind(to.as_str())
             .bind(ms(now))
             .bind(ms(due_at))
             .bind(id.as_str())
             .bind(from.as_str())
+            .bind(ms(edited_at))
             .execute(&self.pool)
             .await?
             .rows_affected())?;
@@ -546,26 +550,33 @@ impl Store {
         )
     }
 
-    /// Records the outcome of a product's endpoint check: the fingerprint of what passed, or
-    /// `None` when it failed (a failed check forgets an earlier pass).
+    /// Records the outcome of a product's endpoint check of what `fingerprint` names: a pass is
+    /// remembered; a failure forgets a pass of that same fingerprint only, so a slow check of
+    /// an old endpoint cannot undo a newer pass.
     pub async fn record_endpoint_check(
         &self,
         id: &ProductId,
-        passed: Option<&str>,
+        fingerprint: &str,
+        passed: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        match passed {
-            Some(fingerprint) => sqlx::query(
+        if passed {
+            sqlx::query(
                 "INSERT INTO endpoint_checks (product_id, fingerprint, checked_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (product_id) DO UPDATE SET fingerprint = excluded.fingerprint, checked_at = excluded.checked_at",
             )
             .bind(id.as_str())
             .bind(fingerprint)
-            .bind(ms(now)),
-            None => sqlx::query("DELETE FROM endpoint_checks WHERE product_id = $1").bind(id.as_str()),
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM endpoint_checks WHERE product_id = $1 AND fingerprint = $2")
+                .bind(id.as_str())
+                .bind(fingerprint)
+                .execute(&self.pool)
+                .await?;
         }
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 

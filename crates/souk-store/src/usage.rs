@@ -189,9 +189,10 @@ impl Store {
                 {
                     Err(Rejection::InstanceEnded)
                 }
-                // Nobody used what was not bought yet; a meter's clock may run a little behind
-                // souk's.
-                Some((inst, _)) if r.started_at + window.skew < inst.created_at => {
+                // Use that was over before the instance was bought was nobody's use of it (a
+                // meter's clock may run a little behind souk's). A window that began before and
+                // ended after, such as a whole hour, is the instance's use.
+                Some((inst, _)) if r.ended_at + window.skew < inst.created_at => {
                     Err(Rejection::BeforeInstance)
                 }
                 Some((_, plan)) if plan.prices.dimension(&r.dimension).is_none() => {

@@ -51,7 +51,7 @@ pub struct NewKey {
 /// IAM is managed by the account's people, not by its keys: a key cannot make more keys.
 fn in_person(caller: &Caller) -> AppResult<()> {
     match caller.via {
-        Via::AccessKey { .. } => Err(AppError::Forbidden(
+        Via::AccessKey { .. } => Err(AppError::NotForKeys(
             "IAM users and keys are managed with a session, not with an access key".into(),
         )),
         Via::ConsoleUser { .. } => Err(AppError::Forbidden(

@@ -91,7 +91,7 @@ pub struct RecordAnswer {
     pub status: &'static str,
     /// Why a record was rejected: `invalid`, `unknown_instance` (also another seller's),
     /// `instance_released` (use that ended after the release, or a failed instance),
-    /// `before_instance` (use that began before the instance was bought), `unknown_dimension`, `start_after_end`, `too_old`, `in_future` or `over_quota`.
+    /// `before_instance` (use that ended before the instance was bought), `unknown_dimension`, `start_after_end`, `too_old`, `in_future` or `over_quota`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// The reason in words.

@@ -192,6 +192,8 @@ pub struct SellerProduct {
     /// When the endpoint, as the newest revision would call it, passed the endpoint check (on
     /// the single-product view; `None` on lists, and when it has not passed).
     pub endpoint_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether submitting needs that pass (`submit_needs_endpoint_check`).
+    pub submit_needs_check: bool,
 }
 
 async fn seller_product(
@@ -222,6 +224,7 @@ async fn seller_product(
         product,
         revisions,
         endpoint_checked_at,
+        submit_needs_check: state.settings.submit_needs_endpoint_check,
     })
 }
 
@@ -414,7 +417,7 @@ async fn submit_draft(
         .add_working_days(now, REVIEW_WORKING_DAYS);
     state
         .store
-        .submit_revision(&latest.id, latest.state, next, now, due)
+        .submit_revision(&latest.id, latest.state, next, latest.updated_at, now, due)
         .await?;
     seller_product(state, p, true).await
 }
@@ -550,10 +553,9 @@ pub async fn check_endpoint(
                 .await
             }
         };
-    let passed = report.passed().then(|| target.fingerprint());
     state
         .store
-        .record_endpoint_check(&p.id, passed.as_deref(), state.now())
+        .record_endpoint_check(&p.id, &target.fingerprint(), report.passed(), state.now())
         .await?;
     Ok(report)
 }

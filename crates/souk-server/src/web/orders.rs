@@ -237,7 +237,8 @@ async fn buy_page(
 /// A purchase names its plan, period and number of periods: nothing is bought by default.
 fn required(form: &BuyForm) -> Result<(), AppError> {
     for (field, value, missing) in [
-        ("plan", &form.plan, "choose a plan"),
+        // Named as the API and the page's plan field name it.
+        ("plan_id", &form.plan, "choose a plan"),
         ("period", &form.period, "choose a period"),
         ("periods", &form.periods, "say how many periods"),
     ] {

@@ -376,6 +376,8 @@ struct ProductPage {
     check: Option<crate::conformance::Report>,
     /// When the endpoint, as the draft stands, passed the check: (datetime, in words).
     checked: Option<(String, String)>,
+    /// Submitting needs a pass.
+    needs_check: bool,
     can_edit: bool,
     can_submit: bool,
     can_delist: bool,
@@ -413,6 +415,7 @@ fn product_view(
         checked: sp
             .endpoint_checked_at
             .map(|at| (super::when(&at), super::when_text(&at))),
+        needs_check: sp.submit_needs_check,
         can_edit: current.is_none_or(|r| {
             r.state.edit().is_ok() || r.state == souk_core::review::RevisionState::Approved
         }),
