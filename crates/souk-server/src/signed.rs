@@ -62,8 +62,9 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
         .map(|c| c.0.ip());
     let attempt = Attempt {
         peer: crate::client::Peer::of(&state, &parts.headers, tcp),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
+        // Clones that share their bytes: every signed request makes one, few are refused.
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
     };
     match verify(&state, &parts, &authorization, &bytes).await {
         Ok(caller) => {
@@ -105,8 +106,8 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
 /// Where a signed request came from and what it asked for, for the audit.
 struct Attempt {
     peer: crate::client::Peer,
-    method: String,
-    path: String,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
 }
 
 /// Counts a refused signed request against its address and writes it to the audit. Past the
@@ -129,8 +130,18 @@ async fn audit(
         at: Utc::now(),
         access_key: key.map(|k| k.chars().take(AUDITED_KEY_CHARS).collect()),
         account_id: account,
-        method: attempt.method.chars().take(AUDITED_TEXT_CHARS).collect(),
-        path: attempt.path.chars().take(AUDITED_TEXT_CHARS).collect(),
+        method: attempt
+            .method
+            .as_str()
+            .chars()
+            .take(AUDITED_TEXT_CHARS)
+            .collect(),
+        path: attempt
+            .uri
+            .path()
+            .chars()
+            .take(AUDITED_TEXT_CHARS)
+            .collect(),
         reason: reason.chars().take(AUDITED_TEXT_CHARS).collect(),
     };
     if let Err(e) = state.store.audit_refusal(&refusal).await {

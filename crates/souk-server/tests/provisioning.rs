@@ -372,6 +372,12 @@ on_both_databases! {
         let sealed = app.state.secrets.seal(&souk_server::crypto::product_key_aad(&id), KEY);
         app.state.store.set_signing_key(&id.as_str().into(), &sealed, app.state.now()).await.unwrap();
         assert!(checked().await, "the pass of this endpoint with this key still holds");
+        // A revision is submitted only as it was last edited when read (and checked): an edit in
+        // between makes the submission stale, and nothing moves.
+        let rev = app.state.store.latest_revision(&id.as_str().into()).await.unwrap().unwrap();
+        let earlier = rev.updated_at - chrono::Duration::milliseconds(1);
+        let stale = app.state.store.submit_revision(&rev.id, rev.state, souk_core::review::RevisionState::InReview, earlier, app.state.now(), app.state.now()).await;
+        assert!(matches!(stale, Err(souk_store::Error::Stale)), "{stale:?}");
         let submitted = seller.expect_post(&submit, serde_json::json!({}), reqwest::StatusCode::OK).await;
         assert_eq!(submitted["current"]["state"], "in_review", "{submitted}");
         app.cleanup().await;

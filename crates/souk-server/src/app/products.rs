@@ -212,7 +212,7 @@ async fn seller_product(
             .collect()
     };
     let endpoint_checked_at = if all_revisions {
-        endpoint_checked_at(state, &product).await?
+        endpoint_checked_at(state, &product, revisions.first()).await?
     } else {
         None
     };
@@ -403,7 +403,12 @@ async fn submit_draft(
     let next = latest.state.submit()?;
     // Content is checked again: rules (such as allowed endpoints) may have changed since it was saved.
     latest.content.validated(state.settings.endpoint_rules())?;
-    if needs_check && endpoint_checked_at(state, &p).await?.is_none() {
+    // The revision checked is the one submitted: an edit since makes the submission stale.
+    if needs_check
+        && endpoint_checked_at(state, &p, Some(&latest))
+            .await?
+            .is_none()
+    {
         return Err(AppError::Conflict(
             "the endpoint has not passed the endpoint check as the product now stands: run the \
              check, fix what it reports, and submit again"
@@ -467,10 +472,11 @@ struct CheckTarget {
 }
 
 impl CheckTarget {
-    async fn of(state: &AppState, p: &Product) -> AppResult<CheckTarget> {
-        let (endpoint, signed_answers, protocol) = match state.store.latest_revision(&p.id).await? {
+    /// The target of product `p` whose newest revision is `latest`.
+    fn of(state: &AppState, p: &Product, latest: Option<&Revision>) -> AppResult<CheckTarget> {
+        let (endpoint, signed_answers, protocol) = match latest {
             Some(r) => (
-                r.content.endpoint_url,
+                r.content.endpoint_url.clone(),
                 r.content.signed_answers,
                 r.content.protocol,
             ),
@@ -526,7 +532,8 @@ pub async fn check_endpoint(
     let merchant = merchants::approved(state, caller).await?;
     let p = own_product(state, &merchant, id).await?;
     state.throttle.endpoint_check(merchant.id.as_str())?;
-    let target = CheckTarget::of(state, &p).await?;
+    let latest = state.store.latest_revision(&p.id).await?;
+    let target = CheckTarget::of(state, &p, latest.as_ref())?;
     // Resolved and checked now, as for every call souk makes to a seller.
     let report =
         match crate::egress::refused(&state.settings.seller_networks(), &target.endpoint).await {
@@ -560,15 +567,16 @@ pub async fn check_endpoint(
     Ok(report)
 }
 
-/// When the product's endpoint, as its draft now stands, passed the endpoint check; `None` when
-/// it has not (or has changed since).
-pub async fn endpoint_checked_at(
+/// When the endpoint of product `p`, as its newest revision `latest` would call it, passed the
+/// endpoint check; `None` when it has not (or has changed since).
+async fn endpoint_checked_at(
     state: &AppState,
     p: &Product,
+    latest: Option<&Revision>,
 ) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
     let Some((fingerprint, at)) = state.store.endpoint_check(&p.id).await? else {
         return Ok(None);
     };
-    let now = CheckTarget::of(state, p).await?.fingerprint();
+    let now = CheckTarget::of(state, p, latest)?.fingerprint();
     Ok((fingerprint == now).then_some(at))
 }
