@@ -191,7 +191,7 @@ on_both_databases! {
         assert_eq!(item(&pack)["quotas"], json!([{"dimension": "api_calls", "unit": "1,000 calls", "included": "50", "left": "0"}]), "{listed}");
         assert_eq!(item(&instance)["quotas"], json!([]), "{listed}");
         let page = buyer.get("/instances").await.text().await.unwrap();
-        assert!(page.contains("pay as you go") && page.contains("0 of 50 1,000 calls left"), "{page}");
+        assert!(page.contains("pay as you go") && page.contains("0 of 50 left (unit: 1,000 calls)"), "{page}");
         let before = balance(&buyer).await;
         app.advance(3600).await;
         buyer.wait_for(&format!("/v1/instances/{pack}/usage"), |u| u["dimensions"][0]["rated"] == "50").await;

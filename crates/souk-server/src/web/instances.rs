@@ -54,7 +54,7 @@ pub struct InstanceRow {
     pub period: String,
     /// How it is paid for, in words ("pay as you go").
     pub mode: &'static str,
-    /// "320 of 500 pages left", one per quota of its package.
+    /// "320 of 500 left (unit: page)", one per quota of its package.
     pub quotas: Vec<String>,
     pub expires: String,
     pub expires_text: String,
@@ -110,7 +110,7 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
             .iter()
             .map(|q| {
                 format!(
-                    "{} of {} {} left",
+                    "{} of {} left (unit: {})",
                     q.quota_left.unwrap_or_default(),
                     q.included,
                     q.unit
