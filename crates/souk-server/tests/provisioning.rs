@@ -495,3 +495,70 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn the_sellers_instance_list_shows_each_instance_with_its_product_and_newest_calls(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        app.top_up(&op, &buyer, "500.00").await;
+        // The first call fails once: its retry leaves two attempts on record.
+        let (endpoint, _stub) = stub_seller("000000", 1, KEY).await;
+        let mut bought = Vec::new();
+        for (name, count) in [("Alpha Notes", 2), ("Beta Notes", 1)] {
+            let mut body = product_body(name, &endpoint, "10.00");
+            body["signing_key"] = serde_json::json!(KEY);
+            let (_, plan, _) = app.listed_product_with(&op, &seller, body).await;
+            for _ in 0..count {
+                let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
+                let id = order["instance_id"].as_str().unwrap().to_owned();
+                let path = format!("/v1/instances/{id}");
+                app.advance_until(&buyer, &path, (600, 40), |v| v["state"] == "active").await;
+                bought.push((id, name));
+            }
+        }
+        // The second instance is renewed six times: more seller calls than the list shows of one.
+        let (retried, renewed) = (bought[0].0.clone(), bought[1].0.clone());
+        for _ in 0..6 {
+            buyer
+                .expect_post(&format!("/v1/instances/{renewed}/renew"), serde_json::json!({"periods": 1}), reqwest::StatusCode::CREATED)
+                .await;
+        }
+        let sales = seller
+            .wait_for("/v1/seller/instances", |v| {
+                v["items"].as_array().unwrap().iter().all(|i| {
+                    i["calls"].as_array().unwrap().iter().all(|c| c["state"] == "done")
+                }) && v.to_string().matches("seller.refresh").count() == 5
+            })
+            .await;
+        let items = sales["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{sales}");
+        for item in items {
+            let id = item["id"].as_str().unwrap();
+            let (_, name) = bought.iter().find(|(b, _)| b == id).expect("a bought instance");
+            assert_eq!(item["product_name"], *name, "{item}");
+            let calls = item["calls"].as_array().unwrap();
+            assert!(!calls.is_empty(), "{item}");
+            for call in calls {
+                assert_eq!(call["instance_id"], id, "each call is its own instance's: {item}");
+                // A call done at its first attempt keeps no history; one retried keeps each.
+                let numbers: Vec<i64> = call["history"].as_array().unwrap().iter().map(|a| a["attempt"].as_i64().unwrap()).collect();
+                if call["attempts"] != 1 {
+                    assert_eq!(numbers, (1..=call["attempts"].as_i64().unwrap()).collect::<Vec<_>>(), "{call}");
+                }
+            }
+            let retries = calls.iter().filter(|c| c["history"].as_array().unwrap().len() == 2).count();
+            assert_eq!(retries, usize::from(id == retried), "only the first call was retried: {item}");
+            let ids: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+            assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+            if id == renewed {
+                assert_eq!(calls.len(), 5, "at most five calls an instance: {item}");
+                assert!(calls.iter().all(|c| c["kind"] == "seller.refresh"), "the newest five: {item}");
+            } else {
+                assert!(calls.iter().all(|c| c["kind"] != "seller.refresh"), "{item}");
+            }
+        }
+        app.cleanup().await;
+    }
+}

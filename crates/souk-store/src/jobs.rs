@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use souk_core::ids::{Id, InstanceId, JobId};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -128,6 +129,17 @@ fn job(row: &AnyRow) -> Result<Job> {
         lane: opt_text(row, "lane")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn attempt(row: &AnyRow) -> Result<Attempt> {
+    Ok(Attempt {
+        attempt: int(row, "attempt")?,
+        started_at: time(row, "started_at")?,
+        latency_ms: int(row, "latency_ms")?,
+        request: opt_text(row, "request")?,
+        answer: opt_text(row, "answer")?,
+        error: opt_text(row, "error")?,
     })
 }
 
@@ -409,17 +421,31 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                Ok(Attempt {
-                    attempt: int(row, "attempt")?,
-                    started_at: time(row, "started_at")?,
-                    latency_ms: int(row, "latency_ms")?,
-                    request: opt_text(row, "request")?,
-                    answer: opt_text(row, "answer")?,
-                    error: opt_text(row, "error")?,
-                })
-            })
+            .map(attempt)
             .collect()
+    }
+
+    /// The attempts of each of `jobs`, oldest first, in one read (a job never run has none).
+    pub async fn attempts_of_jobs(&self, jobs: &[JobId]) -> Result<HashMap<JobId, Vec<Attempt>>> {
+        let mut out: HashMap<JobId, Vec<Attempt>> = HashMap::new();
+        if jobs.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT job_id, attempt, started_at, latency_ms, request, answer, error FROM job_attempts \
+             WHERE job_id IN ({}) ORDER BY job_id, attempt",
+            crate::placeholders(1, jobs.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for job in jobs {
+            query = query.bind(job.as_str());
+        }
+        for row in query.fetch_all(&self.pool).await? {
+            out.entry(id(&row, "job_id")?)
+                .or_default()
+                .push(attempt(&row)?);
+        }
+        Ok(out)
     }
 
     /// One job by id.
@@ -453,18 +479,34 @@ impl Store {
         .collect()
     }
 
-    /// The jobs about an instance, newest first (at most `limit`).
-    pub async fn jobs_of_instance(&self, instance: &InstanceId, limit: i64) -> Result<Vec<Job>> {
-        sqlx::query(&format!(
-            "SELECT {JOB} FROM jobs WHERE instance_id = $1 ORDER BY id DESC LIMIT $2"
-        ))
-        .bind(instance.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(job)
-        .collect()
+    /// The newest jobs about each of `instances` (at most `per_instance` each), newest first, in
+    /// one read: what a list of instances shows of their seller calls.
+    pub async fn recent_jobs_of_instances(
+        &self,
+        instances: &[InstanceId],
+        per_instance: i64,
+    ) -> Result<HashMap<InstanceId, Vec<Job>>> {
+        let mut out: HashMap<InstanceId, Vec<Job>> = HashMap::new();
+        if instances.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT {JOB} FROM (SELECT jobs.*, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id DESC) AS nth \
+             FROM jobs WHERE instance_id IN ({})) recent WHERE nth <= ${} ORDER BY id DESC",
+            crate::placeholders(1, instances.len()),
+            instances.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for instance in instances {
+            query = query.bind(instance.as_str());
+        }
+        for row in query.bind(per_instance).fetch_all(&self.pool).await? {
+            let job = job(&row)?;
+            if let Some(instance) = job.instance_id.clone() {
+                out.entry(instance).or_default().push(job);
+            }
+        }
+        Ok(out)
     }
 
     /// Puts a dead job back in the queue, due now, with a fresh retry budget; only a dead job

@@ -8,6 +8,7 @@ use souk_core::plans::PlanPrices;
 use souk_core::promotions::Promotion;
 use souk_core::review::{ProductContent, ProductState, ProductType, RevisionState};
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 
 /// A product; `listed` is the version buyers see.
 #[derive(Debug, Clone)]
@@ -210,6 +211,28 @@ impl Store {
             .map(|r| product(&r))
             .transpose()?
             .ok_or(Error::NotFound("product"))
+    }
+
+    /// The products of `ids` that exist, by id, in one read (ids may repeat).
+    pub async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
+        let ids = distinct(ids);
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT {PRODUCT} FROM products p WHERE p.id IN ({})",
+            crate::placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| product(r).map(|p| (p.id.clone(), p)))
+            .collect()
     }
 
     /// A merchant's products, newest first.
@@ -648,6 +671,28 @@ impl Store {
         Ok((plan, product, promotions))
     }
 
+    /// The plans of `ids` that exist, by id, in one read (ids may repeat).
+    pub async fn plans_by_id(&self, ids: &[PlanId]) -> Result<HashMap<PlanId, Plan>> {
+        let ids = distinct(ids);
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT {PLAN} FROM plans pl WHERE pl.id IN ({})",
+            crate::placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| plan(r).map(|p| (p.id.clone(), p)))
+            .collect()
+    }
+
     /// One plan by id.
     pub async fn plan(&self, id: &PlanId) -> Result<Plan> {
         sqlx::query(&format!("SELECT {PLAN} FROM plans pl WHERE pl.id = $1"))
@@ -658,4 +703,10 @@ impl Store {
             .transpose()?
             .ok_or(Error::NotFound("plan"))
     }
+}
+
+/// `ids` without repeats, in their first order.
+fn distinct<I: Clone + Eq + std::hash::Hash>(ids: &[I]) -> Vec<I> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().filter(|i| seen.insert(*i)).cloned().collect()
 }

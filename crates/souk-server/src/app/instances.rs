@@ -22,7 +22,7 @@ use souk_store::events::TimelineEvent;
 use souk_store::fresh;
 use souk_store::instances::Instance;
 use souk_store::orders::{Order, OrderRefund, PlanChange, Renewal, Unsubscription};
-use souk_store::products::Plan;
+use souk_store::products::{Plan, Product};
 use utoipa::ToSchema;
 
 /// How long to renew for, in the instance's period.
@@ -54,13 +54,14 @@ pub struct InstanceDetails {
     pub timeline: Vec<TimelineEvent>,
 }
 
+/// `i` with what its owner sees of it; `product` and `plan` are its own.
 async fn with_details(
     state: &AppState,
     i: Instance,
+    product: &Product,
+    plan: Plan,
     with_timeline: bool,
 ) -> AppResult<InstanceDetails> {
-    let product = state.store.product(&i.product_id).await?;
-    let plan = state.store.plan(&i.plan_id).await?;
     let access = match &i.access_enc {
         Some(enc) => Some(
             serde_json::from_str(
@@ -123,9 +124,17 @@ pub async fn list(
         .instances_of_buyer(caller.id(), page.after(InstanceId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |i| i.id.as_str());
+    // Products and plans are read once for the page (a buyer's instances share them).
+    let product_ids: Vec<_> = page.items.iter().map(|i| i.product_id.clone()).collect();
+    let products = state.store.products_by_id(&product_ids).await?;
+    let plan_ids: Vec<_> = page.items.iter().map(|i| i.plan_id.clone()).collect();
+    let plans = state.store.plans_by_id(&plan_ids).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for i in page.items {
-        items.push(with_details(state, i, false).await?);
+        let missing = || AppError::Internal(format!("instance {} without its plan", i.id));
+        let product = products.get(&i.product_id).ok_or_else(missing)?;
+        let plan = plans.get(&i.plan_id).ok_or_else(missing)?.clone();
+        items.push(with_details(state, i, product, plan, false).await?);
     }
     Ok(Page {
         items,
@@ -136,7 +145,9 @@ pub async fn list(
 /// One of the caller's instances, with access data and timeline.
 pub async fn get(state: &AppState, caller: &Caller, id: &InstanceId) -> AppResult<InstanceDetails> {
     let i = own_instance(state, caller, id).await?;
-    with_details(state, i, true).await
+    let product = state.store.product(&i.product_id).await?;
+    let plan = state.store.plan(&i.plan_id).await?;
+    with_details(state, i, &product, plan, true).await
 }
 
 /// Renews an instance for N more periods from its current expiry, paid from the balance. During

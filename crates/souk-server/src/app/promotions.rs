@@ -82,9 +82,13 @@ pub async fn list(state: &AppState, caller: &Caller, page: PageRequest) -> AppRe
         .promotions(page.after(PromotionId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |p| p.id.as_str());
+    let product_ids: Vec<_> = page.items.iter().map(|p| p.product_id.clone()).collect();
+    let products = state.store.products_by_id(&product_ids).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for promotion in page.items {
-        let product = state.store.product(&promotion.product_id).await?;
+        let product = products.get(&promotion.product_id).ok_or_else(|| {
+            AppError::Internal(format!("no product for promotion {}", promotion.id))
+        })?;
         items.push(Listed {
             product_name: product.listed_name().to_owned(),
             promotion,

@@ -3,7 +3,7 @@
 
 use super::jobs::JobDetails;
 use super::{merchants, Caller, Page, PageRequest};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::AppState;
 use souk_core::ids::{Id as _, InstanceId, OrderId};
 use souk_store::instances::Instance;
@@ -46,14 +46,27 @@ pub async fn instances(
         .instances_of_merchant(&merchant.id, page.after(InstanceId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |i| i.id.as_str());
+    // A page is read in four statements whatever its length: instances, products, calls, attempts.
+    let ids: Vec<_> = page.items.iter().map(|i| i.id.clone()).collect();
+    let mut jobs = state.store.recent_jobs_of_instances(&ids, 5).await?;
+    let job_ids: Vec<_> = jobs.values().flatten().map(|j| j.id.clone()).collect();
+    let mut attempts = state.store.attempts_of_jobs(&job_ids).await?;
+    let product_ids: Vec<_> = page.items.iter().map(|i| i.product_id.clone()).collect();
+    let products = state.store.products_by_id(&product_ids).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for instance in page.items {
-        let product = state.store.product(&instance.product_id).await?;
-        let mut calls = Vec::new();
-        for job in state.store.jobs_of_instance(&instance.id, 5).await? {
-            let attempts = state.store.job_attempts(&job.id).await?;
-            calls.push(JobDetails { job, attempts });
-        }
+        let product = products
+            .get(&instance.product_id)
+            .ok_or_else(|| AppError::Internal(format!("no product for {}", instance.id)))?;
+        let calls = jobs
+            .remove(&instance.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|job| JobDetails {
+                attempts: attempts.remove(&job.id).unwrap_or_default(),
+                job,
+            })
+            .collect();
         items.push(Sale {
             product_name: product.listed_name().to_owned(),
             instance,
