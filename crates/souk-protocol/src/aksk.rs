@@ -41,6 +41,13 @@ pub enum AkSkError {
     /// The signature does not match the request and the secret key.
     #[error("the signature does not match")]
     BadSignature,
+    /// `Host` is not among the signed headers, so the signature is not tied to souk.
+    #[error("the Host header must be signed")]
+    HostNotSigned,
+    /// The body is not covered by the signature: `X-Sdk-Content-Sha256` was sent unsigned, or
+    /// declares `UNSIGNED-PAYLOAD` or a hash that is not the body's.
+    #[error("the body must be signed: X-Sdk-Content-Sha256, when sent, must be signed and be the body's SHA-256")]
+    UnsignedBody,
 }
 
 /// The parts of an `Authorization: SDK-HMAC-SHA256 …` header.
@@ -269,8 +276,9 @@ pub fn parse_date(date: &str) -> Result<i64, AkSkError> {
     Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// Checks a signed request: `X-Sdk-Date` is signed and within `window_secs` of `now_secs`, every
-/// signed header was sent, and the signature matches (compared in constant time).
+/// Checks a signed request: `X-Sdk-Date` and `Host` are signed, the date is within
+/// `window_secs` of `now_secs`, every signed header was sent, the body is what was signed, and
+/// the signature matches (compared in constant time).
 pub fn verify(
     secret_key: &str,
     auth: &Authorization,
@@ -278,8 +286,23 @@ pub fn verify(
     now_secs: i64,
     window_secs: i64,
 ) -> Result<(), AkSkError> {
-    if !auth.signed_headers.iter().any(|h| h == DATE_HEADER) {
+    let signs = |name: &str| auth.signed_headers.iter().any(|h| h == name);
+    if !signs(DATE_HEADER) {
         return Err(AkSkError::BadDate);
+    }
+    if !signs("host") {
+        return Err(AkSkError::HostNotSigned);
+    }
+    // The canonical request takes a declared body hash in place of the body, as the SDKs sign
+    // it; souk accepts the declaration only when it is signed and true, so a body cannot be
+    // swapped under a signature.
+    if let Some(declared) = req.header(CONTENT_HASH_HEADER) {
+        let body = hex::encode(Sha256::digest(req.body));
+        if !req.body.is_empty()
+            && !(signs(CONTENT_HASH_HEADER) && declared.trim().eq_ignore_ascii_case(&body))
+        {
+            return Err(AkSkError::UnsignedBody);
+        }
     }
     let date = req.header(DATE_HEADER).ok_or(AkSkError::BadDate)?;
     if (parse_date(date)? - now_secs).abs() > window_secs {

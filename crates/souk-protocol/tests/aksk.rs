@@ -95,3 +95,49 @@ fn sdk_signed_requests_are_accepted_and_tampered_ones_refused() {
         }
     }
 }
+
+#[test]
+fn the_body_and_host_are_always_signed() {
+    let v = vectors();
+    let now = aksk::parse_date("20261129T120000Z").unwrap();
+    let c = v.cases.iter().find(|c| !c.body.is_empty()).unwrap();
+    let req = request(c);
+    let hash = |b: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b.as_bytes()))
+    };
+    let signed = |req: &Request<'_>| aksk::sign(&v.access_key, &v.secret_key, req).unwrap();
+    let check =
+        |auth: &Authorization, req: &Request<'_>| aksk::verify(&v.secret_key, auth, req, now, 900);
+
+    // A declared hash sent beside the signature (not signed) cannot stand in for another body.
+    let auth = signed(&req);
+    let swapped = c.body.replace("12.5", "125");
+    let mut forged = Request {
+        body: swapped.as_bytes(),
+        ..req.clone()
+    };
+    forged
+        .headers
+        .push((aksk::CONTENT_HASH_HEADER.into(), hash(&c.body)));
+    assert_eq!(check(&auth, &forged), Err(AkSkError::UnsignedBody));
+
+    // Signed, the declaration must be the body's hash; UNSIGNED-PAYLOAD is refused.
+    for (declared, expect) in [
+        (hash(&c.body), Ok(())),
+        (hash(&c.body).to_uppercase(), Ok(())),
+        ("UNSIGNED-PAYLOAD".to_owned(), Err(AkSkError::UnsignedBody)),
+        (hash(&swapped), Err(AkSkError::UnsignedBody)),
+    ] {
+        let mut declaring = req.clone();
+        declaring
+            .headers
+            .push((aksk::CONTENT_HASH_HEADER.into(), declared.clone()));
+        assert_eq!(check(&signed(&declaring), &declaring), expect, "{declared}");
+    }
+
+    // A signature over the date alone is not tied to a host.
+    let mut dated_only = Authorization::parse(&c.authorization).unwrap();
+    dated_only.signed_headers.retain(|h| h == aksk::DATE_HEADER);
+    assert_eq!(check(&dated_only, &req), Err(AkSkError::HostNotSigned));
+}

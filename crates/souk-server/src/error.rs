@@ -245,16 +245,16 @@ impl IntoResponse for AppError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
-        if let AppError::NotForKeys(why) = self {
+        if let AppError::Forbidden(why) | AppError::NotForKeys(why) = self {
             res.extensions_mut().insert(Refused(why));
         }
         res
     }
 }
 
-/// Why a use case refused an access key ([`AppError::NotForKeys`]), kept on the response so the
-/// layer of signed requests audits it. Other refusals (an unverified account, a missing role)
-/// are the account's, not the key's, and are not audited as the key's.
+/// Why a use case refused its caller (a 403: [`AppError::Forbidden`], [`AppError::NotForKeys`]),
+/// kept on the response so the layer of signed requests audits every refusal of a key, whether
+/// the key or its account lacked the permission.
 #[derive(Clone, Debug)]
 pub struct Refused(pub String);
 

@@ -141,6 +141,20 @@ impl Replays {
         Ok(holder.map(|h| (h, Seen::Decided(fresh))))
     }
 
+    /// The key `access_key` with its holder, remembering nothing: for a client that sent too
+    /// many bad signatures, whose signature is remembered by [`Replays::accept`] only once it
+    /// checks out (a second round trip), so forged signatures write nothing.
+    pub async fn key_holder_only(
+        &self,
+        store: &Store,
+        access_key: &str,
+    ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
+        Ok(store
+            .key_holder(access_key)
+            .await?
+            .map(|h| (h, Seen::Undecided)))
+    }
+
     /// Whether the checked signature is new (`false` for a replay), remembering it until
     /// `expires` when the key's read did not.
     pub async fn accept(
@@ -159,9 +173,11 @@ impl Replays {
                     .accept(store, digest(access_key, signature), now, expires)
                     .await
             }
-            (Seen::Undecided, Keeper::Shared(_)) => Err(souk_store::Error::database(
-                "a signature went unremembered by its key's read",
-            )),
+            (Seen::Undecided, Keeper::Shared(_)) => {
+                store
+                    .remember_signature_digest(&digest(access_key, signature), expires)
+                    .await
+            }
         }
     }
 

@@ -66,7 +66,7 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
         method: parts.method.clone(),
         uri: parts.uri.clone(),
     };
-    match verify(&state, &parts, &authorization, &bytes).await {
+    match verify(&state, &attempt.peer, &parts, &authorization, &bytes).await {
         Ok(caller) => {
             let key = match &caller.via {
                 Via::AccessKey { access_key, .. } => Some(access_key.clone()),
@@ -77,8 +77,8 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
             let res = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
-            // A use case's refusal of the key (IAM, which only people manage) is audited like
-            // the policy's own.
+            // A use case's refusal (IAM, which only people manage; a role the account lacks) is
+            // audited like the policy's own.
             match res.extensions().get::<crate::error::Refused>() {
                 Some(refused) => {
                     let reason = refused.0.clone();
@@ -159,6 +159,7 @@ fn unauthenticated(why: impl Into<String>) -> AppError {
 
 async fn verify(
     state: &AppState,
+    peer: &crate::client::Peer,
     parts: &Parts,
     authorization: &str,
     body: &[u8],
@@ -183,10 +184,19 @@ async fn verify(
         .unwrap_or(now)
         .min(souk_core::clock::add(now, window));
     let until = souk_core::clock::add(dated, window);
-    let found = state
-        .replays
-        .key_holder(&state.store, &auth.access_key, &auth.signature, until)
-        .await;
+    // A client past its share of bad signatures has each checked before it is remembered, so a
+    // flood of forged ones (an access key is no secret) writes nothing.
+    let found = if state.throttle.signatures_refused_too_often(peer) {
+        state
+            .replays
+            .key_holder_only(&state.store, &auth.access_key)
+            .await
+    } else {
+        state
+            .replays
+            .key_holder(&state.store, &auth.access_key, &auth.signature, until)
+            .await
+    };
     let (holder, seen) = match found {
         Ok(Some(h)) => h,
         Ok(None) => return Err(refuse(unauthenticated("unknown access key"), None)),

@@ -228,6 +228,12 @@ impl Throttle {
         self.signature_refusals.hit(&address(peer), true)
     }
 
+    /// Whether the client's address has had its share of refused signed requests (counting
+    /// nothing): its next signature is checked before anything about it is written.
+    pub fn signatures_refused_too_often(&self, peer: &Peer) -> bool {
+        self.signature_refusals.hit(&address(peer), false).is_err()
+    }
+
     /// After a wrong password (or an unknown e-mail): counts the failure against the account.
     pub fn log_in_failed(&self, email: &str) {
         let _ = self.login_account.hit(email, true);

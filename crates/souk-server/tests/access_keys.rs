@@ -162,9 +162,29 @@ on_both_databases! {
         let metrics = op.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("souk_signed_refusals_total{outcome=\"audited\"} 3"), "{metrics}");
         assert!(metrics.contains("souk_signed_refusals_total{outcome=\"shed\"} 3"), "{metrics}");
-        // A correct signature from the same address still goes through.
-        let res = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await;
+        // Past the limit, a forged signature is checked before it is remembered: more of them
+        // write nothing.
+        let remembered = || async {
+            match backend {
+                souk_store::Backend::Postgres => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM signature_digests").fetch_one(app.state.store.pool()).await.unwrap(),
+                souk_store::Backend::Sqlite => 0,
+            }
+        };
+        let before = remembered().await;
+        for _ in 0..5 {
+            let res = signed(&app.base, "GET", "/v1/orders", None, &ak, "wrong-secret", &now()).await;
+            assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        }
+        assert_eq!(remembered().await, before, "forged signatures were remembered");
+        // A correct signature from the same address still goes through, once.
+        let date = now();
+        let res = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &date).await;
         assert_eq!(res.status(), StatusCode::OK);
+        if backend == souk_store::Backend::Postgres {
+            assert_eq!(remembered().await, before + 1);
+        }
+        let again = signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &date).await;
+        assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS, "its replay is refused (past the limit, as 429)");
 
         // The audit is forgotten by age: the sweep keeps a year of it, and all of it was made
         // before a second from now.
@@ -185,18 +205,21 @@ on_both_databases! {
         let p = assert_problem(res, StatusCode::FORBIDDEN, None).await;
         assert!(p["detail"].as_str().unwrap().contains("managed with a session"), "{p}");
         assert_eq!(buyer.json("/v1/iam/users").await.as_array().unwrap().len(), 1, "nothing was made");
-        // What is merely not there, or answered, is not the key's refusal; nor is what the
-        // account itself may not do (it has no operator role), which a session is told alike.
+        // What is merely not there, or answered, is not a refusal. What the account itself may
+        // not do (it has no operator role) is refused to the key too, and audited; a session
+        // told the same is not (the audit is of signed requests).
         assert_eq!(signed(&app.base, "GET", "/v1/orders/ord_missing", None, &ak, &sk, &now()).await.status(), StatusCode::NOT_FOUND);
         assert_eq!(signed(&app.base, "GET", "/v1/operator/audit", None, &ak, &sk, &now()).await.status(), StatusCode::FORBIDDEN);
         assert_eq!(buyer.get("/v1/operator/audit").await.status(), StatusCode::FORBIDDEN);
         assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
         let audit = op.json("/v1/operator/audit?limit=100").await;
         let items = audit["items"].as_array().unwrap();
-        assert_eq!(items.len(), 1, "{audit}");
-        assert_eq!((items[0]["access_key"].as_str(), items[0]["method"].as_str(), items[0]["path"].as_str()), (Some(ak.as_str()), Some("POST"), Some("/v1/iam/users")), "{audit}");
-        assert_eq!(items[0]["account_id"], buyer.id.as_str(), "{audit}");
-        assert!(items[0]["reason"].as_str().unwrap().contains("managed with a session"), "{audit}");
+        assert_eq!(items.len(), 2, "{audit}");
+        // Newest first: the role, then IAM.
+        assert_eq!((items[1]["access_key"].as_str(), items[1]["method"].as_str(), items[1]["path"].as_str()), (Some(ak.as_str()), Some("POST"), Some("/v1/iam/users")), "{audit}");
+        assert_eq!(items[1]["account_id"], buyer.id.as_str(), "{audit}");
+        assert!(items[1]["reason"].as_str().unwrap().contains("managed with a session"), "{audit}");
+        assert_eq!((items[0]["method"].as_str(), items[0]["path"].as_str()), (Some("GET"), Some("/v1/operator/audit")), "{audit}");
         app.cleanup().await;
     }
 

@@ -363,7 +363,9 @@ on_both_databases! {
         edit(good.clone()).await;
         assert!(checked().await);
         // A new signing key needs a new check.
-        seller.expect_post(&format!("{path}/signing-key"), serde_json::json!({}), reqwest::StatusCode::OK).await;
+        let rotated = seller.expect_post(&format!("{path}/signing-key"), serde_json::json!({}), reqwest::StatusCode::OK).await;
+        assert_eq!(rotated["signing_key"].as_str().unwrap().len(), 64, "the new key is shown once: {rotated}");
+        assert!(seller.json(&path).await.get("signing_key").is_none(), "and never read back");
         assert!(!checked().await);
         assert_eq!(app.state.store.latest_revision(&id.as_str().into()).await.unwrap().unwrap().state.as_str(), "draft", "nothing was submitted");
 

@@ -265,6 +265,24 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers one checked signature's digest until `expires` (PostgreSQL's table of them):
+    /// `true` when it is new, `false` when a node accepted it before.
+    pub async fn remember_signature_digest(
+        &self,
+        digest: &[u8],
+        expires: DateTime<Utc>,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO signature_digests (digest, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(digest)
+        .bind(ms(expires))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     /// Writes signatures a node accepted (and remembered itself) as one batch: one row, kept
     /// until the last of them expires (SQLite, whose single node decides replays itself). Each
     /// is the node's digest of it, with its expiry.

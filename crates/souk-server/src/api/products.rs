@@ -70,8 +70,11 @@ pub struct SellerProductView {
     pub product_type: String,
     #[schema(value_type = schema::ListingState)]
     pub state: String,
-    /// The key souk signs calls to the endpoint with; configure the endpoint with it.
-    pub signing_key: String,
+    /// The key souk signs calls to the endpoint with; configure the endpoint with it. Only in
+    /// the answers to creating the product and to a new key (`POST …/signing-key`): souk never
+    /// shows it again, a lost key is replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
     /// The live endpoint (from the listed version).
     pub endpoint_url: Option<String>,
     /// The version buyers see, once listed.

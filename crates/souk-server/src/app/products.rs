@@ -185,8 +185,9 @@ impl ContentInput {
 #[derive(Debug, Clone)]
 pub struct SellerProduct {
     pub product: Product,
-    /// The key souk signs calls to the endpoint with.
-    pub signing_key: String,
+    /// The key souk signs calls to the endpoint with: in the answer to creating the product and
+    /// to a new key only, so a key once shown is never read back (by a read-only user, say).
+    pub signing_key: Option<String>,
     /// Revisions, newest first: all of them, or only the newest on list views.
     pub revisions: Vec<Revision>,
     /// When the endpoint, as the newest revision would call it, passed the endpoint check (on
@@ -217,10 +218,7 @@ async fn seller_product(
         None
     };
     Ok(SellerProduct {
-        signing_key: state.secrets.open(
-            &crate::crypto::product_key_aad(product.id.as_str()),
-            &product.signing_key_enc,
-        )?,
+        signing_key: None,
         product,
         revisions,
         endpoint_checked_at,
@@ -314,7 +312,11 @@ pub async fn create(
             state.now(),
         )
         .await?;
-    seller_product(state, product, true).await
+    let created = seller_product(state, product, true).await?;
+    Ok(SellerProduct {
+        signing_key: Some(key),
+        ..created
+    })
 }
 
 /// The merchant's products with their newest revision.
@@ -459,7 +461,11 @@ pub async fn rotate_key(
         .set_signing_key(&p.id, &sealed, state.now())
         .await?;
     let p = state.store.product(&p.id).await?;
-    seller_product(state, p, true).await
+    let rotated = seller_product(state, p, true).await?;
+    Ok(SellerProduct {
+        signing_key: Some(key),
+        ..rotated
+    })
 }
 
 /// What a product's endpoint check calls: the latest revision's endpoint, as that revision

@@ -397,7 +397,6 @@ pub struct RevisionRow {
 fn product_view(
     signed: &Signed,
     sp: &SellerProduct,
-    show_key: bool,
     check: Option<crate::conformance::Report>,
 ) -> Response {
     let page = &signed.page;
@@ -410,7 +409,7 @@ fn product_view(
         },
         row: product_row(sp),
         endpoint: p.endpoint_url.clone(),
-        key: show_key.then(|| sp.signing_key.clone()),
+        key: sp.signing_key.clone(),
         check,
         checked: sp
             .endpoint_checked_at
@@ -451,7 +450,7 @@ async fn create(
     let key = Some(form.get("signing_key").trim().to_owned()).filter(|k| !k.is_empty());
     match products::create(&state, &signed.caller, form.content(), key).await {
         // The key is shown on this answer only: no redirect, so it is never in a URL or history.
-        Ok(sp) => product_view(&signed, &sp, true, None),
+        Ok(sp) => product_view(&signed, &sp, None),
         Err(e) => product_form(
             &signed,
             "New product",
@@ -469,7 +468,7 @@ async fn product_page(
     Path(id): Path<String>,
 ) -> Response {
     match products::get(&state, &signed.caller, &id.into()).await {
-        Ok(sp) => product_view(&signed, &sp, false, None),
+        Ok(sp) => product_view(&signed, &sp, None),
         Err(e) => error_page(&signed.page, e),
     }
 }
@@ -556,7 +555,7 @@ async fn rotate_key(
     Posted(_): Posted<Nothing>,
 ) -> Response {
     match products::rotate_key(&state, &signed.caller, &id.into()).await {
-        Ok(sp) => product_view(&signed, &sp, true, None),
+        Ok(sp) => product_view(&signed, &sp, None),
         Err(e) => error_page(&signed.page, e),
     }
 }
@@ -573,7 +572,7 @@ async fn check_endpoint(
         Err(e) => return error_page(&signed.page, e),
     };
     match products::get(&state, &signed.caller, &id).await {
-        Ok(sp) => product_view(&signed, &sp, false, Some(call)),
+        Ok(sp) => product_view(&signed, &sp, Some(call)),
         Err(e) => error_page(&signed.page, e),
     }
 }
