@@ -296,11 +296,14 @@ pub fn verify(
     // The canonical request takes a declared body hash in place of the body, as the SDKs sign
     // it; souk accepts the declaration only when it is signed and true, so a body cannot be
     // swapped under a signature.
-    if let Some(declared) = req.header(CONTENT_HASH_HEADER) {
+    if let Some(declared) = req
+        .header(CONTENT_HASH_HEADER)
+        .filter(|_| !req.body.is_empty())
+    {
         let body = hex::encode(Sha256::digest(req.body));
-        if !req.body.is_empty()
-            && !(signs(CONTENT_HASH_HEADER) && declared.trim().eq_ignore_ascii_case(&body))
-        {
+        let true_and_signed =
+            signs(CONTENT_HASH_HEADER) && declared.trim().eq_ignore_ascii_case(&body);
+        if !true_and_signed {
             return Err(AkSkError::UnsignedBody);
         }
     }
