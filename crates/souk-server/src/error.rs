@@ -282,6 +282,9 @@ impl From<souk_store::Error> for AppError {
             E::InsufficientBalance { available_minor } => {
                 AppError::Internal(format!("unexpected short balance ({available_minor})"))
             }
+            E::Unstorable => {
+                AppError::BadRequest("text may not contain the NUL character (U+0000)".into())
+            }
             E::Corrupt(msg) | E::Migration(msg) => AppError::Internal(msg),
             E::Database(err) => AppError::Internal(err.to_string()),
         }

@@ -89,14 +89,21 @@ on_both_databases! {
             record("r-8", &instance, "api_calls", json!("1e3"), start, end),
             record("r-12", &instance, "api_calls", json!(1), bought - Duration::minutes(20), bought - Duration::minutes(6)),
             record("r-13", &instance, "api_calls", json!(0), bought - Duration::minutes(30), end),
+            // A record rejected, then sent right: nothing was counted for its id, so it counts.
+            record("r-14", "ins_nope", "api_calls", json!(0), start, end),
+            record("r-14", &instance, "api_calls", json!(0), start, end),
+            // Text PostgreSQL cannot store is answered per record like any other.
+            record("r-15", &format!("{instance}\u{0}"), "api_calls", json!(1), start, end),
+            record("r-16", &instance, "api_calls\u{0}", json!(1), start, end),
         ]});
         let answer = seller.expect_post("/v1/metering/usage", batch.clone(), StatusCode::OK).await;
         assert_eq!(statuses(&answer), [
             "accepted", "duplicate", "rejected:unknown_instance", "rejected:unknown_dimension", "rejected:invalid",
             "rejected:start_after_end", "rejected:too_old", "rejected:in_future", "rejected:invalid",
-            "rejected:before_instance", "accepted",
+            "rejected:before_instance", "accepted", "rejected:unknown_instance", "accepted",
+            "rejected:unknown_instance", "rejected:unknown_dimension",
         ], "{answer}");
-        assert_eq!((answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(1), Some(8)));
+        assert_eq!((answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(1), Some(11)));
         // Another seller cannot report use of this instance; a buyer cannot report at all.
         let other = app.merchant(&op, "seller@other.test").await;
         let theirs = other.expect_post("/v1/metering/usage", json!({"records": [record("x-1", &instance, "api_calls", json!(1), start, end)]}), StatusCode::OK).await;

@@ -250,3 +250,29 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn a_nul_character_is_bad_input_not_a_fault(backend) {
+        // PostgreSQL cannot store or even compare text with U+0000: anywhere it arrives it is
+        // the caller's mistake (400, 404 or 422), never a 500, and nothing changes.
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        let c = TestApp::client();
+        let client_error = |status: StatusCode, what: &str| {
+            assert!(status.is_client_error(), "{what}: {status}");
+        };
+        for path in ["/v1/orders/ord_%00", "/v1/instances/ins_%00x", "/v1/notifications?before=ntf_%00", "/v1/orders?cursor=ord_%00"] {
+            client_error(buyer.get(path).await.status(), path);
+        }
+        for page in ["/orders/x%00", "/instances/x%00"] {
+            client_error(buyer.get(page).await.status(), page);
+        }
+        let res = c.post(format!("{}/v1/sessions", app.base)).json(&json!({"email": "a\u{0}@b.co", "password": "whatever it is"})).send().await.unwrap();
+        client_error(res.status(), "log-in");
+        client_error(buyer.post("/v1/orders", json!({"plan_id": "pln_\u{0}", "period": "month", "periods": 1})).await.status(), "order");
+        client_error(op.post("/v1/operator/top-ups", json!({"email": "buyer\u{0}@souk.test", "amount": "5.00", "currency": "CNY", "reference": "nul"})).await.status(), "top-up");
+        assert!(buyer.json("/v1/orders").await["items"].as_array().unwrap().is_empty());
+        app.cleanup().await;
+    }
+}

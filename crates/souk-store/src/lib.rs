@@ -130,6 +130,10 @@ pub enum Error {
     /// The schema on disk does not match the migrations this build carries.
     #[error("migrations: {0}")]
     Migration(String),
+    /// Text the database cannot store (PostgreSQL refuses the NUL character); nothing was
+    /// written.
+    #[error("text with a NUL character cannot be stored")]
+    Unstorable,
     /// The database failed.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -153,6 +157,10 @@ impl From<sqlx::Error> for Error {
             // whole, and deciding again on fresh reads is the answer, as for a stale write.
             if matches!(db.code().as_deref(), Some("40P01" | "40001")) {
                 return Error::Stale;
+            }
+            // A NUL character (or one the encoding lacks) in a parameter: the caller's input.
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")) {
+                return Error::Unstorable;
             }
         }
         Error::Database(e)

@@ -160,9 +160,6 @@ impl Store {
                 Err(rejection) => outcomes[i] = Some(Outcome::Rejected(rejection.clone())),
                 Ok(r) => match window.check(r.started_at, r.ended_at, now) {
                     Err(rejection) => outcomes[i] = Some(Outcome::Rejected(rejection)),
-                    Ok(()) if !seen.insert(r.record_id.as_str()) => {
-                        outcomes[i] = Some(Outcome::Duplicate)
-                    }
                     Ok(()) => checked.push((i, r)),
                 },
             }
@@ -202,6 +199,11 @@ impl Store {
             };
             match verdict {
                 Err(rejection) => outcomes[i] = Some(Outcome::Rejected(rejection)),
+                // A copy of a record this batch already counts; a copy of one it rejected is
+                // answered on its own, as nothing was counted for that id.
+                Ok(_) if !seen.insert(r.record_id.as_str()) => {
+                    outcomes[i] = Some(Outcome::Duplicate)
+                }
                 Ok((inst, plan)) => {
                     let (window_start, _) = usage_window(inst.created_at, inst.period, r.ended_at);
                     let refusing = plan

@@ -7,6 +7,7 @@ use crate::AppState;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use souk_core::ids::{Id as _, InstanceId};
 use souk_core::metering::{self, Rejection, MAX_BATCH};
 use souk_store::usage::{Outcome, PeriodUse, UsageDay, UsageRecord};
 use utoipa::ToSchema;
@@ -116,8 +117,13 @@ fn parse_record(r: UsageRecordInput) -> (String, Result<UsageRecord, Rejection>)
             Quantity::Text(s) | Quantity::Number(s) => metering::parse_quantity("quantity", s),
         }
         .map_err(|e| Rejection::Invalid(e.to_string()))?;
-        if r.instance_id.is_empty() || r.instance_id.len() > 64 {
+        // Answered here, not by the database: an id that is not an instance id's shape (a NUL
+        // character, say, which PostgreSQL cannot even compare) names no instance.
+        if !souk_core::ids::well_formed(InstanceId::PREFIX, &r.instance_id) {
             return Err(Rejection::UnknownInstance);
+        }
+        if r.dimension.chars().any(char::is_control) {
+            return Err(Rejection::UnknownDimension);
         }
         Ok(UsageRecord {
             record_id: r.record_id,
