@@ -107,7 +107,8 @@ pub enum Host {
 /// The host part of `url` (scheme://[user@]host[:port]/...); `None` when there is none.
 pub fn url_host(url: &str) -> Option<Host> {
     let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    // As HTTP clients read it: a backslash ends the authority too.
+    let authority = rest.split(['/', '?', '#', '\\']).next()?;
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if let Some(h) = host_port.strip_prefix('[') {
         h.split(']').next()?
@@ -184,5 +185,9 @@ mod tests {
         );
         assert_eq!(url_host("http://[::1]:9/x"), Some(Host::Ip(ip("::1"))));
         assert_eq!(url_host("nope"), None);
+        assert_eq!(
+            url_host("https://127.0.0.2:18443\\:x"),
+            Some(Host::Ip(ip("127.0.0.2")))
+        );
     }
 }

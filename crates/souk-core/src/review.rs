@@ -249,6 +249,18 @@ impl ProductContent {
         let mut plans = Vec::with_capacity(self.plans.len());
         for (i, p) in self.plans.iter().enumerate() {
             let f = format!("plans[{i}]");
+            // Two entries for one listed plan would leave one of them silently unlisted.
+            if let Some(id) = &p.id {
+                if let Some(first) = self.plans[..i]
+                    .iter()
+                    .position(|q| q.id.as_ref() == Some(id))
+                {
+                    return Err(Error::invalid(
+                        format!("{f}.id"),
+                        format!("is plans[{first}] again; a plan is listed once"),
+                    ));
+                }
+            }
             let prices = p.prices(&f)?;
             prices.check_chargeable(&f)?;
             let trial_days = crate::plans::trial_days(&format!("{f}.trial_days"), p.trial_days)?;

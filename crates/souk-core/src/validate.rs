@@ -83,15 +83,18 @@ pub fn url(
             "must be an absolute URL such as https://example.com/path",
         )
     })?;
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
     let host = if let Some(h) = host_port.strip_prefix('[') {
         h.split(']').next().unwrap_or_default()
     } else {
         host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
     };
+    // A backslash ends the host for HTTP clients (as `/` does) but not for every reader of a
+    // URL; refusing it leaves one reading of where a URL points.
     if host.is_empty()
         || v.len() > 2000
-        || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        || v.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
         || host_port.contains('@')
     {
         return Err(Error::invalid(
@@ -147,5 +150,8 @@ mod tests {
         assert!(url("u", "ftp://x.com", false, false).is_err());
         assert!(url("u", "https://user:pw@x.com", true, false).is_err());
         assert!(url("u", "not a url", false, false).is_err());
+        // HTTP clients end the host at a backslash: `127.0.0.2:18443` here, not a public name.
+        assert!(url("u", "https://127.0.0.2:18443\\:x", true, false).is_err());
+        assert!(url("u", "https://seller.example.com\\@127.0.0.1/", true, false).is_err());
     }
 }

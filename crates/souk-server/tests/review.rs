@@ -110,6 +110,13 @@ on_both_databases! {
         let mut in_dollars = change.clone();
         in_dollars["plans"][0]["currency"] = json!("USD");
         assert_problem(seller.put(&format!("/v1/seller/products/{id}/draft"), in_dollars).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[0].currency")).await;
+        // A listed plan is listed once: a second entry with its id would reprice it unseen.
+        let mut twice = change.clone();
+        let mut copy = change["plans"][0].clone();
+        copy["name"] = json!("Dup of first");
+        copy["monthly_price"] = json!("1.00");
+        twice["plans"].as_array_mut().unwrap().push(copy);
+        assert_problem(seller.put(&format!("/v1/seller/products/{id}/draft"), twice).await, StatusCode::UNPROCESSABLE_ENTITY, Some("plans[1].id")).await;
         let res = seller
             .put(&format!("/v1/seller/products/{id}/draft"), change)
             .await;
