@@ -142,8 +142,8 @@ fn code_is(a: &Answered, codes: &[&str]) -> bool {
         .is_ok_and(|a| codes.contains(&a.result_code.as_str()))
 }
 
-/// A call the seller must refuse: with an error code, or an HTTP 4xx. An endpoint that cannot be
-/// reached has refused nothing.
+/// A call the seller must refuse: with an error code, or HTTP 401 or 403. An endpoint that cannot
+/// be reached, or answers that nothing is there (404), has refused nothing.
 fn refused(name: &'static str, a: &Answered) -> Check {
     let (passed, note) = match &a.answer {
         Ok(answer) if answer.result_code == "000000" => (
@@ -151,15 +151,19 @@ fn refused(name: &'static str, a: &Answered) -> Check {
             "it was accepted: the endpoint must check every call's signature and timestamp",
         ),
         Ok(_) => (true, ""),
-        Err(e) if e.starts_with("HTTP 4") => (true, ""),
+        Err(e) if e.starts_with("HTTP 401") || e.starts_with("HTTP 403") => (true, ""),
+        Err(e) if e.starts_with("HTTP 4") => (
+            false,
+            "not a refusal of the call: is the endpoint's URL right? A refusal is an error code, or HTTP 401 or 403",
+        ),
         Err(e) if e.starts_with("HTTP ") => (
             false,
-            "a refusal is an error code or an HTTP 4xx, not a server error",
+            "a refusal is an error code or HTTP 401 or 403, not a server error",
         ),
         Err(e) if e.contains("Body-Sign") => (false, "a refusal is signed like any answer"),
         Err(e) if e.starts_with("the answer") => (
             false,
-            "a refusal is a JSON answer with an error code, or an HTTP 4xx",
+            "a refusal is a JSON answer with an error code, or HTTP 401 or 403",
         ),
         Err(_) => (false, "the endpoint did not answer"),
     };
@@ -215,10 +219,19 @@ pub async fn run(target: &Target<'_>) -> Report {
             (None, false) => "expected 000000 with an instanceId of 1 to 64 characters",
         },
     ));
-    checks.push(refused(
-        "the same call sent again (a replay) is refused",
-        &replayed,
-    ));
+    // A replay is of a call the endpoint accepted; when it took none there was nothing to replay.
+    let replay = "the same call sent again (a replay) is refused";
+    checks.push(if code_is(&first, &["000000", "000004"]) {
+        refused(replay, &replayed)
+    } else {
+        Check {
+            name: replay,
+            passed: false,
+            detail: "skipped: the endpoint did not accept the first call, so nothing was replayed"
+                .into(),
+            latency_ms: 0,
+        }
+    });
     let Some(id) = id else {
         for name in [
             "newInstance again with the same businessId answers the same instance",

@@ -247,6 +247,28 @@ on_both_databases! {
         let report: Value = third.post(&format!("/v1/seller/products/{p3}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         assert_eq!(report["passed"], false);
         assert_eq!(report["checks"][0]["passed"], false, "an endpoint that is not there refused nothing: {report}");
+        // A server without the endpoint (404 to everything) refused nothing either, and one that
+        // answers something other than a seller's answer has its answer described, not shown.
+        let nowhere = axum::Router::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let nowhere_url = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, nowhere).await });
+        let (p404, _) = listed_by(&app, &op, &third, &nowhere_url, "10.00").await;
+        let report: Value = third.post(&format!("/v1/seller/products/{p404}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        for n in [0, 1] {
+            let c = &report["checks"][n];
+            assert_eq!(c["passed"], false, "{report}");
+            assert!(c["detail"].as_str().unwrap().contains("is the endpoint's URL right?"), "{report}");
+        }
+        assert!(report["checks"][3]["detail"].as_str().unwrap().starts_with("skipped: the endpoint did not accept the first call"), "{report}");
+        let chatty = axum::Router::new().fallback(|| async { axum::Json(serde_json::json!("INTERNAL-SECRET aws_secret_access_key=wJalr")) });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let chatty_url = format!("http://{}/souk", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, chatty).await });
+        let (pchatty, _) = listed_by(&app, &op, &third, &chatty_url, "10.00").await;
+        let report: Value = third.post(&format!("/v1/seller/products/{pchatty}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+        assert!(!report.to_string().contains("INTERNAL-SECRET"), "{report}");
+        assert!(report["checks"][2]["detail"].as_str().unwrap().contains("not a seller's answer"), "{report}");
 
         // An endpoint that accepts anything, unsigned or stale, fails the refusal checks.
         let lax = axum::Router::new().fallback(|| async {

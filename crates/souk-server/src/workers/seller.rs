@@ -555,7 +555,19 @@ pub async fn send(
     {
         return Err("the answer's Body-Sign is missing or not made with the product's key".into());
     }
-    serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not the expected JSON: {e}"))
+    // What was wrong, never what was said: an endpoint that is not a seller's must not have its
+    // answers shown to whoever pointed souk at it.
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            "the answer is JSON but not a seller's answer (an object with resultCode and resultMsg)"
+                .to_owned()
+        }
+        _ => format!(
+            "the answer is not JSON (it fails at line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
 }
 
 /// Now, for a V1 call. V1 has no nonce, so two identical calls in one millisecond would carry the
