@@ -11,7 +11,7 @@ pub enum Topic {
     Account,
     /// Review decisions on a product's revisions.
     Review,
-    /// Orders paid.
+    /// Orders paid, and subscriptions given back (unsubscribed, renewals returned).
     Order,
     /// Instances ready or failed.
     Provisioning,
@@ -68,7 +68,7 @@ impl Topic {
         match self {
             Topic::Account => "Verification and merchant application decisions",
             Topic::Review => "Review decisions on your products",
-            Topic::Order => "Orders paid",
+            Topic::Order => "Orders paid, unsubscribed or given back",
             Topic::Provisioning => "Subscriptions ready or failed",
             Topic::Expiry => "Expiry reminders and grace periods",
             Topic::Arrears => "Arrears begun or cleared",
@@ -85,6 +85,8 @@ impl Topic {
             "merchant.approved" | "merchant.rejected" => &[(Topic::Account, Account)],
             "product.approved" | "product.rejected" => &[(Topic::Review, Merchant)],
             "order.paid" | "plan.changed" => &[(Topic::Order, Buyer)],
+            // What the buyer gave back, and what came back to its balance.
+            "instance.unsubscribed" | "instance.renewals_returned" => &[(Topic::Order, Buyer)],
             "instance.active" => &[(Topic::Provisioning, Buyer)],
             // The buyer lost what it bought; the seller's endpoint refused or never answered.
             "instance.failed" => &[(Topic::Provisioning, Buyer), (Topic::SellerCalls, Merchant)],

@@ -76,6 +76,15 @@ on_both_databases! {
             buyer.json("/v1/balance").await["balances"][0]["amount"],
             format!("{}.{:02}", balance / 100, balance % 100).as_str()
         );
+        // The buyer is told of each, with what came back.
+        let told = buyer
+            .wait_for("/v1/notifications", |v| v["notifications"].to_string().contains("Unsubscribed: "))
+            .await;
+        let titles: Vec<&str> = told["notifications"].as_array().unwrap().iter().map(|n| n["title"].as_str().unwrap()).collect();
+        assert!(titles.iter().any(|t| t.starts_with("Renewals given back: ")), "{titles:?}");
+        let unsubscribed = told["notifications"].as_array().unwrap().iter().find(|n| n["title"].as_str().unwrap().starts_with("Unsubscribed: ")).unwrap();
+        assert_eq!(unsubscribed["body"], format!("Unsubscribed from Stub: {expected} CNY back, released at the seller. The refund is on your balance."), "{unsubscribed}");
+        assert_eq!(unsubscribed["topic"], "order");
         // Released: a second unsubscribe is refused and gives nothing.
         assert_problem(
             buyer.post(&format!("{path}/unsubscribe"), json!({})).await,

@@ -220,6 +220,17 @@ async fn words(
             };
             (title, body, Some(format!("/orders/{order}")))
         }
+        // The detail says what came back: "unsubscribed from X: 297.00 CNY back, …".
+        "instance.unsubscribed" => (
+            format!("Unsubscribed: {product}"),
+            format!("{}. The refund is on your balance.", sentence(&e.detail)),
+            instance_link.clone(),
+        ),
+        "instance.renewals_returned" => (
+            format!("Renewals given back: {product}"),
+            format!("{}. The refund is on your balance.", sentence(&e.detail)),
+            instance_link.clone(),
+        ),
         "instance.active" => (
             format!("{product} is ready"),
             format!("Your subscription to {product} is running. Its page shows how to reach it."),
@@ -267,6 +278,15 @@ async fn words(
         ),
         _ => return Ok(None),
     }))
+}
+
+/// `text` begun with a capital, as the start of a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A notification as people and programs see it.
