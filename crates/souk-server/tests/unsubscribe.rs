@@ -66,6 +66,7 @@ on_both_databases! {
         let expected = format!("{}.{:02}", expected / 100, expected % 100);
         let quote = buyer.json(&format!("{path}/refund-quote")).await;
         assert_eq!(quote["total"]["amount"], expected.as_str());
+        assert!(buyer.json(&path).await["access"].is_object(), "running, it can be reached");
         let done = buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;
         assert_eq!(done["refunded"]["amount"], expected.as_str());
         assert_eq!(done["instance"]["state"], "released");
@@ -76,6 +77,10 @@ on_both_databases! {
             buyer.json("/v1/balance").await["balances"][0]["amount"],
             format!("{}.{:02}", balance / 100, balance % 100).as_str()
         );
+        // Released, it shows no way in and no dates ahead, only when it ended.
+        assert!(done["instance"]["access"].is_null(), "{done}");
+        let page = buyer.get(&format!("/instances/{}", done["instance"]["id"].as_str().unwrap())).await.text().await.unwrap();
+        assert!(page.contains("<dt>Ended</dt>") && !page.contains("How to reach it") && !page.contains("Data kept until"), "{page}");
         // The buyer is told of each, with what came back.
         let told = buyer
             .wait_for("/v1/notifications", |v| v["notifications"].to_string().contains("Unsubscribed: "))

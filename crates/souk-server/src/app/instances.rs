@@ -62,8 +62,10 @@ async fn with_details(
     plan: Plan,
     with_timeline: bool,
 ) -> AppResult<InstanceDetails> {
+    // Once released the seller has let it go: there is nothing left to reach.
+    let released = i.state == souk_core::lifecycle::InstanceState::Released;
     let access = match &i.access_enc {
-        Some(enc) => Some(
+        Some(enc) if !released => Some(
             serde_json::from_str(
                 &state
                     .secrets
@@ -71,7 +73,7 @@ async fn with_details(
             )
             .map_err(|e| AppError::Internal(e.to_string()))?,
         ),
-        None => None,
+        _ => None,
     };
     let timeline = if with_timeline {
         state.store.instance_timeline(&i.id).await?

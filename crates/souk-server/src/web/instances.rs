@@ -60,6 +60,10 @@ pub struct InstanceRow {
     pub expires_text: String,
     /// The expiry comes (not a one-time purchase), so grace and retention dates mean something.
     pub lapses: bool,
+    /// Released or failed: nothing runs and no date ahead means anything; when it ended.
+    pub ended: bool,
+    pub ended_at: String,
+    pub ended_text: String,
     pub grace_ends: String,
     pub grace_ends_text: String,
     pub retention_ends: String,
@@ -128,6 +132,13 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
             when_text(&i.expires_at)
         },
         lapses: !souk_core::plans::is_never(i.expires_at),
+        ended: matches!(
+            i.state,
+            souk_core::lifecycle::InstanceState::Released
+                | souk_core::lifecycle::InstanceState::Failed
+        ),
+        ended_at: when(&i.updated_at),
+        ended_text: when_text(&i.updated_at),
         grace_ends: when(&d.grace_ends_at),
         grace_ends_text: when_text(&d.grace_ends_at),
         retention_ends: when(&d.retention_ends_at),

@@ -92,6 +92,8 @@ pub struct SaleRow {
     pub state: String,
     pub badge: &'static str,
     pub expires: String,
+    /// The expiry comes (not a one-time or on-demand purchase).
+    pub lapses: bool,
     pub expires_text: String,
     pub failure: Option<String>,
     pub calls: Vec<CallRow>,
@@ -145,7 +147,12 @@ async fn sales_page(
                 state: s.instance.state.as_str().to_owned(),
                 badge: badge(s.instance.state.as_str()),
                 expires: when(&s.instance.expires_at),
-                expires_text: when_text(&s.instance.expires_at),
+                lapses: !souk_core::plans::is_never(s.instance.expires_at),
+                expires_text: if souk_core::plans::is_never(s.instance.expires_at) {
+                    "never".to_owned()
+                } else {
+                    when_text(&s.instance.expires_at)
+                },
                 failure: s.instance.failure_reason.clone(),
                 calls: s
                     .calls
