@@ -502,3 +502,39 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn an_iam_user_gets_another_policy_or_is_deleted_with_all_it_held(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (op, buyer, ak, sk) = buyer_with_key(&app, "full_access").await;
+        let uid = buyer.json("/v1/iam/users").await[0]["id"].as_str().unwrap().to_owned();
+        let prefs = json!([{"topic": "order", "email": false}]);
+        let write = || async { signed(&app.base, "PUT", "/v1/notifications/preferences", Some(prefs.clone()), &ak, &sk, &now()).await };
+        assert_eq!(write().await.status(), StatusCode::OK);
+
+        // Read-only from its next request on.
+        let changed = buyer.send(reqwest::Method::PATCH, &format!("/v1/iam/users/{uid}"), Some(json!({"policy": "read_only"})), StatusCode::OK).await;
+        assert_eq!((changed["policy"].as_str(), changed["access_keys"].as_array().map(Vec::len)), (Some("read_only"), Some(1)), "{changed}");
+        assert_eq!(write().await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
+        assert_problem(buyer.client.patch(format!("{}/v1/iam/users/{uid}", app.base)).json(&json!({"policy": "root"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, Some("policy")).await;
+
+        // A console user signed in, and the key: deleting the user ends both.
+        let carol = buyer.expect_post("/v1/iam/users", json!({"name": "carol", "console_access": true, "password": "a-long-enough-password", "policy": "read_only"}), StatusCode::CREATED).await;
+        let session = User::new(&app.base);
+        assert_eq!(session.post("/v1/sessions", json!({"email": "buyer@souk.test", "user": "carol", "password": "a-long-enough-password"})).await.status(), StatusCode::OK);
+        assert_eq!(session.get("/v1/orders").await.status(), StatusCode::OK);
+        // Only the account itself deletes: not its key, not another account.
+        let res = signed(&app.base, "DELETE", &format!("/v1/iam/users/{uid}"), None, &ak, &sk, &now()).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let other = app.verified_buyer(&op, "other@souk.test").await;
+        assert_problem(other.client.delete(format!("{}/v1/iam/users/{uid}", app.base)).send().await.unwrap(), StatusCode::NOT_FOUND, None).await;
+        buyer.send(reqwest::Method::DELETE, &format!("/v1/iam/users/{uid}"), None, StatusCode::NO_CONTENT).await;
+        buyer.send(reqwest::Method::DELETE, &format!("/v1/iam/users/{}", carol["id"].as_str().unwrap()), None, StatusCode::NO_CONTENT).await;
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(session.get("/v1/orders").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(buyer.json("/v1/iam/users").await, json!([]));
+        buyer.send(reqwest::Method::DELETE, &format!("/v1/iam/users/{uid}"), None, StatusCode::NOT_FOUND).await;
+        app.cleanup().await;
+    }
+}

@@ -154,6 +154,52 @@ impl Store {
         .collect()
     }
 
+    /// Changes the policy of an IAM user of `account`; its keys and console sessions act under
+    /// the new one from their next request (each reads the policy with its key or session).
+    pub async fn set_iam_user_policy(
+        &self,
+        account: &AccountId,
+        id: &str,
+        policy: Policy,
+    ) -> Result<IamUser> {
+        crate::changed(
+            sqlx::query("UPDATE iam_users SET policy = $1 WHERE id = $2 AND account_id = $3")
+                .bind(policy.as_str())
+                .bind(id)
+                .bind(account.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+        .map_err(|_| Error::NotFound("IAM user"))?;
+        self.iam_user(id).await
+    }
+
+    /// Deletes an IAM user of `account` with its access keys and console sessions, together:
+    /// nothing it held signs or signs in from then on.
+    pub async fn delete_iam_user(&self, account: &AccountId, id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM access_keys WHERE user_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE iam_user_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM iam_users WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        crate::changed(gone).map_err(|_| Error::NotFound("IAM user"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Adds an access key to a user, unless it already holds [`MAX_KEYS_PER_USER`]
     /// ([`Error::Stale`] then: the count is checked in the same transaction).
     pub async fn create_access_key(

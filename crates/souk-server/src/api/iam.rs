@@ -1,7 +1,7 @@
 //! IAM users and access keys of the caller's account, and the audit of refused signed requests.
 
 use super::PageParams;
-use crate::app::iam::{self, NewKey, UserInput, UserWithKeys};
+use crate::app::iam::{self, NewKey, PolicyInput, UserInput, UserWithKeys};
 use crate::app::Caller;
 use crate::error::{AppResult, Problem};
 use crate::extract::{Body, Path, Query};
@@ -104,6 +104,33 @@ pub async fn users(
             .map(|UserWithKeys { user, keys }| user_view(user, keys))
             .collect(),
     ))
+}
+
+/// Gives one of the caller's IAM users another policy; its keys and console sessions act under
+/// it from their next request.
+#[utoipa::path(operation_id = "set_iam_user_policy", patch, path = "/v1/iam/users/{user_id}", tag = "iam", params(("user_id" = String, Path)), request_body = PolicyInput,
+    responses((status = 200, body = IamUserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_policy(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    Body(input): Body<PolicyInput>,
+) -> AppResult<Json<IamUserView>> {
+    let user = iam::set_policy(&state, &caller, &user_id, input).await?;
+    let keys = state.store.access_keys_of(&user.id).await?;
+    Ok(Json(user_view(&user, &keys)))
+}
+
+/// Deletes one of the caller's IAM users with its access keys and console sessions.
+#[utoipa::path(operation_id = "delete_iam_user", delete, path = "/v1/iam/users/{user_id}", tag = "iam", params(("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_user(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> AppResult<StatusCode> {
+    iam::delete_user(&state, &caller, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Makes an access key for a user with programmatic access (two a user at most); the secret is

@@ -108,6 +108,7 @@ pub fn router(state: SharedState) -> Router {
             notifications::set_preferences
         ))
         .routes(routes!(iam::create_user, iam::users))
+        .routes(routes!(iam::set_policy, iam::delete_user))
         .routes(routes!(iam::create_key))
         .routes(routes!(iam::disable_key))
         .routes(routes!(iam::enable_key))

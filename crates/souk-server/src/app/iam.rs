@@ -75,12 +75,7 @@ pub async fn create_user(
     input: UserInput,
 ) -> AppResult<IamUser> {
     in_person(caller)?;
-    let policy: Policy = input.policy.parse().map_err(|_| {
-        AppError::invalid(
-            "policy",
-            "must be full_access, read_only, billing or seller_operations",
-        )
-    })?;
+    let policy = policy(&input.policy)?;
     let user = NewUser {
         name: input.name,
         console_access: input.console_access,
@@ -137,6 +132,47 @@ async fn own_user(state: &AppState, caller: &Caller, user_id: &str) -> AppResult
         Ok(_) | Err(souk_store::Error::NotFound(_)) => Err(AppError::NotFound("IAM user".into())),
         Err(e) => Err(e.into()),
     }
+}
+
+fn policy(given: &str) -> AppResult<Policy> {
+    given.parse().map_err(|_| {
+        AppError::invalid(
+            "policy",
+            "must be full_access, read_only, billing or seller_operations",
+        )
+    })
+}
+
+/// A new policy for an IAM user.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct PolicyInput {
+    /// `full_access`, `read_only`, `billing` or `seller_operations`.
+    #[schema(value_type = super::schema::IamPolicy)]
+    pub policy: String,
+}
+
+/// Gives one of the caller's IAM users another policy, which its keys and console sessions act
+/// under from their next request.
+pub async fn set_policy(
+    state: &AppState,
+    caller: &Caller,
+    user_id: &str,
+    input: PolicyInput,
+) -> AppResult<IamUser> {
+    in_person(caller)?;
+    let policy = policy(&input.policy)?;
+    let user = own_user(state, caller, user_id).await?;
+    Ok(state
+        .store
+        .set_iam_user_policy(caller.id(), &user.id, policy)
+        .await?)
+}
+
+/// Deletes one of the caller's IAM users with its keys and console sessions.
+pub async fn delete_user(state: &AppState, caller: &Caller, user_id: &str) -> AppResult<()> {
+    in_person(caller)?;
+    let user = own_user(state, caller, user_id).await?;
+    Ok(state.store.delete_iam_user(caller.id(), &user.id).await?)
 }
 
 /// Makes an access key for a user with programmatic access (at most two a user).

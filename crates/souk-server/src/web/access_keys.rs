@@ -29,6 +29,8 @@ pub fn routes() -> Router<SharedState> {
         .route("/access-keys", get(keys_page))
         .route("/access-keys/users", post(create_user))
         .route("/access-keys/users/{id}/keys", post(create_key))
+        .route("/access-keys/users/{id}/policy", post(set_policy))
+        .route("/access-keys/users/{id}/delete", post(delete_user))
         .route("/access-keys/{key}/enable", post(enable))
         .route("/access-keys/{key}/disable", post(disable))
         .route("/access-keys/{key}/delete", post(delete))
@@ -225,6 +227,40 @@ async fn delete(
 ) -> Response {
     match iam::delete_key(&state, &signed.caller, &key).await {
         Ok(()) => done("/access-keys", "key-deleted"),
+        Err(e) => error_page(&signed.page, e),
+    }
+}
+
+/// The policy chosen for a user on its card.
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    pub policy: String,
+}
+
+async fn set_policy(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(form): Posted<PolicyForm>,
+) -> Response {
+    let input = iam::PolicyInput {
+        policy: form.policy,
+    };
+    match iam::set_policy(&state, &signed.caller, &id, input).await {
+        Ok(_) => done("/access-keys", "user-policy-changed"),
+        Err(e) => render(&state, &signed, UserForm::default(), None, Some(e)).await,
+    }
+}
+
+async fn delete_user(
+    State(state): State<SharedState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Posted(_): Posted<Nothing>,
+) -> Response {
+    match iam::delete_user(&state, &signed.caller, &id).await {
+        Ok(()) => done("/access-keys", "user-deleted"),
         Err(e) => error_page(&signed.page, e),
     }
 }

@@ -213,6 +213,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "topped-up" => "Top-up recorded.",
         "replayed" => "The job was put back in the queue.",
         "user-created" => "The user was added. Make its key next.",
+        "user-policy-changed" => "The policy changed. The user's keys and sessions act under it from their next request.",
+        "user-deleted" => "The user was deleted with its keys and sessions: nothing it held works any more.",
         "key-enabled" => "The key is active again.",
         "key-disabled" => "The key is disabled: requests signed with it are refused.",
         "key-deleted" => "The key was deleted.",
