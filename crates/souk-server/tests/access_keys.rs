@@ -220,6 +220,10 @@ on_both_databases! {
         assert_eq!(items[1]["account_id"], buyer.id.as_str(), "{audit}");
         assert!(items[1]["reason"].as_str().unwrap().contains("managed with a session"), "{audit}");
         assert_eq!((items[0]["method"].as_str(), items[0]["path"].as_str()), (Some("GET"), Some("/v1/operator/audit")), "{audit}");
+        // The console shows the same to operators, and to no one else.
+        let page = op.get("/console/audit").await.text().await.unwrap();
+        assert!(page.contains("POST /v1/iam/users") && page.contains("managed with a session") && page.contains(&ak), "{page}");
+        assert_eq!(buyer.get("/console/audit").await.status(), StatusCode::FORBIDDEN);
         app.cleanup().await;
     }
 

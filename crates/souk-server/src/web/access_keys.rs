@@ -1,5 +1,5 @@
 //! Access keys: the account's IAM users with their policies and keys; a new key's secret is shown
-//! on the page that makes it and never again.
+//! on the page that makes it and never again. And the console's audit of refused signed requests.
 
 use super::done;
 use super::error_page;
@@ -29,6 +29,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/access-keys", get(keys_page))
         .route("/access-keys/users", post(create_user))
         .route("/access-keys/users/{id}/keys", post(create_key))
+        .route("/console/audit", get(audit_page))
         .route("/access-keys/users/{id}/policy", post(set_policy))
         .route("/access-keys/users/{id}/delete", post(delete_user))
         .route("/access-keys/{key}/enable", post(enable))
@@ -262,5 +263,63 @@ async fn delete_user(
     match iam::delete_user(&state, &signed.caller, &id).await {
         Ok(()) => done("/access-keys", "user-deleted"),
         Err(e) => error_page(&signed.page, e),
+    }
+}
+
+/// A refused signed request as the console lists it.
+pub struct RefusalRow {
+    pub at: String,
+    pub at_text: String,
+    pub access_key: String,
+    pub account_id: String,
+    pub request: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_audit.html")]
+struct AuditPage {
+    ctx: super::Ctx,
+    rows: Vec<RefusalRow>,
+    next: Option<String>,
+}
+
+/// Where the audit's pages start.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    pub cursor: Option<String>,
+}
+
+async fn audit_page(
+    State(state): State<SharedState>,
+    signed: Signed,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let page = signed.page.titled("Signed-request audit");
+    let request = crate::app::PageRequest {
+        cursor: query.cursor,
+        limit: Some(50),
+    };
+    match iam::audit(&state, &signed.caller, request).await {
+        Ok(p) => page.render(&AuditPage {
+            ctx: page.ctx.clone(),
+            rows: p
+                .items
+                .iter()
+                .map(|r| RefusalRow {
+                    at: super::when(&r.at),
+                    at_text: when_text(&r.at),
+                    access_key: r.access_key.clone().unwrap_or_else(|| "-".into()),
+                    account_id: r
+                        .account_id
+                        .as_ref()
+                        .map_or_else(|| "-".into(), ToString::to_string),
+                    request: format!("{} {}", r.method, r.path),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            next: p.next_cursor.map(|c| format!("/console/audit?cursor={c}")),
+        }),
+        Err(e) => error_page(&page, e),
     }
 }
