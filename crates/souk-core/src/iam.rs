@@ -60,6 +60,7 @@ impl Policy {
                 common_read
                     || (read && (under("/v1/balance") || under("/v1/ledger") || under("/balance")))
                     || under("/v1/orders")
+                    || under("/v1/trials")
                     || under("/v1/instances")
                     || under("/orders")
                     || under("/instances")
@@ -72,7 +73,9 @@ impl Policy {
                     || under("/v1/metering")
                     || under("/api/mkp-openapi-public")
                     || under("/seller")
-                    || (read && (under("/v1/merchant") || under("/products")))
+                    // Applying to sell, as the seller centre's page does.
+                    || under("/v1/merchant")
+                    || (read && under("/products"))
             }
         }
     }
@@ -122,6 +125,13 @@ mod tests {
         assert!(!Policy::ReadOnly.allows("POST", "/v1/orders"));
         assert!(Policy::Billing.allows("POST", "/v1/orders"));
         assert!(!Policy::Billing.allows("POST", "/v1/seller/products"));
+        // The API allows what the pages do: a trial is bought from a product page, and the
+        // seller centre's page applies to sell.
+        assert!(Policy::Billing.allows("POST", "/v1/trials"));
+        assert!(Policy::Billing.allows("POST", "/products/prd_x/try"));
+        assert!(Policy::SellerOperations.allows("POST", "/v1/merchant"));
+        assert!(Policy::SellerOperations.allows("POST", "/seller/apply"));
+        assert!(!Policy::SellerOperations.allows("POST", "/v1/orders"));
         assert!(
             Policy::SellerOperations.allows("GET", "/api/mkp-openapi-public/global/v1/order/query")
         );
