@@ -277,7 +277,7 @@ on_both_databases! {
         // The orders page lists it under its own kind, named for what it was.
         let orders = buyer.get("/orders?kind=change").await.text().await.unwrap();
         assert!(orders.contains(r#"<option value="change" selected>plan change</option>"#), "{orders}");
-        assert!(orders.contains("downgrade to a plan at 15.5 CNY a month for the time left") && orders.contains("-15.50 CNY"), "{orders}");
+        assert!(orders.contains("Acme Notes: downgrade to a plan at 15.50 CNY a month for the time left") && orders.contains("-15.50 CNY"), "{orders}");
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }

@@ -627,7 +627,10 @@ async fn give_back(
         .map(|(o, back)| OrderRefund {
             order: o,
             amount: *back,
-            memo: format!("refund of order {} ({} paid): {back}", o.id, o.amount),
+            memo: format!(
+                "refund of {product} (order {}, {} paid): {back}",
+                o.id, o.amount
+            ),
         })
         .collect();
     state

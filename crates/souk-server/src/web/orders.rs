@@ -331,6 +331,8 @@ pub struct OrderRow {
     pub state: String,
     pub badge: &'static str,
     pub instance_id: String,
+    /// The product's name.
+    pub product: String,
     pub what: String,
     pub amount: String,
     /// The list price and the discount, when a promotion took something off.
@@ -341,44 +343,79 @@ pub struct OrderRow {
     pub at_text: String,
 }
 
-pub(crate) fn order_row(o: &Order) -> OrderRow {
+/// The rows of `orders`, each naming its product (read once for all of them).
+pub(crate) async fn order_rows(
+    state: &crate::AppState,
+    orders: &[Order],
+) -> Result<Vec<OrderRow>, crate::error::AppError> {
+    let ids: Vec<_> = orders.iter().map(|o| o.product_id.clone()).collect();
+    let products = state.store.products_by_id(&ids).await?;
+    Ok(orders
+        .iter()
+        .map(|o| {
+            let name = products
+                .get(&o.product_id)
+                .map_or_else(|| o.product_id.to_string(), |p| p.listed_name().to_owned());
+            order_row(o, &name)
+        })
+        .collect())
+}
+
+/// What the buyer calls a kind of order (the filter's words).
+fn kind_words(kind: souk_core::orders::OrderKind) -> &'static str {
+    use souk_core::orders::OrderKind;
+    match kind {
+        OrderKind::New => "new",
+        OrderKind::Renew => "renewal",
+        OrderKind::Trial => "free trial",
+        OrderKind::Convert => "trial paid for",
+        OrderKind::Change => "plan change",
+    }
+}
+
+/// A unit price with at least its currency's decimals (99 CNY reads 99.00; 0.004 stays).
+fn unit_price(price: rust_decimal::Decimal, currency: souk_core::money::Currency) -> String {
+    let mut p = price;
+    p.rescale(p.scale().max(currency.minor_digits()));
+    format!("{p} {currency}")
+}
+
+fn order_row(o: &Order, product: &str) -> OrderRow {
+    let price = unit_price(o.unit_price, o.amount.currency);
     OrderRow {
         id: o.id.to_string(),
-        kind: o.kind.as_str().to_owned(),
+        kind: kind_words(o.kind).to_owned(),
         state: o.state.as_str().to_owned(),
         badge: badge(o.state.as_str()),
         instance_id: o.instance_id.to_string(),
-        what: if o.kind == souk_core::orders::OrderKind::Trial {
-            "free trial".to_owned()
-        } else if o.kind == souk_core::orders::OrderKind::Change {
-            format!(
-                "{} to a plan at {} {} a {} for the time left",
-                if o.amount.minor < 0 {
-                    "downgrade"
-                } else {
-                    "upgrade"
-                },
-                o.unit_price,
-                o.amount.currency,
-                o.period
-            )
-        } else if o.period == souk_core::plans::Period::OnDemand {
-            "on demand: metered use is charged by the hour".to_owned()
-        } else if o.period == souk_core::plans::Period::Once {
-            format!(
-                "one-time purchase at {} {}",
-                o.unit_price, o.amount.currency
-            )
-        } else {
-            format!(
-                "{} {}{} at {} {} each",
-                o.periods,
-                o.period,
-                if o.periods == 1 { "" } else { "s" },
-                o.unit_price,
-                o.amount.currency
-            )
-        },
+        product: product.to_owned(),
+        what: format!(
+            "{product}: {}",
+            if o.kind == souk_core::orders::OrderKind::Trial {
+                "free trial".to_owned()
+            } else if o.kind == souk_core::orders::OrderKind::Change {
+                format!(
+                    "{} to a plan at {price} a {} for the time left",
+                    if o.amount.minor < 0 {
+                        "downgrade"
+                    } else {
+                        "upgrade"
+                    },
+                    o.period
+                )
+            } else if o.period == souk_core::plans::Period::OnDemand {
+                "on demand: metered use is charged by the hour".to_owned()
+            } else if o.period == souk_core::plans::Period::Once {
+                format!("one-time purchase at {price}")
+            } else {
+                format!(
+                    "{} {}{} at {price} each",
+                    o.periods,
+                    o.period,
+                    if o.periods == 1 { "" } else { "s" },
+                )
+            }
+        ),
         amount: money(&o.amount),
         refunded: (o.refunded.minor > 0).then(|| money(&o.refunded)),
         discounted: (o.discount.minor > 0).then(|| (money(&o.list), money(&o.discount))),
@@ -423,7 +460,10 @@ async fn orders_page(
     };
     let (rows, next, errors) = match orders::list(&state, &signed.caller, filter, request).await {
         Ok(p) => (
-            p.items.iter().map(order_row).collect(),
+            match order_rows(&state, &p.items).await {
+                Ok(rows) => rows,
+                Err(e) => return error_page(&page, e),
+            },
             p.next_cursor.map(|c| {
                 format!(
                     "/orders?state={}&kind={}&cursor={c}",
@@ -461,11 +501,20 @@ async fn order_page(
 ) -> Response {
     let page = signed.page.titled("Order");
     match orders::get(&state, &signed.caller, &id.into()).await {
-        Ok(OrderDetails { order, timeline }) => page.render(&OrderPage {
-            ctx: page.ctx.clone(),
-            order: order_row(&order),
-            timeline: events(&timeline),
-        }),
+        Ok(OrderDetails { order, timeline }) => {
+            let rows = match order_rows(&state, std::slice::from_ref(&order)).await {
+                Ok(rows) => rows,
+                Err(e) => return error_page(&page, e),
+            };
+            match rows.into_iter().next() {
+                Some(order) => page.render(&OrderPage {
+                    ctx: page.ctx.clone(),
+                    order,
+                    timeline: events(&timeline),
+                }),
+                None => error_page(&page, crate::error::AppError::NotFound("order".into())),
+            }
+        }
         Err(e) => error_page(&page, e),
     }
 }

@@ -2,7 +2,7 @@
 
 use super::badge;
 use super::error_page;
-use super::orders::order_row;
+use super::orders::order_rows;
 use super::when;
 use super::when_text;
 use super::Cursor;
@@ -132,7 +132,10 @@ async fn sales_page(
     )
     .await
     {
-        Ok(p) => p.items.iter().map(order_row).collect(),
+        Ok(p) => match order_rows(&state, &p.items).await {
+            Ok(rows) => rows,
+            Err(e) => return error_page(&page, e),
+        },
         Err(e) => return error_page(&page, e),
     };
     page.render(&SalesPage {
