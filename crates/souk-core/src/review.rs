@@ -140,6 +140,48 @@ pub struct PlanDraft {
 }
 
 impl PlanDraft {
+    /// Everything the plan sells, in words, as a reviewer reads it: "49.00 CNY / month,
+    /// 490.00 CNY / year; 7-day free trial; api_calls: 0.80 CNY per 1,000 calls (from 100: 0.50),
+    /// 50 included a period, refused past it".
+    pub fn terms(&self) -> String {
+        let c = &self.currency;
+        let mut prices: Vec<String> = [
+            (&self.monthly_price, "/ month"),
+            (&self.yearly_price, "/ year"),
+            (&self.one_time_price, "once"),
+        ]
+        .into_iter()
+        .filter_map(|(p, per)| p.as_ref().map(|p| format!("{p} {c} {per}")))
+        .collect();
+        if let Some(days) = self.trial_days {
+            prices.push(format!("{days}-day free trial"));
+        }
+        for d in &self.dimensions {
+            let mut meter = format!("{}: {} {c} per {}", d.key, d.price, d.unit);
+            if !d.tiers.is_empty() {
+                let tiers: Vec<String> = d
+                    .tiers
+                    .iter()
+                    .map(|t| format!("from {}: {}", t.from, t.price))
+                    .collect();
+                meter.push_str(&format!(" ({})", tiers.join(", ")));
+            }
+            if let Some(included) = &d.included {
+                let past = match d.overage {
+                    Some(crate::metering::Overage::Refuse) => "refused past it",
+                    _ => "charged past it",
+                };
+                meter.push_str(&format!(", {included} included a period, {past}"));
+            }
+            prices.push(meter);
+        }
+        if prices.is_empty() {
+            "free".to_owned()
+        } else {
+            prices.join("; ")
+        }
+    }
+
     /// The plan's pricing, checked; errors name fields under `field` (`plans[1]`).
     pub fn prices(&self, field: &str) -> Result<PlanPrices, Error> {
         PlanPrices::parse(
@@ -335,6 +377,38 @@ mod tests {
                 dimensions: vec![],
             }],
         }
+    }
+
+    #[test]
+    fn a_plan_reads_as_everything_it_sells() {
+        let mut plan = content().plans.remove(0);
+        assert_eq!(plan.terms(), "99.00 CNY / month");
+        plan.yearly_price = Some("990.00".into());
+        plan.trial_days = Some(7);
+        plan.dimensions = vec![crate::metering::DimensionDraft {
+            key: "api_calls".into(),
+            unit: "1,000 calls".into(),
+            price: "0.80".into(),
+            tiers: vec![crate::metering::TierDraft {
+                from: "100".into(),
+                price: "0.50".into(),
+            }],
+            included: Some("50".into()),
+            overage: Some(crate::metering::Overage::Refuse),
+        }];
+        assert_eq!(
+            plan.terms(),
+            "99.00 CNY / month; 990.00 CNY / year; 7-day free trial; api_calls: 0.80 CNY per 1,000 calls (from 100: 0.50), 50 included a period, refused past it"
+        );
+        let once = PlanDraft {
+            monthly_price: None,
+            yearly_price: None,
+            one_time_price: Some("300".into()),
+            trial_days: None,
+            dimensions: vec![],
+            ..plan
+        };
+        assert_eq!(once.terms(), "300 CNY once");
     }
 
     #[test]

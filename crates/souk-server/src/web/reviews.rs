@@ -142,27 +142,9 @@ async fn queues_page(state: &SharedState, signed: &Signed, error: Option<AppErro
                             "Plans".into(),
                             c.plans
                                 .iter()
-                                .map(|p| {
-                                    format!(
-                                        "{}: {}{}{}",
-                                        p.name,
-                                        p.monthly_price
-                                            .as_ref()
-                                            .map(|m| format!("{m} {} / month", p.currency))
-                                            .unwrap_or_default(),
-                                        if p.monthly_price.is_some() && p.yearly_price.is_some() {
-                                            ", "
-                                        } else {
-                                            ""
-                                        },
-                                        p.yearly_price
-                                            .as_ref()
-                                            .map(|y| format!("{y} {} / year", p.currency))
-                                            .unwrap_or_default()
-                                    )
-                                })
+                                .map(|p| format!("{}: {}", p.name, p.terms()))
                                 .collect::<Vec<_>>()
-                                .join("; "),
+                                .join(" · "),
                         ),
                         ("Description".into(), text(&c.description)),
                         ("Tags".into(), text(&c.tags.join(", "))),
