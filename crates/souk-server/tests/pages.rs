@@ -51,3 +51,34 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn an_error_page_leads_back_to_the_page_it_came_from(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let buyer = app.verified_buyer(&op, "buyer@souk.test").await;
+        // A refused action on a page: the error says why and leads back to that page.
+        let html = buyer.get("/access-keys").await.text().await.unwrap();
+        let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &html[at..at + html[at..].find('"').unwrap()];
+        let refused = |referer: &'static str| {
+            buyer
+                .client
+                .post(format!("{}/access-keys/users/usr_nobody/keys", app.base))
+                .header("referer", referer)
+                .form(&[("csrf", csrf)])
+                .send()
+        };
+        let page = refused("http://127.0.0.1/access-keys?x=1").await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        let text = page.text().await.unwrap();
+        assert!(text.contains(r#"<a class="button" href="/access-keys?x=1">Go back</a>"#), "{text}");
+        // Only a path on souk: a claimed referrer elsewhere leads to that path here, and one that
+        // would leave souk leads nowhere.
+        let text = refused("https://evil.example//evil.example/x").await.unwrap().text().await.unwrap();
+        assert!(!text.contains("Go back"), "{text}");
+        let text = refused("https://evil.example/orders").await.unwrap().text().await.unwrap();
+        assert!(text.contains(r#"href="/orders">Go back"#), "{text}");
+        app.cleanup().await;
+    }
+}

@@ -66,6 +66,12 @@ on_both_databases! {
         )
         .await;
         assert_eq!(again["type"], "urn:souk:problem:trial-used");
+        // The product page no longer offers it to this buyer; it still does to another.
+        let page = buyer.get(&format!("/products/{product}")).await.text().await.unwrap();
+        assert!(page.contains("You have had this product's free trial") && !page.contains("Try free for"), "{page}");
+        let other = app.verified_buyer(&op, "other@souk.test").await;
+        let page = other.get(&format!("/products/{product}")).await.text().await.unwrap();
+        assert!(page.contains("Try free for 14 days"), "{page}");
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }

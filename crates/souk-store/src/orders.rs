@@ -274,6 +274,18 @@ async fn purchase_in_one_statement(
 }
 
 impl Store {
+    /// Whether `buyer` has had the free trial of `product` (at most one a product).
+    pub async fn trial_taken(&self, buyer: &AccountId, product: &ProductId) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM trials WHERE buyer_id = $1 AND product_id = $2")
+                .bind(buyer.as_str())
+                .bind(product.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     /// Takes the price from the balance and creates the order, the instance and its provisioning
     /// job, all in one transaction; nothing is written when the balance is short. The order goes
     /// in first, so a retry with a used idempotency key stops at once, before any debit.

@@ -257,6 +257,8 @@ struct ProductPage {
     ctx: super::Ctx,
     product: ProductView,
     plans: Vec<PlanRow>,
+    /// The viewer has had this product's free trial (one a product).
+    trial_taken: bool,
 }
 
 pub(crate) fn plan_rows(p: &ProductView) -> Vec<PlanRow> {
@@ -291,10 +293,21 @@ pub async fn product(
     match catalog::product(&state, &id).await {
         Ok(product) => {
             let page = page.titled(product.name.clone());
+            // Only asked when there is a trial to offer; a failed read offers it (taking it
+            // again is refused anyway).
+            let trial_taken = match page.ctx.caller() {
+                Some(c) if product.plans.iter().any(|p| p.trial_days.is_some()) => state
+                    .store
+                    .trial_taken(c.id(), &product.id.as_str().into())
+                    .await
+                    .unwrap_or(false),
+                _ => false,
+            };
             page.render(&ProductPage {
                 ctx: page.ctx.clone(),
                 plans: plan_rows(&product),
                 product,
+                trial_taken,
             })
         }
         Err(e) => error_page(&page, e),

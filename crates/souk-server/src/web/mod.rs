@@ -134,6 +134,9 @@ pub struct Page {
     pub ctx: Ctx,
     set_csrf: Option<String>,
     https: bool,
+    /// The souk page the person came from (the path of a same-origin `Referer`), for an error
+    /// page's way back.
+    back: Option<String>,
 }
 
 impl Page {
@@ -164,6 +167,21 @@ impl Page {
         }
         res
     }
+}
+
+/// The path (and query) of the page that sent this request, when the browser says: souk sends
+/// its referrer to itself only, and only a path is kept, so the link stays on souk whatever a
+/// header claims.
+fn came_from(parts: &Parts) -> Option<String> {
+    let referer = parts.headers.get(header::REFERER)?.to_str().ok()?;
+    let after_scheme = referer.split_once("://")?.1;
+    let path = &after_scheme[after_scheme.find('/')?..];
+    let path = path.split('#').next().unwrap_or_default();
+    let safe = path.starts_with('/')
+        && !path.starts_with("//")
+        && path.len() <= 2000
+        && !path.chars().any(|c| c == '\\' || c.is_control());
+    safe.then(|| path.to_owned())
 }
 
 fn cookie(parts: &Parts, name: &str) -> Option<String> {
@@ -274,6 +292,7 @@ impl FromRequestParts<SharedState> for Page {
             },
             set_csrf,
             https,
+            back: came_from(parts),
         })
     }
 }
@@ -396,6 +415,7 @@ fn refusal(heading: &str, message: &str) -> (StatusCode, Html<String>) {
         status: 403,
         heading: heading.into(),
         message: message.into(),
+        back: None,
     };
     (
         StatusCode::FORBIDDEN,
@@ -411,6 +431,8 @@ pub struct ErrorPage {
     pub status: u16,
     pub heading: String,
     pub message: String,
+    /// The page to go back to, when known.
+    pub back: Option<String>,
 }
 
 /// The page for a path that is not there.
@@ -425,6 +447,7 @@ pub fn not_found_page() -> Response {
         status: 404,
         heading: "This page does not exist".into(),
         message: "Check the address, or start again from the storefront.".into(),
+        back: None,
     };
     match page.render() {
         Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
@@ -446,6 +469,7 @@ pub fn error_page(page: &Page, e: AppError) -> Response {
         status: status.as_u16(),
         heading: title.to_owned(),
         message: e.detail(),
+        back: page.back.clone(),
     };
     page.render_status(status, &view)
 }
