@@ -69,6 +69,9 @@ on_both_databases! {
         assert_eq!(orders.status(), StatusCode::OK);
         let html = orders.text().await.unwrap();
         assert!(html.contains("billing-bob (buyer)"), "{html}");
+        // The menu offers what the policy opens, and not what it does not.
+        assert!(html.contains(r#"<a href="/orders">Orders</a>"#) && html.contains(r#"<a href="/balance">Balance</a>"#), "{html}");
+        assert!(!html.contains(r#"<a href="/access-keys">"#) && !html.contains(r#"<a href="/seller">"#), "{html}");
         for page in ["/seller", "/access-keys", "/console"] {
             let res = bob.get(page).await;
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{page}");

@@ -105,9 +105,43 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 pub struct Viewer {
     pub name: String,
     pub is_operator: bool,
+    /// The menu's links this viewer may follow (an IAM user's policy may forbid some).
+    pub menu: Menu,
     /// Unread notifications, for the count beside the bell.
     pub unread: i64,
     pub caller: Caller,
+}
+
+/// Which of the menu's pages a viewer may open.
+#[derive(Debug, Clone, Copy)]
+pub struct Menu {
+    pub orders: bool,
+    pub subscriptions: bool,
+    pub balance: bool,
+    pub access_keys: bool,
+    pub seller: bool,
+}
+
+impl Menu {
+    fn of(caller: &Caller) -> Menu {
+        match &caller.via {
+            // The account's IAM users manage no IAM, and see what their policy lets them open.
+            Via::ConsoleUser { policy, .. } => Menu {
+                orders: policy.allows("GET", "/orders"),
+                subscriptions: policy.allows("GET", "/instances"),
+                balance: policy.allows("GET", "/balance"),
+                access_keys: false,
+                seller: policy.allows("GET", "/seller"),
+            },
+            _ => Menu {
+                orders: true,
+                subscriptions: true,
+                balance: true,
+                access_keys: true,
+                seller: true,
+            },
+        }
+    }
 }
 
 /// What every page's layout needs.
@@ -266,6 +300,7 @@ impl FromRequestParts<SharedState> for Page {
                 viewer = Some(Viewer {
                     unread,
                     name,
+                    menu: Menu::of(&caller),
                     is_operator: !caller.account.roles.is_empty(),
                     caller,
                 });
