@@ -197,7 +197,7 @@ on_both_databases! {
         let seller_list = at_least(&seller, 4).await;
         let refused = find(&seller_list, "A subscription to Acme Notes could not be set up");
         assert_eq!(refused["topic"], "seller_calls");
-        assert!(refused["body"].as_str().unwrap().contains("000106"), "{refused}");
+        assert!(refused["body"].as_str().unwrap().contains("sold out") && refused["body"].as_str().unwrap().matches("refunded").count() == 1, "{refused}");
 
         // A rejection names what to change, in the app and by e-mail.
         let (endpoint, _) = stub_seller("000000", 0, KEY).await;

@@ -76,7 +76,11 @@ async fn with_details(
         _ => None,
     };
     let timeline = if with_timeline {
-        state.store.instance_timeline(&i.id).await?
+        // The job queue's own events (a replayed call skipped, a call given up) are for the
+        // seller and operators; the buyer's timeline says what happened to the subscription.
+        let mut events = state.store.instance_timeline(&i.id).await?;
+        events.retain(|e| !e.kind.starts_with("job."));
+        events
     } else {
         vec![]
     };

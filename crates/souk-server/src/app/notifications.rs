@@ -158,8 +158,8 @@ async fn words(
     Ok(Some(match e.kind.as_str() {
         "instance.failed" if audience == Audience::Merchant => (
             format!("A subscription to {product} could not be set up"),
-            format!("Your endpoint did not create a buyer's subscription to {product}, so the order was refunded: {}. Check the endpoint with the seller centre's endpoint check.", e.detail),
-            seller_link,
+            format!("Your endpoint did not create a buyer's subscription to {product}: {}. The calls and your endpoint's answers are on your sales page; the endpoint check tests it.", e.detail),
+            Some("/seller/sales".to_owned()),
         ),
         "verification.approved" => (
             "Your verification was approved".to_owned(),

@@ -48,9 +48,11 @@ impl JobHandler for SellerCallHandler {
                 let instance = instance_of(state, job).await?;
                 if instance.state == InstanceState::Provisioning {
                     let reason = format!(
-                        "the seller did not create the instance after {attempts} attempts; last: {error}"
+                        "the seller did not create it after {attempts} attempts ({})",
+                        in_plain_words(&error)
                     );
-                    return fail_provisioning(state, job, &instance, &reason).await;
+                    let error = format!("gave up after {attempts} attempts; last: {error}");
+                    return fail_provisioning(state, job, &instance, &reason, &error).await;
                 }
             }
             let detail = format!("gave up after {attempts} attempts; last: {error}");
@@ -105,13 +107,32 @@ async fn end(
         .await
 }
 
+/// What went wrong with a call, in the buyer's words: where the seller's service failed, not how
+/// (the call's attempts keep the technical detail for the seller and operators).
+fn in_plain_words(error: &str) -> &'static str {
+    if error.contains("timed out") {
+        "its service did not answer in time"
+    } else if error.contains("connection failed") {
+        "its service could not be reached"
+    } else if error.contains("refused to call") {
+        "its service is at an address souk does not call"
+    } else if error.contains("HTTP ") {
+        "its service answered with an error"
+    } else if error.contains("answer") {
+        "its service gave an answer souk could not read"
+    } else {
+        "its service did not complete the call"
+    }
+}
+
 /// Core's decision for an instance the seller could not create: failed, and its order refunded,
-/// stored with the job's end.
+/// stored with the job's end. `reason` is what the buyer reads; `error` what the job records.
 async fn fail_provisioning(
     state: &AppState,
     job: &Job,
     instance: &Instance,
     reason: &str,
+    error: &str,
 ) -> Result<(), souk_store::Error> {
     let now = state.now();
     let t = lifecycle::transition(
@@ -154,7 +175,7 @@ async fn fail_provisioning(
                     id: &job.id,
                     attempts: job.attempts,
                     state: JobState::Dead,
-                    error: Some(reason),
+                    error: Some(error),
                 }),
             },
             now,
@@ -400,13 +421,14 @@ async fn run(
             Ok(Step::Done)
         }
         (SellerJob::NewInstance, Outcome::Final, _) => {
-            let reason = format!(
-                "{} ({what})",
-                code.map_or("the seller could not create the instance", |c| c
-                    .refusal_reason())
-            );
-            fail_provisioning(state, job, &instance, &reason).await?;
-            Ok(Step::Dead(reason))
+            let reason = code
+                .map_or("the seller could not create the instance", |c| {
+                    c.refusal_reason()
+                })
+                .to_owned();
+            let error = format!("{reason} ({what})");
+            fail_provisioning(state, job, &instance, &reason, &error).await?;
+            Ok(Step::Dead(error))
         }
         (_, Outcome::Done, _) => {
             if let Some(info) = queried_access {
