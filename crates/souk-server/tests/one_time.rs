@@ -69,6 +69,9 @@ on_both_databases! {
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.unwrap();
         assert!(html.contains("once for good"), "{html}");
+        // Only the ways the plan is sold are offered.
+        assert!(html.contains(r#"<option value="once" selected>once, for good</option>"#), "{html}");
+        assert!(!html.contains(r#"<option value="month""#) && !html.contains(r#"<option value="on_demand""#), "{html}");
         let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
         let csrf = html[at..at + html[at..].find('"').unwrap()].to_owned();
 

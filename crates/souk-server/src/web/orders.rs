@@ -92,6 +92,8 @@ struct BuyPage {
     ctx: super::Ctx,
     product: ProductView,
     plans: Vec<PlanRow>,
+    /// The chosen plan's ways of being sold (a period it does not sell is not offered).
+    periods_sold: Vec<(&'static str, &'static str)>,
     form: BuyForm,
     errors: FormErrors,
     /// "3 months of Team: 297.00 CNY".
@@ -220,6 +222,12 @@ async fn buy_page(
         status,
         &BuyPage {
             ctx,
+            periods_sold: product
+                .plans
+                .iter()
+                .find(|p| p.id == form.plan)
+                .map(periods_sold)
+                .unwrap_or_default(),
             plans: plan_rows(&product),
             product,
             form,
@@ -251,15 +259,26 @@ fn required(form: &BuyForm) -> Result<(), AppError> {
 
 /// How a plan is sold first: by the month, the year, once, or on demand.
 fn first_period(plan: &crate::app::catalog::PlanView) -> &'static str {
+    periods_sold(plan).first().map_or("on_demand", |(v, _)| v)
+}
+
+/// The ways `plan` is sold, as the form's period choices: (value, words).
+fn periods_sold(plan: &crate::app::catalog::PlanView) -> Vec<(&'static str, &'static str)> {
+    let mut sold = Vec::new();
     if plan.monthly_price.is_some() {
-        "month"
-    } else if plan.yearly_price.is_some() {
-        "year"
-    } else if plan.one_time_price.is_some() {
-        "once"
-    } else {
-        "on_demand"
+        sold.push(("month", "month"));
     }
+    if plan.yearly_price.is_some() {
+        sold.push(("year", "year"));
+    }
+    if plan.one_time_price.is_some() {
+        sold.push(("once", "once, for good"));
+    }
+    // A plan with no price of its own is sold by use.
+    if sold.is_empty() {
+        sold.push(("on_demand", "use, on demand"));
+    }
+    sold
 }
 
 fn periods(form: &BuyForm) -> Result<u32, AppError> {
