@@ -156,6 +156,11 @@ on_both_databases! {
         app.advance(3600).await;
         let i = buyer.wait_for(&path, |v| v["state"] == "grace").await;
         assert!(i["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "instance.arrears"), "{i}");
+        // Its page says why it runs on grace and until when; the buyer is told to top up.
+        let page = buyer.get(&format!("/instances/{instance}")).await.text().await.unwrap();
+        assert!(page.contains("Your balance is below what the account may owe") && page.contains("<dt>Frozen unless topped up on</dt>"), "{page}");
+        let told = buyer.wait_for("/v1/notifications", |v| v.to_string().contains("Top up to keep Acme API")).await;
+        assert!(told.to_string().contains("Acme API is paid for from your balance, and the balance is -"), "{told}");
         assert_eq!(balance(&buyer).await, "-30.38");
         // An account in arrears takes no new on-demand subscription (nothing would be charged up
         // front to stop it), and renews nothing until it has paid.

@@ -251,9 +251,11 @@ async fn words(
             format!("Your subscription to {product} {}. Renew it to keep it.", e.detail),
             instance_link,
         ),
+        // Every metered subscription of the account is told, each about itself: the charge that
+        // took the balance below its limit may have been another's.
         "instance.arrears" => (
-            format!("Your account is in arrears: {product}"),
-            format!("Paying for {product}, {}.", e.detail),
+            format!("Top up to keep {product}"),
+            format!("{product} is paid for from your balance, and {}.", e.detail),
             Some("/balance".to_owned()),
         ),
         "instance.arrears_cleared" => (

@@ -60,6 +60,8 @@ pub struct InstanceRow {
     pub expires_text: String,
     /// The expiry comes (not a one-time purchase), so grace and retention dates mean something.
     pub lapses: bool,
+    /// The account's balance is below its limit and this metered subscription runs on grace.
+    pub in_arrears: bool,
     /// Released or failed: nothing runs and no date ahead means anything; when it ended.
     pub ended: bool,
     pub ended_at: String,
@@ -132,6 +134,12 @@ fn instance_row(d: &InstanceDetails) -> InstanceRow {
             when_text(&i.expires_at)
         },
         lapses: !souk_core::plans::is_never(i.expires_at),
+        in_arrears: i.arrears_expiry.is_some()
+            && !matches!(
+                i.state,
+                souk_core::lifecycle::InstanceState::Released
+                    | souk_core::lifecycle::InstanceState::Failed
+            ),
         ended: matches!(
             i.state,
             souk_core::lifecycle::InstanceState::Released
