@@ -454,6 +454,12 @@ pub fn settings(common: &Common, serve: Option<&ServeArgs>, file: &FileConfig) -
             }
             Some(u)
         }
+        // The demo's e-mails (in the outbox) link to the demo itself.
+        None if demo => {
+            let at = listen(a, file);
+            let at = at.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+            Some(format!("http://{at}"))
+        }
         None => None,
     };
     let d_limits = souk_server::throttle::Limits::default();
@@ -729,6 +735,32 @@ mod tests {
         let cli = parse(&["--secret-key", KEY, "--grace-days", "400"]);
         let err = settings(&cli.common, Some(&cli.serve), &FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("grace_days"));
+    }
+
+    #[test]
+    fn the_demo_links_its_emails_to_itself_unless_told_otherwise() {
+        let public = |args: &[&str]| {
+            let cli = parse(args);
+            settings(&cli.common, Some(&cli.serve), &FileConfig::default())
+                .unwrap()
+                .public_url
+        };
+        assert_eq!(public(&["--secret-key", KEY]), None);
+        assert_eq!(
+            public(&["--secret-key", KEY, "--demo", "--listen", "0.0.0.0:9000"]).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            public(&[
+                "--secret-key",
+                KEY,
+                "--demo",
+                "--public-url",
+                "https://m.example"
+            ])
+            .as_deref(),
+            Some("https://m.example")
+        );
     }
 
     #[test]
