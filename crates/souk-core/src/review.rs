@@ -263,6 +263,21 @@ impl EndpointRules {
 }
 
 impl ProductContent {
+    /// Every plan's pricing fault at once (where [`ProductContent::validated`] stops at the
+    /// first), so a form can show them all together.
+    pub fn price_problems(&self) -> Vec<Error> {
+        self.plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let f = format!("plans[{i}]");
+                p.prices(&f)
+                    .and_then(|prices| prices.check_chargeable(&f))
+                    .err()
+            })
+            .collect()
+    }
+
     /// Checks and trims everything; errors name the field (`plans[1].monthly_price`).
     pub fn validated(&self, rules: EndpointRules) -> Result<ProductContent, Error> {
         let category = self.category.trim().to_owned();

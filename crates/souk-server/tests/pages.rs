@@ -82,3 +82,39 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+on_both_databases! {
+    async fn the_product_form_names_every_plan_price_at_fault_at_once(backend) {
+        let app = TestApp::spawn(backend).await;
+        let op = app.operator().await;
+        let seller = app.merchant(&op, "seller@acme.test").await;
+        let html = seller.get("/seller/products/new").await.text().await.unwrap();
+        let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = html[at..at + html[at..].find('"').unwrap()].to_owned();
+        let res = seller
+            .client
+            .post(format!("{}/seller/products", app.base))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "Acme Tiny"),
+                ("summary", "Prices too small to charge"),
+                ("category", "security"),
+                ("support_contact", "help@acme.example"),
+                ("endpoint_url", "https://acme.example/souk"),
+                ("plans[0].name", "Monthly"),
+                ("plans[0].monthly_price", "0.004"),
+                ("plans[1].name", "Once"),
+                ("plans[1].one_time_price", "0.001"),
+                ("plans[2].name", "Good"),
+                ("plans[2].monthly_price", "10.00"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("0.004 CNY charges nothing") && page.contains("0.001 CNY charges nothing"), "{page}");
+        assert_eq!(seller.json("/v1/seller/products").await.as_array().map(Vec::len), Some(0), "nothing was made");
+        app.cleanup().await;
+    }
+}

@@ -131,6 +131,16 @@ pub struct ContentInput {
 }
 
 impl ContentInput {
+    /// Every plan's pricing fault at once (a refusal names the first only).
+    pub fn price_problems(&self) -> Vec<AppError> {
+        self.clone()
+            .into_core()
+            .price_problems()
+            .into_iter()
+            .map(AppError::from)
+            .collect()
+    }
+
     fn into_core(self) -> ProductContent {
         ProductContent {
             name: self.name,

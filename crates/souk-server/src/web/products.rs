@@ -327,7 +327,18 @@ fn product_form(
     refused: Option<&AppError>,
 ) -> Response {
     let page = &signed.page;
-    let errors = refused.map(FormErrors::from_error).unwrap_or_default();
+    let mut errors = refused.map(FormErrors::from_error).unwrap_or_default();
+    // A refusal names its first fault; every other plan price at fault is listed with it, so
+    // the seller fixes them in one go.
+    if refused.is_some_and(|e| e.field().is_some_and(|f| f.starts_with("plans["))) {
+        for e in form.content().price_problems() {
+            if let Some(field) = e.field() {
+                if errors.get(field).is_none() {
+                    errors.items.push((field.to_owned(), e.detail()));
+                }
+            }
+        }
+    }
     let status = refused.map_or(StatusCode::OK, |e| e.parts().0);
     page.render_status(
         status,
