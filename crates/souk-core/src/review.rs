@@ -329,7 +329,7 @@ impl ProductContent {
             }
             plans.push(PlanDraft {
                 id: p.id.clone(),
-                name: validate::text(&format!("{f}.name"), &p.name, 100)?,
+                name: validate::line(&format!("{f}.name"), &p.name, 100)?,
                 description: validate::optional_text(
                     &format!("{f}.description"),
                     &p.description,
@@ -344,8 +344,8 @@ impl ProductContent {
             });
         }
         Ok(ProductContent {
-            name: validate::text("name", &self.name, 100)?,
-            summary: validate::text("summary", &self.summary, 200)?,
+            name: validate::line("name", &self.name, 100)?,
+            summary: validate::line("summary", &self.summary, 200)?,
             description: validate::optional_text("description", &self.description, 20_000)?,
             category,
             tags,

@@ -11,6 +11,16 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, Error> {
     optional_text(field, v, max)
 }
 
+/// A non-empty single line of at most `max` characters: a name, a title (a line break there would
+/// be a line of its own in an e-mail's subject or a page's heading).
+pub fn line(field: &str, value: &str, max: usize) -> Result<String, Error> {
+    let v = text(field, value, max)?;
+    if v.contains(['\n', '\r']) {
+        return Err(Error::invalid(field, "must be one line"));
+    }
+    Ok(v)
+}
+
 /// A trimmed text (possibly empty) of at most `max` characters, without control characters
 /// other than line breaks and tabs.
 pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
@@ -127,6 +137,8 @@ mod tests {
         );
         assert_eq!(text("name", " Ada ", 10).unwrap(), "Ada");
         assert!(text("name", "x\u{0}y", 10).is_err());
+        assert!(line("name", "Evil\r\nBcc: victim@evil.example", 100).is_err());
+        assert_eq!(line("name", " Acme Notes ", 100).unwrap(), "Acme Notes");
         assert!(text("name", &"x".repeat(11), 10).is_err());
         assert_eq!(
             email("email", "Ada@Example.COM").unwrap(),

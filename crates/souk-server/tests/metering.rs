@@ -170,6 +170,7 @@ on_both_databases! {
         let entries = buyer.json("/v1/ledger").await;
         assert_eq!(entries["items"][0]["kind"], "usage", "{entries}");
         assert_eq!(entries["items"][0]["amount"]["amount"], "-105.78");
+        assert!(entries["items"][0]["memo"].as_str().unwrap().starts_with("Acme API: "), "the line names the product: {entries}");
 
         // Grace runs out: frozen at the seller. A top-up that pays the arrears unfreezes it.
         app.advance(16 * 86_400).await;

@@ -88,7 +88,7 @@ pub struct PlanWrite {
     pub trial_days: Option<u32>,
 }
 
-const PRODUCT: &str = "p.id, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
+pub(crate) const PRODUCT: &str = "p.id, p.merchant_id, p.product_type, p.state, p.signing_key_enc, p.listed_content, p.endpoint_url, \
     p.created_at, p.updated_at, p.listed_at";
 const REVISION: &str =
     "r.id, r.product_id, r.number, r.state, r.content, r.submitted_at, r.due_at, r.decided_at, \

@@ -6,7 +6,7 @@
 use crate::decode::{id, int, opt_id, parsed, text, time};
 use crate::instances::{instance, Instance, INSTANCE};
 use crate::ledger::{self, Movement};
-use crate::products::{plan, Plan, PLAN};
+use crate::products::{plan, product, Plan, PLAN, PRODUCT};
 use crate::{fresh, ms, placeholders, Backend, Error, Result, Store};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -522,8 +522,20 @@ impl Store {
                 .bind(ms(u.window_start))
                 .execute(&mut *tx)
                 .await?;
+            // The ledger line names what was used, as the buyer knows it.
+            let product_name =
+                sqlx::query(&format!("SELECT {PRODUCT} FROM products p WHERE p.id = $1"))
+                    .bind(inst.product_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| product(&r))
+                    .transpose()?
+                    .map_or_else(
+                        || inst.product_id.to_string(),
+                        |p| p.listed_name().to_owned(),
+                    );
             let memo = format!(
-                "{} {} in the hour from {}",
+                "{product_name}: {} {} in the hour from {}",
                 from_micros(quantity),
                 u.dimension,
                 u.hour_at.format("%Y-%m-%d %H:00 UTC")
