@@ -116,9 +116,16 @@ impl Target<'_> {
     }
 }
 
+/// Whether an answer's code has the protocol's shape (six digits): only then is it a seller's
+/// answer, shown with its message.
+fn well_formed(a: &SellerAnswer) -> bool {
+    a.result_code.len() == 6 && a.result_code.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn said(a: &Result<SellerAnswer, String>) -> String {
     match a {
-        Ok(a) => format!("{} {}", a.result_code, a.result_msg),
+        Ok(a) if well_formed(a) => format!("{} {}", a.result_code, a.result_msg),
+        Ok(_) => "the answer's resultCode is not a six-digit code".to_owned(),
         Err(e) => e.clone(),
     }
 }
@@ -150,7 +157,8 @@ fn refused(name: &'static str, a: &Answered) -> Check {
             false,
             "it was accepted: the endpoint must check every call's signature and timestamp",
         ),
-        Ok(_) => (true, ""),
+        Ok(answer) if well_formed(answer) => (true, ""),
+        Ok(_) => (false, "a refusal is a six-digit error code, or HTTP 401 or 403"),
         Err(e) if e.starts_with("HTTP 401") || e.starts_with("HTTP 403") => (true, ""),
         Err(e) if e.starts_with("HTTP 4") => (
             false,

@@ -125,7 +125,8 @@ on_both_databases! {
         assert_problem(buyer.get("/v1/operator/audit").await, StatusCode::FORBIDDEN, None).await;
         // Two keys a user at most.
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
-        buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CONFLICT).await;
+        let third = buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CONFLICT).await;
+        assert!(third["detail"].as_str().unwrap().contains("at most 2 access keys: delete one"), "{third}");
         assert_eq!(buyer.client.delete(format!("{}/v1/iam/access-keys/{ak}", app.base)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
         buyer.expect_post(&format!("/v1/iam/users/{uid}/access-keys"), json!({}), StatusCode::CREATED).await;
         app.cleanup().await;

@@ -159,6 +159,8 @@ on_both_databases! {
         // Its page says why it runs on grace and until when; the buyer is told to top up.
         let page = buyer.get(&format!("/instances/{instance}")).await.text().await.unwrap();
         assert!(page.contains("Your balance is below what the account may owe") && page.contains("<dt>Frozen unless topped up on</dt>"), "{page}");
+        let balance_page = buyer.get("/balance").await.text().await.unwrap();
+        assert!(balance_page.contains("Your balance is below what the account may owe"), "{balance_page}");
         let told = buyer.wait_for("/v1/notifications", |v| v.to_string().contains("Top up to keep Acme API")).await;
         assert!(told.to_string().contains("Acme API is paid for from your balance, and the balance is -"), "{told}");
         assert_eq!(balance(&buyer).await, "-30.38");

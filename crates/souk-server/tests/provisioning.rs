@@ -269,6 +269,18 @@ on_both_databases! {
         let report: Value = third.post(&format!("/v1/seller/products/{pchatty}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         assert!(!report.to_string().contains("INTERNAL-SECRET"), "{report}");
         assert!(report["checks"][2]["detail"].as_str().unwrap().contains("not a seller's answer"), "{report}");
+        // An array is not an answer either (it would read as the fields in order), and a code
+        // that is not six digits is not a refusal: neither is shown, neither passes.
+        for body in [serde_json::json!(["db_password=hunter2", "AKIAINTERNAL/secret"]), serde_json::json!({"resultCode": "db_password=hunter2", "resultMsg": "x"})] {
+            let odd = axum::Router::new().fallback(move || { let body = body.clone(); async move { axum::Json(body) } });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/souk", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, odd).await });
+            let (p, _) = listed_by(&app, &op, &third, &url, "10.00").await;
+            let report: Value = third.post(&format!("/v1/seller/products/{p}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
+            assert!(!report.to_string().contains("hunter2"), "{report}");
+            assert_eq!((report["checks"][0]["passed"].as_bool(), report["checks"][1]["passed"].as_bool()), (Some(false), Some(false)), "{report}");
+        }
 
         // An endpoint that accepts anything, unsigned or stale, fails the refusal checks.
         let lax = axum::Router::new().fallback(|| async {
@@ -294,7 +306,7 @@ on_both_databases! {
             } else if body.contains("\"queryInstance\"") {
                 serde_json::json!({"resultCode": "000000", "resultMsg": "ok", "info": [{"instanceId": "odd-1"}]})
             } else {
-                serde_json::json!({"resultCode": "12", "resultMsg": "ok"})
+                serde_json::json!({"resultCode": "000012", "resultMsg": "ok"})
             })
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -304,9 +316,9 @@ on_both_databases! {
         let (p5, _) = listed_by(&app, &op, &fifth, &odd_url, "10.00").await;
         let report: Value = fifth.post(&format!("/v1/seller/products/{p5}/check-endpoint"), serde_json::json!({})).await.json().await.unwrap();
         let refresh = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "refreshInstance is accepted").unwrap();
-        assert_eq!((refresh["passed"].as_bool(), refresh["detail"].as_str()), (Some(false), Some("12 ok (expected 000000)")), "{report}");
+        assert_eq!((refresh["passed"].as_bool(), refresh["detail"].as_str()), (Some(false), Some("000012 ok (expected 000000)")), "{report}");
         let upgrade = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "upgradeInstance is answered").unwrap();
-        assert_eq!(upgrade["detail"], "12 ok (expected 000000 or 000001)", "{report}");
+        assert_eq!(upgrade["detail"], "000012 ok (expected 000000 or 000001)", "{report}");
         // Another merchant's product is not found.
         assert_problem(third.post(&format!("/v1/seller/products/{product}/check-endpoint"), serde_json::json!({})).await, reqwest::StatusCode::NOT_FOUND, None).await;
         app.cleanup().await;

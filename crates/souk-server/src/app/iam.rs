@@ -184,10 +184,9 @@ pub async fn create_key(state: &AppState, caller: &Caller, user_id: &str) -> App
 
 async fn issue_key(state: &AppState, user: &IamUser) -> AppResult<NewKey> {
     if !user.programmatic_access {
-        return Err(AppError::Refused(souk_core::Refused {
-            state: "a user without programmatic access".into(),
-            event: "hold access keys".into(),
-        }));
+        return Err(AppError::Conflict(
+            "this user has no programmatic access, so it holds no access keys".into(),
+        ));
     }
     let access_key = random(20, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
     let secret = random(
@@ -203,10 +202,9 @@ async fn issue_key(state: &AppState, user: &IamUser) -> AppResult<NewKey> {
         .await
     {
         Ok(key) => Ok(NewKey { key, secret }),
-        Err(souk_store::Error::Stale) => Err(AppError::Refused(souk_core::Refused {
-            state: format!("a user holding {MAX_KEYS_PER_USER} keys"),
-            event: "make another key (delete one first)".into(),
-        })),
+        Err(souk_store::Error::Stale) => Err(AppError::Conflict(format!(
+            "a user holds at most {MAX_KEYS_PER_USER} access keys: delete one before making another"
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -64,6 +64,8 @@ pub(crate) fn entry_row(e: &souk_store::ledger::Entry) -> EntryRow {
 struct BalancePage {
     ctx: super::Ctx,
     balances: Vec<String>,
+    /// A balance is below what the account may owe.
+    in_arrears: bool,
     /// How far below zero each balance may go.
     limits: Vec<String>,
     rows: Vec<EntryRow>,
@@ -76,10 +78,21 @@ async fn balance_page(
     Query(q): Query<Cursor>,
 ) -> Response {
     let page = signed.page.titled("Balance and ledger");
-    let balances = match ledger::balances(&state, &signed.caller).await {
-        Ok(b) => b.iter().map(money).collect(),
+    let held = match ledger::balances(&state, &signed.caller).await {
+        Ok(b) => b,
         Err(e) => return error_page(&page, e),
     };
+    let limits = ledger::credit_limits(&state, &signed.caller)
+        .await
+        .unwrap_or_default();
+    // A balance below what the account may owe puts its metered subscriptions on grace.
+    let in_arrears = held.iter().any(|b| {
+        let limit = limits
+            .iter()
+            .find(|l| l.currency == b.currency)
+            .map_or(0, |l| l.minor);
+        souk_core::ledger::in_arrears(b.minor, limit)
+    });
     let request = PageRequest {
         cursor: q.cursor,
         limit: Some(50),
@@ -87,11 +100,9 @@ async fn balance_page(
     match ledger::entries(&state, &signed.caller, request).await {
         Ok(p) => page.render(&BalancePage {
             ctx: page.ctx.clone(),
-            balances,
-            limits: ledger::credit_limits(&state, &signed.caller)
-                .await
-                .map(|l| l.iter().map(money).collect())
-                .unwrap_or_default(),
+            balances: held.iter().map(money).collect(),
+            in_arrears,
+            limits: limits.iter().map(money).collect(),
             rows: p.items.iter().map(entry_row).collect(),
             next: p.next_cursor.map(|c| format!("/balance?cursor={c}")),
         }),

@@ -578,7 +578,14 @@ pub async fn send(
         return Err("the answer's Body-Sign is missing or not made with the product's key".into());
     }
     // What was wrong, never what was said: an endpoint that is not a seller's must not have its
-    // answers shown to whoever pointed souk at it.
+    // answers shown to whoever pointed souk at it. A seller's answer is an object (serde would
+    // also read an array as the fields in order).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            "the answer is not a seller's answer (a JSON object with resultCode and resultMsg)"
+                .to_owned(),
+        );
+    }
     serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             "the answer is JSON but not a seller's answer (an object with resultCode and resultMsg)"
