@@ -143,6 +143,7 @@ async fn audit(
             .take(AUDITED_TEXT_CHARS)
             .collect(),
         reason: reason.chars().take(AUDITED_TEXT_CHARS).collect(),
+        client_address: Some(attempt.peer.ip.to_string()),
     };
     if let Err(e) = state.store.audit_refusal(&refusal).await {
         tracing::warn!(error = %e, "could not write the audit of a refused signed request");

@@ -219,6 +219,7 @@ on_both_databases! {
         // Newest first: the role, then IAM.
         assert_eq!((items[1]["access_key"].as_str(), items[1]["method"].as_str(), items[1]["path"].as_str()), (Some(ak.as_str()), Some("POST"), Some("/v1/iam/users")), "{audit}");
         assert_eq!(items[1]["account_id"], buyer.id.as_str(), "{audit}");
+        assert_eq!(items[1]["client_address"], "127.0.0.1", "where it came from: {audit}");
         assert!(items[1]["reason"].as_str().unwrap().contains("managed with a session"), "{audit}");
         assert_eq!((items[0]["method"].as_str(), items[0]["path"].as_str()), (Some("GET"), Some("/v1/operator/audit")), "{audit}");
         // The console shows the same to operators, and to no one else.

@@ -42,6 +42,8 @@ pub struct Refusal {
     pub method: String,
     pub path: String,
     pub reason: String,
+    /// The client's address (none on refusals audited before addresses were kept).
+    pub client_address: Option<String>,
 }
 
 fn user(row: &AnyRow) -> Result<IamUser> {
@@ -397,7 +399,7 @@ impl Store {
 
     /// Writes a refused signed request to the audit.
     pub async fn audit_refusal(&self, r: &Refusal) -> Result<()> {
-        sqlx::query("INSERT INTO auth_audit (id, at, access_key, account_id, method, path, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO auth_audit (id, at, access_key, account_id, method, path, reason, client_address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&r.id)
             .bind(ms(r.at))
             .bind(&r.access_key)
@@ -405,6 +407,7 @@ impl Store {
             .bind(&r.method)
             .bind(&r.path)
             .bind(&r.reason)
+            .bind(&r.client_address)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -427,7 +430,7 @@ impl Store {
     /// The audit of refused signed requests, newest first, after the id `before`.
     pub async fn audit_refusals(&self, before: Option<&str>, limit: i64) -> Result<Vec<Refusal>> {
         sqlx::query(
-            "SELECT id, at, access_key, account_id, method, path, reason FROM auth_audit \
+            "SELECT id, at, access_key, account_id, method, path, reason, client_address FROM auth_audit \
                      WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(before)
@@ -444,13 +447,13 @@ impl Store {
                 method: text(row, "method")?,
                 path: text(row, "path")?,
                 reason: text(row, "reason")?,
+                client_address: opt_text(row, "client_address")?,
             })
         })
         .collect()
     }
 }
 
-/// The prefix of an audited refusal's id.
 /// The prefix of an audited refusal's id.
 pub const REFUSAL_PREFIX: &str = "aud";
 

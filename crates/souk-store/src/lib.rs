@@ -219,6 +219,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     21 "signature digests" "0021_signature_digests.sql",
     22 "notifier queue" "0022_notifier_queue.sql",
     23 "endpoint checks" "0023_endpoint_checks.sql",
+    24 "audit addresses" "0024_audit_addresses.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -244,6 +245,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     21 "signature digests" "0021_signature_digests.sql",
     22 "notifier queue" "0022_notifier_queue.sql",
     23 "endpoint checks" "0023_endpoint_checks.sql",
+    24 "audit addresses" "0024_audit_addresses.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.

@@ -186,6 +186,8 @@ pub async fn delete_key(
 #[derive(Serialize, ToSchema)]
 pub struct RefusalView {
     pub at: DateTime<Utc>,
+    /// The client's address, as souk saw it (after a trusted proxy's forwarding header).
+    pub client_address: Option<String>,
     pub access_key: Option<String>,
     pub account_id: Option<String>,
     pub method: String,
@@ -215,6 +217,7 @@ pub async fn audit(
             .into_iter()
             .map(|r: Refusal| RefusalView {
                 at: r.at,
+                client_address: r.client_address,
                 access_key: r.access_key,
                 account_id: r.account_id.map(|a| a.to_string()),
                 method: r.method,

@@ -274,6 +274,7 @@ pub struct RefusalRow {
     pub account_id: String,
     pub request: String,
     pub reason: String,
+    pub client_address: String,
 }
 
 #[derive(Template)]
@@ -316,6 +317,7 @@ async fn audit_page(
                         .map_or_else(|| "-".into(), ToString::to_string),
                     request: format!("{} {}", r.method, r.path),
                     reason: r.reason.clone(),
+                    client_address: r.client_address.clone().unwrap_or_else(|| "-".into()),
                 })
                 .collect(),
             next: p.next_cursor.map(|c| format!("/console/audit?cursor={c}")),
