@@ -583,14 +583,17 @@ on_both_databases! {
             "v1:{}",
             base64::engine::general_purpose::STANDARD.encode([&nonce[..], &ct[..]].concat())
         );
-        let now_two = store
-            .sealed_values("v2:")
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.id == products[1].0)
-            .unwrap();
-        assert!(store.replace_sealed(&now_two, &v1).await.unwrap());
+        // Product two's key as sealed now (v2).
+        let two_sealed = || async {
+            store
+                .sealed_values("v2:")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| s.id == products[1].0)
+                .unwrap()
+        };
+        assert!(store.replace_sealed(&two_sealed().await, &v1).await.unwrap());
         assert_eq!(
             souk_server::crypto::reseal_v1(store, &app.state.secrets)
                 .await
@@ -598,13 +601,7 @@ on_both_databases! {
             1
         );
         assert!(store.sealed_values("v1:").await.unwrap().is_empty());
-        let resealed = store
-            .sealed_values("v2:")
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.id == products[1].0)
-            .unwrap();
+        let resealed = two_sealed().await;
         let aad = souk_server::crypto::product_key_aad(&products[1].0);
         assert_eq!(app.state.secrets.open(&aad, &resealed.value).unwrap(), products[1].1);
         // The key is never shown again once the answer that made it is gone.

@@ -215,24 +215,9 @@ impl Store {
 
     /// The products of `ids` that exist, by id, in one read (ids may repeat).
     pub async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
-        let ids = distinct(ids);
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
-            "SELECT {PRODUCT} FROM products p WHERE p.id IN ({})",
-            crate::placeholders(1, ids.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in &ids {
-            query = query.bind(id.as_str());
-        }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| product(r).map(|p| (p.id.clone(), p)))
-            .collect()
+        let select = format!("SELECT {PRODUCT} FROM products p WHERE p.id");
+        self.rows_by_id(&select, ids, |r| product(r).map(|p| (p.id.clone(), p)))
+            .await
     }
 
     /// A merchant's products, newest first.
@@ -673,23 +658,37 @@ impl Store {
 
     /// The plans of `ids` that exist, by id, in one read (ids may repeat).
     pub async fn plans_by_id(&self, ids: &[PlanId]) -> Result<HashMap<PlanId, Plan>> {
-        let ids = distinct(ids);
+        let select = format!("SELECT {PLAN} FROM plans pl WHERE pl.id");
+        self.rows_by_id(&select, ids, |r| plan(r).map(|p| (p.id.clone(), p)))
+            .await
+    }
+
+    /// `select` (ending in the id column it filters on) for the distinct `ids`, each row read
+    /// with `read`, in one statement.
+    async fn rows_by_id<I, T>(
+        &self,
+        select: &str,
+        ids: &[I],
+        read: impl Fn(&AnyRow) -> Result<(I, T)>,
+    ) -> Result<HashMap<I, T>>
+    where
+        I: Clone + Eq + std::hash::Hash + AsRef<str>,
+    {
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<&I> = ids.iter().filter(|i| seen.insert(*i)).collect();
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql = format!(
-            "SELECT {PLAN} FROM plans pl WHERE pl.id IN ({})",
-            crate::placeholders(1, ids.len())
-        );
+        let sql = format!("{select} IN ({})", crate::placeholders(1, ids.len()));
         let mut query = sqlx::query(&sql);
-        for id in &ids {
-            query = query.bind(id.as_str());
+        for id in ids {
+            query = query.bind(id.as_ref());
         }
         query
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| plan(r).map(|p| (p.id.clone(), p)))
+            .map(read)
             .collect()
     }
 
@@ -703,10 +702,4 @@ impl Store {
             .transpose()?
             .ok_or(Error::NotFound("plan"))
     }
-}
-
-/// `ids` without repeats, in their first order.
-fn distinct<I: Clone + Eq + std::hash::Hash>(ids: &[I]) -> Vec<I> {
-    let mut seen = std::collections::HashSet::new();
-    ids.iter().filter(|i| seen.insert(*i)).cloned().collect()
 }
