@@ -105,12 +105,7 @@ impl Replays {
         expires: DateTime<Utc>,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
         let writer = match &self.0 {
-            Keeper::Memory(_) => {
-                return Ok(store
-                    .key_holder(access_key)
-                    .await?
-                    .map(|h| (h, Seen::Undecided)))
-            }
+            Keeper::Memory(_) => return self.key_holder_only(store, access_key).await,
             Keeper::Shared(writer) => {
                 let mut writer = locked(writer);
                 match writer.as_ref() {

@@ -328,7 +328,8 @@ impl Store {
 
     /// The session that is past neither its lifetime (`expires_at > now`) nor its idle timeout
     /// (last used after `idle_cutoff`): its account, its IAM user if one signed in, and when it
-    /// was last used, in one round trip.
+    /// was last used, in one round trip. A session of an IAM user deleted meanwhile (signed in
+    /// while the user was being deleted) is none: it must never read as the account's own.
     pub async fn live_session(
         &self,
         token_hash: &str,
@@ -340,7 +341,8 @@ impl Store {
                     u.id AS iam_id, u.name AS iam_name, u.policy AS iam_policy FROM sessions s \
              JOIN accounts a ON a.id = s.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
              LEFT JOIN iam_users u ON u.id = s.iam_user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) > $3"
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) > $3 \
+             AND (s.iam_user_id IS NULL OR u.id IS NOT NULL)"
         ))
         .bind(token_hash)
         .bind(ms(now))

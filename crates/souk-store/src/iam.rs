@@ -181,6 +181,13 @@ impl Store {
     /// nothing it held signs or signs in from then on.
     pub async fn delete_iam_user(&self, account: &AccountId, id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            // Taken before its keys go, so a key being made now is made first and goes too.
+            sqlx::query("SELECT id FROM iam_users WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM access_keys WHERE user_id = $1 AND account_id = $2")
             .bind(id)
             .bind(account.as_str())
@@ -212,13 +219,17 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AccessKey> {
         let mut tx = self.begin().await?;
-        if self.backend == crate::Backend::Postgres {
-            // Two concurrent creations for one user take turns on the user's row.
-            sqlx::query("SELECT id FROM iam_users WHERE id = $1 FOR UPDATE")
-                .bind(&user.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Two concurrent creations for one user take turns on the user's row (and a deletion
+        // with them); a user deleted meanwhile gets no key.
+        let lock = match self.backend {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        sqlx::query(&format!("SELECT id FROM iam_users WHERE id = $1{lock}"))
+            .bind(&user.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound("IAM user"))?;
         let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_id = $1")
             .bind(&user.id)
             .fetch_one(&mut *tx)

@@ -42,10 +42,17 @@ pub async fn list(
         .jobs_in_state(in_state, page.after(JobId::PREFIX)?, size + 1)
         .await?;
     let page = page.page(rows, size, |j| j.id.as_str());
-    let mut items = Vec::with_capacity(page.items.len());
-    for job in page.items {
-        items.push(with_attempts(state, job).await?);
-    }
+    // Every job's attempts in one read, whatever the page's length.
+    let ids: Vec<JobId> = page.items.iter().map(|j| j.id.clone()).collect();
+    let mut attempts = state.store.attempts_of_jobs(&ids).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|job| JobDetails {
+            attempts: attempts.remove(&job.id).unwrap_or_default(),
+            job,
+        })
+        .collect();
     Ok(Page {
         items,
         next_cursor: page.next_cursor,

@@ -427,12 +427,7 @@ fn order_row(o: &Order, product: &str) -> OrderRow {
             } else if o.period == souk_core::plans::Period::Once {
                 format!("one-time purchase at {price}")
             } else {
-                format!(
-                    "{} {}{} at {price} each",
-                    o.periods,
-                    o.period,
-                    if o.periods == 1 { "" } else { "s" },
-                )
+                format!("{} at {price} each", o.period.words(o.periods))
             }
         ),
         amount: money(&o.amount),
