@@ -376,11 +376,16 @@ on_both_databases! {
         assert!(!checked().await);
         let refused = assert_problem(seller.post(&submit, serde_json::json!({})).await, reqwest::StatusCode::CONFLICT, None).await;
         assert!(refused["detail"].as_str().unwrap().contains("endpoint check"), "{refused}");
-        // Passed: remembered, and shown on the seller centre's page.
+        // The page offers the check first, and no submit form yet.
+        let page = seller.get(&format!("/seller/products/{id}")).await.text().await.unwrap();
+        assert!(page.contains(r#"<button type="button" disabled aria-describedby="endpoint-checked">Submit for review</button>"#), "{page}");
+        assert!(!page.contains(&format!("action=\"/seller/products/{id}/submit\"")), "{page}");
+        // Passed: remembered, and shown on the seller centre's page, which now submits.
         assert!(passes().await);
         assert!(checked().await);
         let page = seller.get(&format!("/seller/products/{id}")).await.text().await.unwrap();
         assert!(page.contains("id=\"endpoint-checked\">passed"), "{page}");
+        assert!(page.contains(&format!("action=\"/seller/products/{id}/submit\"")), "{page}");
         // The same endpoint failing its next check loses its pass.
         down.store(true, Ordering::SeqCst);
         assert!(!passes().await);

@@ -70,6 +70,8 @@ on_both_databases! {
         let done = buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;
         assert_eq!(done["refunded"]["amount"], expected.as_str());
         assert_eq!(done["instance"]["state"], "released");
+        let refund = &buyer.json("/v1/ledger").await["items"][0];
+        assert!(refund["memo"].as_str().unwrap().starts_with("refund of Stub (order "), "the line names the product: {refund}");
         assert_eq!(done["orders"][0]["id"], order["id"]);
         assert_eq!(done["orders"][0]["state"], "unsubscribed");
         let balance = 170 * 100 + (3000 * unused / whole);
