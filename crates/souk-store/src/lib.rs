@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod notifications;
 pub mod orders;
+pub mod pool;
 pub mod products;
 pub mod promotions;
 pub mod secrets;
@@ -24,18 +25,18 @@ pub mod testing;
 pub mod usage;
 
 use chrono::{DateTime, Utc};
+use pool::Pool;
 use rand::RngCore;
 use souk_core::ids::Id;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::AnyConnectOptions;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migrate, Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use sqlx::{AnyConnection, ConnectOptions, Connection};
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A write transaction.
-pub type Tx = sqlx::Transaction<'static, Any>;
+pub use pool::Tx;
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +180,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The database behind souk.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     backend: Backend,
     /// Use PostgreSQL's one-statement forms of the hot writes (off only to test them against the
     /// portable forms).
@@ -306,28 +307,20 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(max_connections.min(8))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL lets readers run beside the one writer; NORMAL sync is durable
-                            // across application crashes, which is what an embedded store needs.
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
+            // WAL lets readers run beside the one writer; NORMAL sync is durable across
+            // application crashes, which is what an embedded store needs.
+            Backend::Sqlite => Pool::new(
+                options,
+                max_connections.min(8),
+                Duration::from_secs(10),
+                Some("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"),
+            ),
             Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await?
+                Pool::new(options, max_connections, Duration::from_secs(10), None)
             }
         };
+        // A database that cannot be reached is reported now, not at the first request.
+        drop(pool.acquire().await?);
         Ok(Store {
             pool,
             backend,
@@ -350,7 +343,7 @@ impl Store {
     }
 
     /// The connection pool, for reads.
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 

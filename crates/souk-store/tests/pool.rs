@@ -1,0 +1,148 @@
+//! The store's connection pool: a connection is handed out as it was left, so what it must never
+//! carry over (an open transaction, its locks, a dead socket) is dealt with before it is reused.
+
+use souk_store::pool::Pool;
+use souk_store::testing::TestDb;
+use souk_store::{on_both_databases, Backend};
+use sqlx::any::AnyConnectOptions;
+use sqlx::Executor;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+fn pool(db: &TestDb, max: u32, timeout: Duration) -> Pool {
+    let options = AnyConnectOptions::from_str(&db.url).unwrap();
+    let setup = match db.store.backend() {
+        Backend::Sqlite => Some("PRAGMA busy_timeout = 10000;"),
+        Backend::Postgres => None,
+    };
+    Pool::new(options, max, timeout, setup)
+}
+
+async fn count(pool: &Pool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM pool_probe")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+on_both_databases! {
+    async fn a_transaction_dropped_midway_is_rolled_back_before_its_connection_idles(backend) {
+        let db = TestDb::new(backend).await;
+        db.store
+            .pool()
+            .execute("CREATE TABLE pool_probe (id BIGINT PRIMARY KEY)")
+            .await
+            .unwrap();
+        let one = pool(&db, 1, Duration::from_secs(10));
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        {
+            let mut tx = one.begin_with(begin).await.unwrap();
+            sqlx::query("INSERT INTO pool_probe (id) VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            // Dropped here, as when a request is cancelled or an error returns early.
+        }
+        // Another connection can write the same row at once: the dropped transaction holds no
+        // lock (SQLite's write lock, PostgreSQL's row lock) while its connection waits unused.
+        let started = Instant::now();
+        let mut other = db.store.begin().await.unwrap();
+        if backend == Backend::Postgres {
+            other.execute("SET LOCAL lock_timeout = '5s'").await.unwrap();
+        }
+        sqlx::query("INSERT INTO pool_probe (id) VALUES (1)")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+        // The pool's one connection is reused, outside any transaction.
+        assert_eq!(count(&one).await, 1);
+        let mut tx = one.begin_with(begin).await.unwrap();
+        sqlx::query("INSERT INTO pool_probe (id) VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(db.store.pool()).await, 2);
+        assert_eq!(one.idle_count(), 1);
+    }
+
+    async fn a_caller_waits_for_a_free_connection_up_to_the_timeout(backend) {
+        let db = TestDb::new(backend).await;
+        let two = pool(&db, 2, Duration::from_millis(300));
+        let a = two.acquire().await.unwrap();
+        let b = two.acquire().await.unwrap();
+        assert_eq!(two.in_use(), 2);
+        let started = Instant::now();
+        assert!(matches!(two.acquire().await, Err(sqlx::Error::PoolTimedOut)));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        drop(a);
+        // The connection given back is the one handed out next: no third is opened.
+        let c = two.acquire().await.unwrap();
+        assert_eq!((two.in_use(), two.idle_count()), (2, 0));
+        drop((b, c));
+        assert_eq!((two.in_use(), two.idle_count()), (0, 2));
+        two.close().await;
+        assert!(matches!(two.acquire().await, Err(sqlx::Error::PoolClosed)));
+        assert_eq!(two.idle_count(), 0);
+    }
+}
+
+/// A connection the server cut is closed at its first failure, and the others idle then are
+/// tested before their next use: only one statement fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_cut_fail_one_statement_in_all() {
+    if !souk_store::testing::postgres_enabled() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let two = pool(&db, 2, Duration::from_secs(10));
+    let (mut a, mut b) = (two.acquire().await.unwrap(), two.acquire().await.unwrap());
+    let mut pids = Vec::new();
+    for conn in [&mut a, &mut b] {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        pids.push(pid);
+    }
+    drop((a, b));
+    for pid in &pids {
+        let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(*pid)
+            .fetch_one(db.store.pool())
+            .await
+            .unwrap();
+        assert!(cut);
+    }
+    // The server closes them asynchronously; wait until they are gone.
+    for pid in &pids {
+        for _ in 0..100 {
+            let left: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(*pid)
+                    .fetch_one(db.store.pool())
+                    .await
+                    .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let first = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(&two)
+        .await;
+    assert!(first.is_err(), "a cut connection answered: {first:?}");
+    for _ in 0..3 {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&two)
+            .await
+            .unwrap();
+        assert!(!pids.contains(&pid));
+    }
+}
