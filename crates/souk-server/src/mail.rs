@@ -130,15 +130,55 @@ async fn write_outbox(dir: &std::path::Path, id: &str, bytes: &[u8]) -> Result<(
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(MailError::permanent(format!("unusable message id {id:?}")));
     }
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| MailError::transient(format!("outbox {}: {e}", dir.display())))?;
     let tmp = dir.join(format!(".{id}.tmp"));
     let path = dir.join(format!("{id}.eml"));
-    tokio::fs::write(&tmp, bytes)
-        .await
-        .map_err(|e| MailError::transient(format!("outbox {}: {e}", tmp.display())))?;
-    tokio::fs::rename(&tmp, &path)
-        .await
-        .map_err(|e| MailError::transient(format!("outbox {}: {e}", path.display())))
+    let bytes = bytes.to_vec();
+    // One trip to the blocking pool for the whole message, not one a file operation; the folder
+    // is made when the first write finds it missing.
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let written = std::fs::write(&tmp, &bytes).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&tmp, &bytes))
+            }
+            _ => Err(e),
+        });
+        written
+            .map_err(|e| format!("outbox {}: {e}", tmp.display()))
+            .and_then(|()| {
+                std::fs::rename(&tmp, &path).map_err(|e| format!("outbox {}: {e}", path.display()))
+            })
+    })
+    .await
+    .map_err(|e| MailError::transient(format!("outbox: {e}")))?
+    .map_err(MailError::transient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_outbox_makes_its_folder_and_leaves_whole_messages_only() {
+        let root = std::env::temp_dir().join(format!("souk-outbox-{}", rand::random::<u64>()));
+        let dir = root.join("mail").join("outbox");
+        write_outbox(&dir, "ntf_1", b"first").await.unwrap();
+        write_outbox(&dir, "ntf_2", b"second").await.unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ntf_1.eml", "ntf_2.eml"]);
+        assert_eq!(std::fs::read(dir.join("ntf_2.eml")).unwrap(), b"second");
+        assert!(write_outbox(&dir, "../x", b"").await.unwrap_err().permanent);
+        // A folder that cannot be made is a transient failure (an operator may fix it).
+        let blocked = root.join("file");
+        std::fs::write(&blocked, b"").unwrap();
+        let err = write_outbox(&blocked.join("outbox"), "ntf_3", b"x")
+            .await
+            .unwrap_err();
+        assert!(!err.permanent, "{}", err.message);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
