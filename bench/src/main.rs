@@ -392,39 +392,51 @@ fn order_step(
     }
 }
 
+/// Runs pgbench with `args` against the database at `url`.
+fn pgbench(url: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("pgbench")
+        .args(args)
+        .arg(url)
+        .output()
+}
+
 async fn orders() -> Result<()> {
     let Ok(pg) = std::env::var("SOUK_TEST_POSTGRES_URL") else {
         println!("order placement: skipped (set SOUK_TEST_POSTGRES_URL to a PostgreSQL server)");
         return Ok(());
     };
-    // pgbench on a scratch database of the same server.
-    let scratch = TestDb::new(Backend::Postgres).await;
-    // souk's driver speaks plain TCP to a local server; pgbench would negotiate TLS if offered,
-    // which would slow the yardstick, so it is told not to.
-    let sep = if scratch.url.contains('?') { '&' } else { '?' };
-    let pgbench_url = format!("{}{sep}sslmode=disable", scratch.url);
-    let pgbench = |args: &[&str]| {
-        std::process::Command::new("pgbench")
-            .args(args)
-            .arg(&pgbench_url)
-            .output()
-    };
-    let init =
-        pgbench(&["-i", "-q", "-s", "8"]).context("running pgbench (install postgresql-client)")?;
-    if !init.status.success() {
-        bail!("pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+    // pgbench on scratch databases of the same server, at two scales: its default (1: one
+    // branch row, which every transaction updates, the yardstick as the target was set), and 8
+    // (a branch for each client, so its clients do not wait on one another's row lock).
+    let scales = [(1u32, "its default scale, 1"), (8, "scale 8")];
+    let mut scratches = Vec::new();
+    for (scale, _) in scales {
+        let scratch = TestDb::new(Backend::Postgres).await;
+        // souk's driver speaks plain TCP to a local server; pgbench would negotiate TLS if
+        // offered, which would slow the yardstick, so it is told not to.
+        let sep = if scratch.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}sslmode=disable", scratch.url);
+        let init = pgbench(&url, &["-i", "-q", "-s", &scale.to_string()])
+            .context("running pgbench (install postgresql-client)")?;
+        if !init.status.success() {
+            bail!("pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+        }
+        scratches.push((scratch, url));
     }
-    let tpcb = || -> Result<f64> {
-        let run = pgbench(&[
-            "-c",
-            "8",
-            "-j",
-            "2",
-            "-T",
-            &RUN.as_secs().to_string(),
-            "-b",
-            "tpcb-like",
-        ])?;
+    let tpcb = |url: &str| -> Result<f64> {
+        let run = pgbench(
+            url,
+            &[
+                "-c",
+                "8",
+                "-j",
+                "2",
+                "-T",
+                &RUN.as_secs().to_string(),
+                "-b",
+                "tpcb-like",
+            ],
+        )?;
         let out = String::from_utf8_lossy(&run.stdout);
         out.lines()
             .find(|l| l.starts_with("tps ="))
@@ -444,7 +456,12 @@ async fn orders() -> Result<()> {
     // light as pgbench's own.
     let mut turns = Vec::new();
     for round in ["load-a", "load-b"] {
-        let tps = tokio::task::block_in_place(tpcb)?;
+        let tps = tokio::task::block_in_place(|| {
+            scratches
+                .iter()
+                .map(|(_, url)| tpcb(url))
+                .collect::<Result<Vec<f64>>>()
+        })?;
         let eight = drive(
             8,
             order_step(base.clone(), clients.clone(), plan.clone(), round),
@@ -459,24 +476,35 @@ async fn orders() -> Result<()> {
         }
         turns.push((tps, eight, by_wrk));
     }
-    scratch.cleanup().await;
+    for (scratch, _) in scratches {
+        scratch.cleanup().await;
+    }
     println!(
         "order placement paid from the balance (PostgreSQL, {})",
         pg.split('@').next_back().unwrap_or("")
     );
-    let (mut ratios, mut wrk_ratios) = (Vec::new(), Vec::new());
+    // ratios[scale] and wrk_ratios[scale]: one per turn.
+    let (mut ratios, mut wrk_ratios) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
     for (tps, eight, by_wrk) in &turns {
-        println!("  pgbench tpcb-like, 8 clients  {:>7.0} tx/s", tps);
+        for (i, (_, name)) in scales.iter().enumerate() {
+            println!(
+                "  pgbench tpcb-like, 8 clients, {name:<22} {:>7.0} tx/s",
+                tps[i]
+            );
+            ratios[i].push(100.0 * eight.per_sec / tps[i]);
+            if let Some(rate) = by_wrk {
+                wrk_ratios[i].push(100.0 * rate / tps[i]);
+            }
+        }
         println!(
-            "  souk, 8 clients               {:>7.0} orders/s  p50 {:>7.2?}  p99 {:>7.2?}",
+            "  souk, 8 clients                                  {:>7.0} orders/s  p50 {:>7.2?}  p99 {:>7.2?}",
             eight.per_sec, eight.p50, eight.p99
         );
-        ratios.push(100.0 * eight.per_sec / tps);
         match by_wrk {
-            Some(rate) => {
-                println!("  souk, wrk with 8 connections  {:>7.0} orders/s", rate);
-                wrk_ratios.push(100.0 * rate / tps);
-            }
+            Some(rate) => println!(
+                "  souk, wrk with 8 connections                     {:>7.0} orders/s",
+                rate
+            ),
             None => println!("  souk, wrk: skipped (install wrk)"),
         }
     }
@@ -487,17 +515,19 @@ async fn orders() -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!(
-        "  ratio                         {:>6.1}%  (pairs: {}; target >= 40%)",
-        mean(&ratios),
-        pairs(&ratios)
-    );
-    if !wrk_ratios.is_empty() {
+    for (i, (_, name)) in scales.iter().enumerate() {
         println!(
-            "  ratio, driven by wrk          {:>6.1}%  (pairs: {}; target >= 40%)",
-            mean(&wrk_ratios),
-            pairs(&wrk_ratios)
+            "  ratio to pgbench at {name:<22} {:>6.1}%  (pairs: {}; target >= 40%)",
+            mean(&ratios[i]),
+            pairs(&ratios[i])
         );
+        if !wrk_ratios[i].is_empty() {
+            println!(
+                "    the same, driven by wrk                      {:>6.1}%  (pairs: {})",
+                mean(&wrk_ratios[i]),
+                pairs(&wrk_ratios[i])
+            );
+        }
     }
     println!(
         "  souk, one order at a time     {:>7.0} orders/s  p50 {:>7.2?}  (target p50 <= 3 ms)",
