@@ -48,6 +48,26 @@ where
     Ok(forgotten)
 }
 
+/// How often a node looks at the queue tables' dead rows.
+const VACUUM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Dead rows in a queue table that make it worth a vacuum: a few seconds of a busy node's jobs,
+/// and a fraction of a second's work for the vacuum.
+const VACUUM_AFTER_DEAD: i64 = 2_000;
+
+/// Vacuums the job queue and the notifier's queue when they hold enough dead rows, forever
+/// (see [`souk_store::Store::vacuum_queues`]).
+pub async fn vacuum_queues(state: SharedState) {
+    loop {
+        tokio::time::sleep(VACUUM_EVERY).await;
+        match state.store.vacuum_queues(VACUUM_AFTER_DEAD).await {
+            Ok(tables) if tables.is_empty() => {}
+            Ok(tables) => tracing::debug!(?tables, "vacuumed queue tables"),
+            Err(e) => tracing::warn!(error = %e, "vacuuming queue tables failed"),
+        }
+    }
+}
+
 /// Deletes dead sessions, old done jobs and old audited refusals every few minutes, forever.
 pub async fn sweep(state: SharedState) {
     loop {

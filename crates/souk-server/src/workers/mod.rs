@@ -185,6 +185,7 @@ impl Handlers {
 pub fn spawn(state: SharedState) {
     tokio::spawn(run(state.clone(), Handlers::standard()));
     tokio::spawn(housekeeping::sweep(state.clone()));
+    tokio::spawn(housekeeping::vacuum_queues(state.clone()));
     tokio::spawn(crate::replays::keep(state.clone()));
     tokio::spawn(scheduler::run(state));
 }
