@@ -415,7 +415,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        settle(
+        let settled = settle(
             &mut conn,
             id,
             attempts,
@@ -424,7 +424,8 @@ impl Store {
             Some(error),
             now,
         )
-        .await
+        .await;
+        conn.check(settled)
     }
 
     /// Keeps the record of one attempt of a job.

@@ -346,6 +346,7 @@ impl Store {
     /// The credit limit of `account_id` in `currency`, in minor units (0 when none is set).
     pub async fn credit_limit(&self, account_id: &AccountId, currency: Currency) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
-        credit_limit_in(&mut conn, account_id, currency).await
+        let limit = credit_limit_in(&mut conn, account_id, currency).await;
+        conn.check(limit)
     }
 }

@@ -391,7 +391,8 @@ impl Store {
     /// ones a job sent before a failure, so its retry does not send them again).
     pub async fn record_emailed(&self, ids: &[NotificationId], now: DateTime<Utc>) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        mark_emailed(&mut conn, ids, now).await
+        let marked = mark_emailed(&mut conn, ids, now).await;
+        conn.check(marked)
     }
 
     /// Which topics a person wants by e-mail: every topic, with its default where unset.

@@ -266,8 +266,9 @@ async fn purchase_in_one_statement(
             }
         }
         let mut conn = store.pool.acquire().await?;
+        let available = ledger::available(&mut conn, &o.buyer_id, o.amount.currency).await;
         return Err(Error::InsufficientBalance {
-            available_minor: ledger::available(&mut conn, &o.buyer_id, o.amount.currency).await?,
+            available_minor: conn.check(available)?,
         });
     }
     Ok(event)

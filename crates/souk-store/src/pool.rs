@@ -8,7 +8,8 @@
 //!
 //! - one idle for longer than [`TEST_AFTER_IDLE`] is tested first (the server may have restarted
 //!   meanwhile), and so is every idle one once any connection has failed at the transport level;
-//! - one whose statement failed at the transport level is closed instead of given back;
+//! - one whose statement failed at the transport level is closed instead of given back (for
+//!   statements on a lease itself, when the caller passes the outcome through [`Lease::check`]);
 //! - a transaction dropped before its end (an error returned early, a request cancelled) is
 //!   rolled back at once, before its connection is given back, so it holds no locks while idle;
 //!   one whose end failed is closed, its state being unknown.
@@ -131,6 +132,7 @@ impl Pool {
     fn lend(&self, conn: AnyConnection, permit: OwnedSemaphorePermit) -> Lease {
         Lease {
             conn: Some(conn),
+            reusable: true,
             pool: self.clone(),
             _permit: permit,
         }
@@ -138,12 +140,21 @@ impl Pool {
 
     /// Starts a transaction with `statement` (`BEGIN`, or SQLite's `BEGIN IMMEDIATE`).
     pub async fn begin_with(&self, statement: &'static str) -> Result<Tx, sqlx::Error> {
-        let mut lease = self.acquire().await?;
-        if let Err(e) = lease.execute(statement).await {
+        // A transaction from before its `BEGIN` is sent: cancelled while `BEGIN` runs, it is
+        // dropped as a transaction, and rolled back.
+        let mut tx = Tx {
+            lease: Some(self.acquire().await?),
+        };
+        if let Err(e) = tx.execute(statement).await {
+            // No transaction began: the connection is given back as it is (or closed).
+            let mut lease = tx
+                .lease
+                .take()
+                .expect("an open transaction holds its lease");
             lease.forget_if_broken(&e);
             return Err(e);
         }
-        Ok(Tx { lease: Some(lease) })
+        Ok(tx)
     }
 
     /// Starts a transaction.
@@ -153,9 +164,14 @@ impl Pool {
 
     /// Refuses new leases and closes the idle connections; those in use close when given back.
     pub async fn close(&self) {
-        self.0.closed.store(true, Ordering::Release);
+        let idle = {
+            // Set under the idle list's lock, so a connection given back meanwhile is either
+            // taken here or sees the pool closed.
+            let mut idle = lock(&self.0.idle);
+            self.0.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *idle)
+        };
         self.0.permits.close();
-        let idle = std::mem::take(&mut *lock(&self.0.idle));
         for Idle { conn, .. } in idle {
             let _ = conn.close().await;
         }
@@ -179,11 +195,13 @@ impl Pool {
     }
 
     fn give_back(&self, conn: AnyConnection) {
+        let mut idle = lock(&self.0.idle);
         if self.is_closed() {
+            drop(idle);
             close_later(conn);
             return;
         }
-        lock(&self.0.idle).push(Idle {
+        idle.push(Idle {
             conn,
             since: Instant::now(),
         });
@@ -227,9 +245,12 @@ fn close_later(conn: AnyConnection) {
     }
 }
 
-/// A connection of the pool, given back when dropped.
+/// A connection of the pool, given back when dropped (closed instead when it may be unusable).
 pub struct Lease {
     conn: Option<AnyConnection>,
+    /// Cleared while the connection's state is being restored (a rollback running): dropped
+    /// then, it is closed, not given back.
+    reusable: bool,
     pool: Pool,
     _permit: OwnedSemaphorePermit,
 }
@@ -238,14 +259,32 @@ impl Lease {
     /// Closes the connection instead of giving it back when `e` broke it.
     fn forget_if_broken(&mut self, e: &sqlx::Error) {
         if breaks_connection(e) {
-            self.forget();
+            self.forget_after(e);
         }
     }
 
-    /// Drops the connection instead of giving it back.
-    fn forget(&mut self) {
+    /// Closes the connection instead of giving it back, after `e` left it in an unknown state;
+    /// when `e` was the transport's, the idle connections are tested before their next use.
+    fn forget_after(&mut self, e: &sqlx::Error) {
         self.conn = None;
-        self.pool.distrust_idle();
+        if breaks_connection(e) {
+            self.pool.distrust_idle();
+        }
+    }
+
+    /// Marks the connection's state restored: given back when dropped.
+    fn restored(&mut self) {
+        self.reusable = true;
+    }
+
+    /// Passes `outcome` on, closing the connection instead of giving it back when the outcome
+    /// is a transport failure: for statements run on the lease itself, which the pool does not
+    /// see.
+    pub fn check<T>(&mut self, outcome: crate::Result<T>) -> crate::Result<T> {
+        if let Err(crate::Error::Database(e)) = &outcome {
+            self.forget_if_broken(e);
+        }
+        outcome
     }
 }
 
@@ -268,8 +307,10 @@ impl DerefMut for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.give_back(conn);
+        match self.conn.take() {
+            Some(conn) if self.reusable => self.pool.give_back(conn),
+            Some(conn) => close_later(conn),
+            None => {}
         }
     }
 }
@@ -292,13 +333,15 @@ impl Tx {
     }
 
     async fn end(&mut self, statement: &str) -> Result<(), sqlx::Error> {
+        // The lease stays in the transaction until the statement is done: cancelled meanwhile,
+        // the transaction is dropped and rolled back.
+        let ended = self.execute(statement).await.map(|_| ());
         let mut lease = self
             .lease
             .take()
             .expect("an open transaction holds its lease");
-        let ended = lease.execute(statement).await.map(|_| ());
-        if ended.is_err() {
-            lease.forget();
+        if let Err(e) = &ended {
+            lease.forget_after(e);
         }
         ended
     }
@@ -326,16 +369,17 @@ impl Drop for Tx {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        match tokio::runtime::Handle::try_current() {
+        // Not reusable until the rollback is done: a rollback that fails, or never runs (the
+        // runtime shutting down), closes the connection.
+        lease.reusable = false;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             // The lease (and its place in the pool) is held until the rollback is done.
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if lease.execute("ROLLBACK").await.is_err() {
-                        lease.forget();
-                    }
-                });
-            }
-            Err(_) => lease.forget(),
+            runtime.spawn(async move {
+                match lease.execute("ROLLBACK").await {
+                    Ok(_) => lease.restored(),
+                    Err(e) => lease.forget_after(&e),
+                }
+            });
         }
     }
 }

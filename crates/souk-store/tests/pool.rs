@@ -146,3 +146,43 @@ async fn connections_the_server_cut_fail_one_statement_in_all() {
         assert!(!pids.contains(&pid));
     }
 }
+
+/// A transaction cancelled while its `BEGIN IMMEDIATE` waits for SQLite's write lock (a request
+/// dropped by its client, say) is rolled back once it begins: its connection never keeps the
+/// write lock for itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_cancelled_while_beginning_is_rolled_back() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let one = pool(&db, 1, Duration::from_secs(10));
+    let holder = db.store.begin().await.unwrap();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(200),
+        one.begin_with("BEGIN IMMEDIATE"),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "BEGIN IMMEDIATE did not wait for the lock"
+    );
+    holder.commit().await.unwrap();
+    // Its BEGIN goes through now, and the rollback queued behind it ends it.
+    let started = Instant::now();
+    let mut writer = db.store.begin().await.unwrap();
+    sqlx::query("CREATE TABLE pool_probe (id BIGINT PRIMARY KEY)")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    writer.commit().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let mut tx = one.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("INSERT INTO pool_probe (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(db.store.pool()).await, 1);
+}
