@@ -14,6 +14,9 @@
 //!   rolled back at once, before its connection is given back, so it holds no locks while idle;
 //!   one whose end failed is closed, its state being unknown.
 //!
+//! - one older than its lifetime, or idle past its timeout, is closed (30 and 10 minutes by
+//!   default, as sqlx's pool did).
+//!
 //! A statement cancelled midway leaves its answer on the connection; the driver reads it off
 //! before the connection's next statement.
 
@@ -31,6 +34,25 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// A connection idle for longer than this is tested before it is handed out.
 pub const TEST_AFTER_IDLE: Duration = Duration::from_secs(5);
 
+/// How long connections are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// A connection this old is closed when given back (the server process behind it lets its
+    /// caches grow with what it was asked).
+    pub max_lifetime: Duration,
+    /// A connection idle this long is closed (the next connection given back looks).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            max_lifetime: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
 /// At most `max_connections` connections to one database, shared by clones.
 #[derive(Clone)]
 pub struct Pool(Arc<Shared>);
@@ -40,6 +62,7 @@ struct Shared {
     /// Run on every new connection before its first use.
     setup: Option<&'static str>,
     acquire_timeout: Duration,
+    lifetimes: Lifetimes,
     max_connections: usize,
     /// One permit per connection in use.
     permits: Arc<Semaphore>,
@@ -54,6 +77,7 @@ struct Shared {
 
 struct Idle {
     conn: AnyConnection,
+    born: Instant,
     since: Instant,
 }
 
@@ -76,11 +100,29 @@ impl Pool {
         acquire_timeout: Duration,
         setup: Option<&'static str>,
     ) -> Pool {
+        Pool::with_lifetimes(
+            options,
+            max_connections,
+            acquire_timeout,
+            setup,
+            Lifetimes::default(),
+        )
+    }
+
+    /// [`Pool::new`] keeping connections for `lifetimes`.
+    pub fn with_lifetimes(
+        options: AnyConnectOptions,
+        max_connections: u32,
+        acquire_timeout: Duration,
+        setup: Option<&'static str>,
+        lifetimes: Lifetimes,
+    ) -> Pool {
         let max_connections = max_connections.max(1) as usize;
         Pool(Arc::new(Shared {
             options,
             setup,
             acquire_timeout,
+            lifetimes,
             max_connections,
             permits: Arc::new(Semaphore::new(max_connections)),
             idle: Mutex::new(Vec::new()),
@@ -109,13 +151,18 @@ impl Pool {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         loop {
             let next = lock(&self.0.idle).pop();
-            let Some(Idle { mut conn, since }) = next else {
+            let Some(Idle {
+                mut conn,
+                born,
+                since,
+            }) = next
+            else {
                 let conn = self.connect().await?;
-                return Ok(self.lend(conn, permit));
+                return Ok(self.lend(conn, Instant::now(), permit));
             };
             let distrusted = lock(&self.0.distrust_before).is_some_and(|before| since <= before);
             if (since.elapsed() < TEST_AFTER_IDLE && !distrusted) || conn.ping().await.is_ok() {
-                return Ok(self.lend(conn, permit));
+                return Ok(self.lend(conn, born, permit));
             }
             // Dead: dropped, and the next idle one is looked at.
         }
@@ -129,9 +176,10 @@ impl Pool {
         Ok(conn)
     }
 
-    fn lend(&self, conn: AnyConnection, permit: OwnedSemaphorePermit) -> Lease {
+    fn lend(&self, conn: AnyConnection, born: Instant, permit: OwnedSemaphorePermit) -> Lease {
         Lease {
             conn: Some(conn),
+            born,
             reusable: true,
             pool: self.clone(),
             _permit: permit,
@@ -194,17 +242,28 @@ impl Pool {
         lock(&self.0.idle).len()
     }
 
-    fn give_back(&self, conn: AnyConnection) {
+    fn give_back(&self, conn: AnyConnection, born: Instant) {
         let mut idle = lock(&self.0.idle);
-        if self.is_closed() {
+        if self.is_closed() || born.elapsed() >= self.0.lifetimes.max_lifetime {
             drop(idle);
             close_later(conn);
             return;
         }
         idle.push(Idle {
             conn,
+            born,
             since: Instant::now(),
         });
+        // The list runs from the longest idle to the latest given back.
+        let stale = idle
+            .iter()
+            .take_while(|i| i.since.elapsed() >= self.0.lifetimes.idle_timeout)
+            .count();
+        let stale: Vec<Idle> = idle.drain(..stale).collect();
+        drop(idle);
+        for Idle { conn, .. } in stale {
+            close_later(conn);
+        }
     }
 
     /// Records a transport failure: every connection idle now is tested before its next use.
@@ -248,6 +307,8 @@ fn close_later(conn: AnyConnection) {
 /// A connection of the pool, given back when dropped (closed instead when it may be unusable).
 pub struct Lease {
     conn: Option<AnyConnection>,
+    /// When the connection was opened.
+    born: Instant,
     /// Cleared while the connection's state is being restored (a rollback running): dropped
     /// then, it is closed, not given back.
     reusable: bool,
@@ -308,7 +369,7 @@ impl DerefMut for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         match self.conn.take() {
-            Some(conn) if self.reusable => self.pool.give_back(conn),
+            Some(conn) if self.reusable => self.pool.give_back(conn, self.born),
             Some(conn) => close_later(conn),
             None => {}
         }

@@ -1,7 +1,7 @@
 //! The store's connection pool: a connection is handed out as it was left, so what it must never
 //! carry over (an open transaction, its locks, a dead socket) is dealt with before it is reused.
 
-use souk_store::pool::Pool;
+use souk_store::pool::{Lifetimes, Pool};
 use souk_store::testing::TestDb;
 use souk_store::{on_both_databases, Backend};
 use sqlx::any::AnyConnectOptions;
@@ -89,6 +89,32 @@ on_both_databases! {
         two.close().await;
         assert!(matches!(two.acquire().await, Err(sqlx::Error::PoolClosed)));
         assert_eq!(two.idle_count(), 0);
+    }
+}
+
+on_both_databases! {
+    async fn connections_are_closed_past_their_lifetime_or_idle_timeout(backend) {
+        let db = TestDb::new(backend).await;
+        let options = AnyConnectOptions::from_str(&db.url).unwrap();
+        let lifetimes = Lifetimes {
+            max_lifetime: Duration::from_millis(600),
+            idle_timeout: Duration::from_millis(200),
+        };
+        let two = Pool::with_lifetimes(options, 2, Duration::from_secs(10), None, lifetimes);
+        let (a, b) = (two.acquire().await.unwrap(), two.acquire().await.unwrap());
+        drop(a);
+        assert_eq!(two.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Given back, b finds a idle past its timeout and closes it.
+        drop(b);
+        assert_eq!(two.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // b, now older than its lifetime, is closed when given back.
+        let b = two.acquire().await.unwrap();
+        drop(b);
+        assert_eq!(two.idle_count(), 0);
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&two).await.unwrap();
+        assert_eq!(two.idle_count(), 1);
     }
 }
 
