@@ -341,7 +341,7 @@ impl Lease {
     /// Passes `outcome` on, closing the connection instead of giving it back when the outcome
     /// is a transport failure: for statements run on the lease itself, which the pool does not
     /// see.
-    pub fn check<T>(&mut self, outcome: crate::Result<T>) -> crate::Result<T> {
+    pub(crate) fn check<T>(&mut self, outcome: crate::Result<T>) -> crate::Result<T> {
         if let Err(crate::Error::Database(e)) = &outcome {
             self.forget_if_broken(e);
         }

@@ -212,3 +212,33 @@ async fn a_transaction_cancelled_while_beginning_is_rolled_back() {
     tx.commit().await.unwrap();
     assert_eq!(count(db.store.pool()).await, 1);
 }
+
+/// A statement run on a lease the store holds itself (not through the pool's own statements)
+/// that finds its connection cut closes it too: the next call gets a live one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_lease_that_finds_its_connection_cut_closes_it() {
+    if !souk_store::testing::postgres_enabled() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = souk_store::Store::connect_with(&db.url, 1).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+    assert!(cut);
+    let account = souk_core::ids::AccountId::from("acc_nobody");
+    let currency = souk_core::money::Currency::Cny;
+    // The credit limit is read on a lease the store takes itself.
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(store.credit_limit(&account, currency).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(outcomes, [false, true, true]);
+}
