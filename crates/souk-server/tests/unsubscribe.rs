@@ -26,6 +26,11 @@ on_both_databases! {
         let seller_id = i["seller_instance_id"].as_str().unwrap().to_owned();
         let renewal = buyer.expect_post(&format!("{path}/renew"), json!({"periods": 2}), StatusCode::CREATED).await;
         assert_eq!(buyer.json("/v1/balance").await["balances"][0]["amount"], "110.00");
+        // The seller hears of the renewal before it is given back (a call tells the expiry the
+        // subscription has when it goes out, so a later give-back would make it tell the old one).
+        buyer
+            .wait_for(&path, |v| v["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "seller.refreshed"))
+            .await;
 
         // Only the renewal has not begun: giving back renewals returns it whole.
         let quote = buyer.json(&format!("{path}/refund-quote?scope=renewals")).await;
