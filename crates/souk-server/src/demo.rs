@@ -274,10 +274,15 @@ fn approve() -> Decision {
 }
 
 /// Fills an empty marketplace; `seller_endpoint` is where the demo seller answers. Returns
-/// `false` (and changes nothing) when the database already has accounts. Everything goes through
+/// `false` (and changes nothing) when anybody has joined already (the account the command line
+/// acts as, made by `souk serve` or an admin command, does not count). Everything goes through
 /// the application layer, decided by the system operator `souk` acts as on the command line.
 pub async fn fill(state: &AppState, seller_endpoint: &str) -> AppResult<bool> {
-    if state.store.has_accounts().await? {
+    if state
+        .store
+        .has_accounts_besides(accounts::SYSTEM_EMAIL)
+        .await?
+    {
         return Ok(false);
     }
     let system = accounts::command_line_caller(state).await?;

@@ -546,9 +546,11 @@ impl Store {
         accounts(&rows)
     }
 
-    /// Whether any account exists (demo data only fills an empty marketplace).
-    pub async fn has_accounts(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+    /// Whether any account exists but the one with e-mail `besides` (demo data only fills a
+    /// marketplace nobody has joined; the command line's own account does not count).
+    pub async fn has_accounts_besides(&self, besides: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE email <> $1")
+            .bind(besides)
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)

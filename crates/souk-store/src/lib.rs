@@ -347,6 +347,12 @@ impl Store {
         &self.pool
     }
 
+    /// Answers when the database does (a statement's round trip), for the health check.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Applies the migrations not yet applied, after checking that those applied are the ones
     /// this build carries (an edited migration is refused); safe from several processes at once.
     pub async fn migrate(&self) -> Result<()> {

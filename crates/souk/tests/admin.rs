@@ -83,4 +83,16 @@ on_both_databases! {
         assert!(ok(&["admin", "verify-ledger"], &db).contains("ledger balances"));
         db.cleanup().await;
     }
+
+    async fn demo_data_fills_a_marketplace_nobody_has_joined(backend) {
+        let db = TestDb::new(backend).await;
+        // An admin command (as `souk serve` does) makes the account the command line acts as;
+        // the marketplace is still empty, and the demo fills it.
+        assert!(ok(&["admin", "jobs", "list"], &db).contains("no dead jobs"));
+        assert!(ok(&["demo"], &db).contains("Demo marketplace created"));
+        assert!(db.store.account_by_email("it@northwind.demo").await.unwrap().is_some());
+        // Once people have joined it is never filled again.
+        assert!(ok(&["demo"], &db).contains("already has accounts"));
+        db.cleanup().await;
+    }
 }

@@ -23,7 +23,7 @@ pub struct Health {
 /// Answers when the node and its database are up.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health), (status = 500, body = Problem)))]
 pub async fn healthz(State(state): State<SharedState>) -> AppResult<Json<Health>> {
-    sqlx_ping(&state).await?;
+    state.store.ping().await?;
     let database = match state.store.backend() {
         souk_store::Backend::Sqlite => "sqlite",
         souk_store::Backend::Postgres => "postgres",
@@ -32,15 +32,6 @@ pub async fn healthz(State(state): State<SharedState>) -> AppResult<Json<Health>
         status: "ok".into(),
         database: database.into(),
     }))
-}
-
-async fn sqlx_ping(state: &SharedState) -> AppResult<()> {
-    state
-        .store
-        .has_accounts()
-        .await
-        .map(|_| ())
-        .map_err(AppError::from)
 }
 
 /// The OpenAPI 3.1 document.
