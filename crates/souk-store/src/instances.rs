@@ -587,7 +587,7 @@ async fn provisioned_in_one_statement(
     .bind(JobState::Done.as_str())
     .bind(JobState::Pending.as_str())
     .bind(event.kind)
-    .fetch_one(&store.pool)
+    .fetch_one(&store.queue)
     .await?;
     if n == 1 {
         Ok(())

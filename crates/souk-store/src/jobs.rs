@@ -278,7 +278,7 @@ impl Store {
             query = query.bind(lane.as_str());
         }
         let mut jobs = query
-            .fetch_all(&self.pool)
+            .fetch_all(&self.queue)
             .await?
             .iter()
             .map(job)
@@ -302,7 +302,7 @@ impl Store {
         ))
         .bind(ms(now))
         .bind(ms(wall))
-        .execute(&self.pool)
+        .execute(&self.queue)
         .await?
         .rows_affected())
     }

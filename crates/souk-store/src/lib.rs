@@ -181,6 +181,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Connections for the work queue's own bookkeeping (claiming jobs, ending a provisioning
+    /// call, the notifier's pass), whose commits on PostgreSQL do not wait for the disk: what a
+    /// database crash loses of them is done again from what was made durable (a claimed job
+    /// runs again, and every job is idempotent). Money, and what was told to people, never goes
+    /// through them. On SQLite the same connections as the rest (whose commits already do not
+    /// wait for the disk, `synchronous = NORMAL`).
+    queue: Pool,
     backend: Backend,
     /// Use PostgreSQL's one-statement forms of the hot writes (off only to test them against the
     /// portable forms).
@@ -310,19 +317,32 @@ impl Store {
             // WAL lets readers run beside the one writer; NORMAL sync is durable across
             // application crashes, which is what an embedded store needs.
             Backend::Sqlite => Pool::new(
-                options,
+                options.clone(),
                 max_connections.min(8),
                 Duration::from_secs(10),
                 Some("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"),
             ),
-            Backend::Postgres => {
-                Pool::new(options, max_connections, Duration::from_secs(10), None)
-            }
+            Backend::Postgres => Pool::new(
+                options.clone(),
+                max_connections,
+                Duration::from_secs(10),
+                None,
+            ),
+        };
+        let queue = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => Pool::new(
+                options,
+                (max_connections / 4).max(2),
+                Duration::from_secs(10),
+                Some("SET synchronous_commit = off"),
+            ),
         };
         // A database that cannot be reached is reported now, not at the first request.
         drop(pool.acquire().await?);
         Ok(Store {
             pool,
+            queue,
             backend,
             fast_paths: true,
         })
@@ -376,9 +396,24 @@ impl Store {
         })
     }
 
+    /// The connections of the work queue's bookkeeping (see [`Store`]).
+    pub fn queue_pool(&self) -> &Pool {
+        &self.queue
+    }
+
+    /// A transaction of the work queue's bookkeeping: on PostgreSQL its commit does not wait
+    /// for the disk (see [`Store`]).
+    pub async fn begin_queue(&self) -> Result<Tx> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.queue.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.queue.begin().await?,
+        })
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.queue.close().await;
     }
 }
 

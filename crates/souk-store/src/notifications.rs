@@ -162,7 +162,7 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_queue().await?;
         // Statements whose text depends on the batch's size are not kept prepared.
         let sql = format!(
             "DELETE FROM unnoticed_events WHERE id IN ({}) RETURNING id",

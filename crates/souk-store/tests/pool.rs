@@ -118,6 +118,64 @@ on_both_databases! {
     }
 }
 
+async fn synchronous_commit(pool: &Pool) -> String {
+    sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The work queue's bookkeeping commits without waiting for the disk on PostgreSQL, through its
+/// own connections, and nothing else does: claims and the notifier's pass go through them (they
+/// stop when those connections are closed), money and everything else through the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_queue_bookkeeping_commits_without_waiting_for_the_disk() {
+    if !souk_store::testing::postgres_enabled() {
+        eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    assert_eq!(synchronous_commit(db.store.pool()).await, "on");
+    assert_eq!(synchronous_commit(db.store.queue_pool()).await, "off");
+    let mut tx = db.store.begin_queue().await.unwrap();
+    let lazy: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    let waits: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!((lazy.as_str(), waits.as_str()), ("off", "on"));
+
+    db.store.queue_pool().close().await;
+    let now = chrono::Utc::now();
+    let claimed = db
+        .store
+        .claim_jobs(now, now, chrono::Duration::seconds(60), 10, &[])
+        .await;
+    assert!(
+        claimed.is_err(),
+        "claims go through the queue's connections"
+    );
+    let noticed = db
+        .store
+        .notice(
+            &[(
+                souk_store::fresh::<souk_core::ids::EventId>(chrono::Utc::now()),
+                Vec::new(),
+            )],
+            now,
+        )
+        .await;
+    assert!(noticed.is_err(), "the notifier's pass too");
+    assert!(db.store.begin().await.is_ok(), "the rest is untouched");
+    db.cleanup().await;
+}
+
 /// A connection the server cut is closed at its first failure, and the others idle then are
 /// tested before their next use: only one statement fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
