@@ -137,19 +137,17 @@ async fn only_the_queue_bookkeeping_commits_without_waiting_for_the_disk() {
     let db = TestDb::new(Backend::Postgres).await;
     assert_eq!(synchronous_commit(db.store.pool()).await, "on");
     assert_eq!(synchronous_commit(db.store.queue_pool()).await, "off");
-    let mut tx = db.store.begin_queue().await.unwrap();
-    let lazy: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    let mut tx = db.store.begin().await.unwrap();
-    let waits: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    assert_eq!((lazy.as_str(), waits.as_str()), ("off", "on"));
+    let mut in_transactions = Vec::new();
+    for tx in [db.store.begin_queue().await, db.store.begin().await] {
+        let mut tx = tx.unwrap();
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        in_transactions.push(setting);
+    }
+    assert_eq!(in_transactions, ["off", "on"]);
 
     db.store.queue_pool().close().await;
     let now = chrono::Utc::now();
