@@ -317,10 +317,12 @@ on_both_databases! {
             use souk_store::accounts::SignedLookup;
             let lookup = |access_key, digest| SignedLookup { access_key, digest, expires: Utc::now() + chrono::Duration::minutes(30) };
             let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
-            let batch = [lookup(keys.0, &a[..]), lookup(keys.0, &a[..]), lookup("NOSUCHKEY0000000", &b[..]), lookup(keys.0, &c[..])];
+            // A key of quotes and backslashes (any visible ASCII can arrive) is only unknown.
+            let odd = [4u8; 16];
+            let batch = [lookup(keys.0, &a[..]), lookup(keys.0, &a[..]), lookup("NOSUCHKEY0000000", &b[..]), lookup(keys.0, &c[..]), lookup(r#"A"K\'},{"k"#, &odd[..])];
             let answers = app.state.store.key_holders_remembering(&batch).await.unwrap();
             let seen: Vec<(bool, bool)> = answers.into_iter().map(|a| a.map(|(h, fresh)| (h.is_some(), fresh)).unwrap()).collect();
-            assert_eq!(seen, [(true, true), (true, false), (false, false), (true, true)]);
+            assert_eq!(seen, [(true, true), (true, false), (false, false), (true, true), (false, false)]);
             let again = app.state.store.key_holders_remembering(&batch[..1]).await.unwrap();
             assert!(!again[0].as_ref().unwrap().1, "remembered across batches");
             let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signature_digests WHERE digest = $1").bind(&b[..]).fetch_one(app.state.store.pool()).await.unwrap();

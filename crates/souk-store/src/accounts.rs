@@ -57,7 +57,7 @@ pub struct SignedLookup<'a> {
 }
 
 /// The key holder in `rows` (one per role of its account), if any.
-fn key_holder(rows: Vec<AnyRow>) -> Result<Option<KeyHolder>> {
+fn key_holder(rows: &[AnyRow]) -> Result<Option<KeyHolder>> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
@@ -72,7 +72,7 @@ fn key_holder(rows: Vec<AnyRow>) -> Result<Option<KeyHolder>> {
     };
     let programmatic_access = int(first, "programmatic_access")? == 1;
     let policy = parsed(first, "policy")?;
-    Ok(one(rows)?.map(|account| KeyHolder {
+    Ok(accounts(rows)?.into_iter().next().map(|account| KeyHolder {
         key,
         programmatic_access,
         policy,
@@ -256,7 +256,7 @@ impl Store {
         .bind(access_key)
         .fetch_all(&self.pool)
         .await?;
-        key_holder(rows)
+        key_holder(&rows)
     }
 
     /// For each signed request of a batch, its key with its user and account, and whether its
@@ -320,7 +320,7 @@ impl Store {
                     return Ok((None, false));
                 };
                 let new = fresh.contains(lookup.digest) && counted.insert(lookup.digest);
-                Ok((key_holder(rows.clone())?, new))
+                Ok((key_holder(rows)?, new))
             })
             .collect())
     }

@@ -18,6 +18,17 @@ fn pool(db: &TestDb, max: u32, timeout: Duration) -> Pool {
     Pool::new(options, max, timeout, setup)
 }
 
+/// Writes row `id` of `pool_probe` in a transaction begun with `begin`.
+async fn insert_in_transaction(pool: &Pool, begin: &'static str, id: i64) {
+    let mut tx = pool.begin_with(begin).await.unwrap();
+    sqlx::query("INSERT INTO pool_probe (id) VALUES ($1)")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 async fn count(pool: &Pool) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM pool_probe")
         .fetch_one(pool)
@@ -61,12 +72,7 @@ on_both_databases! {
         assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
         // The pool's one connection is reused, outside any transaction.
         assert_eq!(count(&one).await, 1);
-        let mut tx = one.begin_with(begin).await.unwrap();
-        sqlx::query("INSERT INTO pool_probe (id) VALUES (2)")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        insert_in_transaction(&one, begin, 2).await;
         assert_eq!(count(db.store.pool()).await, 2);
         assert_eq!(one.idle_count(), 1);
     }
@@ -260,12 +266,7 @@ async fn a_transaction_cancelled_while_beginning_is_rolled_back() {
         "waited {:?}",
         started.elapsed()
     );
-    let mut tx = one.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO pool_probe (id) VALUES (1)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    insert_in_transaction(&one, "BEGIN IMMEDIATE", 1).await;
     assert_eq!(count(db.store.pool()).await, 1);
 }
 
