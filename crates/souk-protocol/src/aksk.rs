@@ -12,6 +12,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use subtle::ConstantTimeEq;
 
 /// The algorithm name in the `Authorization` header.
@@ -109,16 +110,17 @@ impl Authorization {
     }
 }
 
-/// A request as both ends see it.
+/// A request as both ends see it. Its parts borrow what the caller holds where they can, so the
+/// check of a signed request copies nothing of it.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub method: &'a str,
     /// The path as sent (percent-encoded), without the query.
     pub path: &'a str,
     /// The query pairs, decoded.
-    pub query: Vec<(String, String)>,
+    pub query: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Every header sent, any case.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub body: &'a [u8],
 }
 
@@ -127,25 +129,30 @@ impl Request<'_> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
-/// Percent-encodes everything but the unreserved characters of RFC 3986.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends `s` to `out`, percent-encoding everything but the unreserved characters of RFC 3986.
+fn encode_into(s: &str, out: &mut String) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(UPPER_HEX[usize::from(b >> 4)] as char);
+            out.push(UPPER_HEX[usize::from(b & 0xf)] as char);
         }
     }
-    out
 }
 
-/// Decodes percent-escapes (invalid ones are kept as they are).
-fn decode(s: &str) -> String {
+/// Decodes percent-escapes (invalid ones are kept as they are); a path without any is borrowed.
+fn decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -161,67 +168,94 @@ fn decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn canonical_uri(path: &str) -> String {
-    let mut uri = decode(path)
-        .split('/')
-        .map(encode)
-        .collect::<Vec<_>>()
-        .join("/");
-    if !uri.ends_with('/') {
-        uri.push('/');
+/// Appends the canonical path: each segment decoded and encoded again, ending in `/`.
+fn canonical_uri(path: &str, out: &mut String) {
+    let start = out.len();
+    for (i, segment) in decode(path).split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        encode_into(segment, out);
     }
-    uri
+    if out.len() == start || !out.ends_with('/') {
+        out.push('/');
+    }
 }
 
-fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs = query.to_vec();
-    pairs.sort();
-    pairs
+/// Appends the canonical query: the decoded pairs sorted, each encoded, joined with `&`.
+fn canonical_query(query: &[(Cow<'_, str>, Cow<'_, str>)], out: &mut String) {
+    let mut pairs: Vec<(&str, &str)> = query
         .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    pairs.sort_unstable();
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(k, out);
+        out.push('=');
+        encode_into(v, out);
+    }
 }
 
-/// The canonical form of `req` over `signed_headers`.
+/// The canonical form of `req` over `signed_headers`, written into one buffer.
 pub fn canonical_request(
     req: &Request<'_>,
     signed_headers: &[String],
 ) -> Result<String, AkSkError> {
-    let mut headers = String::new();
+    let mut out = String::with_capacity(256 + req.path.len());
+    out.extend(req.method.chars().map(|c| c.to_ascii_uppercase()));
+    out.push('\n');
+    canonical_uri(req.path, &mut out);
+    out.push('\n');
+    canonical_query(&req.query, &mut out);
+    out.push('\n');
     for name in signed_headers {
         let value = req
             .header(name)
             .ok_or_else(|| AkSkError::MissingHeader(name.clone()))?;
-        headers.push_str(&format!("{name}:{}\n", value.trim()));
+        out.push_str(name);
+        out.push(':');
+        out.push_str(value.trim());
+        out.push('\n');
     }
-    let payload = match req.header(CONTENT_HASH_HEADER) {
-        Some(declared) if !req.body.is_empty() => declared.to_owned(),
-        _ => hex::encode(Sha256::digest(req.body)),
-    };
-    Ok(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method.to_ascii_uppercase(),
-        canonical_uri(req.path),
-        canonical_query(&req.query),
-        headers,
-        signed_headers.join(";"),
-        payload
-    ))
+    out.push('\n');
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    match req.header(CONTENT_HASH_HEADER) {
+        Some(declared) if !req.body.is_empty() => out.push_str(declared),
+        _ => out.push_str(&hex::encode(Sha256::digest(req.body))),
+    }
+    Ok(out)
 }
 
-fn signature(secret_key: &str, canonical: &str, date: &str) -> String {
-    let to_sign = format!(
-        "{ALGORITHM}\n{date}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
+/// The signature of a canonical request as lower-case hex, in place: the HMAC of the string to
+/// sign (the algorithm, the date and the canonical request's hash, one per line), which is fed
+/// to the HMAC piece by piece rather than written out.
+fn signature(secret_key: &str, canonical: &str, date: &str) -> [u8; 64] {
+    let mut hashed = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(canonical.as_bytes()), &mut hashed)
+        .expect("a SHA-256 is 32 bytes");
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes any key length");
-    mac.update(to_sign.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(ALGORITHM.as_bytes());
+    mac.update(b"\n");
+    mac.update(date.as_bytes());
+    mac.update(b"\n");
+    mac.update(&hashed);
+    let mut signature = [0u8; 64];
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature)
+        .expect("an HMAC-SHA256 is 32 bytes");
+    signature
 }
 
 /// Signs `req` (which must carry `X-Sdk-Date` and `Host`) over every header it has, as the SDKs
@@ -243,7 +277,9 @@ pub fn sign(
     let canonical = canonical_request(req, &signed_headers)?;
     Ok(Authorization {
         access_key: access_key.to_owned(),
-        signature: signature(secret_key, &canonical, date),
+        signature: std::str::from_utf8(&signature(secret_key, &canonical, date))
+            .expect("hex is ASCII")
+            .to_owned(),
         signed_headers,
     })
 }
@@ -313,7 +349,7 @@ pub fn verify(
     }
     let canonical = canonical_request(req, &auth.signed_headers)?;
     let expected = signature(secret_key, &canonical, date);
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    if bool::from(expected[..].ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {
         Err(AkSkError::BadSignature)
@@ -360,14 +396,24 @@ mod tests {
 
     #[test]
     fn paths_and_queries_are_canonical() {
-        assert_eq!(canonical_uri("/v1/products"), "/v1/products/");
-        assert_eq!(canonical_uri("/v1/a%20b/"), "/v1/a%20b/");
-        assert_eq!(
-            canonical_query(&[
+        let uri = |path: &str| {
+            let mut out = String::new();
+            canonical_uri(path, &mut out);
+            out
+        };
+        assert_eq!(uri("/v1/products"), "/v1/products/");
+        assert_eq!(uri("/v1/a%20b/"), "/v1/a%20b/");
+        assert_eq!(uri("/v1/caf%C3%A9s/%zz"), "/v1/caf%C3%A9s/%25zz/");
+        assert_eq!(uri(""), "/");
+        let mut query = String::new();
+        canonical_query(
+            &[
                 ("q".into(), "Notes & Wiki".into()),
-                ("limit".into(), "20".into())
-            ]),
-            "limit=20&q=Notes%20%26%20Wiki"
+                ("limit".into(), "20".into()),
+                ("limit".into(), "10".into()),
+            ],
+            &mut query,
         );
+        assert_eq!(query, "limit=10&limit=20&q=Notes%20%26%20Wiki");
     }
 }

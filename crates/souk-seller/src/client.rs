@@ -165,8 +165,8 @@ impl Marketplace {
         let request = aksk::Request {
             method,
             path: url.path(),
-            query: url.query_pairs().into_owned().collect(),
-            headers: headers.clone(),
+            query: url.query_pairs().collect(),
+            headers: headers.iter().map(|(k, v)| (k.into(), v.into())).collect(),
             body: &bytes,
         };
         let authorization = aksk::sign(&self.access_key, &self.secret_key, &request)

@@ -49,8 +49,8 @@ async fn signed_via(
     let request = aksk::Request {
         method,
         path: url.path(),
-        query: url.query_pairs().into_owned().collect(),
-        headers: headers.clone(),
+        query: url.query_pairs().collect(),
+        headers: headers.iter().map(|(k, v)| (k.into(), v.into())).collect(),
         body: body.as_bytes(),
     };
     let auth = aksk::sign(ak, sk, &request).unwrap();

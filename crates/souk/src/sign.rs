@@ -44,8 +44,8 @@ pub fn curl_command(
     let request = aksk::Request {
         method: &method,
         path: parsed.path(),
-        query: parsed.query_pairs().into_owned().collect(),
-        headers: headers.clone(),
+        query: parsed.query_pairs().collect(),
+        headers: headers.iter().map(|(k, v)| (k.into(), v.into())).collect(),
         body: body.as_bytes(),
     };
     let authorization = aksk::sign(ak, sk, &request).map_err(|e| anyhow::anyhow!("{e}"))?;
