@@ -333,6 +333,21 @@ impl TestApp {
         assert_eq!(res.status(), StatusCode::OK);
     }
 
+    /// Moves the test clock to 09:00 UTC on the 3rd of next month, so a test that walks through
+    /// the hours and days of a month stays in one month whatever the hour it runs.
+    pub async fn to_early_in_next_month(&self) {
+        use chrono::{Datelike, TimeZone};
+        let now = self.state.now();
+        let (year, month) = match now.month() {
+            12 => (now.year() + 1, 1),
+            m => (now.year(), m + 1),
+        };
+        let third = chrono::Utc
+            .with_ymd_and_hms(year, month, 3, 9, 0, 0)
+            .unwrap();
+        self.advance((third - now).num_seconds()).await;
+    }
+
     /// Moves the test clock `step` seconds at a time (at most `steps` times) until what `user`
     /// reads at `path` is `done` (a retry becoming due, say), then waits for it; returns it.
     pub async fn advance_until(
@@ -348,8 +363,25 @@ impl TestApp {
             }
             self.advance(step).await;
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            // A step counts once the work it made due is done, however busy the machine.
+            self.queue_at_rest().await;
         }
         user.wait_for(path, done).await
+    }
+
+    /// Waits until no job is running or due on the test clock (at most 5 s); says whether the
+    /// queue came to rest. A clock jump makes jobs due that the workers then run in the
+    /// background.
+    pub async fn queue_at_rest(&self) -> bool {
+        for _ in 0..200 {
+            let (counts, oldest_due) = self.state.store.job_stats(self.state.now()).await.unwrap();
+            let running = counts.iter().any(|(state, n)| state == "running" && *n > 0);
+            if !running && oldest_due.is_none() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        false
     }
 }
 
@@ -501,7 +533,9 @@ pub async fn assert_problem(res: Response, status: StatusCode, field: Option<&st
 pub struct StubSeller {
     pub code: &'static str,
     pub fail_first: usize,
-    /// The first calls answer only after 2 s: longer than souk waits in the timeout test.
+    /// The first calls answer only after 4 s: longer than souk waits in the timeout test, and
+    /// long enough for another seller's order to be provisioned meanwhile on a busy machine
+    /// (within the 5 s souk waits by default).
     pub stall_first: usize,
     pub calls: AtomicUsize,
     /// The lifecycle calls it answered, in order: `refresh <scene> <expireTime>`, `release <id>`,
@@ -513,6 +547,22 @@ impl StubSeller {
     /// The lifecycle calls answered so far.
     pub fn heard(&self) -> Vec<String> {
         self.heard.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Polls what the seller heard until `done` holds (the calls go out in the background);
+    /// returns it; panics after 10 s.
+    pub async fn wait_until_heard(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        for _ in 0..400 {
+            let heard = self.heard();
+            if done(&heard) {
+                return heard;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the seller never heard the expected calls: {:?}",
+            self.heard()
+        );
     }
 
     fn hear(&self, what: String) {
@@ -635,7 +685,7 @@ async fn serve_stub_with(
                 async move {
                     let n = counter.calls.fetch_add(1, Ordering::SeqCst);
                     if n < counter.stall_first {
-                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
                     }
                     if n < counter.fail_first {
                         return axum::response::IntoResponse::into_response(

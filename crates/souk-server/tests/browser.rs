@@ -522,6 +522,8 @@ on_both_databases! {
         let Some(d) = driver().await else { return };
         let save = backend == souk_store::Backend::Sqlite;
         let app = spawn(backend).await;
+        // Charged use counts in the running month: the hour walked below stays in one.
+        app.to_early_in_next_month().await;
         let op = app.operator().await;
         let seller = app.merchant(&op, "seller@lotus.test").await;
         let buyer = app.verified_buyer(&op, "buyer@souk.test").await;

@@ -22,7 +22,12 @@ on_both_databases! {
             .wait_for(&format!("/v1/instances/{ins}"), |v| v["state"] == "failed")
             .await;
 
-        let dead = op.json("/v1/operator/jobs?state=dead").await;
+        // The attempt is recorded just after the job ends.
+        let dead = op
+            .wait_for("/v1/operator/jobs?state=dead", |d| {
+                d["items"][0]["history"].as_array().is_some_and(|h| !h.is_empty())
+            })
+            .await;
         let items = dead["items"].as_array().unwrap();
         assert_eq!(items.len(), 1, "{dead}");
         let job = &items[0];
@@ -117,16 +122,18 @@ on_both_databases! {
         assert_eq!(attempts(done.clone()).await, 2);
         let forget = || souk_server::workers::housekeeping::forget_done_jobs(&app.state);
 
-        // Younger than the kept 30 days: nothing is forgotten.
+        // Younger than the kept 30 days: nothing is forgotten. Each sweep waits for the work a
+        // clock jump made due: a job still running while a sweep reads the queue would end dated
+        // before the jump, already past the cutoff, and the second sweep below would find it.
         app.advance(29 * 86_400).await;
-        queue_at_rest(&app).await;
+        assert!(app.queue_at_rest().await, "the job queue did not come to rest");
         assert_eq!(forget().await.unwrap(), 0);
         assert_eq!(op.get(&format!("/v1/operator/jobs/{done}")).await.status(), StatusCode::OK);
 
         // Past them: the done job and its attempts go, the dead one stays, and so do the
         // instance, its timeline and the money.
         app.advance(2 * 86_400).await;
-        queue_at_rest(&app).await;
+        assert!(app.queue_at_rest().await, "the job queue did not come to rest");
         let mut forgotten = forget().await.unwrap();
         for _ in 0..6 {
             if forgotten > 0 {
@@ -136,7 +143,7 @@ on_both_databases! {
             // ahead, this one's job may carry a later time in its id; the sweep reads ids older
             // than the cutoff only, so it forgets the job once that time is old enough.
             app.advance(31 * 86_400).await;
-            queue_at_rest(&app).await;
+            assert!(app.queue_at_rest().await, "the job queue did not come to rest");
             forgotten = forget().await.unwrap();
         }
         assert!(forgotten >= 1);
@@ -170,26 +177,4 @@ on_both_databases! {
         assert_eq!(op.json(&format!("/v1/operator/jobs/{dead}")).await["state"], "done");
         app.cleanup().await;
     }
-}
-
-/// Waits until no job is running or due. The clock's jumps make the subscription's jobs due
-/// (expiry, its seller calls), and a job still running while a sweep reads the queue ends later
-/// dated by the time it read before the jump: already past the cutoff, so a second sweep would
-/// find it.
-async fn queue_at_rest(app: &TestApp) {
-    let pool = app.state.store.pool().clone();
-    for _ in 0..400 {
-        let busy: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state = 'pending' AND run_at <= $1)",
-        )
-        .bind(app.state.now().timestamp_millis())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if busy == 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("the job queue did not come to rest");
 }

@@ -42,6 +42,8 @@ async fn balance(buyer: &User) -> String {
 on_both_databases! {
     async fn metered_use_is_counted_once_charged_hourly_and_arrears_are_recoverable(backend) {
         let app = TestApp::spawn(backend).await;
+        // The usage page counts the running month: the hours and days walked below stay in one.
+        app.to_early_in_next_month().await;
         let op = app.operator().await;
         let (endpoint, stub) = stub_seller("000000", 0, KEY).await;
         let seller = app.merchant(&op, "seller@acme.test").await;
@@ -72,9 +74,13 @@ on_both_databases! {
 
         // Each record is answered on its own. An hour later, so use from half an hour ago was
         // use of the instance; use over before it was bought is refused, use that spans the
-        // purchase taken.
+        // purchase taken. Later still to half past an hour: the use below, from half an hour to
+        // a minute ago, is then all in an hour that has not ended, which the rater leaves alone.
         let bought = app.state.now();
-        app.advance(3600).await;
+        let later = bought + Duration::hours(1);
+        let half_past = chrono::DurationRound::duration_trunc(later, Duration::hours(1)).unwrap() + Duration::minutes(30);
+        let half_past = if half_past < later { half_past + Duration::hours(1) } else { half_past };
+        app.advance((half_past - bought).num_seconds()).await;
         let now = app.state.now();
         let (start, end) = (now - Duration::minutes(30), now - Duration::minutes(1));
         let batch = json!({"records": [
@@ -224,6 +230,8 @@ on_both_databases! {
 
     async fn a_runaway_meter_stops_at_the_period_cap_and_rating_goes_on(backend) {
         let app = TestApp::spawn(backend).await;
+        // The cap is the running month's: the hour walked below stays in one.
+        app.to_early_in_next_month().await;
         let op = app.operator().await;
         let (endpoint, _stub) = stub_seller("000000", 0, KEY).await;
         let seller = app.merchant(&op, "seller@acme.test").await;

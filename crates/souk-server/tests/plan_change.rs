@@ -220,6 +220,9 @@ on_both_databases! {
         app.top_up(&op, &buyer, "100.00").await;
         let up = buyer.expect_post(&format!("{path}/plan-change"), change(&team), StatusCode::CREATED).await;
         assert_eq!(up["amount"]["amount"], "31.00", "two months of the difference");
+        // Both changes reach the seller; its calls go out in the background.
+        let upgrades = |h: &[String]| h.iter().filter(|h| h.starts_with("upgrade")).count();
+        stub.wait_until_heard(|h| upgrades(h) == 2).await;
         assert_problem(buyer.post(&format!("{path}/unsubscribe"), json!({"scope": "renewals"})).await, StatusCode::CONFLICT, None).await;
 
         // A trial converts instead; a released instance changes nothing.
@@ -229,7 +232,7 @@ on_both_databases! {
         assert_problem(buyer.post(&format!("{trial_path}/plan-change"), change(&business)).await, StatusCode::CONFLICT, None).await;
         buyer.expect_post(&format!("{path}/unsubscribe"), json!({}), StatusCode::OK).await;
         assert_problem(buyer.post(&format!("{path}/plan-change"), change(&team)).await, StatusCode::CONFLICT, None).await;
-        assert_eq!(stub.heard().iter().filter(|h| h.starts_with("upgrade")).count(), 2);
+        assert_eq!(upgrades(&stub.heard()), 2);
         app.assert_ledger_balances().await;
         app.cleanup().await;
     }

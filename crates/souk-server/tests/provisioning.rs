@@ -153,8 +153,15 @@ on_both_databases! {
         app.top_up(&op, &buyer, "10.00").await;
         let order: Value = buyer.order(&plan, 1, None).await.json().await.unwrap();
         let path = format!("/v1/instances/{}", order["instance_id"].as_str().unwrap());
-        // The first answer comes after souk stopped waiting: still provisioning, retry pending.
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        // The first answer comes after souk stopped waiting: still provisioning, retry pending
+        // (due on the test clock, which stands still until moved).
+        let instance = order["instance_id"].clone();
+        op.wait_for("/v1/operator/jobs?state=pending", |d| {
+            d["items"].as_array().is_some_and(|items| {
+                items.iter().any(|j| j["instance_id"] == instance && j["attempts"] == 1)
+            })
+        })
+        .await;
         assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
         assert_eq!(buyer.json(&path).await["state"], "provisioning");
         app.advance_until(&buyer, &path, (600, 40), |v| v["state"] == "active").await;
@@ -198,7 +205,7 @@ on_both_databases! {
             fast_order["instance_id"].as_str().unwrap()
         );
         buyer.wait_for(&fast_path, |v| v["state"] == "active").await;
-        // The slow seller is still answering its first call (it takes 2 s).
+        // The slow seller is still answering its first call (it takes 4 s).
         let slow_path = format!(
             "/v1/instances/{}",
             slow_order["instance_id"].as_str().unwrap()

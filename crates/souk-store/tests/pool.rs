@@ -103,18 +103,19 @@ on_both_databases! {
         let db = TestDb::new(backend).await;
         let options = AnyConnectOptions::from_str(&db.url).unwrap();
         let lifetimes = Lifetimes {
-            max_lifetime: Duration::from_millis(600),
-            idle_timeout: Duration::from_millis(200),
+            max_lifetime: Duration::from_secs(3),
+            idle_timeout: Duration::from_millis(500),
         };
         let two = Pool::with_lifetimes(options, 2, Duration::from_secs(10), None, lifetimes);
         let (a, b) = (two.acquire().await.unwrap(), two.acquire().await.unwrap());
         drop(a);
         assert_eq!(two.idle_count(), 1);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Past the idle timeout, well within the lifetime (a sleep on a busy machine overshoots).
+        tokio::time::sleep(Duration::from_secs(1)).await;
         // Given back, b finds a idle past its timeout and closes it.
         drop(b);
         assert_eq!(two.idle_count(), 1);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         // b, now older than its lifetime, is closed when given back.
         let b = two.acquire().await.unwrap();
         drop(b);
