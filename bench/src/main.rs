@@ -764,8 +764,9 @@ async fn usage(backend: Backend) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     println!(
-        "souk-bench: {} s per measurement on {} cores",
+        "souk-bench: {} s per measurement ({} s per turn of the access-key pairs) on {} cores",
         RUN.as_secs(),
+        TURN.as_secs(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     // `SOUK_BENCH=usage,orders` runs only those; all by default.

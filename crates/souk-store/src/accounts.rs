@@ -312,15 +312,31 @@ impl Store {
             let key = text(&row, "access_key")?;
             by_key.entry(key).or_default().push(row);
         }
+        // Each key's holder is read from its rows once, however many requests of the batch it
+        // signed (a client's requests usually all carry its one key).
+        let holders: std::collections::HashMap<
+            String,
+            std::result::Result<Option<KeyHolder>, String>,
+        > = by_key
+            .into_iter()
+            .map(|(key, rows)| {
+                let holder = key_holder(&rows).map_err(|e| match e {
+                    Error::Corrupt(why) => why,
+                    other => other.to_string(),
+                });
+                (key, holder)
+            })
+            .collect();
         let mut counted = std::collections::HashSet::new();
         Ok(batch
             .iter()
-            .map(|lookup| {
-                let Some(rows) = by_key.get(lookup.access_key) else {
-                    return Ok((None, false));
-                };
-                let new = fresh.contains(lookup.digest) && counted.insert(lookup.digest);
-                Ok((key_holder(rows)?, new))
+            .map(|lookup| match holders.get(lookup.access_key) {
+                None => Ok((None, false)),
+                Some(Err(why)) => Err(Error::Corrupt(why.clone())),
+                Some(Ok(holder)) => {
+                    let new = fresh.contains(lookup.digest) && counted.insert(lookup.digest);
+                    Ok((holder.clone(), new))
+                }
             })
             .collect())
     }
