@@ -16,6 +16,7 @@ pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod known_keys;
 pub mod mail;
 pub mod metrics;
 pub mod ops;

@@ -2,7 +2,8 @@
 //! each remembered as a 16-byte digest of its access key and signature.
 //!
 //! On PostgreSQL several nodes may serve one marketplace, so the database decides: each signature's
-//! digest is inserted by the statement that reads its key, and a replay's insert finds the first,
+//! digest is inserted by the statement that reads its key (or, for a key the node already knows,
+//! makes sure nothing changed it since: known_keys.rs), and a replay's insert finds the first,
 //! whichever node it reached. The signed requests a node receives at about the same time share
 //! that statement: a request waits for its batch, never for a timer (a batch is what arrived
 //! while the previous one ran), so under load one round trip serves several requests.
@@ -13,11 +14,12 @@
 //! restart still refuses what was accepted before it; after a crash, the last second's signatures
 //! may be accepted once more.
 
+use crate::known_keys::KnownKeys;
 use chrono::{DateTime, Utc};
-use souk_store::accounts::{KeyHolder, SignedLookup};
+use souk_store::accounts::{KeyHolder, KeyRead, SignedLookup};
 use souk_store::{Backend, Store};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 /// How often a node's accepted signatures are written (SQLite), and expired ones forgotten.
@@ -56,6 +58,8 @@ struct Memory {
 /// A signed request waiting for its batch's statement, and where its answer goes.
 struct Waiting {
     access_key: String,
+    /// Its key's holder as the node knows it, if it does.
+    known: Option<KeyHolder>,
     digest: Digest,
     expires: DateTime<Utc>,
     answer: oneshot::Sender<souk_store::Result<(Option<KeyHolder>, bool)>>,
@@ -70,8 +74,11 @@ pub enum Seen {
     Undecided,
 }
 
-/// Where accepted signatures are remembered.
-pub struct Replays(Keeper);
+/// Where accepted signatures are remembered, and the keys the node knows.
+pub struct Replays {
+    keeper: Keeper,
+    known: Arc<KnownKeys>,
+}
 
 enum Keeper {
     /// The node's memory (SQLite).
@@ -88,15 +95,19 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Replays {
     /// The node's memory on SQLite, the database on PostgreSQL.
     pub fn for_backend(backend: Backend) -> Replays {
-        Replays(match backend {
-            Backend::Sqlite => Keeper::Memory(Memory::default()),
-            Backend::Postgres => Keeper::Shared(Mutex::new(None)),
-        })
+        Replays {
+            keeper: match backend {
+                Backend::Sqlite => Keeper::Memory(Memory::default()),
+                Backend::Postgres => Keeper::Shared(Mutex::new(None)),
+            },
+            known: Arc::default(),
+        }
     }
 
-    /// The key `access_key` with its holder. On PostgreSQL the same statement remembers
-    /// `signature` until `expires` and tells whether it is new; on SQLite that waits for
-    /// [`Replays::accept`], once the signature checks out.
+    /// The key `access_key` with its holder, as the node knows it if nothing changed since it
+    /// read it. On PostgreSQL the statement that remembers `signature` until `expires`, and
+    /// tells whether it is new, makes sure of that (and reads the key if need be); on SQLite
+    /// remembering waits for [`Replays::accept`], once the signature checks out.
     pub async fn key_holder(
         &self,
         store: &Store,
@@ -104,7 +115,7 @@ impl Replays {
         signature: &str,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        let writer = match &self.0 {
+        let writer = match &self.keeper {
             Keeper::Memory(_) => return self.key_holder_only(store, access_key).await,
             Keeper::Shared(writer) => {
                 let mut writer = locked(writer);
@@ -112,7 +123,7 @@ impl Replays {
                     Some(running) if !running.is_closed() => running.clone(),
                     _ => {
                         let (tx, rx) = mpsc::unbounded_channel();
-                        tokio::spawn(serve_batches(store.clone(), rx));
+                        tokio::spawn(serve_batches(store.clone(), self.known.clone(), rx));
                         *writer = Some(tx.clone());
                         tx
                     }
@@ -123,6 +134,7 @@ impl Replays {
         let (answer, answered) = oneshot::channel();
         let waiting = Waiting {
             access_key: access_key.to_owned(),
+            known: self.known.get(store, access_key),
             digest: digest(access_key, signature),
             expires,
             answer,
@@ -136,18 +148,39 @@ impl Replays {
         Ok(holder.map(|h| (h, Seen::Decided(fresh))))
     }
 
-    /// The key `access_key` with its holder, remembering nothing: for a client that sent too
-    /// many bad signatures, whose signature is remembered by [`Replays::accept`] only once it
-    /// checks out (a second round trip), so forged signatures write nothing.
+    /// The key `access_key` with its holder, remembering no signature: for a client that sent
+    /// too many bad signatures, whose signature is remembered by [`Replays::accept`] only once
+    /// it checks out (a second round trip on PostgreSQL), so forged signatures write nothing.
+    /// On SQLite, where signatures are remembered that way anyway, the node's known keys serve
+    /// it; on PostgreSQL the key is read, since another node may have changed it.
     pub async fn key_holder_only(
         &self,
         store: &Store,
         access_key: &str,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        Ok(store
-            .key_holder(access_key)
-            .await?
-            .map(|h| (h, Seen::Undecided)))
+        if matches!(self.keeper, Keeper::Memory(_)) {
+            if let Some(holder) = self.known.get(store, access_key) {
+                return Ok(Some((holder, Seen::Undecided)));
+            }
+        }
+        let changes = store.access_changes();
+        let holder = store.key_holder(access_key).await?;
+        if let Some(holder) = &holder {
+            self.known.remember(holder, changes);
+        }
+        Ok(holder.map(|h| (h, Seen::Undecided)))
+    }
+
+    /// Notes that the key's last use was recorded at `at`.
+    pub fn key_used(&self, access_key: &str, at: DateTime<Utc>) {
+        self.known.used(access_key, at);
+    }
+
+    /// Reads the database's access generation, so keys changed by another process (on SQLite,
+    /// the command line) are read again.
+    pub async fn refresh_known_keys(&self, store: &Store) -> souk_store::Result<()> {
+        self.known.learn(store.access_generation().await?);
+        Ok(())
     }
 
     /// Whether the checked signature is new (`false` for a replay), remembering it until
@@ -161,7 +194,7 @@ impl Replays {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<bool> {
-        match (seen, &self.0) {
+        match (seen, &self.keeper) {
             (Seen::Decided(fresh), _) => Ok(fresh),
             (Seen::Undecided, Keeper::Memory(memory)) => {
                 memory
@@ -178,7 +211,7 @@ impl Replays {
 
     /// Writes what the node accepted since the last call (SQLite), and forgets what has expired.
     pub async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
-        if let Keeper::Memory(memory) = &self.0 {
+        if let Keeper::Memory(memory) = &self.keeper {
             memory.persist(store, now).await?;
         }
         store.forget_expired_signatures(now).await?;
@@ -241,7 +274,11 @@ impl Memory {
 /// Reads the keys of the waiting requests and remembers their signatures, as many requests as
 /// arrived, one statement at a time, and answers each. (Two statements at once made the
 /// batches smaller and signed requests no faster: the machine is short of CPU, not of time.)
-async fn serve_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>) {
+async fn serve_batches(
+    store: Store,
+    known: Arc<KnownKeys>,
+    mut queue: mpsc::UnboundedReceiver<Waiting>,
+) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -250,23 +287,35 @@ async fn serve_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>
                 Err(_) => break,
             }
         }
-        answer(&store, batch).await;
+        answer(&store, &known, batch).await;
     }
 }
 
-/// Runs one batch's statement and answers each of its requests.
-async fn answer(store: &Store, batch: Vec<Waiting>) {
+/// Runs one batch's statement and answers each of its requests, keeping the holders it read.
+async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
     let lookups: Vec<SignedLookup<'_>> = batch
         .iter()
         .map(|w| SignedLookup {
             access_key: &w.access_key,
             digest: &w.digest,
             expires: w.expires,
+            known_at: w.known.as_ref().map(|h| h.generation),
         })
         .collect();
+    let changes = store.access_changes();
     match store.key_holders_remembering(&lookups).await {
-        Ok(answers) => {
+        Ok((answers, generation)) => {
+            known.learn(generation);
             for (w, answer) in batch.into_iter().zip(answers) {
+                let answer = answer.map(|(read, fresh)| match read {
+                    KeyRead::Unchanged => (w.known, fresh),
+                    KeyRead::Read(holder) => {
+                        if let Some(holder) = &holder {
+                            known.remember(holder, changes);
+                        }
+                        (holder.map(|h| *h), fresh)
+                    }
+                });
                 let _ = w.answer.send(answer);
             }
         }
@@ -286,6 +335,9 @@ pub async fn keep(state: crate::SharedState) {
         if let Err(e) = state.replays.persist(&state.store, Utc::now()).await {
             tracing::warn!(error = %e, "could not write accepted signatures");
         }
+        if let Err(e) = state.replays.refresh_known_keys(&state.store).await {
+            tracing::warn!(error = %e, "could not read the access generation");
+        }
     }
 }
 
@@ -303,7 +355,10 @@ mod tests {
         // A reader whose task is gone (as after a panic in it): its queue has no receiver.
         let (stopped, queue) = mpsc::unbounded_channel();
         drop(queue);
-        let replays = Replays(Keeper::Shared(Mutex::new(Some(stopped))));
+        let replays = Replays {
+            keeper: Keeper::Shared(Mutex::new(Some(stopped))),
+            known: Arc::default(),
+        };
         let until = Utc::now() + chrono::Duration::minutes(15);
         for _ in 0..2 {
             // Answered by a statement (an unknown key has no holder), not refused for want of
@@ -314,7 +369,7 @@ mod tests {
                 .unwrap();
             assert!(found.is_none());
         }
-        let Keeper::Shared(writer) = &replays.0 else {
+        let Keeper::Shared(writer) = &replays.keeper else {
             unreachable!("built shared above")
         };
         assert!(!locked(writer).as_ref().unwrap().is_closed());

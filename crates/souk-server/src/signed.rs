@@ -283,8 +283,9 @@ async fn verify(
         .last_used_at
         .is_some_and(|t| now - t < chrono::Duration::minutes(1));
     if !recent {
-        if let Err(e) = state.store.touch_access_key(&key.access_key, now).await {
-            tracing::warn!(error = %e, "could not record the key's last use");
+        match state.store.touch_access_key(&key.access_key, now).await {
+            Ok(()) => state.replays.key_used(&key.access_key, now),
+            Err(e) => tracing::warn!(error = %e, "could not record the key's last use"),
         }
     }
     Ok(Caller {

@@ -279,6 +279,35 @@ on_both_databases! {
         app.cleanup().await;
     }
 
+    async fn a_key_changed_elsewhere_is_refused_by_a_node_that_knew_it(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, _, ak, sk) = buyer_with_key(&app, "full_access").await;
+        let prefs = json!([{"topic": "order", "email": false}]);
+        let write = || async { signed(&app.base, "PUT", "/v1/notifications/preferences", Some(prefs.clone()), &ak, &sk, &now()).await.status() };
+        // The node knows the key once it has signed a request with it.
+        assert_eq!(write().await, StatusCode::OK);
+        // Another process changes it: on PostgreSQL another node, on SQLite the command line. Its
+        // store counts its own changes, which this node's does not see.
+        let elsewhere = souk_store::Store::connect_with(&app.db.as_ref().unwrap().url, 2).await.unwrap();
+        let holder = app.state.store.key_holder(&ak).await.unwrap().unwrap();
+        let user = holder.key.user_id.clone();
+        let after_change = || async {
+            if backend == souk_store::Backend::Sqlite {
+                // The SQLite node reads the access generation every second; here, at once.
+                app.state.replays.refresh_known_keys(&app.state.store).await.unwrap();
+            }
+        };
+        elsewhere.set_iam_user_policy(&holder.account.id, &user, souk_core::iam::Policy::ReadOnly).await.unwrap();
+        after_change().await;
+        assert_eq!(write().await, StatusCode::FORBIDDEN, "the narrower policy applies");
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
+        elsewhere.set_access_key_state(&holder.account.id, &ak, souk_core::iam::KeyState::Disabled).await.unwrap();
+        after_change().await;
+        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the disabled key is refused");
+        elsewhere.close().await;
+        app.cleanup().await;
+    }
+
     async fn one_signed_request_sent_ten_times_at_once_is_accepted_once(backend) {
         // On PostgreSQL requests that arrive together share one statement (their keys' reads and
         // their signatures' inserts): copies in one batch must still count once, and distinct
@@ -315,16 +344,41 @@ on_both_databases! {
             // One batch, as requests arriving together make it: a copy is new only the first
             // time, and an unknown key has no holder and leaves nothing behind.
             use souk_store::accounts::SignedLookup;
-            let lookup = |access_key, digest| SignedLookup { access_key, digest, expires: Utc::now() + chrono::Duration::minutes(30) };
+            use souk_store::accounts::KeyRead;
+            let lookup = |access_key, digest| SignedLookup { access_key, digest, expires: Utc::now() + chrono::Duration::minutes(30), known_at: None };
             let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
             // A key of quotes and backslashes (any visible ASCII can arrive) is only unknown.
             let odd = [4u8; 16];
             let batch = [lookup(keys.0, &a[..]), lookup(keys.0, &a[..]), lookup("NOSUCHKEY0000000", &b[..]), lookup(keys.0, &c[..]), lookup(r#"A"K\'},{"k"#, &odd[..])];
-            let answers = app.state.store.key_holders_remembering(&batch).await.unwrap();
-            let seen: Vec<(bool, bool)> = answers.into_iter().map(|a| a.map(|(h, fresh)| (h.is_some(), fresh)).unwrap()).collect();
+            let (answers, generation) = app.state.store.key_holders_remembering(&batch).await.unwrap();
+            let seen: Vec<(bool, bool)> = answers
+                .into_iter()
+                .map(|a| a.map(|(h, fresh)| (matches!(h, KeyRead::Read(Some(_))), fresh)).unwrap())
+                .collect();
             assert_eq!(seen, [(true, true), (true, false), (false, false), (true, true), (false, false)]);
-            let again = app.state.store.key_holders_remembering(&batch[..1]).await.unwrap();
+            let (again, _) = app.state.store.key_holders_remembering(&batch[..1]).await.unwrap();
             assert!(!again[0].as_ref().unwrap().1, "remembered across batches");
+            // A key the node read at the current access generation is not read again, and its
+            // signature is still remembered; once the key changes, it is read again.
+            let (d, e) = ([5u8; 16], [6u8; 16]);
+            let known = SignedLookup { known_at: Some(generation), ..lookup(keys.0, &d[..]) };
+            let (answers, same) = app.state.store.key_holders_remembering(&[known]).await.unwrap();
+            assert_eq!(same, generation);
+            assert!(matches!(answers[0].as_ref().unwrap(), (KeyRead::Unchanged, true)));
+            let (answers, _) = app.state.store.key_holders_remembering(&[known]).await.unwrap();
+            assert!(matches!(answers[0].as_ref().unwrap(), (KeyRead::Unchanged, false)), "a replay");
+            let holder = app.state.store.key_holder(keys.0).await.unwrap().unwrap();
+            app.state.store.set_access_key_state(&holder.account.id, keys.0, souk_core::iam::KeyState::Disabled).await.unwrap();
+            let known = SignedLookup { known_at: Some(generation), ..lookup(keys.0, &e[..]) };
+            let (answers, moved) = app.state.store.key_holders_remembering(&[known]).await.unwrap();
+            assert!(moved > generation, "disabling a key moves the access generation");
+            match answers[0].as_ref().unwrap() {
+                (KeyRead::Read(Some(h)), true) => {
+                    assert_eq!(h.key.state, souk_core::iam::KeyState::Disabled);
+                    assert_eq!(h.generation, moved);
+                }
+                other => panic!("the changed key was not read again: {other:?}"),
+            }
             let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signature_digests WHERE digest = $1").bind(&b[..]).fetch_one(app.state.store.pool()).await.unwrap();
             assert_eq!(kept, 0, "an unknown key's signature is not kept");
         }

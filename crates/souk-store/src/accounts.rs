@@ -48,12 +48,27 @@ const COLUMNS: &str = "a.id, a.kind, a.name, a.email, a.password_hash, a.verific
 const KEY_COLUMNS: &str = "k.access_key, k.user_id, k.secret_enc, k.state AS key_state, \
     k.created_at AS key_created_at, k.last_used_at, u.programmatic_access, u.policy";
 
+/// The database's access generation, read beside a key in the same statement.
+const GENERATION: &str = "(SELECT n FROM access_generation WHERE id = 1) AS access_generation";
+
 /// A signed request's key, and its signature's digest to remember until `expires`.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedLookup<'a> {
     pub access_key: &'a str,
     pub digest: &'a [u8],
     pub expires: DateTime<Utc>,
+    /// The access generation at which the node read the key's holder, if it has: the holder
+    /// is not read again unless the generation has moved since.
+    pub known_at: Option<i64>,
+}
+
+/// A signed request's key holder as its batch's statement found it.
+#[derive(Debug, Clone)]
+pub enum KeyRead {
+    /// As the node knew it: nothing that decides what a key may do has changed since.
+    Unchanged,
+    /// Read by the statement: the holder, or none for a key that does not exist.
+    Read(Option<Box<KeyHolder>>),
 }
 
 /// The key holder in `rows` (one per role of its account), if any.
@@ -72,11 +87,13 @@ fn key_holder(rows: &[AnyRow]) -> Result<Option<KeyHolder>> {
     };
     let programmatic_access = int(first, "programmatic_access")? == 1;
     let policy = parsed(first, "policy")?;
+    let generation = int(first, "access_generation")?;
     Ok(accounts(rows)?.into_iter().next().map(|account| KeyHolder {
         key,
         programmatic_access,
         policy,
         account,
+        generation,
     }))
 }
 
@@ -126,6 +143,9 @@ pub struct KeyHolder {
     pub programmatic_access: bool,
     pub policy: souk_core::iam::Policy,
     pub account: Account,
+    /// The database's access generation when it was read: it stands for as long as the
+    /// generation does.
+    pub generation: i64,
 }
 
 fn one(rows: Vec<AnyRow>) -> Result<Option<Account>> {
@@ -199,6 +219,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -245,11 +266,11 @@ impl Store {
         Ok(())
     }
 
-    /// The access key `access_key` with its user and account, in one round trip (a signed
-    /// request costs about what a session's read does).
+    /// The access key `access_key` with its user and account, and the access generation they
+    /// were read at, in one round trip.
     pub async fn key_holder(&self, access_key: &str) -> Result<Option<KeyHolder>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, {KEY_COLUMNS} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
+            "SELECT {COLUMNS}, {KEY_COLUMNS}, {GENERATION} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
              JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
              WHERE k.access_key = $1"
         ))
@@ -259,21 +280,23 @@ impl Store {
         key_holder(&rows)
     }
 
-    /// For each signed request of a batch, its key with its user and account, and whether its
-    /// signature's digest is new, remembering the new ones (of keys that exist) until their
-    /// expiry: one statement for the whole batch (PostgreSQL, whose nodes share the signatures
-    /// they accepted). A digest given twice in one batch is new at most once, for its first
-    /// request. The statement fails or succeeds for all; a holder that cannot be read back fails
-    /// its own request only.
+    /// For each signed request of a batch, its key with its user and account (unless the node
+    /// knows them at the current access generation), and whether its signature's digest is new,
+    /// remembering the new ones (of keys that exist) until their expiry: one statement for the
+    /// whole batch (PostgreSQL, whose nodes share the signatures they accepted). Also returns
+    /// the access generation the statement saw. A digest given twice in one batch is new at
+    /// most once, for its first request. The statement fails or succeeds for all; a holder that
+    /// cannot be read back fails its own request only.
     pub async fn key_holders_remembering(
         &self,
         batch: &[SignedLookup<'_>],
-    ) -> Result<Vec<Result<(Option<KeyHolder>, bool)>>> {
+    ) -> Result<(Vec<Result<(KeyRead, bool)>>, i64)> {
         // The batch is one JSON parameter, so the statement is the same text (prepared once)
         // whatever the batch's size; each key is read once however many requests it signed, and
         // the digests remembered come back as one value beside it. (A statement with a row of
         // parameters per request, joined with the keys per request, cost PostgreSQL half again
-        // as much per request.)
+        // as much per request.) A key the node knows at the current generation is neither read
+        // nor looked for: it exists, since deleting it would have moved the generation.
         let requests: Vec<serde_json::Value> = batch
             .iter()
             .map(|l| {
@@ -281,36 +304,42 @@ impl Store {
                     "k": l.access_key,
                     "d": hex::encode(l.digest),
                     "e": ms(l.expires),
+                    "g": l.known_at,
                 })
             })
             .collect();
         let rows = sqlx::query(&format!(
-            "WITH req AS (SELECT r.k AS access_key, decode(r.d, 'hex') AS digest, r.e AS expires_at \
-                          FROM json_to_recordset(CAST($1 AS JSON)) AS r(k TEXT, d TEXT, e BIGINT)), \
+            "WITH req AS (SELECT r.k AS access_key, decode(r.d, 'hex') AS digest, r.e AS expires_at, \
+                                 r.g IS NOT DISTINCT FROM (SELECT n FROM access_generation WHERE id = 1) AS known \
+                          FROM json_to_recordset(CAST($1 AS JSON)) AS r(k TEXT, d TEXT, e BIGINT, g BIGINT)), \
              fresh AS (INSERT INTO signature_digests (digest, expires_at) \
                        SELECT DISTINCT ON (req.digest) req.digest, req.expires_at FROM req \
-                       WHERE req.access_key IN (SELECT access_key FROM access_keys) ORDER BY req.digest \
+                       WHERE req.known OR EXISTS (SELECT 1 FROM access_keys x WHERE x.access_key = req.access_key) \
+                       ORDER BY req.digest \
                        ON CONFLICT DO NOTHING RETURNING digest) \
              SELECT (SELECT string_agg(encode(digest, 'hex'), ',') FROM fresh) AS fresh, \
-                    {COLUMNS}, {KEY_COLUMNS} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
-             JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
-             WHERE k.access_key IN (SELECT access_key FROM req)"
+                    {GENERATION}, h.* FROM (SELECT 1) one LEFT JOIN \
+             (SELECT {COLUMNS}, {KEY_COLUMNS} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
+              JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
+              WHERE k.access_key IN (SELECT access_key FROM req WHERE NOT known)) h ON TRUE"
         ))
         .bind(serde_json::Value::Array(requests).to_string())
         .fetch_all(&self.pool)
         .await?;
-        let fresh: std::collections::HashSet<Vec<u8>> = match rows.first() {
-            Some(row) => opt_text(row, "fresh")?
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|d| hex::decode(d).ok())
-                .collect(),
-            None => Default::default(),
-        };
+        let first = rows
+            .first()
+            .ok_or_else(|| Error::Corrupt("a signed batch's statement returned no row".into()))?;
+        let generation = int(first, "access_generation")?;
+        let fresh: std::collections::HashSet<Vec<u8>> = opt_text(first, "fresh")?
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|d| hex::decode(d).ok())
+            .collect();
         let mut by_key: std::collections::HashMap<String, Vec<AnyRow>> = Default::default();
         for row in rows {
-            let key = text(&row, "access_key")?;
-            by_key.entry(key).or_default().push(row);
+            if let Some(key) = opt_text(&row, "access_key")? {
+                by_key.entry(key).or_default().push(row);
+            }
         }
         // Each key's holder is read from its rows once, however many requests of the batch it
         // signed (a client's requests usually all carry its one key).
@@ -328,17 +357,21 @@ impl Store {
             })
             .collect();
         let mut counted = std::collections::HashSet::new();
-        Ok(batch
+        let answers = batch
             .iter()
-            .map(|lookup| match holders.get(lookup.access_key) {
-                None => Ok((None, false)),
-                Some(Err(why)) => Err(Error::Corrupt(why.clone())),
-                Some(Ok(holder)) => {
-                    let new = fresh.contains(lookup.digest) && counted.insert(lookup.digest);
-                    Ok((holder.clone(), new))
+            .map(|lookup| {
+                let mut new = || fresh.contains(lookup.digest) && counted.insert(lookup.digest);
+                if lookup.known_at == Some(generation) {
+                    return Ok((KeyRead::Unchanged, new()));
+                }
+                match holders.get(lookup.access_key) {
+                    None => Ok((KeyRead::Read(None), false)),
+                    Some(Err(why)) => Err(Error::Corrupt(why.clone())),
+                    Some(Ok(holder)) => Ok((KeyRead::Read(holder.clone().map(Box::new)), new())),
                 }
             })
-            .collect())
+            .collect();
+        Ok((answers, generation))
     }
 
     /// The session that is past neither its lifetime (`expires_at > now`) nor its idle timeout
@@ -393,7 +426,6 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of an account; returns how many there were.
     /// Ends the console sessions of one IAM user of an account.
     pub async fn delete_sessions_of_iam_user(
         &self,
@@ -411,6 +443,7 @@ impl Store {
         .rows_affected())
     }
 
+    /// Ends every session of an account; returns how many there were.
     pub async fn delete_sessions_of(&self, account_id: &AccountId) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE account_id = $1")
             .bind(account_id.as_str())
@@ -471,6 +504,7 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected())?;
+        self.access_changed();
         Ok(())
     }
 
@@ -516,6 +550,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 

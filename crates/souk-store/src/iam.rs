@@ -164,16 +164,16 @@ impl Store {
         id: &str,
         policy: Policy,
     ) -> Result<IamUser> {
-        crate::changed(
+        let changed =
             sqlx::query("UPDATE iam_users SET policy = $1 WHERE id = $2 AND account_id = $3")
                 .bind(policy.as_str())
                 .bind(id)
                 .bind(account.as_str())
                 .execute(&self.pool)
                 .await?
-                .rows_affected(),
-        )
-        .map_err(|_| Error::NotFound("IAM user"))?;
+                .rows_affected();
+        self.access_changed();
+        crate::changed(changed).map_err(|_| Error::NotFound("IAM user"))?;
         self.iam_user(id).await
     }
 
@@ -206,6 +206,7 @@ impl Store {
             .rows_affected();
         crate::changed(gone).map_err(|_| Error::NotFound("IAM user"))?;
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -286,31 +287,29 @@ impl Store {
         access_key: &str,
         to: KeyState,
     ) -> Result<()> {
-        crate::changed(
-            sqlx::query(
-                "UPDATE access_keys SET state = $1 WHERE access_key = $2 AND account_id = $3",
-            )
-            .bind(to.as_str())
-            .bind(access_key)
-            .bind(account.as_str())
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
+        let changed = sqlx::query(
+            "UPDATE access_keys SET state = $1 WHERE access_key = $2 AND account_id = $3",
         )
-        .map_err(|_| Error::NotFound("access key"))
+        .bind(to.as_str())
+        .bind(access_key)
+        .bind(account.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.access_changed();
+        crate::changed(changed).map_err(|_| Error::NotFound("access key"))
     }
 
     /// Deletes a key of `account`.
     pub async fn delete_access_key(&self, account: &AccountId, access_key: &str) -> Result<()> {
-        crate::changed(
-            sqlx::query("DELETE FROM access_keys WHERE access_key = $1 AND account_id = $2")
-                .bind(access_key)
-                .bind(account.as_str())
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-        .map_err(|_| Error::NotFound("access key"))
+        let gone = sqlx::query("DELETE FROM access_keys WHERE access_key = $1 AND account_id = $2")
+            .bind(access_key)
+            .bind(account.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        self.access_changed();
+        crate::changed(gone).map_err(|_| Error::NotFound("access key"))
     }
 
     /// Records that a key signed a request at `now` (at most once a minute, so reads stay reads).

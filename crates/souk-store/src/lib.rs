@@ -34,6 +34,8 @@ use sqlx::migrate::{Migrate, Migration, MigrationSource, MigrationType, Migrator
 use sqlx::{AnyConnection, ConnectOptions, Connection};
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use pool::Tx;
@@ -192,6 +194,10 @@ pub struct Store {
     /// Use PostgreSQL's one-statement forms of the hot writes (off only to test them against the
     /// portable forms).
     fast_paths: bool,
+    /// How many changes to what an access key may do (its state, its user's policy, its
+    /// account and roles) this process has committed, so what a node read of them can be known
+    /// current without a round trip; the database's access generation counts every process's.
+    access_changes: Arc<AtomicU64>,
 }
 
 /// The migration files of one backend's folder, embedded: `version "name" "file"`.
@@ -228,6 +234,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     22 "notifier queue" "0022_notifier_queue.sql",
     23 "endpoint checks" "0023_endpoint_checks.sql",
     24 "audit addresses" "0024_audit_addresses.sql",
+    25 "access generation" "0025_access_generation.sql",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "spine" "0001_spine.sql",
@@ -254,6 +261,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     22 "notifier queue" "0022_notifier_queue.sql",
     23 "endpoint checks" "0023_endpoint_checks.sql",
     24 "audit addresses" "0024_audit_addresses.sql",
+    25 "access generation" "0025_access_generation.sql",
 );
 
 /// The migrations compiled into this build, as sqlx's migrator reads them.
@@ -345,6 +353,7 @@ impl Store {
             queue,
             backend,
             fast_paths: true,
+            access_changes: Arc::default(),
         })
     }
 
@@ -360,6 +369,28 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many changes to what an access key may do this process has committed so far. A key
+    /// read before the count moved may be out of date; one read after it is not, since the
+    /// count moves only once its change is committed.
+    pub fn access_changes(&self) -> u64 {
+        self.access_changes.load(Ordering::Acquire)
+    }
+
+    /// Counts a committed change to what an access key may do.
+    fn access_changed(&self) {
+        self.access_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The database's access generation: every process's changes to what an access key may do,
+    /// counted by triggers in the transactions that make them.
+    pub async fn access_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT n FROM access_generation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// The connection pool, for reads.
