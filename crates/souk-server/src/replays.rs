@@ -62,16 +62,45 @@ struct Waiting {
     known: Option<KeyHolder>,
     digest: Digest,
     expires: DateTime<Utc>,
-    answer: oneshot::Sender<souk_store::Result<(Option<KeyHolder>, bool)>>,
+    answer: oneshot::Sender<Answer>,
 }
 
+/// What a batch's statement answers one signed request: its key's holder and whether its
+/// signature was new.
+type Answer = souk_store::Result<(Option<KeyHolder>, bool)>;
+
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Seen {
     /// The read remembered it (PostgreSQL): `true` when it was new.
     Decided(bool),
+    /// Its batch's statement is remembering it (PostgreSQL, a key the node knew at
+    /// `generation`): a read may be checked and run meanwhile, but not answered before.
+    Pending {
+        answered: oneshot::Receiver<Answer>,
+        generation: i64,
+    },
     /// The node's memory decides, once the signature checks out (SQLite).
     Undecided,
+}
+
+impl Seen {
+    /// Whether the verdict is still on its way from the database.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Seen::Pending { .. })
+    }
+}
+
+/// Whether a checked signed request may be answered.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Its signature is new.
+    New,
+    /// Its signature was accepted before: a replay.
+    Replay,
+    /// Its signature is new, but its key changed while it was checked against what the node
+    /// knew (the key as it is now, or none if it is gone): it must be checked again.
+    Changed(Option<Box<KeyHolder>>),
 }
 
 /// Where accepted signatures are remembered, and the keys the node knows.
@@ -105,15 +134,18 @@ impl Replays {
     }
 
     /// The key `access_key` with its holder, as the node knows it if nothing changed since it
-    /// read it. On PostgreSQL the statement that remembers `signature` until `expires`, and
-    /// tells whether it is new, makes sure of that (and reads the key if need be); on SQLite
-    /// remembering waits for [`Replays::accept`], once the signature checks out.
+    /// read it. On PostgreSQL a statement remembers `signature` until `expires`, tells whether
+    /// it is new and reads the key if the node does not know it or it changed; for a request
+    /// that only reads (`reads_only`) and a key the node knows, the holder is returned at once
+    /// and the statement's verdict comes to [`Replays::accept`]. On SQLite remembering waits for
+    /// [`Replays::accept`], once the signature checks out.
     pub async fn key_holder(
         &self,
         store: &Store,
         access_key: &str,
         signature: &str,
         expires: DateTime<Utc>,
+        reads_only: bool,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
         let writer = match &self.keeper {
             Keeper::Memory(_) => return self.key_holder_only(store, access_key).await,
@@ -130,22 +162,32 @@ impl Replays {
                 }
             }
         };
-        let failed = |why: String| souk_store::Error::database(format!("reading a key: {why}"));
         let (answer, answered) = oneshot::channel();
+        let known = self.known.get(store, access_key);
         let waiting = Waiting {
             access_key: access_key.to_owned(),
-            known: self.known.get(store, access_key),
+            known: known.clone(),
             digest: digest(access_key, signature),
             expires,
             answer,
         };
-        writer
-            .send(waiting)
-            .map_err(|_| failed("the batch reader stopped".into()))?;
-        let (holder, fresh) = answered
-            .await
-            .map_err(|_| failed("the batch reader stopped".into()))??;
-        Ok(holder.map(|h| (h, Seen::Decided(fresh))))
+        writer.send(waiting).map_err(|_| batch_reader_stopped())?;
+        match known {
+            Some(holder) if reads_only => {
+                let generation = holder.generation;
+                Ok(Some((
+                    holder,
+                    Seen::Pending {
+                        answered,
+                        generation,
+                    },
+                )))
+            }
+            _ => {
+                let (holder, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
+                Ok(holder.map(|h| (h, Seen::Decided(fresh))))
+            }
+        }
     }
 
     /// The key `access_key` with its holder, remembering no signature: for a client that sent
@@ -183,8 +225,9 @@ impl Replays {
         Ok(())
     }
 
-    /// Whether the checked signature is new (`false` for a replay), remembering it until
-    /// `expires` when the key's read did not.
+    /// Whether the checked signature is new, remembering it until `expires` when the key's
+    /// read did not, and (for a request checked against the key as the node knew it) whether
+    /// the key changed meanwhile.
     pub async fn accept(
         &self,
         store: &Store,
@@ -193,20 +236,42 @@ impl Replays {
         signature: &str,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
-    ) -> souk_store::Result<bool> {
-        match (seen, &self.keeper) {
-            (Seen::Decided(fresh), _) => Ok(fresh),
+    ) -> souk_store::Result<Accepted> {
+        let fresh = match (seen, &self.keeper) {
+            (Seen::Decided(fresh), _) => fresh,
+            (
+                Seen::Pending {
+                    answered,
+                    generation,
+                },
+                _,
+            ) => {
+                let (holder, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
+                match holder {
+                    // Gone: its signature was not remembered, and it signs nothing.
+                    None => return Ok(Accepted::Changed(None)),
+                    Some(h) if h.generation != generation && fresh => {
+                        return Ok(Accepted::Changed(Some(Box::new(h))))
+                    }
+                    Some(_) => fresh,
+                }
+            }
             (Seen::Undecided, Keeper::Memory(memory)) => {
                 memory
                     .accept(store, digest(access_key, signature), now, expires)
-                    .await
+                    .await?
             }
             (Seen::Undecided, Keeper::Shared(_)) => {
                 store
                     .remember_signature_digest(&digest(access_key, signature), expires)
-                    .await
+                    .await?
             }
-        }
+        };
+        Ok(if fresh {
+            Accepted::New
+        } else {
+            Accepted::Replay
+        })
     }
 
     /// Writes what the node accepted since the last call (SQLite), and forgets what has expired.
@@ -217,6 +282,10 @@ impl Replays {
         store.forget_expired_signatures(now).await?;
         Ok(())
     }
+}
+
+fn batch_reader_stopped() -> souk_store::Error {
+    souk_store::Error::database("reading a key: the batch reader stopped".to_owned())
 }
 
 impl Memory {
@@ -364,7 +433,7 @@ mod tests {
             // Answered by a statement (an unknown key has no holder), not refused for want of
             // a reader; the second request reuses the reader the first one started.
             let found = replays
-                .key_holder(&db.store, "AKNOSUCHKEY000000000", "00", until)
+                .key_holder(&db.store, "AKNOSUCHKEY000000000", "00", until, false)
                 .await
                 .unwrap();
             assert!(found.is_none());

@@ -12,11 +12,12 @@
 use crate::app::{Caller, Via};
 use crate::auth::Authenticator;
 use crate::error::{AppError, AppResult};
+use crate::replays::{Accepted, Seen};
 use crate::{AppState, SharedState};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -66,41 +67,61 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
         method: parts.method.clone(),
         uri: parts.uri.clone(),
     };
-    match verify(&state, &attempt.peer, &parts, &authorization, &bytes).await {
-        Ok(caller) => {
-            let key = match &caller.via {
-                Via::AccessKey { access_key, .. } => Some(access_key.clone()),
-                _ => None,
-            };
-            let account = caller.account.id.clone();
-            parts.extensions.insert(Signed(caller));
-            let res = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
-            // A use case's refusal (IAM, which only people manage; a role the account lacks) is
-            // audited like the policy's own.
-            match res.extensions().get::<crate::error::Refused>() {
-                Some(refused) => {
-                    let reason = refused.0.clone();
-                    audit(&state, &attempt, reason, key, Some(account))
-                        .await
-                        .unwrap_or(res)
-                }
-                None => res,
-            }
+    let (caller, acceptance) =
+        match verify(&state, &attempt.peer, &parts, &authorization, &bytes).await {
+            Ok(checked) => checked,
+            Err(refused) => return refusal(&state, &attempt, refused).await,
+        };
+    let key = match &caller.via {
+        Via::AccessKey { access_key, .. } => Some(access_key.clone()),
+        _ => None,
+    };
+    let account = caller.account.id.clone();
+    parts.extensions.insert(Signed(caller));
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let res = if reads_only(req.method()) {
+        // A read changes nothing, so it runs while the signature is being remembered; its
+        // answer waits for the verdict, and a replay's is thrown away.
+        let (res, accepted) = tokio::join!(next.run(req), acceptance.settle(&state, &attempt));
+        if let Err(refused) = accepted {
+            return refusal(&state, &attempt, refused).await;
         }
-        Err((error, key, account)) => {
-            if !matches!(error, AppError::BadSignature(_) | AppError::Forbidden(_)) {
-                // Not a refusal but a fault (the database, say): answered as what it is, neither
-                // counted against the caller nor audited as the caller's mistake.
-                return error.into_response();
-            }
-            let reason = error.detail();
-            audit(&state, &attempt, reason, key, account)
+        res
+    } else {
+        if let Err(refused) = acceptance.settle(&state, &attempt).await {
+            return refusal(&state, &attempt, refused).await;
+        }
+        next.run(req).await
+    };
+    // A use case's refusal (IAM, which only people manage; a role the account lacks) is
+    // audited like the policy's own.
+    match res.extensions().get::<crate::error::Refused>() {
+        Some(refused) => {
+            let reason = refused.0.clone();
+            audit(&state, &attempt, reason, key, Some(account))
                 .await
-                .unwrap_or_else(|| error.into_response())
+                .unwrap_or(res)
         }
+        None => res,
     }
+}
+
+/// Answers a refused signed request: audited as the caller's mistake, unless it was a fault.
+async fn refusal(state: &AppState, attempt: &Attempt, (error, key, account): Refused) -> Response {
+    if !matches!(error, AppError::BadSignature(_) | AppError::Forbidden(_)) {
+        // Not a refusal but a fault (the database, say): answered as what it is, neither
+        // counted against the caller nor audited as the caller's mistake.
+        return error.into_response();
+    }
+    let reason = error.detail();
+    audit(state, attempt, reason, key, account)
+        .await
+        .unwrap_or_else(|| error.into_response())
+}
+
+/// Whether a request only reads, so it may run before its signature is known to be new.
+fn reads_only(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
 }
 
 /// Where a signed request came from and what it asked for, for the audit.
@@ -164,7 +185,7 @@ async fn verify(
     parts: &Parts,
     authorization: &str,
     body: &[u8],
-) -> Result<Caller, Refused> {
+) -> Result<(Caller, Acceptance), Refused> {
     let auth = Authorization::parse(authorization)
         .map_err(|e| (unauthenticated(e.to_string()), None, None))?;
     let ak = auth.access_key.clone();
@@ -195,7 +216,13 @@ async fn verify(
     } else {
         state
             .replays
-            .key_holder(&state.store, &auth.access_key, &auth.signature, until)
+            .key_holder(
+                &state.store,
+                &auth.access_key,
+                &auth.signature,
+                until,
+                reads_only(&parts.method),
+            )
             .await
     };
     let (holder, seen) = match found {
@@ -256,45 +283,98 @@ async fn verify(
             account_id,
         ));
     }
-    let fresh = state
-        .replays
-        .accept(
-            &state.store,
-            seen,
-            &key.access_key,
-            &auth.signature,
-            now,
-            until,
-        )
-        .await;
-    match fresh {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(refuse(
-                unauthenticated("this signed request was already accepted once"),
-                account_id,
-            ))
-        }
-        Err(e) => return Err(refuse(e.into(), account_id)),
-    }
-    // Last use is shown to the minute; a key used within the last one is not written again (on
-    // SQLite every write waits for the one writer).
-    let recent = key
-        .last_used_at
-        .is_some_and(|t| now - t < chrono::Duration::minutes(1));
-    if !recent {
-        match state.store.touch_access_key(&key.access_key, now).await {
-            Ok(()) => state.replays.key_used(&key.access_key, now),
-            Err(e) => tracing::warn!(error = %e, "could not record the key's last use"),
-        }
-    }
-    Ok(Caller {
-        via: Via::AccessKey {
-            access_key: holder.key.access_key,
-            policy,
+    let acceptance = Acceptance {
+        seen,
+        access_key: key.access_key.clone(),
+        signature: auth.signature.clone(),
+        account_id: key.account_id.clone(),
+        last_used_at: key.last_used_at,
+        now,
+        until,
+    };
+    Ok((
+        Caller {
+            via: Via::AccessKey {
+                access_key: holder.key.access_key,
+                policy,
+            },
+            account: holder.account,
         },
-        account: holder.account,
-    })
+        acceptance,
+    ))
+}
+
+/// A signed request that checked out, and what remains: whether its signature is new.
+struct Acceptance {
+    seen: Seen,
+    access_key: String,
+    signature: String,
+    account_id: souk_core::ids::AccountId,
+    last_used_at: Option<chrono::DateTime<Utc>>,
+    now: chrono::DateTime<Utc>,
+    until: chrono::DateTime<Utc>,
+}
+
+impl Acceptance {
+    /// Accepts the request if its signature is new (a replay is refused) and its key did not
+    /// change meanwhile in a way that refuses it, and records the key's use.
+    async fn settle(self, state: &AppState, attempt: &Attempt) -> Result<(), Refused> {
+        let account_id = Some(self.account_id.clone());
+        let refuse = |e: AppError| (e, Some(self.access_key.clone()), account_id.clone());
+        let accepted = state
+            .replays
+            .accept(
+                &state.store,
+                self.seen,
+                &self.access_key,
+                &self.signature,
+                self.now,
+                self.until,
+            )
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        match accepted {
+            Accepted::New => {}
+            Accepted::Replay => {
+                return Err(refuse(unauthenticated(
+                    "this signed request was already accepted once",
+                )))
+            }
+            Accepted::Changed(None) => return Err(refuse(unauthenticated("unknown access key"))),
+            Accepted::Changed(Some(now_held)) => {
+                // Changed on another node while this read ran: what the key may do now
+                // decides. (What its account may do, its roles and verification, the use case
+                // decided as the account stood when the read began, as for any read that
+                // overlaps a change.)
+                if now_held.key.state != KeyState::Active {
+                    return Err(refuse(unauthenticated("the access key is disabled")));
+                }
+                let (method, path) = (attempt.method.as_str(), attempt.uri.path());
+                if !now_held.programmatic_access || !now_held.policy.allows(method, path) {
+                    return Err(refuse(AppError::Forbidden(format!(
+                        "the access key's policy ({}) does not allow {method} {path}",
+                        now_held.policy
+                    ))));
+                }
+            }
+        }
+        // Last use is shown to the minute; a key used within the last one is not written again
+        // (on SQLite every write waits for the one writer).
+        let recent = self
+            .last_used_at
+            .is_some_and(|t| self.now - t < chrono::Duration::minutes(1));
+        if !recent {
+            match state
+                .store
+                .touch_access_key(&self.access_key, self.now)
+                .await
+            {
+                Ok(()) => state.replays.key_used(&self.access_key, self.now),
+                Err(e) => tracing::warn!(error = %e, "could not record the key's last use"),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The caller a signed request proved (checked by [`check`]).

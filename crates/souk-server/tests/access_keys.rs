@@ -301,9 +301,18 @@ on_both_databases! {
         after_change().await;
         assert_eq!(write().await, StatusCode::FORBIDDEN, "the narrower policy applies");
         assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
+        // A read the node checks against the key as it knew it (and runs while the signature is
+        // remembered, on PostgreSQL) is checked again when the key turns out to have changed.
+        elsewhere.set_iam_user_policy(&holder.account.id, &user, souk_core::iam::Policy::SellerOperations).await.unwrap();
+        after_change().await;
+        assert_eq!(signed(&app.base, "GET", "/v1/orders?limit=2", None, &ak, &sk, &now()).await.status(), StatusCode::FORBIDDEN, "the policy that does not allow it applies");
+        assert_eq!(signed(&app.base, "GET", "/v1/me", None, &ak, &sk, &now()).await.status(), StatusCode::OK);
         elsewhere.set_access_key_state(&holder.account.id, &ak, souk_core::iam::KeyState::Disabled).await.unwrap();
         after_change().await;
-        assert_eq!(signed(&app.base, "GET", "/v1/orders", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the disabled key is refused");
+        assert_eq!(signed(&app.base, "GET", "/v1/notifications", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the disabled key is refused");
+        elsewhere.delete_access_key(&holder.account.id, &ak).await.unwrap();
+        after_change().await;
+        assert_eq!(signed(&app.base, "GET", "/v1/me?again=1", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the deleted key is refused");
         elsewhere.close().await;
         app.cleanup().await;
     }
