@@ -397,15 +397,16 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
     }
 }
 
-/// Persists and prunes accepted signatures every second, forever.
+/// Every second, forever: reads the access generation, and persists and prunes accepted signatures.
 pub async fn keep(state: crate::SharedState) {
     loop {
         tokio::time::sleep(PERSIST_EVERY).await;
-        if let Err(e) = state.replays.persist(&state.store, Utc::now()).await {
-            tracing::warn!(error = %e, "could not write accepted signatures");
-        }
+        // First, as it is quick: writing the signatures may wait for SQLite's one writer.
         if let Err(e) = state.replays.refresh_known_keys(&state.store).await {
             tracing::warn!(error = %e, "could not read the access generation");
+        }
+        if let Err(e) = state.replays.persist(&state.store, Utc::now()).await {
+            tracing::warn!(error = %e, "could not write accepted signatures");
         }
     }
 }

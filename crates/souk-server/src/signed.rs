@@ -79,9 +79,10 @@ pub async fn check(State(state): State<SharedState>, req: Request, next: Next) -
     let account = caller.account.id.clone();
     parts.extensions.insert(Signed(caller));
     let req = Request::from_parts(parts, Body::from(bytes));
-    let res = if reads_only(req.method()) {
-        // A read changes nothing, so it runs while the signature is being remembered; its
-        // answer waits for the verdict, and a replay's is thrown away.
+    let res = if reads_only(req.method()) && acceptance.seen.is_pending() {
+        // A read changes nothing, so it runs while the database remembers the signature (a key
+        // the node knew, on PostgreSQL); its answer waits for the verdict, and a replay's is
+        // thrown away. A verdict the node has or makes itself is awaited first, as for a write.
         let (res, accepted) = tokio::join!(next.run(req), acceptance.settle(&state, &attempt));
         if let Err(refused) = accepted {
             return refusal(&state, &attempt, refused).await;

@@ -210,6 +210,7 @@ impl Store {
 
     /// Gives an account operator roles it does not hold yet.
     pub async fn add_roles(&self, id: &AccountId, roles: &[Role]) -> Result<()> {
+        let _changing = self.access_changing();
         let mut tx = self.begin().await?;
         for role in roles {
             sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -219,7 +220,6 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        self.access_changed();
         Ok(())
     }
 
@@ -490,6 +490,7 @@ impl Store {
         details: &VerificationDetails,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let _changing = self.access_changing();
         let details = serde_json::to_string(details).map_err(|e| Error::Corrupt(e.to_string()))?;
         crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_details = $2, verification_reason = NULL, \
@@ -504,7 +505,6 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected())?;
-        self.access_changed();
         Ok(())
     }
 
@@ -518,6 +518,7 @@ impl Store {
         by: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let _changing = self.access_changing();
         let mut tx = self.begin().await?;
         crate::changed(sqlx::query(
             "UPDATE accounts SET verification_state = $1, verification_reason = $2, verification_decided_at = $3, \
@@ -550,7 +551,6 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.access_changed();
         Ok(())
     }
 

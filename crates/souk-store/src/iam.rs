@@ -164,6 +164,7 @@ impl Store {
         id: &str,
         policy: Policy,
     ) -> Result<IamUser> {
+        let _changing = self.access_changing();
         let changed =
             sqlx::query("UPDATE iam_users SET policy = $1 WHERE id = $2 AND account_id = $3")
                 .bind(policy.as_str())
@@ -172,7 +173,6 @@ impl Store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-        self.access_changed();
         crate::changed(changed).map_err(|_| Error::NotFound("IAM user"))?;
         self.iam_user(id).await
     }
@@ -180,6 +180,7 @@ impl Store {
     /// Deletes an IAM user of `account` with its access keys and console sessions, together:
     /// nothing it held signs or signs in from then on.
     pub async fn delete_iam_user(&self, account: &AccountId, id: &str) -> Result<()> {
+        let _changing = self.access_changing();
         let mut tx = self.begin().await?;
         if self.backend == crate::Backend::Postgres {
             // Taken before its keys go, so a key being made now is made first and goes too.
@@ -206,7 +207,6 @@ impl Store {
             .rows_affected();
         crate::changed(gone).map_err(|_| Error::NotFound("IAM user"))?;
         tx.commit().await?;
-        self.access_changed();
         Ok(())
     }
 
@@ -287,6 +287,7 @@ impl Store {
         access_key: &str,
         to: KeyState,
     ) -> Result<()> {
+        let _changing = self.access_changing();
         let changed = sqlx::query(
             "UPDATE access_keys SET state = $1 WHERE access_key = $2 AND account_id = $3",
         )
@@ -296,19 +297,18 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        self.access_changed();
         crate::changed(changed).map_err(|_| Error::NotFound("access key"))
     }
 
     /// Deletes a key of `account`.
     pub async fn delete_access_key(&self, account: &AccountId, access_key: &str) -> Result<()> {
+        let _changing = self.access_changing();
         let gone = sqlx::query("DELETE FROM access_keys WHERE access_key = $1 AND account_id = $2")
             .bind(access_key)
             .bind(account.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected();
-        self.access_changed();
         crate::changed(gone).map_err(|_| Error::NotFound("access key"))
     }
 

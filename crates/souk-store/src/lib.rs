@@ -200,6 +200,16 @@ pub struct Store {
     access_changes: Arc<AtomicU64>,
 }
 
+/// A change to what an access key may do, under way: moves [`Store::access_changes`] again when
+/// dropped.
+struct AccessChange<'a>(&'a Store);
+
+impl Drop for AccessChange<'_> {
+    fn drop(&mut self) {
+        self.0.access_changes.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// The migration files of one backend's folder, embedded: `version "name" "file"`.
 macro_rules! migrations {
     ($dir:literal: $($version:literal $name:literal $file:literal,)+) => {
@@ -371,16 +381,19 @@ impl Store {
         self.backend
     }
 
-    /// How many changes to what an access key may do this process has committed so far. A key
-    /// read before the count moved may be out of date; one read after it is not, since the
-    /// count moves only once its change is committed.
+    /// A count that moves with every change to what an access key may do that this process
+    /// makes: when the change begins and again once it is committed (or abandoned). A key read
+    /// after the count stood at some value is current unless the count has moved since.
     pub fn access_changes(&self) -> u64 {
         self.access_changes.load(Ordering::Acquire)
     }
 
-    /// Counts a committed change to what an access key may do.
-    fn access_changed(&self) {
+    /// Marks a change to what an access key may do, from now until the guard is dropped: at the
+    /// end of the change's method, after its commit, or when its caller gives up midway (a
+    /// request cancelled after the database committed still moves the count).
+    fn access_changing(&self) -> AccessChange<'_> {
         self.access_changes.fetch_add(1, Ordering::AcqRel);
+        AccessChange(self)
     }
 
     /// The database's access generation: every process's changes to what an access key may do,
