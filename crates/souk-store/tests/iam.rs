@@ -10,15 +10,29 @@ use souk_store::accounts::NewAccount;
 use souk_store::on_both_databases;
 use souk_store::testing::TestDb;
 
+/// The enterprise account both tests act for.
+async fn acme(store: &souk_store::Store) -> souk_store::accounts::Account {
+    store
+        .create_account(
+            NewAccount {
+                kind: AccountKind::Enterprise,
+                name: "Acme",
+                email: "a@acme.example",
+                password_hash: "x",
+                roles: &[],
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+}
+
 on_both_databases! {
     async fn a_deleted_iam_user_keeps_no_session_and_gets_no_key(backend) {
         let db = TestDb::new(backend).await;
         let store = &db.store;
         let now = Utc::now();
-        let account = store
-            .create_account(NewAccount { kind: AccountKind::Enterprise, name: "Acme", email: "a@acme.example", password_hash: "x", roles: &[] }, now)
-            .await
-            .unwrap();
+        let account = acme(store).await;
         let user = store
             .create_iam_user(&account.id, &NewUser { name: "carol".into(), console_access: true, programmatic_access: true, policy: Policy::ReadOnly }, Some("hash"), now)
             .await
@@ -55,10 +69,7 @@ on_both_databases! {
         let store = &db.store;
         let elsewhere = souk_store::Store::connect_with(&db.url, 2).await.unwrap();
         let now = Utc::now();
-        let account = store
-            .create_account(NewAccount { kind: AccountKind::Enterprise, name: "Acme", email: "a@acme.example", password_hash: "x", roles: &[] }, now)
-            .await
-            .unwrap();
+        let account = acme(store).await;
         let user = store
             .create_iam_user(&account.id, &NewUser { name: "bot".into(), console_access: false, programmatic_access: true, policy: Policy::FullAccess }, None, now)
             .await
