@@ -58,28 +58,25 @@ struct Memory {
 /// A signed request waiting for its batch's statement, and where its answer goes.
 struct Waiting {
     access_key: String,
-    /// Its key's holder as the node knows it, if it does.
-    known: Option<KeyHolder>,
+    /// The access generation at which the node knows its key's holder, if it does.
+    known_at: Option<i64>,
     digest: Digest,
     expires: DateTime<Utc>,
     answer: oneshot::Sender<Answer>,
 }
 
-/// What a batch's statement answers one signed request: its key's holder and whether its
-/// signature was new.
-type Answer = souk_store::Result<(Option<KeyHolder>, bool)>;
+/// What a batch's statement answers one signed request: its key's holder (unless the node's
+/// stands) and whether its signature was new.
+type Answer = souk_store::Result<(KeyRead, bool)>;
 
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
 #[derive(Debug)]
 pub enum Seen {
     /// The read remembered it (PostgreSQL): `true` when it was new.
     Decided(bool),
-    /// Its batch's statement is remembering it (PostgreSQL, a key the node knew at
-    /// `generation`): a read may be checked and run meanwhile, but not answered before.
-    Pending {
-        answered: oneshot::Receiver<Answer>,
-        generation: i64,
-    },
+    /// Its batch's statement is remembering it (PostgreSQL, a key the node knew): a read may be
+    /// checked and run meanwhile, but not answered before.
+    Pending(oneshot::Receiver<Answer>),
     /// The node's memory decides, once the signature checks out (SQLite).
     Undecided,
 }
@@ -87,7 +84,7 @@ pub enum Seen {
 impl Seen {
     /// Whether the verdict is still on its way from the database.
     pub fn is_pending(&self) -> bool {
-        matches!(self, Seen::Pending { .. })
+        matches!(self, Seen::Pending(_))
     }
 }
 
@@ -166,25 +163,20 @@ impl Replays {
         let known = self.known.get(store, access_key);
         let waiting = Waiting {
             access_key: access_key.to_owned(),
-            known: known.clone(),
+            known_at: known.as_ref().map(|h| h.generation),
             digest: digest(access_key, signature),
             expires,
             answer,
         };
         writer.send(waiting).map_err(|_| batch_reader_stopped())?;
         match known {
-            Some(holder) if reads_only => {
-                let generation = holder.generation;
-                Ok(Some((
-                    holder,
-                    Seen::Pending {
-                        answered,
-                        generation,
-                    },
-                )))
-            }
-            _ => {
-                let (holder, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
+            Some(holder) if reads_only => Ok(Some((holder, Seen::Pending(answered)))),
+            known => {
+                let (read, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
+                let holder = match read {
+                    KeyRead::Unchanged => known,
+                    KeyRead::Read(holder) => holder.map(|h| *h),
+                };
                 Ok(holder.map(|h| (h, Seen::Decided(fresh))))
             }
         }
@@ -239,21 +231,15 @@ impl Replays {
     ) -> souk_store::Result<Accepted> {
         let fresh = match (seen, &self.keeper) {
             (Seen::Decided(fresh), _) => fresh,
-            (
-                Seen::Pending {
-                    answered,
-                    generation,
-                },
-                _,
-            ) => {
-                let (holder, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
-                match holder {
+            (Seen::Pending(answered), _) => {
+                match answered.await.map_err(|_| batch_reader_stopped())?? {
+                    (KeyRead::Unchanged, fresh) => fresh,
                     // Gone: its signature was not remembered, and it signs nothing.
-                    None => return Ok(Accepted::Changed(None)),
-                    Some(h) if h.generation != generation && fresh => {
-                        return Ok(Accepted::Changed(Some(Box::new(h))))
+                    (KeyRead::Read(None), _) => return Ok(Accepted::Changed(None)),
+                    (KeyRead::Read(Some(holder)), true) => {
+                        return Ok(Accepted::Changed(Some(holder)))
                     }
-                    Some(_) => fresh,
+                    (KeyRead::Read(Some(_)), false) => false,
                 }
             }
             (Seen::Undecided, Keeper::Memory(memory)) => {
@@ -368,7 +354,7 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
             access_key: &w.access_key,
             digest: &w.digest,
             expires: w.expires,
-            known_at: w.known.as_ref().map(|h| h.generation),
+            known_at: w.known_at,
         })
         .collect();
     let changes = store.access_changes();
@@ -376,15 +362,9 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
         Ok((answers, generation)) => {
             known.learn(generation);
             for (w, answer) in batch.into_iter().zip(answers) {
-                let answer = answer.map(|(read, fresh)| match read {
-                    KeyRead::Unchanged => (w.known, fresh),
-                    KeyRead::Read(holder) => {
-                        if let Some(holder) = &holder {
-                            known.remember(holder, changes);
-                        }
-                        (holder.map(|h| *h), fresh)
-                    }
-                });
+                if let Ok((KeyRead::Read(Some(holder)), _)) = &answer {
+                    known.remember(holder, changes);
+                }
                 let _ = w.answer.send(answer);
             }
         }

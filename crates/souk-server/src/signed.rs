@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use souk_core::iam::{KeyState, SIGNATURE_WINDOW_SECS};
 use souk_protocol::aksk::{self, Authorization};
+use souk_store::accounts::KeyHolder;
 use souk_store::iam::{refusal_id, Refusal};
 use std::future::Future;
 use std::pin::Pin;
@@ -233,12 +234,7 @@ async fn verify(
     };
     let key = &holder.key;
     let account_id = Some(key.account_id.clone());
-    if key.state != KeyState::Active {
-        return Err(refuse(
-            unauthenticated("the access key is disabled"),
-            account_id,
-        ));
-    }
+    active(&holder).map_err(|e| refuse(e, account_id.clone()))?;
     let secret = state
         .secrets
         .open(
@@ -273,21 +269,12 @@ async fn verify(
         SIGNATURE_WINDOW_SECS,
     )
     .map_err(|e| refuse(unauthenticated(e.to_string()), account_id.clone()))?;
+    allowed(&holder, &parts.method, parts.uri.path()).map_err(|e| refuse(e, account_id))?;
     let policy = holder.policy;
-    if !holder.programmatic_access || !policy.allows(parts.method.as_str(), parts.uri.path()) {
-        return Err(refuse(
-            AppError::Forbidden(format!(
-                "the access key's policy ({policy}) does not allow {} {}",
-                parts.method,
-                parts.uri.path()
-            )),
-            account_id,
-        ));
-    }
     let acceptance = Acceptance {
         seen,
         access_key: key.access_key.clone(),
-        signature: auth.signature.clone(),
+        signature: auth.signature,
         account_id: key.account_id.clone(),
         last_used_at: key.last_used_at,
         now,
@@ -303,6 +290,28 @@ async fn verify(
         },
         acceptance,
     ))
+}
+
+/// Refuses a key that is disabled.
+fn active(holder: &KeyHolder) -> Result<(), AppError> {
+    if holder.key.state == KeyState::Active {
+        Ok(())
+    } else {
+        Err(unauthenticated("the access key is disabled"))
+    }
+}
+
+/// Refuses a call the key's user may not make: no programmatic access, or a policy that does not
+/// allow it.
+fn allowed(holder: &KeyHolder, method: &Method, path: &str) -> Result<(), AppError> {
+    if holder.programmatic_access && holder.policy.allows(method.as_str(), path) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "the access key's policy ({}) does not allow {method} {path}",
+            holder.policy
+        )))
+    }
 }
 
 /// A signed request that checked out, and what remains: whether its signature is new.
@@ -347,16 +356,8 @@ impl Acceptance {
                 // decides. (What its account may do, its roles and verification, the use case
                 // decided as the account stood when the read began, as for any read that
                 // overlaps a change.)
-                if now_held.key.state != KeyState::Active {
-                    return Err(refuse(unauthenticated("the access key is disabled")));
-                }
-                let (method, path) = (attempt.method.as_str(), attempt.uri.path());
-                if !now_held.programmatic_access || !now_held.policy.allows(method, path) {
-                    return Err(refuse(AppError::Forbidden(format!(
-                        "the access key's policy ({}) does not allow {method} {path}",
-                        now_held.policy
-                    ))));
-                }
+                active(&now_held).map_err(refuse)?;
+                allowed(&now_held, &attempt.method, attempt.uri.path()).map_err(refuse)?;
             }
         }
         // Last use is shown to the minute; a key used within the last one is not written again

@@ -281,7 +281,7 @@ on_both_databases! {
 
     async fn a_key_changed_elsewhere_is_refused_by_a_node_that_knew_it(backend) {
         let app = TestApp::spawn(backend).await;
-        let (_, _, ak, sk) = buyer_with_key(&app, "full_access").await;
+        let (_, buyer, ak, sk) = buyer_with_key(&app, "full_access").await;
         let prefs = json!([{"topic": "order", "email": false}]);
         let write = || async { signed(&app.base, "PUT", "/v1/notifications/preferences", Some(prefs.clone()), &ak, &sk, &now()).await.status() };
         // The node knows the key once it has signed a request with it.
@@ -310,9 +310,13 @@ on_both_databases! {
         elsewhere.set_access_key_state(&holder.account.id, &ak, souk_core::iam::KeyState::Disabled).await.unwrap();
         after_change().await;
         assert_eq!(signed(&app.base, "GET", "/v1/notifications", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the disabled key is refused");
-        elsewhere.delete_access_key(&holder.account.id, &ak).await.unwrap();
+        // The user's second key, known to the node, then deleted elsewhere.
+        let second = buyer.expect_post(&format!("/v1/iam/users/{user}/access-keys"), json!({}), StatusCode::CREATED).await;
+        let (ak2, sk2) = (second["access_key"].as_str().unwrap(), second["secret_key"].as_str().unwrap());
+        assert_eq!(signed(&app.base, "GET", "/v1/me", None, ak2, sk2, &now()).await.status(), StatusCode::OK);
+        elsewhere.delete_access_key(&holder.account.id, ak2).await.unwrap();
         after_change().await;
-        assert_eq!(signed(&app.base, "GET", "/v1/me?again=1", None, &ak, &sk, &now()).await.status(), StatusCode::UNAUTHORIZED, "the deleted key is refused");
+        assert_eq!(signed(&app.base, "GET", "/v1/me?again=1", None, ak2, sk2, &now()).await.status(), StatusCode::UNAUTHORIZED, "the deleted key is refused");
         elsewhere.close().await;
         app.cleanup().await;
     }

@@ -194,9 +194,9 @@ pub struct Store {
     /// Use PostgreSQL's one-statement forms of the hot writes (off only to test them against the
     /// portable forms).
     fast_paths: bool,
-    /// How many changes to what an access key may do (its state, its user's policy, its
-    /// account and roles) this process has committed, so what a node read of them can be known
-    /// current without a round trip; the database's access generation counts every process's.
+    /// Moves with every change this process makes to what an access key may do (its state, its
+    /// user's policy, its account and roles), so what a node read of them can be known current
+    /// without a round trip; the database's access generation counts every process's.
     access_changes: Arc<AtomicU64>,
 }
 
