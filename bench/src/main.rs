@@ -115,6 +115,12 @@ async fn souk(backend: Backend) -> Result<(TestDb, String, Arc<AppState>)> {
     souk_server::demo::fill(&state, &format!("http://{addr}/demo-seller"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // As `souk serve` does: a node alone keeps accepted signatures in its memory.
+    state
+        .replays
+        .join(&state.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     souk_server::start(state.clone(), listener)?;
     Ok((db, format!("http://{addr}"), state))
 }
@@ -791,9 +797,10 @@ async fn main() -> Result<()> {
         }
     }
     if runs("access-keys") {
-        access_keys(Backend::Sqlite).await?;
+        access_keys(Backend::Sqlite, 1).await?;
         if std::env::var("SOUK_TEST_POSTGRES_URL").is_ok() {
-            access_keys(Backend::Postgres).await?;
+            access_keys(Backend::Postgres, 1).await?;
+            access_keys(Backend::Postgres, 2).await?;
         }
     }
     Ok(())
@@ -1025,9 +1032,24 @@ const PRESIGNED_PER_CLIENT: usize = 10_000;
 /// Usage batches written before the measurement, per client (about 200 KB each).
 const PREBUILT_BATCHES: usize = 400;
 
-/// What an access key's signature costs over a session, on the same read.
-async fn access_keys(backend: Backend) -> Result<()> {
+/// What an access key's signature costs over a session, on the same read, with `nodes` nodes
+/// present (on PostgreSQL a node alone keeps accepted signatures in its memory; with more, each
+/// is remembered in the database, and only the measured node serves).
+async fn access_keys(backend: Backend, nodes: usize) -> Result<()> {
     let (db, base, state) = souk(backend).await?;
+    let mut others = Vec::new();
+    for _ in 1..nodes {
+        others.push(
+            db.store
+                .join_nodes(false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+    }
+    // The measured node sees them at its next look.
+    while nodes > 1 && state.replays.keeps_alone().await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let session = logged_in(&base, "buyer@souk.demo", "buyer-demo-password").await?;
     let key = souk_server::app::iam::create_key_for(&state, "buyer@souk.demo")
         .await
@@ -1035,10 +1057,14 @@ async fn access_keys(backend: Backend) -> Result<()> {
     let (ak, sk) = (key.key.access_key.clone(), key.secret.clone());
     let url = format!("{base}/v1/orders?limit=5");
     println!(
-        "access keys: GET /v1/orders?limit=5, 8 clients ({})",
+        "access keys: GET /v1/orders?limit=5, 8 clients ({}, {})",
         match backend {
             Backend::Sqlite => "SQLite",
             Backend::Postgres => "PostgreSQL",
+        },
+        match nodes {
+            1 => "one node".to_owned(),
+            n => format!("{n} nodes present"),
         }
     );
     // The machine's speed swings by a fifth from one 5-second stretch to the next: sessions and
@@ -1076,6 +1102,9 @@ async fn access_keys(backend: Backend) -> Result<()> {
         extra[PAIRS / 4],
         extra[PAIRS - 1 - PAIRS / 4]
     );
+    for other in others {
+        other.leave().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     db.cleanup().await;
     Ok(())
 }

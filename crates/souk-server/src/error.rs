@@ -278,6 +278,7 @@ impl From<souk_store::Error> for AppError {
             }
             E::Duplicate(other) => AppError::Conflict(format!("already exists ({other:?})")),
             E::Stale => AppError::Stale,
+            E::KeptElsewhere => AppError::Busy,
             // Callers that debit map this with the price; reaching here is a bug.
             E::InsufficientBalance { available_minor } => {
                 AppError::Internal(format!("unexpected short balance ({available_minor})"))

@@ -1,29 +1,47 @@
 //! Accepting a signed request once: the signatures accepted while they could still be replayed,
 //! each remembered as a 16-byte digest of its access key and signature.
 //!
-//! On PostgreSQL several nodes may serve one marketplace, so the database decides: each signature's
-//! digest is inserted by the statement that reads its key (or, for a key the node already knows,
-//! makes sure nothing changed it since: known_keys.rs), and a replay's insert finds the first,
-//! whichever node it reached. The signed requests a node receives at about the same time share
-//! that statement: a request waits for its batch, never for a timer (a batch is what arrived
-//! while the previous one ran), so under load one round trip serves several requests.
+//! Where they are remembered depends on who else could accept one:
 //!
-//! SQLite serves one node, so that node's memory decides, and a signed request does not wait for
-//! the single writer behind every other write. The memory is written to the database every second,
-//! one row for the second's signatures, and read back when the node first checks a signature, so a
-//! restart still refuses what was accepted before it; after a crash, the last second's signatures
-//! may be accepted once more.
+//! - **The node's memory**, when it is the only node: always on SQLite, which one node serves,
+//!   and on PostgreSQL while the node is the only one present (nodes.rs in the store). The memory
+//!   is written to the database every second, and read back when the node first checks a
+//!   signature, so a restart still refuses what was accepted before it; after a crash, the last
+//!   second's signatures may be accepted once more.
+//! - **The database**, on PostgreSQL while several nodes serve it: each signature's digest is
+//!   inserted by the statement that reads its key (or, for a key the node already knows, makes
+//!   sure nothing changed it since: known_keys.rs), and a replay's insert finds the first,
+//!   whichever node it reached. The signed requests a node receives at about the same time share
+//!   that statement: a request waits for its batch, never for a timer (a batch is what arrived
+//!   while the previous one ran), so under load one round trip serves several requests.
+//!
+//! A node alone takes the keeper lock once its own statements have ended; when another node
+//! joins, it writes what it remembered to the database and gives the lock back, and the joining
+//! node serves only then. Each request holds the keeper it started with until its verdict, so a
+//! change of keeper waits for the requests under way and none straddles it.
 
 use crate::known_keys::KnownKeys;
 use chrono::{DateTime, Utc};
 use souk_store::accounts::{KeyHolder, KeyRead, SignedLookup};
+use souk_store::nodes::NodeLink;
 use souk_store::{Backend, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, OnceCell, OwnedRwLockReadGuard, RwLock};
 
-/// How often a node's accepted signatures are written (SQLite), and expired ones forgotten.
-const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a node's accepted signatures are written, and expired ones forgotten.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a node looks at the nodes present (PostgreSQL), and so how long a joining node
+/// waits, at most, before the one keeping signatures alone starts handing them over.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a request waits for another node to hand signatures over before it is answered 503.
+const HANDOVER_WAIT: Duration = Duration::from_secs(3);
+
+/// How often a request waiting for a handover tries again.
+const HANDOVER_POLL: Duration = Duration::from_millis(10);
 
 /// The most signed requests one statement serves (PostgreSQL).
 const MAX_BATCH: usize = 64;
@@ -44,7 +62,7 @@ fn digest(access_key: &str, signature: &str) -> Digest {
     d
 }
 
-/// The signatures a node accepted, when the node alone decides (SQLite).
+/// The signatures a node accepted, while it alone decides.
 #[derive(Default)]
 struct Memory {
     /// Read back from the database on first use.
@@ -69,22 +87,42 @@ struct Waiting {
 /// stands) and whether its signature was new.
 type Answer = souk_store::Result<(KeyRead, bool)>;
 
+/// Where accepted signatures are remembered now.
+enum Keeper {
+    /// The node's memory: the node is the only one.
+    Memory(Memory),
+    /// The database, shared by the nodes (PostgreSQL).
+    Shared,
+}
+
+/// The keeper a request started with, held until its verdict.
+pub struct KeeperHeld(OwnedRwLockReadGuard<Keeper>);
+
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
-#[derive(Debug)]
 pub enum Seen {
-    /// The read remembered it (PostgreSQL): `true` when it was new.
+    /// The read remembered it (PostgreSQL, several nodes): `true` when it was new.
     Decided(bool),
-    /// Its batch's statement is remembering it (PostgreSQL, a key the node knew): a read may be
-    /// checked and run meanwhile, but not answered before.
-    Pending(oneshot::Receiver<Answer>),
-    /// The node's memory decides, once the signature checks out (SQLite).
-    Undecided,
+    /// Its batch's statement is remembering it (PostgreSQL, several nodes, a key the node
+    /// knew): a read may be checked and run meanwhile, but not answered before.
+    Pending(oneshot::Receiver<Answer>, KeeperHeld),
+    /// The keeper decides, once the signature checks out.
+    Undecided(KeeperHeld),
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seen::Decided(fresh) => write!(f, "Decided({fresh})"),
+            Seen::Pending(..) => f.write_str("Pending"),
+            Seen::Undecided(_) => f.write_str("Undecided"),
+        }
+    }
 }
 
 impl Seen {
     /// Whether the verdict is still on its way from the database.
     pub fn is_pending(&self) -> bool {
-        matches!(self, Seen::Pending(_))
+        matches!(self, Seen::Pending(..))
     }
 }
 
@@ -102,16 +140,24 @@ pub enum Accepted {
 
 /// Where accepted signatures are remembered, and the keys the node knows.
 pub struct Replays {
-    keeper: Keeper,
+    backend: Backend,
+    /// Taken shared by each request from its key's read to its verdict, exclusively to change it.
+    keeper: Arc<RwLock<Keeper>>,
+    /// The node's batch reader, started on first use and again should it ever stop
+    /// (PostgreSQL, several nodes).
+    batches: Mutex<Option<mpsc::UnboundedSender<Waiting>>>,
+    /// The node's own connection, once it joined the nodes serving the database (PostgreSQL).
+    link: tokio::sync::Mutex<Link>,
     known: Arc<KnownKeys>,
 }
 
-enum Keeper {
-    /// The node's memory (SQLite).
-    Memory(Memory),
-    /// The database, through the node's batch reader, started on first use and again should
-    /// it ever stop (PostgreSQL).
-    Shared(Mutex<Option<mpsc::UnboundedSender<Waiting>>>),
+/// The node's place among the nodes serving the database.
+enum Link {
+    /// Not joined (SQLite; or a PostgreSQL node that shares signatures whatever the others do).
+    Apart,
+    Joined(NodeLink),
+    /// Joined, but its connection was lost: joined again at the next look.
+    Lost,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,23 +165,115 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Replays {
-    /// The node's memory on SQLite, the database on PostgreSQL.
+    /// The node's memory on SQLite; on PostgreSQL the database, until the node has joined the
+    /// nodes ([`Replays::join`]) and finds itself alone.
     pub fn for_backend(backend: Backend) -> Replays {
         Replays {
-            keeper: match backend {
+            backend,
+            keeper: Arc::new(RwLock::new(match backend {
                 Backend::Sqlite => Keeper::Memory(Memory::default()),
-                Backend::Postgres => Keeper::Shared(Mutex::new(None)),
-            },
+                Backend::Postgres => Keeper::Shared,
+            })),
+            batches: Mutex::new(None),
+            link: tokio::sync::Mutex::new(Link::Apart),
             known: Arc::default(),
         }
     }
 
+    /// Joins the nodes serving the database (PostgreSQL; nothing to do on SQLite), waiting
+    /// until none keeps signatures alone. From then on [`Replays::watch_nodes`] lets this node
+    /// keep them itself whenever it is the only one.
+    pub async fn join(&self, store: &Store) -> souk_store::Result<()> {
+        if self.backend == Backend::Postgres {
+            *self.link.lock().await = Link::Joined(store.join_nodes(true).await?);
+        }
+        Ok(())
+    }
+
+    /// Leaves the nodes (a node stopping): what it kept alone is written to the database first.
+    pub async fn leave(&self, store: &Store) -> souk_store::Result<()> {
+        let Link::Joined(mut link) = std::mem::replace(&mut *self.link.lock().await, Link::Apart)
+        else {
+            return Ok(());
+        };
+        self.hand_over(store, &mut link).await?;
+        link.leave().await
+    }
+
+    /// Looks at the nodes present, once joined (PostgreSQL): the only one, the node takes the
+    /// keeper lock and keeps signatures in its memory; once another is present, it writes them
+    /// to the database and gives the lock back. Also learns the access generation.
+    pub async fn watch_nodes(&self, store: &Store) -> souk_store::Result<()> {
+        let mut held = self.link.lock().await;
+        let link = match &mut *held {
+            Link::Apart => return Ok(()),
+            Link::Lost => {
+                // Presence only: the node is serving meanwhile, and its statements' gate keeps
+                // it from accepting what a node keeping signatures alone accepts.
+                *held = Link::Joined(store.join_nodes(false).await?);
+                return Ok(());
+            }
+            Link::Joined(link) => link,
+        };
+        let look = match link.look().await {
+            Ok(look) => look,
+            Err(e) => {
+                // The connection, and the keeper lock with it, may be gone: keep nothing alone
+                // any more, and join again at the next look.
+                let mut keeper = self.keeper.write().await;
+                if let Keeper::Memory(memory) = &*keeper {
+                    if let Err(e) = memory.persist(store, chrono::Utc::now()).await {
+                        tracing::warn!(error = %e, "signatures kept alone could not be written");
+                    }
+                }
+                *keeper = Keeper::Shared;
+                *held = Link::Lost;
+                return Err(e);
+            }
+        };
+        self.known.learn(look.access_generation);
+        let alone = look.present == 1;
+        if link.keeping() && !alone {
+            tracing::info!(
+                nodes = look.present,
+                "another node joined: handing accepted signatures over"
+            );
+            self.hand_over(store, link).await?;
+        } else if !link.keeping() && alone {
+            // The node's own statements end before the lock is tried (they hold it shared).
+            let mut keeper = self.keeper.write().await;
+            if link.keep_alone().await? {
+                tracing::info!("the only node: keeping accepted signatures in memory");
+                *keeper = Keeper::Memory(Memory::default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the node kept alone to the database and gives the keeper lock back; kept
+    /// alone still if the write fails (the joining node waits, and the next look tries again).
+    async fn hand_over(&self, store: &Store, link: &mut NodeLink) -> souk_store::Result<()> {
+        let mut keeper = self.keeper.write().await;
+        if let Keeper::Memory(memory) = &*keeper {
+            memory.persist(store, chrono::Utc::now()).await?;
+        }
+        link.stop_keeping().await?;
+        *keeper = Keeper::Shared;
+        Ok(())
+    }
+
+    /// Whether this node keeps accepted signatures in its memory.
+    pub async fn keeps_alone(&self) -> bool {
+        matches!(*self.keeper.read().await, Keeper::Memory(_))
+    }
+
     /// The key `access_key` with its holder, as the node knows it if nothing changed since it
-    /// read it. On PostgreSQL a statement remembers `signature` until `expires`, tells whether
-    /// it is new and reads the key if the node does not know it or it changed; for a request
-    /// that only reads (`reads_only`) and a key the node knows, the holder is returned at once
-    /// and the statement's verdict comes to [`Replays::accept`]. On SQLite remembering waits for
-    /// [`Replays::accept`], once the signature checks out.
+    /// read it. While several nodes share PostgreSQL, a statement remembers `signature` until
+    /// `expires`, tells whether it is new and reads the key if the node does not know it or it
+    /// changed; for a request that only reads (`reads_only`) and a key the node knows, the
+    /// holder is returned at once and the statement's verdict comes to [`Replays::accept`]. In
+    /// the node's memory, remembering waits for [`Replays::accept`], once the signature checks
+    /// out.
     pub async fn key_holder(
         &self,
         store: &Store,
@@ -144,18 +282,46 @@ impl Replays {
         expires: DateTime<Utc>,
         reads_only: bool,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        let writer = match &self.keeper {
-            Keeper::Memory(_) => return self.key_holder_only(store, access_key).await,
-            Keeper::Shared(writer) => {
-                let mut writer = locked(writer);
-                match writer.as_ref() {
-                    Some(running) if !running.is_closed() => running.clone(),
-                    _ => {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        tokio::spawn(serve_batches(store.clone(), self.known.clone(), rx));
-                        *writer = Some(tx.clone());
-                        tx
-                    }
+        let handed_over_by = Instant::now() + HANDOVER_WAIT;
+        loop {
+            let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+            let found = match &*keeper.0 {
+                Keeper::Memory(_) => return self.read_key(store, access_key, keeper).await,
+                Keeper::Shared => {
+                    self.read_key_remembering(
+                        store, access_key, signature, expires, reads_only, keeper,
+                    )
+                    .await
+                }
+            };
+            match found {
+                Err(souk_store::Error::KeptElsewhere) if Instant::now() < handed_over_by => {
+                    tokio::time::sleep(HANDOVER_POLL).await
+                }
+                found => return found,
+            }
+        }
+    }
+
+    /// [`Replays::key_holder`] through the node's batch statement.
+    async fn read_key_remembering(
+        &self,
+        store: &Store,
+        access_key: &str,
+        signature: &str,
+        expires: DateTime<Utc>,
+        reads_only: bool,
+        keeper: KeeperHeld,
+    ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
+        let writer = {
+            let mut writer = locked(&self.batches);
+            match writer.as_ref() {
+                Some(running) if !running.is_closed() => running.clone(),
+                _ => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(serve_batches(store.clone(), self.known.clone(), rx));
+                    *writer = Some(tx.clone());
+                    tx
                 }
             }
         };
@@ -170,7 +336,7 @@ impl Replays {
         };
         writer.send(waiting).map_err(|_| batch_reader_stopped())?;
         match known {
-            Some(holder) if reads_only => Ok(Some((holder, Seen::Pending(answered)))),
+            Some(holder) if reads_only => Ok(Some((holder, Seen::Pending(answered, keeper)))),
             known => {
                 let (read, fresh) = answered.await.map_err(|_| batch_reader_stopped())??;
                 let holder = match read {
@@ -184,17 +350,27 @@ impl Replays {
 
     /// The key `access_key` with its holder, remembering no signature: for a client that sent
     /// too many bad signatures, whose signature is remembered by [`Replays::accept`] only once
-    /// it checks out (a second round trip on PostgreSQL), so forged signatures write nothing.
-    /// On SQLite, where signatures are remembered that way anyway, the node's known keys serve
-    /// it; on PostgreSQL the key is read, since another node may have changed it.
+    /// it checks out (a second round trip while nodes share PostgreSQL), so forged signatures
+    /// write nothing. A node keeping signatures alone answers from the keys it knows; one
+    /// sharing them reads the key, since another node may have changed it.
     pub async fn key_holder_only(
         &self,
         store: &Store,
         access_key: &str,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        if matches!(self.keeper, Keeper::Memory(_)) {
+        let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+        self.read_key(store, access_key, keeper).await
+    }
+
+    async fn read_key(
+        &self,
+        store: &Store,
+        access_key: &str,
+        keeper: KeeperHeld,
+    ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
+        if matches!(*keeper.0, Keeper::Memory(_)) {
             if let Some(holder) = self.known.get(store, access_key) {
-                return Ok(Some((holder, Seen::Undecided)));
+                return Ok(Some((holder, Seen::Undecided(keeper))));
             }
         }
         let changes = store.access_changes();
@@ -202,7 +378,7 @@ impl Replays {
         if let Some(holder) = &holder {
             self.known.remember(holder, changes);
         }
-        Ok(holder.map(|h| (h, Seen::Undecided)))
+        Ok(holder.map(|h| (h, Seen::Undecided(keeper))))
     }
 
     /// Notes that the key's last use was recorded at `at`.
@@ -210,8 +386,8 @@ impl Replays {
         self.known.used(access_key, at);
     }
 
-    /// Reads the database's access generation, so keys changed by another process (on SQLite,
-    /// the command line) are read again.
+    /// Reads the database's access generation, so keys changed by another process (the command
+    /// line, beside a node keeping signatures alone) are read again.
     pub async fn refresh_known_keys(&self, store: &Store) -> souk_store::Result<()> {
         self.known.learn(store.access_generation().await?);
         Ok(())
@@ -229,29 +405,40 @@ impl Replays {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<Accepted> {
-        let fresh = match (seen, &self.keeper) {
-            (Seen::Decided(fresh), _) => fresh,
-            (Seen::Pending(answered), _) => {
-                match answered.await.map_err(|_| batch_reader_stopped())?? {
-                    (KeyRead::Unchanged, fresh) => fresh,
+        let d = digest(access_key, signature);
+        let fresh = match seen {
+            Seen::Decided(fresh) => fresh,
+            Seen::Pending(answered, keeper) => {
+                match answered.await.map_err(|_| batch_reader_stopped())? {
+                    Ok((KeyRead::Unchanged, fresh)) => fresh,
                     // Gone: its signature was not remembered, and it signs nothing.
-                    (KeyRead::Read(None), _) => return Ok(Accepted::Changed(None)),
-                    (KeyRead::Read(Some(holder)), true) => {
+                    Ok((KeyRead::Read(None), _)) => return Ok(Accepted::Changed(None)),
+                    Ok((KeyRead::Read(Some(holder)), true)) => {
                         return Ok(Accepted::Changed(Some(holder)))
                     }
-                    (KeyRead::Read(Some(_)), false) => false,
+                    Ok((KeyRead::Read(Some(_)), false)) => false,
+                    Err(souk_store::Error::KeptElsewhere) => {
+                        // Another node kept signatures alone: the statement decided nothing,
+                        // not even whether the key changed. Read it again, and remember the
+                        // signature once the handover is done.
+                        drop(keeper);
+                        let holder = store.key_holder(access_key).await?;
+                        let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                        return Ok(match holder {
+                            None => Accepted::Changed(None),
+                            Some(holder) => {
+                                if self.remember(store, keeper, d, now, expires).await? {
+                                    Accepted::Changed(Some(Box::new(holder)))
+                                } else {
+                                    Accepted::Replay
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            (Seen::Undecided, Keeper::Memory(memory)) => {
-                memory
-                    .accept(store, digest(access_key, signature), now, expires)
-                    .await?
-            }
-            (Seen::Undecided, Keeper::Shared(_)) => {
-                store
-                    .remember_signature_digest(&digest(access_key, signature), expires)
-                    .await?
-            }
+            Seen::Undecided(keeper) => self.remember(store, keeper, d, now, expires).await?,
         };
         Ok(if fresh {
             Accepted::New
@@ -260,9 +447,37 @@ impl Replays {
         })
     }
 
-    /// Writes what the node accepted since the last call (SQLite), and forgets what has expired.
+    /// Remembers a checked signature with the keeper the request holds: `true` when it is new.
+    /// While another node keeps signatures alone, waits for it to hand them over.
+    async fn remember(
+        &self,
+        store: &Store,
+        mut keeper: KeeperHeld,
+        d: Digest,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> souk_store::Result<bool> {
+        let handed_over_by = Instant::now() + HANDOVER_WAIT;
+        loop {
+            let remembered = match &*keeper.0 {
+                Keeper::Memory(memory) => memory.accept(store, d, now, expires).await,
+                Keeper::Shared => store.remember_signature_digest(&d, expires).await,
+            };
+            match remembered {
+                Err(souk_store::Error::KeptElsewhere) if Instant::now() < handed_over_by => {
+                    drop(keeper);
+                    tokio::time::sleep(HANDOVER_POLL).await;
+                    keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                }
+                remembered => return remembered,
+            }
+        }
+    }
+
+    /// Writes what the node kept in its memory since the last call, and forgets what has
+    /// expired.
     pub async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
-        if let Keeper::Memory(memory) = &self.keeper {
+        if let Keeper::Memory(memory) = &*self.keeper.read().await {
             memory.persist(store, now).await?;
         }
         store.forget_expired_signatures(now).await?;
@@ -369,18 +584,32 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
             }
         }
         Err(e) => {
+            let kept_elsewhere = matches!(e, souk_store::Error::KeptElsewhere);
             let why = e.to_string();
             for w in batch {
-                let _ = w.answer.send(Err(souk_store::Error::database(why.clone())));
+                let _ = w.answer.send(Err(if kept_elsewhere {
+                    souk_store::Error::KeptElsewhere
+                } else {
+                    souk_store::Error::database(why.clone())
+                }));
             }
         }
     }
 }
 
-/// Every second, forever: reads the access generation, and persists and prunes accepted signatures.
+/// Forever: looks at the nodes present four times a second, and every second reads the access
+/// generation and persists and prunes accepted signatures.
 pub async fn keep(state: crate::SharedState) {
+    let mut persisted = Instant::now();
     loop {
-        tokio::time::sleep(PERSIST_EVERY).await;
+        tokio::time::sleep(WATCH_EVERY).await;
+        if let Err(e) = state.replays.watch_nodes(&state.store).await {
+            tracing::warn!(error = %e, "could not look at the nodes present");
+        }
+        if persisted.elapsed() < PERSIST_EVERY {
+            continue;
+        }
+        persisted = Instant::now();
         // First, as it is quick: writing the signatures may wait for SQLite's one writer.
         if let Err(e) = state.replays.refresh_known_keys(&state.store).await {
             tracing::warn!(error = %e, "could not read the access generation");
@@ -405,10 +634,8 @@ mod tests {
         // A reader whose task is gone (as after a panic in it): its queue has no receiver.
         let (stopped, queue) = mpsc::unbounded_channel();
         drop(queue);
-        let replays = Replays {
-            keeper: Keeper::Shared(Mutex::new(Some(stopped))),
-            known: Arc::default(),
-        };
+        let replays = Replays::for_backend(Backend::Postgres);
+        *locked(&replays.batches) = Some(stopped);
         let until = Utc::now() + chrono::Duration::minutes(15);
         for _ in 0..2 {
             // Answered by a statement (an unknown key has no holder), not refused for want of
@@ -419,10 +646,7 @@ mod tests {
                 .unwrap();
             assert!(found.is_none());
         }
-        let Keeper::Shared(writer) = &replays.keeper else {
-            unreachable!("built shared above")
-        };
-        assert!(!locked(writer).as_ref().unwrap().is_closed());
+        assert!(!locked(&replays.batches).as_ref().unwrap().is_closed());
         db.cleanup().await;
     }
 }

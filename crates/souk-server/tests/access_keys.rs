@@ -613,3 +613,181 @@ on_both_databases! {
         app.cleanup().await;
     }
 }
+
+/// Nodes on one PostgreSQL: the only one keeps the signatures it accepts in its memory; when a
+/// second joins, the first writes them to the database before the second serves, and when the
+/// second leaves, the first keeps them alone again, knowing what the second accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_hand_accepted_signatures_over_as_they_join_and_leave() {
+    if !souk_store::testing::postgres_enabled() {
+        eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let app = TestApp::spawn(souk_store::Backend::Postgres).await;
+    let (_, _, ak, sk) = buyer_with_key(&app, "billing").await;
+    let keys = (ak.as_str(), sk.as_str());
+    let once = |to: &str, path: &str, date: &str| {
+        let (to, base, path, date) = (
+            to.to_owned(),
+            app.base.clone(),
+            path.to_owned(),
+            date.to_owned(),
+        );
+        async move {
+            signed_via(&to, &base, "GET", &path, None, keys, &date)
+                .await
+                .status()
+        }
+    };
+    let first = &app.state;
+    first.replays.join(&first.store).await.unwrap();
+    first.replays.watch_nodes(&first.store).await.unwrap();
+    assert!(
+        first.replays.keeps_alone().await,
+        "the only node keeps them itself"
+    );
+    let early = now();
+    assert_eq!(once(&app.base, "/v1/balance", &early).await, StatusCode::OK);
+    assert_eq!(
+        once(&app.base, "/v1/balance", &early).await,
+        StatusCode::UNAUTHORIZED,
+        "its memory refuses a replay"
+    );
+
+    // A second node, with connections of its own. Joining waits until the first hands over (the
+    // first looks four times a second).
+    let url = app.db.as_ref().unwrap().url.clone();
+    let store = souk_store::Store::connect_with(&url, 4).await.unwrap();
+    let second = souk_server::AppState::new(store, app.state.settings.clone());
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        second.replays.join(&second.store),
+    )
+    .await
+    .expect("the first node hands over within seconds")
+    .unwrap();
+    assert!(!first.replays.keeps_alone().await);
+    let running = souk_server::start(
+        second.clone(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .unwrap();
+    let to_second = format!("http://{}", running.addr);
+    second.replays.watch_nodes(&second.store).await.unwrap();
+    assert!(!second.replays.keeps_alone().await, "two nodes share them");
+    assert_eq!(
+        once(&to_second, "/v1/balance", &early).await,
+        StatusCode::UNAUTHORIZED,
+        "what the first accepted alone"
+    );
+    let later = now();
+    assert_eq!(
+        once(&to_second, "/v1/balance?n=2", &later).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        once(&app.base, "/v1/balance?n=2", &later).await,
+        StatusCode::UNAUTHORIZED,
+        "what the second accepted"
+    );
+    assert_eq!(
+        once(&app.base, "/v1/balance?n=3", &later).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        once(&to_second, "/v1/balance?n=3", &later).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The second leaves; the first is alone again and keeps them, refusing what either accepted.
+    second.replays.leave(&second.store).await.unwrap();
+    running.server.abort();
+    let mut alone = false;
+    for _ in 0..100 {
+        first.replays.watch_nodes(&first.store).await.unwrap();
+        alone = first.replays.keeps_alone().await;
+        if alone {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(alone, "the first node keeps them alone again");
+    for path in ["/v1/balance", "/v1/balance?n=2", "/v1/balance?n=3"] {
+        let date = if path == "/v1/balance" {
+            &early
+        } else {
+            &later
+        };
+        assert_eq!(
+            once(&app.base, path, date).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        once(&app.base, "/v1/balance?n=4", &later).await,
+        StatusCode::OK
+    );
+    first.replays.leave(&first.store).await.unwrap();
+    app.cleanup().await;
+}
+
+/// A node that has not joined the others (here, as a test harness starts one) meets a node
+/// keeping signatures alone: its signed requests, reads and writes, wait for the handover and
+/// then pass, and past 3 seconds are answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_requests_wait_for_a_node_keeping_signatures_alone() {
+    if !souk_store::testing::postgres_enabled() {
+        eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let app = TestApp::spawn(souk_store::Backend::Postgres).await;
+    let (_, _, ak, sk) = buyer_with_key(&app, "full_access").await;
+    let send = |method: &'static str, path: &'static str, date: String| {
+        let (base, ak, sk) = (app.base.clone(), ak.clone(), sk.clone());
+        let body = (method == "PUT").then(|| json!([{"topic": "order", "email": false}]));
+        tokio::spawn(async move { signed(&base, method, path, body, &ak, &sk, &date).await })
+    };
+    // The node knows the key from here on, so its reads run beside their check.
+    assert_eq!(
+        send("GET", "/v1/balance", now()).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let elsewhere = souk_store::Store::connect_with(&app.db.as_ref().unwrap().url, 2)
+        .await
+        .unwrap();
+    let mut keeper = elsewhere.join_nodes(false).await.unwrap();
+    assert!(
+        keeper.keep_alone().await.unwrap(),
+        "the test node is not counted: it never joined"
+    );
+    let date = now();
+    let read = send("GET", "/v1/balance?n=1", date.clone());
+    let write = send("PUT", "/v1/notifications/preferences", date.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !read.is_finished() && !write.is_finished(),
+        "both wait for the handover"
+    );
+    keeper.stop_keeping().await.unwrap();
+    assert_eq!(read.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(write.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        send("GET", "/v1/balance?n=1", date).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "remembered once handed over"
+    );
+
+    assert!(keeper.keep_alone().await.unwrap());
+    let waited_out = send("GET", "/v1/balance?n=2", now()).await.unwrap();
+    assert_eq!(waited_out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(waited_out.headers().contains_key("retry-after"));
+    assert_eq!(
+        waited_out.headers()["content-type"],
+        "application/problem+json"
+    );
+    keeper.leave().await.unwrap();
+    elsewhere.close().await;
+    app.cleanup().await;
+}

@@ -308,20 +308,26 @@ impl Store {
                 })
             })
             .collect();
+        // The gate comes first: a node keeping signatures alone (nodes.rs) means none may be
+        // remembered here, and the batch is refused whole.
         let rows = sqlx::query(&format!(
-            "WITH req AS (SELECT r.k AS access_key, decode(r.d, 'hex') AS digest, r.e AS expires_at, \
+            "WITH gate AS MATERIALIZED (SELECT {gate} AS open), \
+             req AS (SELECT r.k AS access_key, decode(r.d, 'hex') AS digest, r.e AS expires_at, \
                                  r.g IS NOT DISTINCT FROM (SELECT n FROM access_generation WHERE id = 1) AS known \
                           FROM json_to_recordset(CAST($1 AS JSON)) AS r(k TEXT, d TEXT, e BIGINT, g BIGINT)), \
              fresh AS (INSERT INTO signature_digests (digest, expires_at) \
                        SELECT DISTINCT ON (req.digest) req.digest, req.expires_at FROM req \
-                       WHERE req.known OR EXISTS (SELECT 1 FROM access_keys x WHERE x.access_key = req.access_key) \
+                       WHERE (SELECT open FROM gate) \
+                       AND (req.known OR EXISTS (SELECT 1 FROM access_keys x WHERE x.access_key = req.access_key)) \
                        ORDER BY req.digest \
                        ON CONFLICT DO NOTHING RETURNING digest) \
-             SELECT (SELECT string_agg(encode(digest, 'hex'), ',') FROM fresh) AS fresh, \
+             SELECT CAST(CAST((SELECT open FROM gate) AS INTEGER) AS BIGINT) AS open, \
+                    (SELECT string_agg(encode(digest, 'hex'), ',') FROM fresh) AS fresh, \
                     {GENERATION}, h.* FROM (SELECT 1) one LEFT JOIN \
              (SELECT {COLUMNS}, {KEY_COLUMNS} FROM access_keys k JOIN iam_users u ON u.id = k.user_id \
               JOIN accounts a ON a.id = k.account_id LEFT JOIN account_roles r ON r.account_id = a.id \
-              WHERE k.access_key IN (SELECT access_key FROM req WHERE NOT known)) h ON TRUE"
+              WHERE k.access_key IN (SELECT access_key FROM req WHERE NOT known)) h ON TRUE",
+            gate = crate::nodes::keeper_gate()
         ))
         .bind(serde_json::Value::Array(requests).to_string())
         .fetch_all(&self.pool)
@@ -329,6 +335,9 @@ impl Store {
         let first = rows
             .first()
             .ok_or_else(|| Error::Corrupt("a signed batch's statement returned no row".into()))?;
+        if int(first, "open")? != 1 {
+            return Err(Error::KeptElsewhere);
+        }
         let generation = int(first, "access_generation")?;
         let fresh: std::collections::HashSet<Vec<u8>> = opt_text(first, "fresh")?
             .unwrap_or_default()

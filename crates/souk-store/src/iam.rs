@@ -324,26 +324,35 @@ impl Store {
     }
 
     /// Remembers one checked signature's digest until `expires` (PostgreSQL's table of them):
-    /// `true` when it is new, `false` when a node accepted it before.
+    /// `true` when it is new, `false` when a node accepted it before, [`Error::KeptElsewhere`]
+    /// while a node keeps signatures alone.
     pub async fn remember_signature_digest(
         &self,
         digest: &[u8],
         expires: DateTime<Utc>,
     ) -> Result<bool> {
-        let inserted = sqlx::query(
-            "INSERT INTO signature_digests (digest, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
+        // Behind the gate (nodes.rs): not while a node keeps signatures alone.
+        let (open, inserted): (i64, i64) = sqlx::query_as(&format!(
+            "WITH gate AS MATERIALIZED (SELECT {gate} AS open), \
+             fresh AS (INSERT INTO signature_digests (digest, expires_at) SELECT $1, $2 \
+                       WHERE (SELECT open FROM gate) ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT CAST(CAST((SELECT open FROM gate) AS INTEGER) AS BIGINT), (SELECT count(*) FROM fresh)",
+            gate = crate::nodes::keeper_gate()
+        ))
         .bind(digest)
         .bind(ms(expires))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&self.pool)
+        .await?;
+        if open != 1 {
+            return Err(Error::KeptElsewhere);
+        }
         Ok(inserted == 1)
     }
 
-    /// Writes signatures a node accepted (and remembered itself) as one batch: one row, kept
-    /// until the last of them expires (SQLite, whose single node decides replays itself). Each
-    /// is the node's digest of it, with its expiry.
+    /// Writes signatures a node accepted and remembered itself, each as the node's digest of
+    /// it (hex) with its expiry. On SQLite, whose single node decides replays itself, as one
+    /// row kept until the last of them expires; on PostgreSQL, by the node keeping signatures
+    /// alone (nodes.rs), as the rows every node reads once it hands them over.
     pub async fn remember_signature_batch(
         &self,
         accepted: &[(String, DateTime<Utc>)],
@@ -352,6 +361,21 @@ impl Store {
         let Some(last) = accepted.iter().map(|(_, expires)| *expires).max() else {
             return Ok(());
         };
+        if self.backend == crate::Backend::Postgres {
+            let rows: Vec<serde_json::Value> = accepted
+                .iter()
+                .map(|(d, expires)| serde_json::json!({"d": d, "e": ms(*expires)}))
+                .collect();
+            sqlx::query(
+                "INSERT INTO signature_digests (digest, expires_at) \
+                 SELECT decode(r.d, 'hex'), r.e FROM json_to_recordset(CAST($1 AS JSON)) AS r(d TEXT, e BIGINT) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&self.pool)
+            .await?;
+            return Ok(());
+        }
         let mut lines = String::with_capacity(accepted.len() * 48);
         for (digest, expires) in accepted {
             lines.push_str(&format!("{digest}\t{}\n", ms(*expires)));
@@ -367,11 +391,27 @@ impl Store {
         Ok(())
     }
 
-    /// The signature digests written in batches and not yet expired at `now`, with their expiry.
+    /// The signature digests (hex) remembered and not yet expired at `now`, with their expiry.
     pub async fn remembered_signatures(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        if self.backend == crate::Backend::Postgres {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT encode(digest, 'hex'), expires_at FROM signature_digests WHERE expires_at >= $1",
+            )
+            .bind(ms(now))
+            .fetch_all(&self.pool)
+            .await?;
+            return rows
+                .into_iter()
+                .map(|(d, e)| {
+                    DateTime::from_timestamp_millis(e)
+                        .map(|e| (d, e))
+                        .ok_or_else(|| Error::Corrupt(format!("signature digest expiry {e}")))
+                })
+                .collect();
+        }
         let batches: Vec<String> =
             sqlx::query_scalar("SELECT signatures FROM signature_batches WHERE expires_at >= $1")
                 .bind(ms(now))

@@ -14,6 +14,7 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod merchants;
+pub mod nodes;
 pub mod notifications;
 pub mod orders;
 pub mod pool;
@@ -137,6 +138,11 @@ pub enum Error {
     /// written.
     #[error("text with a NUL character cannot be stored")]
     Unstorable,
+    /// Another node keeps the signatures it accepts in its memory for now (PostgreSQL), so
+    /// none can be remembered in the database: nothing was written, and trying again shortly
+    /// succeeds once it has handed them over (nodes.rs).
+    #[error("another node keeps the accepted signatures for now")]
+    KeptElsewhere,
     /// The database failed.
     #[error("database error: {0}")]
     Database(sqlx::Error),

@@ -131,6 +131,12 @@ impl Pool {
         }))
     }
 
+    /// A new connection outside the pool, for a caller that keeps it for as long as it runs
+    /// (one holding session locks, which must not pass to another user of the pool).
+    pub async fn connect_alone(&self) -> Result<AnyConnection, sqlx::Error> {
+        self.0.options.connect().await
+    }
+
     /// A connection for this caller alone until the lease is dropped.
     pub async fn acquire(&self) -> Result<Lease, sqlx::Error> {
         if self.is_closed() {

@@ -303,13 +303,46 @@ async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<(
             "the test clock is on: POST /v1/test/clock moves time; never use this in production"
         );
     }
-    let running = souk_server::start(state, listener)?;
+    // Another node keeping accepted signatures alone hands them over before this one serves.
+    state
+        .replays
+        .join(&state.store)
+        .await
+        .context("joining the nodes serving the database")?;
+    let running = souk_server::start(state.clone(), listener)?;
     println!("souk is listening on http://{addr} (API under /v1, OpenAPI at /v1/openapi.json)");
     tokio::select! {
         r = running.server => r.context("server task")?.context("server")?,
-        _ = tokio::signal::ctrl_c() => println!("stopping"),
+        _ = stop_requested() => println!("stopping"),
     }
+    // What this node kept alone is written for the next node, or for its own restart.
+    state
+        .replays
+        .leave(&state.store)
+        .await
+        .context("writing the accepted signatures")?;
     Ok(())
+}
+
+/// Ctrl-C, or (on Unix) the SIGTERM a service manager or container runtime stops a process with.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM cannot be caught; stopping on Ctrl-C only")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run_admin(state: &SharedState, admin: Admin) -> Result<()> {
