@@ -37,8 +37,18 @@ const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// waits, at most, before the one keeping signatures alone starts handing them over.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
-/// How long a request waits for another node to hand signatures over before it is answered 503.
-const HANDOVER_WAIT: Duration = Duration::from_secs(3);
+/// How long a node keeping signatures alone goes on accepting them after a look began (which
+/// found it holding the keeper lock). A node joins only this long after the lock was free, so
+/// should the keeper's connection be cut, the keeper has stopped before any other node starts.
+const LEASE: Duration = Duration::from_secs(1);
+
+/// How long a statement on the node's own connection may take before the connection counts as
+/// lost.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a request waits for signatures to be handed over before it is answered 503: a
+/// handover between nodes, or this node joining again.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a request waiting for a handover tries again.
 const HANDOVER_POLL: Duration = Duration::from_millis(10);
@@ -93,6 +103,33 @@ enum Keeper {
     Memory(Memory),
     /// The database, shared by the nodes (PostgreSQL).
     Shared,
+    /// Nowhere, for now: the node lost its own connection, or left (PostgreSQL). Signed
+    /// requests wait; what it kept alone before, if anything, is written when it joins again.
+    Waiting(Option<Memory>),
+}
+
+impl Keeper {
+    /// The signatures the node keeps, or kept alone and has yet to write.
+    fn memory(&self) -> Option<&Memory> {
+        match self {
+            Keeper::Memory(memory) | Keeper::Waiting(Some(memory)) => Some(memory),
+            Keeper::Shared | Keeper::Waiting(None) => None,
+        }
+    }
+}
+
+/// Why a look at the nodes failed: the node's own connection, or the store's.
+enum Failed {
+    Link(souk_store::Error),
+    Store(souk_store::Error),
+}
+
+/// Joins the nodes, as a new node: once no node keeps signatures alone, and once the lease of
+/// one that did and lost its connection has run out.
+async fn joined(store: &Store) -> souk_store::Result<NodeLink> {
+    let link = store.join_nodes(true).await?;
+    tokio::time::sleep(LEASE).await;
+    Ok(link)
 }
 
 /// The keeper a request started with, held until its verdict.
@@ -143,6 +180,9 @@ pub struct Replays {
     backend: Backend,
     /// Taken shared by each request from its key's read to its verdict, exclusively to change it.
     keeper: Arc<RwLock<Keeper>>,
+    /// Until when the node may accept signatures in its memory (PostgreSQL): a little after its
+    /// last look at the nodes began, the last moment it knew it held the keeper lock.
+    lease: Mutex<Option<Instant>>,
     /// The node's batch reader, started on first use and again should it ever stop
     /// (PostgreSQL, several nodes).
     batches: Mutex<Option<mpsc::UnboundedSender<Waiting>>>,
@@ -156,12 +196,17 @@ enum Link {
     /// Not joined (SQLite; or a PostgreSQL node that shares signatures whatever the others do).
     Apart,
     Joined(NodeLink),
-    /// Joined, but its connection was lost: joined again at the next look.
+    /// Joined, but its connection failed: joined again at the next look.
     Lost,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A statement on the node's own connection that did not answer in time.
+fn look_timed_out() -> souk_store::Error {
+    souk_store::Error::database("the node's own connection did not answer in time".to_owned())
 }
 
 impl Replays {
@@ -174,6 +219,7 @@ impl Replays {
                 Backend::Sqlite => Keeper::Memory(Memory::default()),
                 Backend::Postgres => Keeper::Shared,
             })),
+            lease: Mutex::new(None),
             batches: Mutex::new(None),
             link: tokio::sync::Mutex::new(Link::Apart),
             known: Arc::default(),
@@ -185,81 +231,132 @@ impl Replays {
     /// keep them itself whenever it is the only one.
     pub async fn join(&self, store: &Store) -> souk_store::Result<()> {
         if self.backend == Backend::Postgres {
-            *self.link.lock().await = Link::Joined(store.join_nodes(true).await?);
+            let link = joined(store).await?;
+            *self.link.lock().await = Link::Joined(link);
         }
         Ok(())
     }
 
-    /// Leaves the nodes (a node stopping): what it kept alone is written to the database first.
+    /// Leaves the nodes (a node stopping): what it kept alone is written to the database first,
+    /// and on PostgreSQL it accepts no more signed requests.
     pub async fn leave(&self, store: &Store) -> souk_store::Result<()> {
-        let Link::Joined(mut link) = std::mem::replace(&mut *self.link.lock().await, Link::Apart)
-        else {
-            return Ok(());
-        };
-        self.hand_over(store, &mut link).await?;
-        link.leave().await
+        let link = std::mem::replace(&mut *self.link.lock().await, Link::Apart);
+        let mut keeper = self.keeper.write().await;
+        if let Some(memory) = keeper.memory() {
+            memory.persist(store, chrono::Utc::now()).await?;
+        }
+        if self.backend == Backend::Postgres {
+            *keeper = Keeper::Waiting(None);
+        }
+        drop(keeper);
+        match link {
+            Link::Joined(link) => link.leave().await,
+            Link::Apart | Link::Lost => Ok(()),
+        }
     }
 
     /// Looks at the nodes present, once joined (PostgreSQL): the only one, the node takes the
     /// keeper lock and keeps signatures in its memory; once another is present, it writes them
-    /// to the database and gives the lock back. Also learns the access generation.
+    /// to the database and gives the lock back. Also learns the access generation. A node
+    /// whose own connection fails stops accepting signed requests until it has joined again.
     pub async fn watch_nodes(&self, store: &Store) -> souk_store::Result<()> {
         let mut held = self.link.lock().await;
-        let link = match &mut *held {
+        let outcome = match &mut *held {
             Link::Apart => return Ok(()),
-            Link::Lost => {
-                // Presence only: the node is serving meanwhile, and its statements' gate keeps
-                // it from accepting what a node keeping signatures alone accepts.
-                *held = Link::Joined(store.join_nodes(false).await?);
-                return Ok(());
-            }
-            Link::Joined(link) => link,
+            Link::Lost => return self.join_again(store, &mut held).await,
+            Link::Joined(link) => self.look(store, link).await,
         };
-        let look = match link.look().await {
-            Ok(look) => look,
-            Err(e) => {
-                // The connection, and the keeper lock with it, may be gone: keep nothing alone
-                // any more, and join again at the next look.
-                let mut keeper = self.keeper.write().await;
-                if let Keeper::Memory(memory) = &*keeper {
-                    if let Err(e) = memory.persist(store, chrono::Utc::now()).await {
-                        tracing::warn!(error = %e, "signatures kept alone could not be written");
-                    }
+        if let Err(Failed::Link(_)) = &outcome {
+            // The connection, and the keeper lock with it, may be gone, or going: the node
+            // accepts nothing until it has joined again, as a new node would. What it kept
+            // alone is written now if the store can (before a node starting meanwhile could
+            // read it), and again before the node joins.
+            let mut keeper = self.keeper.write().await;
+            let kept = match std::mem::replace(&mut *keeper, Keeper::Waiting(None)) {
+                Keeper::Memory(memory) | Keeper::Waiting(Some(memory)) => Some(memory),
+                Keeper::Shared | Keeper::Waiting(None) => None,
+            };
+            if let Some(memory) = &kept {
+                if let Err(e) = memory.persist(store, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "signatures kept alone are written once the node joins again");
                 }
-                *keeper = Keeper::Shared;
-                *held = Link::Lost;
-                return Err(e);
             }
-        };
+            *keeper = Keeper::Waiting(kept);
+            *held = Link::Lost;
+        }
+        outcome.map_err(|(Failed::Link(e) | Failed::Store(e))| e)
+    }
+
+    /// One look at the nodes present, and what follows from it.
+    async fn look(&self, store: &Store, link: &mut NodeLink) -> Result<(), Failed> {
+        let began = Instant::now();
+        let look = tokio::time::timeout(LOOK_TIMEOUT, link.look())
+            .await
+            .map_err(|_| Failed::Link(look_timed_out()))?
+            .map_err(Failed::Link)?;
         self.known.learn(look.access_generation);
         let alone = look.present == 1;
+        if link.keeping() {
+            *locked(&self.lease) = Some(began + LEASE);
+        }
         if link.keeping() && !alone {
             tracing::info!(
                 nodes = look.present,
                 "another node joined: handing accepted signatures over"
             );
-            self.hand_over(store, link).await?;
+            let mut keeper = self.keeper.write().await;
+            if let Some(memory) = keeper.memory() {
+                // Kept alone still if the write fails: the joining node waits, and the next
+                // look tries again.
+                memory
+                    .persist(store, chrono::Utc::now())
+                    .await
+                    .map_err(Failed::Store)?;
+            }
+            *keeper = Keeper::Shared;
+            *locked(&self.lease) = None;
+            tokio::time::timeout(LOOK_TIMEOUT, link.stop_keeping())
+                .await
+                .map_err(|_| Failed::Link(look_timed_out()))?
+                .map_err(Failed::Link)?;
         } else if !link.keeping() && alone {
             // The node's own statements end before the lock is tried (they hold it shared).
             let mut keeper = self.keeper.write().await;
-            if link.keep_alone().await? {
+            let began = Instant::now();
+            let kept = tokio::time::timeout(LOOK_TIMEOUT, link.keep_alone())
+                .await
+                .map_err(|_| Failed::Link(look_timed_out()))?
+                .map_err(Failed::Link)?;
+            if kept {
                 tracing::info!("the only node: keeping accepted signatures in memory");
+                *locked(&self.lease) = Some(began + LEASE);
                 *keeper = Keeper::Memory(Memory::default());
             }
         }
         Ok(())
     }
 
-    /// Writes what the node kept alone to the database and gives the keeper lock back; kept
-    /// alone still if the write fails (the joining node waits, and the next look tries again).
-    async fn hand_over(&self, store: &Store, link: &mut NodeLink) -> souk_store::Result<()> {
+    /// Joins again after the node's own connection failed: what it kept alone is written
+    /// first, and it waits as a new node does.
+    async fn join_again(&self, store: &Store, held: &mut Link) -> souk_store::Result<()> {
+        let link = joined(store).await?;
         let mut keeper = self.keeper.write().await;
-        if let Keeper::Memory(memory) = &*keeper {
+        if let Some(memory) = keeper.memory() {
+            // Not joined until it is written (the new connection closes, and the next look
+            // tries again).
             memory.persist(store, chrono::Utc::now()).await?;
         }
-        link.stop_keeping().await?;
         *keeper = Keeper::Shared;
+        *held = Link::Joined(link);
+        tracing::info!("joined the nodes again");
         Ok(())
+    }
+
+    /// Whether the node may still accept signatures in its memory: always on SQLite; on
+    /// PostgreSQL while its lease on the keeper lock runs.
+    fn lease_holds(&self) -> bool {
+        self.backend == Backend::Sqlite
+            || locked(&self.lease).is_some_and(|until| Instant::now() < until)
     }
 
     /// Whether this node keeps accepted signatures in its memory.
@@ -287,6 +384,7 @@ impl Replays {
             let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
             let found = match &*keeper.0 {
                 Keeper::Memory(_) => return self.read_key(store, access_key, keeper).await,
+                Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
                 Keeper::Shared => {
                     self.read_key_remembering(
                         store, access_key, signature, expires, reads_only, keeper,
@@ -460,7 +558,11 @@ impl Replays {
         let handed_over_by = Instant::now() + HANDOVER_WAIT;
         loop {
             let remembered = match &*keeper.0 {
-                Keeper::Memory(memory) => memory.accept(store, d, now, expires).await,
+                Keeper::Memory(memory) if self.lease_holds() => {
+                    memory.accept(store, d, now, expires).await
+                }
+                // Until the next look renews the lease, or finds the connection lost.
+                Keeper::Memory(_) | Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
                 Keeper::Shared => store.remember_signature_digest(&d, expires).await,
             };
             match remembered {
@@ -477,7 +579,7 @@ impl Replays {
     /// Writes what the node kept in its memory since the last call, and forgets what has
     /// expired.
     pub async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
-        if let Keeper::Memory(memory) = &*self.keeper.read().await {
+        if let Some(memory) = self.keeper.read().await.memory() {
             memory.persist(store, now).await?;
         }
         store.forget_expired_signatures(now).await?;
@@ -647,6 +749,30 @@ mod tests {
             assert!(found.is_none());
         }
         assert!(!locked(&replays.batches).as_ref().unwrap().is_closed());
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_keeping_signatures_alone_accepts_none_past_its_lease() {
+        if !postgres_enabled() {
+            return;
+        }
+        let db = TestDb::new(Backend::Postgres).await;
+        let replays = Replays::for_backend(Backend::Postgres);
+        *replays.keeper.write().await = Keeper::Memory(Memory::default());
+        *locked(&replays.lease) = Some(Instant::now());
+        let (now, until) = (Utc::now(), Utc::now() + chrono::Duration::minutes(15));
+        let remember = |d: u8| {
+            let keeper = KeeperHeld(replays.keeper.clone().try_read_owned().unwrap());
+            replays.remember(&db.store, keeper, [d; 16], now, until)
+        };
+        // Run out: the node waits for its next look instead of accepting.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(300), remember(1)).await;
+        assert!(waited.is_err(), "accepted past the lease: {waited:?}");
+        // Renewed by a look that found the node holding the keeper lock.
+        *locked(&replays.lease) = Some(Instant::now() + LEASE);
+        assert!(remember(1).await.unwrap());
+        assert!(!remember(1).await.unwrap(), "a replay");
         db.cleanup().await;
     }
 }

@@ -791,3 +791,69 @@ async fn signed_requests_wait_for_a_node_keeping_signatures_alone() {
     elsewhere.close().await;
     app.cleanup().await;
 }
+
+/// A node keeping signatures alone whose own connection is cut (an operator's
+/// `pg_terminate_backend`, a proxy restarting) joins again as a new node would, writing what it
+/// kept first: it refuses what it accepted before, and serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keeper_whose_connection_is_cut_joins_again_and_forgets_nothing() {
+    if !souk_store::testing::postgres_enabled() {
+        eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let app = TestApp::spawn(souk_store::Backend::Postgres).await;
+    let (_, _, ak, sk) = buyer_with_key(&app, "billing").await;
+    let node = &app.state;
+    let get = |path: &'static str, date: String| {
+        let (base, ak, sk) = (app.base.clone(), ak.clone(), sk.clone());
+        async move {
+            signed(&base, "GET", path, None, &ak, &sk, &date)
+                .await
+                .status()
+        }
+    };
+    node.replays.join(&node.store).await.unwrap();
+    node.replays.watch_nodes(&node.store).await.unwrap();
+    assert!(node.replays.keeps_alone().await);
+    let early = now();
+    assert_eq!(get("/v1/balance", early.clone()).await, StatusCode::OK);
+
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND objid = 2 AND objsubid = 2 AND mode = 'ExclusiveLock' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(node.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "the keeper lock's connection");
+    // The node finds out at its next look; a request meanwhile is accepted while its lease runs,
+    // or waits until the node has joined again.
+    let later = now();
+    assert_eq!(get("/v1/balance?n=1", later.clone()).await, StatusCode::OK);
+    let mut rejoined = false;
+    for _ in 0..100 {
+        if node.replays.watch_nodes(&node.store).await.is_ok() && node.replays.keeps_alone().await {
+            rejoined = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        rejoined,
+        "the node joined again and, alone, keeps signatures again"
+    );
+    assert_eq!(
+        get("/v1/balance", early).await,
+        StatusCode::UNAUTHORIZED,
+        "accepted before the cut"
+    );
+    assert_eq!(
+        get("/v1/balance?n=1", later).await,
+        StatusCode::UNAUTHORIZED,
+        "accepted around the cut"
+    );
+    assert_eq!(get("/v1/balance?n=2", now()).await, StatusCode::OK);
+    node.replays.leave(&node.store).await.unwrap();
+    app.cleanup().await;
+}
