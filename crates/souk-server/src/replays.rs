@@ -381,15 +381,18 @@ impl Replays {
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
         let handed_over_by = Instant::now() + HANDOVER_WAIT;
         loop {
-            let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
-            let found = match &*keeper.0 {
-                Keeper::Memory(_) => return self.read_key(store, access_key, keeper).await,
-                Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
-                Keeper::Shared => {
-                    self.read_key_remembering(
-                        store, access_key, signature, expires, reads_only, keeper,
-                    )
-                    .await
+            // The keeper is let go before waiting, so a handover need not wait for this request.
+            let found = {
+                let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                match &*keeper.0 {
+                    Keeper::Memory(_) => return self.read_key(store, access_key, keeper).await,
+                    Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
+                    Keeper::Shared => {
+                        self.read_key_remembering(
+                            store, access_key, signature, expires, reads_only, keeper,
+                        )
+                        .await
+                    }
                 }
             };
             match found {
