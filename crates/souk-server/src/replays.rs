@@ -118,6 +118,18 @@ impl Keeper {
     }
 }
 
+/// When a node may decide whether a signature is new.
+#[derive(Debug, Clone, Copy)]
+enum Lease {
+    /// Whenever: SQLite's one node, or a PostgreSQL node that never joined (its statements'
+    /// gate alone keeps it from deciding beside a node keeping signatures alone).
+    Always,
+    /// A joined node (PostgreSQL), within what its looks at the nodes prove: from `from` (a
+    /// node that just took the keeper lock waits one lease, so that a node whose presence was
+    /// lost unnoticed has stopped), until a lease after the start of its last look.
+    Within { from: Instant, until: Instant },
+}
+
 /// Why a look at the nodes failed: the node's own connection, or the store's.
 enum Failed {
     Link(souk_store::Error),
@@ -125,11 +137,22 @@ enum Failed {
 }
 
 /// Joins the nodes, as a new node: once no node keeps signatures alone, and once the lease of
-/// one that did and lost its connection has run out.
-async fn joined(store: &Store) -> souk_store::Result<NodeLink> {
-    let link = store.join_nodes(true).await?;
+/// one that did and lost its connection has run out. Returns the node's link and its first
+/// lease.
+async fn joined(store: &Store) -> souk_store::Result<(NodeLink, Lease)> {
+    let mut link = store.join_nodes(true).await?;
     tokio::time::sleep(LEASE).await;
-    Ok(link)
+    let began = Instant::now();
+    tokio::time::timeout(LOOK_TIMEOUT, link.look())
+        .await
+        .map_err(|_| look_timed_out())??;
+    Ok((
+        link,
+        Lease::Within {
+            from: began,
+            until: began + LEASE,
+        },
+    ))
 }
 
 /// The keeper a request started with, held until its verdict.
@@ -180,9 +203,8 @@ pub struct Replays {
     backend: Backend,
     /// Taken shared by each request from its key's read to its verdict, exclusively to change it.
     keeper: Arc<RwLock<Keeper>>,
-    /// Until when the node may accept signatures in its memory (PostgreSQL): a little after its
-    /// last look at the nodes began, the last moment it knew it held the keeper lock.
-    lease: Mutex<Option<Instant>>,
+    /// When the node may decide whether a signature is new (renewed by each look at the nodes).
+    lease: Mutex<Lease>,
     /// The node's batch reader, started on first use and again should it ever stop
     /// (PostgreSQL, several nodes).
     batches: Mutex<Option<mpsc::UnboundedSender<Waiting>>>,
@@ -219,7 +241,7 @@ impl Replays {
                 Backend::Sqlite => Keeper::Memory(Memory::default()),
                 Backend::Postgres => Keeper::Shared,
             })),
-            lease: Mutex::new(None),
+            lease: Mutex::new(Lease::Always),
             batches: Mutex::new(None),
             link: tokio::sync::Mutex::new(Link::Apart),
             known: Arc::default(),
@@ -231,23 +253,23 @@ impl Replays {
     /// keep them itself whenever it is the only one.
     pub async fn join(&self, store: &Store) -> souk_store::Result<()> {
         if self.backend == Backend::Postgres {
-            let link = joined(store).await?;
+            let (link, lease) = joined(store).await?;
+            *locked(&self.lease) = lease;
             *self.link.lock().await = Link::Joined(link);
         }
         Ok(())
     }
 
-    /// Leaves the nodes (a node stopping): what it kept alone is written to the database first,
-    /// and on PostgreSQL it accepts no more signed requests.
+    /// Leaves the nodes (a node stopping): what it kept alone is written to the database, and it
+    /// accepts no more signed requests.
     pub async fn leave(&self, store: &Store) -> souk_store::Result<()> {
         let link = std::mem::replace(&mut *self.link.lock().await, Link::Apart);
         let mut keeper = self.keeper.write().await;
         if let Some(memory) = keeper.memory() {
             memory.persist(store, chrono::Utc::now()).await?;
         }
-        if self.backend == Backend::Postgres {
-            *keeper = Keeper::Waiting(None);
-        }
+        // Nothing accepted from here on would be written.
+        *keeper = Keeper::Waiting(None);
         drop(keeper);
         match link {
             Link::Joined(link) => link.leave().await,
@@ -296,9 +318,7 @@ impl Replays {
             .map_err(Failed::Link)?;
         self.known.learn(look.access_generation);
         let alone = look.present == 1;
-        if link.keeping() {
-            *locked(&self.lease) = Some(began + LEASE);
-        }
+        self.renew_lease(began);
         if link.keeping() && !alone {
             tracing::info!(
                 nodes = look.present,
@@ -314,7 +334,6 @@ impl Replays {
                     .map_err(Failed::Store)?;
             }
             *keeper = Keeper::Shared;
-            *locked(&self.lease) = None;
             tokio::time::timeout(LOOK_TIMEOUT, link.stop_keeping())
                 .await
                 .map_err(|_| Failed::Link(look_timed_out()))?
@@ -329,7 +348,12 @@ impl Replays {
                 .map_err(Failed::Link)?;
             if kept {
                 tracing::info!("the only node: keeping accepted signatures in memory");
-                *locked(&self.lease) = Some(began + LEASE);
+                // A node whose presence was lost just before the recount, unnoticed, decides
+                // until at most a lease after its last look: this one starts after that.
+                *locked(&self.lease) = Lease::Within {
+                    from: Instant::now() + LEASE,
+                    until: began + LEASE,
+                };
                 *keeper = Keeper::Memory(Memory::default());
             }
         }
@@ -339,7 +363,7 @@ impl Replays {
     /// Joins again after the node's own connection failed: what it kept alone is written
     /// first, and it waits as a new node does.
     async fn join_again(&self, store: &Store, held: &mut Link) -> souk_store::Result<()> {
-        let link = joined(store).await?;
+        let (link, lease) = joined(store).await?;
         let mut keeper = self.keeper.write().await;
         if let Some(memory) = keeper.memory() {
             // Not joined until it is written (the new connection closes, and the next look
@@ -347,16 +371,40 @@ impl Replays {
             memory.persist(store, chrono::Utc::now()).await?;
         }
         *keeper = Keeper::Shared;
+        *locked(&self.lease) = lease;
         *held = Link::Joined(link);
         tracing::info!("joined the nodes again");
         Ok(())
     }
 
-    /// Whether the node may still accept signatures in its memory: always on SQLite; on
-    /// PostgreSQL while its lease on the keeper lock runs.
-    fn lease_holds(&self) -> bool {
-        self.backend == Backend::Sqlite
-            || locked(&self.lease).is_some_and(|until| Instant::now() < until)
+    /// The keeper, once a change of keeper under way is done, waiting until `deadline` at most.
+    async fn hold_keeper(&self, deadline: Instant) -> souk_store::Result<KeeperHeld> {
+        tokio::time::timeout_at(deadline.into(), self.keeper.clone().read_owned())
+            .await
+            .map(KeeperHeld)
+            .map_err(|_| souk_store::Error::KeptElsewhere)
+    }
+
+    /// Extends the node's lease to a lease after `began`, the start of a look that found its
+    /// connection, and so its presence and any keeper lock it holds, still there.
+    fn renew_lease(&self, began: Instant) {
+        if let Lease::Within { until, .. } = &mut *locked(&self.lease) {
+            *until = (*until).max(began + LEASE);
+        }
+    }
+
+    /// Whether the node may decide now whether a signature is new: in its memory, until its
+    /// lease ends; through the database, until half a lease before, leaving the other half for
+    /// the statement to reach it.
+    fn lease_holds(&self, in_memory: bool) -> bool {
+        match *locked(&self.lease) {
+            Lease::Always => true,
+            Lease::Within { from, until } => {
+                let now = Instant::now();
+                let until = if in_memory { until } else { until - LEASE / 2 };
+                from <= now && now < until
+            }
+        }
     }
 
     /// Whether this node keeps accepted signatures in its memory.
@@ -383,10 +431,13 @@ impl Replays {
         loop {
             // The keeper is let go before waiting, so a handover need not wait for this request.
             let found = {
-                let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                let keeper = self.hold_keeper(handed_over_by).await?;
                 match &*keeper.0 {
                     Keeper::Memory(_) => return self.read_key(store, access_key, keeper).await,
                     Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
+                    Keeper::Shared if !self.lease_holds(false) => {
+                        Err(souk_store::Error::KeptElsewhere)
+                    }
                     Keeper::Shared => {
                         self.read_key_remembering(
                             store, access_key, signature, expires, reads_only, keeper,
@@ -459,7 +510,7 @@ impl Replays {
         store: &Store,
         access_key: &str,
     ) -> souk_store::Result<Option<(KeyHolder, Seen)>> {
-        let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+        let keeper = self.hold_keeper(Instant::now() + HANDOVER_WAIT).await?;
         self.read_key(store, access_key, keeper).await
     }
 
@@ -524,7 +575,7 @@ impl Replays {
                         // signature once the handover is done.
                         drop(keeper);
                         let holder = store.key_holder(access_key).await?;
-                        let keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                        let keeper = self.hold_keeper(Instant::now() + HANDOVER_WAIT).await?;
                         return Ok(match holder {
                             None => Accepted::Changed(None),
                             Some(holder) => {
@@ -561,18 +612,28 @@ impl Replays {
         let handed_over_by = Instant::now() + HANDOVER_WAIT;
         loop {
             let remembered = match &*keeper.0 {
-                Keeper::Memory(memory) if self.lease_holds() => {
-                    memory.accept(store, d, now, expires).await
+                // Read back before the lease is looked at, which decides (a long read may
+                // outlast it).
+                Keeper::Memory(memory) if self.lease_holds(true) => {
+                    match memory.load(store, now).await {
+                        Ok(()) if self.lease_holds(true) => Ok(memory.accept(d, expires)),
+                        Ok(()) => Err(souk_store::Error::KeptElsewhere),
+                        Err(e) => Err(e),
+                    }
+                }
+                Keeper::Shared if self.lease_holds(false) => {
+                    store.remember_signature_digest(&d, expires).await
                 }
                 // Until the next look renews the lease, or finds the connection lost.
-                Keeper::Memory(_) | Keeper::Waiting(_) => Err(souk_store::Error::KeptElsewhere),
-                Keeper::Shared => store.remember_signature_digest(&d, expires).await,
+                Keeper::Memory(_) | Keeper::Shared | Keeper::Waiting(_) => {
+                    Err(souk_store::Error::KeptElsewhere)
+                }
             };
             match remembered {
                 Err(souk_store::Error::KeptElsewhere) if Instant::now() < handed_over_by => {
                     drop(keeper);
                     tokio::time::sleep(HANDOVER_POLL).await;
-                    keeper = KeeperHeld(self.keeper.clone().read_owned().await);
+                    keeper = self.hold_keeper(handed_over_by).await?;
                 }
                 remembered => return remembered,
             }
@@ -595,13 +656,8 @@ fn batch_reader_stopped() -> souk_store::Error {
 }
 
 impl Memory {
-    async fn accept(
-        &self,
-        store: &Store,
-        d: Digest,
-        now: DateTime<Utc>,
-        expires: DateTime<Utc>,
-    ) -> souk_store::Result<bool> {
+    /// Reads back what was remembered before, once.
+    async fn load(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
         self.loaded
             .get_or_try_init(|| async {
                 let kept = store.remembered_signatures(now).await?;
@@ -615,6 +671,11 @@ impl Memory {
                 Ok::<(), souk_store::Error>(())
             })
             .await?;
+        Ok(())
+    }
+
+    /// Whether a signature is new, remembering it: once loaded.
+    fn accept(&self, d: Digest, expires: DateTime<Utc>) -> bool {
         let fresh = match locked(&self.seen).entry(d) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(expires);
@@ -625,7 +686,7 @@ impl Memory {
         if fresh {
             locked(&self.unwritten).push((d, expires));
         }
-        Ok(fresh)
+        fresh
     }
 
     async fn persist(&self, store: &Store, now: DateTime<Utc>) -> souk_store::Result<()> {
@@ -702,19 +763,22 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
     }
 }
 
-/// Forever: looks at the nodes present four times a second, and every second reads the access
-/// generation and persists and prunes accepted signatures.
-pub async fn keep(state: crate::SharedState) {
-    let mut persisted = Instant::now();
+/// Forever: looks at the nodes present four times a second (a task of its own, so that a slow
+/// write of signatures never lets the node's lease run out).
+pub async fn watch(state: crate::SharedState) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         if let Err(e) = state.replays.watch_nodes(&state.store).await {
             tracing::warn!(error = %e, "could not look at the nodes present");
         }
-        if persisted.elapsed() < PERSIST_EVERY {
-            continue;
-        }
-        persisted = Instant::now();
+    }
+}
+
+/// Forever, every second: reads the access generation, and persists and prunes accepted
+/// signatures.
+pub async fn keep(state: crate::SharedState) {
+    loop {
+        tokio::time::sleep(PERSIST_EVERY).await;
         // First, as it is quick: writing the signatures may wait for SQLite's one writer.
         if let Err(e) = state.replays.refresh_known_keys(&state.store).await {
             tracing::warn!(error = %e, "could not read the access generation");
@@ -763,7 +827,11 @@ mod tests {
         let db = TestDb::new(Backend::Postgres).await;
         let replays = Replays::for_backend(Backend::Postgres);
         *replays.keeper.write().await = Keeper::Memory(Memory::default());
-        *locked(&replays.lease) = Some(Instant::now());
+        let joined = Instant::now();
+        *locked(&replays.lease) = Lease::Within {
+            from: joined,
+            until: joined,
+        };
         let (now, until) = (Utc::now(), Utc::now() + chrono::Duration::minutes(15));
         let remember = |d: u8| {
             let keeper = KeeperHeld(replays.keeper.clone().try_read_owned().unwrap());
@@ -773,9 +841,24 @@ mod tests {
         let waited = tokio::time::timeout(std::time::Duration::from_millis(300), remember(1)).await;
         assert!(waited.is_err(), "accepted past the lease: {waited:?}");
         // Renewed by a look that found the node holding the keeper lock.
-        *locked(&replays.lease) = Some(Instant::now() + LEASE);
+        replays.renew_lease(Instant::now());
         assert!(remember(1).await.unwrap());
         assert!(!remember(1).await.unwrap(), "a replay");
+        // Just taken, the keeper lock lets the node decide only a lease later, and the database
+        // is not asked meanwhile either.
+        let taken = Instant::now();
+        *locked(&replays.lease) = Lease::Within {
+            from: taken + LEASE,
+            until: taken + LEASE,
+        };
+        let early = tokio::time::timeout(std::time::Duration::from_millis(300), remember(2)).await;
+        assert!(early.is_err(), "decided before the lease began: {early:?}");
+        *replays.keeper.write().await = Keeper::Shared;
+        let shared = tokio::time::timeout(std::time::Duration::from_millis(300), remember(2)).await;
+        assert!(
+            shared.is_err(),
+            "remembered in the database before the lease began: {shared:?}"
+        );
         db.cleanup().await;
     }
 }

@@ -734,7 +734,7 @@ async fn nodes_hand_accepted_signatures_over_as_they_join_and_leave() {
 
 /// A node that has not joined the others (here, as a test harness starts one) meets a node
 /// keeping signatures alone: its signed requests, reads and writes, wait for the handover and
-/// then pass, and past 3 seconds are answered 503.
+/// then pass, and past 5 seconds are answered 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signed_requests_wait_for_a_node_keeping_signatures_alone() {
     if !souk_store::testing::postgres_enabled() {
@@ -796,7 +796,7 @@ async fn signed_requests_wait_for_a_node_keeping_signatures_alone() {
 /// `pg_terminate_backend`, a proxy restarting) joins again as a new node would, writing what it
 /// kept first: it refuses what it accepted before, and serves again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_keeper_whose_connection_is_cut_joins_again_and_forgets_nothing() {
+async fn a_keeper_whose_connection_is_cut_joins_again_and_refuses_what_it_accepted() {
     if !souk_store::testing::postgres_enabled() {
         eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
         return;

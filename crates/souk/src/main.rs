@@ -315,12 +315,15 @@ async fn serve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<(
         r = running.server => r.context("server task")?.context("server")?,
         _ = stop_requested() => println!("stopping"),
     }
-    // What this node kept alone is written for the next node, or for its own restart.
-    state
-        .replays
-        .leave(&state.store)
-        .await
-        .context("writing the accepted signatures")?;
+    // What this node kept alone is written for the next node, or for its own restart (not
+    // waiting forever on a database that does not answer).
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.replays.leave(&state.store),
+    )
+    .await
+    .context("writing the accepted signatures: the database did not answer")?
+    .context("writing the accepted signatures")?;
     Ok(())
 }
 

@@ -187,6 +187,7 @@ pub fn spawn(state: SharedState) {
     tokio::spawn(housekeeping::sweep(state.clone()));
     tokio::spawn(housekeeping::vacuum_queues(state.clone()));
     tokio::spawn(crate::replays::keep(state.clone()));
+    tokio::spawn(crate::replays::watch(state.clone()));
     tokio::spawn(scheduler::run(state));
 }
 
