@@ -46,6 +46,10 @@ const LEASE: Duration = Duration::from_secs(1);
 /// lost.
 const LOOK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long one try at joining again waits (for a node keeping signatures alone to hand them
+/// over) before the next.
+const JOIN_AGAIN_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a request waits for signatures to be handed over before it is answered 503: a
 /// handover between nodes, or this node joining again.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -155,8 +159,9 @@ async fn joined(store: &Store) -> souk_store::Result<(NodeLink, Lease)> {
     ))
 }
 
-/// The keeper a request started with, held until its verdict.
-pub struct KeeperHeld(OwnedRwLockReadGuard<Keeper>);
+/// The keeper a request started with, held until its verdict, and until when the request may
+/// wait for signatures to be handed over (one deadline for all its waits).
+pub struct KeeperHeld(OwnedRwLockReadGuard<Keeper>, Instant);
 
 /// Whether a signed request's signature was seen before, as far as its key's read could tell.
 pub enum Seen {
@@ -285,7 +290,12 @@ impl Replays {
         let mut held = self.link.lock().await;
         let outcome = match &mut *held {
             Link::Apart => return Ok(()),
-            Link::Lost => return self.join_again(store, &mut held).await,
+            // Bounded, so that a node stopping meanwhile can leave.
+            Link::Lost => {
+                return tokio::time::timeout(JOIN_AGAIN_WAIT, self.join_again(store, &mut held))
+                    .await
+                    .map_err(|_| look_timed_out())?
+            }
             Link::Joined(link) => self.look(store, link).await,
         };
         if let Err(Failed::Link(_)) = &outcome {
@@ -299,8 +309,11 @@ impl Replays {
                 Keeper::Shared | Keeper::Waiting(None) => None,
             };
             if let Some(memory) = &kept {
-                if let Err(e) = memory.persist(store, chrono::Utc::now()).await {
-                    tracing::warn!(error = %e, "signatures kept alone are written once the node joins again");
+                let written =
+                    tokio::time::timeout(LOOK_TIMEOUT, memory.persist(store, chrono::Utc::now()))
+                        .await;
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::warn!("signatures kept alone are written once the node joins again");
                 }
             }
             *keeper = Keeper::Waiting(kept);
@@ -381,7 +394,7 @@ impl Replays {
     async fn hold_keeper(&self, deadline: Instant) -> souk_store::Result<KeeperHeld> {
         tokio::time::timeout_at(deadline.into(), self.keeper.clone().read_owned())
             .await
-            .map(KeeperHeld)
+            .map(|held| KeeperHeld(held, deadline))
             .map_err(|_| souk_store::Error::KeptElsewhere)
     }
 
@@ -573,9 +586,10 @@ impl Replays {
                         // Another node kept signatures alone: the statement decided nothing,
                         // not even whether the key changed. Read it again, and remember the
                         // signature once the handover is done.
+                        let deadline = keeper.1;
                         drop(keeper);
                         let holder = store.key_holder(access_key).await?;
-                        let keeper = self.hold_keeper(Instant::now() + HANDOVER_WAIT).await?;
+                        let keeper = self.hold_keeper(deadline).await?;
                         return Ok(match holder {
                             None => Accepted::Changed(None),
                             Some(holder) => {
@@ -609,16 +623,19 @@ impl Replays {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> souk_store::Result<bool> {
-        let handed_over_by = Instant::now() + HANDOVER_WAIT;
+        let handed_over_by = keeper.1;
         loop {
             let remembered = match &*keeper.0 {
                 // Read back before the lease is looked at, which decides (a long read may
                 // outlast it).
                 Keeper::Memory(memory) if self.lease_holds(true) => {
-                    match memory.load(store, now).await {
-                        Ok(()) if self.lease_holds(true) => Ok(memory.accept(d, expires)),
-                        Ok(()) => Err(souk_store::Error::KeptElsewhere),
-                        Err(e) => Err(e),
+                    match tokio::time::timeout_at(handed_over_by.into(), memory.load(store, now))
+                        .await
+                    {
+                        Ok(Ok(())) if self.lease_holds(true) => Ok(memory.accept(d, expires)),
+                        Ok(Ok(())) => Err(souk_store::Error::KeptElsewhere),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => return Err(souk_store::Error::KeptElsewhere),
                     }
                 }
                 Keeper::Shared if self.lease_holds(false) => {
@@ -766,8 +783,11 @@ async fn answer(store: &Store, known: &KnownKeys, batch: Vec<Waiting>) {
 /// Forever: looks at the nodes present four times a second (a task of its own, so that a slow
 /// write of signatures never lets the node's lease run out).
 pub async fn watch(state: crate::SharedState) {
+    // On a fixed beat, whatever a look takes, so a slow look delays the next one the least.
+    let mut beat = tokio::time::interval(WATCH_EVERY);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(WATCH_EVERY).await;
+        beat.tick().await;
         if let Err(e) = state.replays.watch_nodes(&state.store).await {
             tracing::warn!(error = %e, "could not look at the nodes present");
         }
@@ -834,7 +854,10 @@ mod tests {
         };
         let (now, until) = (Utc::now(), Utc::now() + chrono::Duration::minutes(15));
         let remember = |d: u8| {
-            let keeper = KeeperHeld(replays.keeper.clone().try_read_owned().unwrap());
+            let keeper = KeeperHeld(
+                replays.keeper.clone().try_read_owned().unwrap(),
+                Instant::now() + HANDOVER_WAIT,
+            );
             replays.remember(&db.store, keeper, [d; 16], now, until)
         };
         // Run out: the node waits for its next look instead of accepting.

@@ -148,6 +148,12 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
             429,
             "Too many refused signed requests from this address; see `Retry-After`",
         );
+        add(
+            op,
+            503,
+            "A signed request the node could not yet check against the signatures accepted \
+             before (they are being handed over between nodes); try again after `Retry-After`",
+        );
     }
     if body || in_path {
         add(
