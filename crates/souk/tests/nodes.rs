@@ -164,3 +164,162 @@ on_both_databases! {
         db.cleanup().await;
     }
 }
+
+/// Signs a request with `souk sign`, as a script would: its date and authorization headers.
+fn signed_headers(
+    url: &str,
+    key: &(String, String),
+    db: &str,
+    secret: &str,
+) -> Vec<(String, String)> {
+    let out = souk(
+        &["sign", "GET", url, "--ak", &key.0, "--sk", &key.1],
+        db,
+        secret,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let command = String::from_utf8(out.stdout).unwrap();
+    command
+        .split("-H '")
+        .skip(1)
+        .map(|h| {
+            let header = &h[..h.find('\'').unwrap()];
+            let (name, value) = header.split_once(": ").unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// Sends a signed `GET` to `to`, as signed for `base` (a load balancer passing it on).
+async fn send_signed(to: &str, base: &str, path: &str, headers: &[(String, String)]) -> StatusCode {
+    let mut req = Client::new()
+        .get(format!("{to}{path}"))
+        .header("Host", base.trim_start_matches("http://"));
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    req.send().await.unwrap().status()
+}
+
+/// Two `souk serve` processes on one PostgreSQL: the first, alone, keeps accepted signatures in
+/// memory and hands them over when the second starts; each refuses what the other accepted; the
+/// second stopped with SIGTERM, the first keeps them alone again, and stopped with SIGTERM
+/// itself, writes them for its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_refuse_each_others_signed_requests_as_they_come_and_go() {
+    if !souk_store::testing::postgres_enabled() {
+        eprintln!("skipped: SOUK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let db = TestDb::new(souk_store::Backend::Postgres).await;
+    let secret = "5e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d0d9f0c3a5b1e4f2a8c6d0e9b7a5c";
+    let demo = souk(&["demo"], &db.url, secret);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let made = souk(
+        &[
+            "admin",
+            "create-access-key",
+            "--email",
+            "buyer@souk.demo",
+            "--json",
+        ],
+        &db.url,
+        secret,
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let key = (
+        made["access_key"].as_str().unwrap().to_owned(),
+        made["secret_key"].as_str().unwrap().to_owned(),
+    );
+    let outbox = outbox_dir();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let sign =
+        |base: &str, path: &str| signed_headers(&format!("{base}{path}"), &key, &db.url, secret);
+
+    let mut first = serve(&db.url, secret, port_a, &outbox);
+    wait_until_up(&format!("{a}/healthz")).await;
+    let early = sign(&a, "/v1/balance");
+    assert_eq!(
+        send_signed(&a, &a, "/v1/balance", &early).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_signed(&a, &a, "/v1/balance", &early).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The second starts once the first has handed over what it kept.
+    let mut second = serve(&db.url, secret, port_b, &outbox);
+    wait_until_up(&format!("{b}/healthz")).await;
+    assert_eq!(
+        send_signed(&b, &a, "/v1/balance", &early).await,
+        StatusCode::UNAUTHORIZED,
+        "the first's, at the second"
+    );
+    let later = sign(&b, "/v1/balance?n=2");
+    assert_eq!(
+        send_signed(&b, &b, "/v1/balance?n=2", &later).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_signed(&a, &b, "/v1/balance?n=2", &later).await,
+        StatusCode::UNAUTHORIZED,
+        "the second's, at the first"
+    );
+
+    let stop = |p: &mut Process| {
+        let term = Command::new("kill")
+            .args(["-TERM", &p.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = p.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "a node stopped with SIGTERM exits cleanly: {status:?}"
+        );
+    };
+    stop(&mut second);
+    // Alone again, the first keeps them after a moment; what the second accepted stays refused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        send_signed(&a, &b, "/v1/balance?n=2", &later).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let last = sign(&a, "/v1/balance?n=3");
+    assert_eq!(
+        send_signed(&a, &a, "/v1/balance?n=3", &last).await,
+        StatusCode::OK
+    );
+    // Stopped at once, it writes what it kept; started again, it refuses it.
+    stop(&mut first);
+    let _again = serve(&db.url, secret, port_a, &outbox);
+    wait_until_up(&format!("{a}/healthz")).await;
+    assert_eq!(
+        send_signed(&a, &a, "/v1/balance?n=3", &last).await,
+        StatusCode::UNAUTHORIZED,
+        "after a restart"
+    );
+    assert_eq!(
+        send_signed(&a, &a, "/v1/balance", &early).await,
+        StatusCode::UNAUTHORIZED
+    );
+    db.cleanup().await;
+}
