@@ -19,6 +19,11 @@
 //! joins, it writes what it remembered to the database and gives the lock back, and the joining
 //! node serves only then. Each request holds the keeper it started with until its verdict, so a
 //! change of keeper waits for the requests under way and none straddles it.
+//!
+//! A node finds out that its own connection was cut (and its locks freed with it) only at its
+//! next look, so a joined node decides only under a lease from the start of its last look, and
+//! every wait before deciding (joining, taking the keeper lock) is at least a lease long: a node
+//! cut off unnoticed has stopped deciding before another could start.
 
 use crate::known_keys::KnownKeys;
 use chrono::{DateTime, Utc};
@@ -37,9 +42,10 @@ const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// waits, at most, before the one keeping signatures alone starts handing them over.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
-/// How long a node keeping signatures alone goes on accepting them after a look began (which
-/// found it holding the keeper lock). A node joins only this long after the lock was free, so
-/// should the keeper's connection be cut, the keeper has stopped before any other node starts.
+/// How long a joined node goes on deciding after a look began that found its connection there
+/// (and so its presence and any keeper lock it holds). A node joins only this long after the
+/// keeper lock was free, and keeps signatures alone only this long after it counted the nodes,
+/// so a node whose connection was cut has stopped before another starts.
 const LEASE: Duration = Duration::from_secs(1);
 
 /// How long a statement on the node's own connection may take before the connection counts as
