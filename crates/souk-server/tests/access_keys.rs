@@ -653,6 +653,41 @@ async fn nodes_hand_accepted_signatures_over_as_they_join_and_leave() {
         StatusCode::UNAUTHORIZED,
         "its memory refuses a replay"
     );
+    // Ten copies of one request at once: its memory accepts one.
+    let at_once = now();
+    let copies: Vec<_> = (0..10)
+        .map(|_| {
+            let (base, ak, sk, date) = (app.base.clone(), ak.clone(), sk.clone(), at_once.clone());
+            tokio::spawn(async move {
+                signed_via(
+                    &base,
+                    &base,
+                    "GET",
+                    "/v1/balance?copies=10",
+                    None,
+                    (&ak, &sk),
+                    &date,
+                )
+                .await
+                .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for copy in copies {
+        statuses.push(copy.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
 
     // A second node, with connections of its own. Joining waits until the first hands over (the
     // first looks four times a second).
